@@ -1,0 +1,62 @@
+"""Helpers shared by the benchmark scripts: data sources, result tables, JSON output."""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from funnelrec.data.convert import read_format
+from funnelrec.data.io import RawTables
+from funnelrec.data.simulator import SimulatorConfig, simulate
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+console = Console()
+
+SHARED_SETS = {
+    "movielens-100k": ("movielens-100k", "movielens-100k"),
+    "taobao": ("taobao-userbehavior-head", "taobao"),
+}
+
+
+def load_tables(name: str, sim_interactions: int = 1_000_000, seed: int = 0) -> RawTables | None:
+    """A named dataset as canonical tables; None (with a note) when ../shared is absent."""
+    if name == "simulator":
+        sim = simulate(SimulatorConfig.for_interactions(sim_interactions, seed=seed))
+        return RawTables(sim.interactions, sim.items, sim.users, ())
+    folder, fmt = SHARED_SETS[name]
+    path = SHARED_DATA / folder
+    if not path.is_dir():
+        console.print(f"[yellow]skip {name}: {path} not found[/yellow]")
+        return None
+    return read_format(fmt, path)
+
+
+def render(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col == columns[0] else "right")
+    for row in rows:
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    console.print(table)
+
+
+def write_json(name: str, payload: dict[str, Any]) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.json"
+    payload = {
+        "benchmark": name,
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "machine": {"python": platform.python_version(), "cpu": platform.processor()},
+        **payload,
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    console.print(f"wrote {path}")
+    return path

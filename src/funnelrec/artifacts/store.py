@@ -1,0 +1,104 @@
+"""Artifact directory layout::
+
+    manifest.json        format version, funnelrec version, sha256 of every file below
+    config.json          the resolved ExperimentConfig
+    vocab/users.parquet  external user ids in index order
+    vocab/items.parquet  external item ids in index order
+    history.parquet      positives (user_idx, item_idx, timestamp): users' histories
+    channels/<name>.npz  each channel's state arrays (np.savez, loaded with allow_pickle=False)
+
+Loading verifies every hash first and never executes code from the directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from funnelrec import __version__
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.vocab import Vocabulary
+from funnelrec.errors import FunnelrecError
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.recall.factory import retriever_from_state
+
+FORMAT_VERSION = 1
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
+    """Write ``recommender`` to ``out_dir`` (created); returns the manifest path."""
+    out_dir = Path(out_dir)
+    (out_dir / "vocab").mkdir(parents=True, exist_ok=True)
+    (out_dir / "channels").mkdir(exist_ok=True)
+    files: list[Path] = []
+    config_path = out_dir / "config.json"
+    config_path.write_text(recommender.config.model_dump_json(indent=2))
+    files.append(config_path)
+    for name, vocab in (("users", recommender.user_vocab), ("items", recommender.item_vocab)):
+        path = out_dir / "vocab" / f"{name}.parquet"
+        vocab.save(path)
+        files.append(path)
+    history_path = out_dir / "history.parquet"
+    recommender.history.write_parquet(history_path)
+    files.append(history_path)
+    for name, channel in recommender.channels.items():
+        path = out_dir / "channels" / f"{name}.npz"
+        np.savez(path, **channel.state())
+        files.append(path)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "funnelrec_version": __version__,
+        "files": {str(p.relative_to(out_dir)): _sha256(p) for p in files},
+    }
+    manifest_path = out_dir / "manifest.json"
+    manifest_path.write_text(json.dumps(manifest, indent=2))
+    return manifest_path
+
+
+def load_recommender(artifacts_dir: Path) -> Recommender:
+    """Load and verify an artifact directory written by :func:`save_recommender`."""
+    root = Path(artifacts_dir)
+    manifest_path = root / "manifest.json"
+    if not manifest_path.is_file():
+        raise FunnelrecError(f"{root}: not an artifact directory (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        files = manifest["files"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise FunnelrecError(f"{manifest_path}: unreadable manifest ({e})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise FunnelrecError(
+            f"{manifest_path}: artifact format {manifest.get('format_version')} is not "
+            f"supported (this funnelrec reads format {FORMAT_VERSION})"
+        )
+    for rel, expected in files.items():
+        path = root / rel
+        if not path.is_file():
+            raise FunnelrecError(f"{path}: listed in the manifest but missing")
+        if _sha256(path) != expected:
+            raise FunnelrecError(f"{path}: content does not match the manifest hash")
+    config = ExperimentConfig.model_validate_json((root / "config.json").read_text())
+    channels = {}
+    for name, channel_config in config.recall.channels.items():
+        with np.load(root / "channels" / f"{name}.npz", allow_pickle=False) as npz:
+            state = {key: npz[key] for key in npz.files}
+        channels[name] = retriever_from_state(channel_config, state)
+    return Recommender(
+        config,
+        channels,
+        Vocabulary.load(root / "vocab" / "users.parquet"),
+        Vocabulary.load(root / "vocab" / "items.parquet"),
+        pl.read_parquet(root / "history.parquet"),
+    )

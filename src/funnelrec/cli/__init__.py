@@ -1,0 +1,1 @@
+"""The ``funnelrec`` command line."""

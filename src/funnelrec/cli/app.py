@@ -1,0 +1,169 @@
+"""The ``funnelrec`` command line. Each command parses options, loads config, calls one library
+function, and renders the result. User mistakes exit with code 2 and one line, no traceback."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from funnelrec.config import load_config
+from funnelrec.errors import FunnelrecError
+
+app = typer.Typer(
+    name="funnelrec",
+    help="Multi-stage recommender funnel: recall, merge, evaluate, serve.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err_console = Console(stderr=True)
+T = TypeVar("T")
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment TOML file.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a config key, e.g. --set split.kind=leave_last_out."),
+]
+
+
+def _fail(message: str) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True, highlight=False)
+    raise typer.Exit(code=2)
+
+
+def _guard(fn: Callable[[], T]) -> T:
+    """Run a library call; a user error becomes one line on stderr and exit code 2."""
+    try:
+        return fn()
+    except FunnelrecError as e:
+        _fail(str(e))
+    except OSError as e:
+        _fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
+    raise AssertionError("unreachable")
+
+
+@contextmanager
+def _progress() -> Iterator[Callable[[str, int, int], None]]:
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as bar:
+        tasks: dict[str, int] = {}
+
+        def update(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = bar.add_task(stage, total=total)
+            bar.update(tasks[stage], completed=done, total=total)
+
+        yield update
+
+
+@app.callback()
+def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(message)s",
+        handlers=[RichHandler(console=err_console, show_path=False)],
+    )
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="Where results and artifacts go.")] = Path("runs/demo"),
+    interactions: Annotated[int, typer.Option(min=1000, help="Simulated rows.")] = 300_000,
+    seed: Annotated[int, typer.Option()] = 0,
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """The main job: simulate the default data, run the whole funnel, print the report."""
+    from funnelrec.cli.report import print_report
+    from funnelrec.eval.run import run_demo
+
+    cfg = _guard(lambda: load_config(config, set_ or []))
+    console.print(f"[bold]funnelrec demo[/bold]: simulating {interactions:,} interactions ...")
+    with _progress() as progress:
+        metrics = _guard(lambda: run_demo(out, interactions, seed, cfg, progress))
+    print_report(console, metrics)
+    console.print(f"metrics: {out / 'metrics.json'}  artifacts: {out / 'artifacts'}")
+
+
+@app.command()
+def run(
+    data: Annotated[Path, typer.Option(help="Folder with interactions.(csv|parquet) [+ items, users].")],
+    out: Annotated[Path, typer.Option(help="Output folder for metrics.json and artifacts/.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Evaluate the funnel on canonical data; write metrics.json and artifacts."""
+    from funnelrec.cli.report import print_report
+    from funnelrec.eval.run import run_dir
+
+    cfg = _guard(lambda: load_config(config, set_ or []))
+    with _progress() as progress:
+        metrics = _guard(lambda: run_dir(data, out, cfg, progress))
+    print_report(console, metrics)
+    console.print(f"metrics: {out / 'metrics.json'}  artifacts: {out / 'artifacts'}")
+
+
+@app.command()
+def recommend(
+    artifacts: Annotated[Path, typer.Option(help="Artifact folder written by run/demo.")],
+    users: Annotated[Path, typer.Option(help="CSV with user_id, or one id per line.")],
+    out: Annotated[Path, typer.Option(help="Output CSV: user_id,item_id,rank,score,source.")],
+    k: Annotated[int, typer.Option(help="Items per user.")] = 10,
+) -> None:
+    """Top-k items for every listed user (unknown users take the cold-start path)."""
+    from funnelrec.pipeline.batch import recommend_file
+
+    frame = _guard(lambda: recommend_file(artifacts, users, k, out))
+    console.print(f"wrote {frame.height} rows for {frame['user_id'].n_unique()} users to {out}")
+
+
+@app.command()
+def convert(
+    src: Annotated[Path, typer.Argument(help="Folder (or file) in the public layout.")],
+    dst: Annotated[Path, typer.Argument(help="Output folder for canonical Parquet.")],
+    format_: Annotated[str, typer.Option("--format", help="Layout name, e.g. movielens-100k.")],
+) -> None:
+    """Convert a public dataset layout to canonical Parquet tables."""
+    from funnelrec.data.convert import convert as convert_fn
+
+    report = _guard(lambda: convert_fn(format_, src, dst))
+    console.print(report)
+
+
+@app.command()
+def simulate(
+    out: Annotated[Path, typer.Option(help="Output folder for canonical Parquet.")],
+    interactions: Annotated[int, typer.Option(min=1000)] = 1_000_000,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """Generate the synthetic dataset (users, items, sessions, impressions, funnel events)."""
+    from funnelrec.data.io import RawTables, write_tables
+    from funnelrec.data.simulator import SimulatorConfig, simulate as simulate_fn
+
+    sim = simulate_fn(SimulatorConfig.for_interactions(interactions, seed=seed))
+    _guard(lambda: write_tables(RawTables(sim.interactions, sim.items, sim.users, ()), out))
+    console.print(
+        f"wrote {sim.interactions.height:,} interactions, {sim.items.height:,} items, "
+        f"{sim.users.height:,} users to {out}"
+    )
+
+
+def main() -> None:
+    """Entry point of the ``funnelrec`` script."""
+    app(prog_name="funnelrec", args=sys.argv[1:])

@@ -1,0 +1,75 @@
+"""The experiment config: data, split, recall channels, merge, evaluation."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from funnelrec.data.split import SplitConfig, TemporalSplitConfig
+from funnelrec.recall.itemcf.config import ItemCFConfig
+from funnelrec.recall.merge import MergeConfig
+from funnelrec.recall.popular import PopularConfig
+
+ChannelConfig = Annotated[ItemCFConfig | PopularConfig, Field(discriminator="kind")]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Frozen):
+    positive_events: tuple[str, ...] | None = Field(
+        None, description="Events that count as positives; default: every event but impression."
+    )
+
+
+def _default_channels() -> dict[str, ChannelConfig]:
+    return {
+        "itemcf": ItemCFConfig(),
+        "popular": PopularConfig(mode="recent"),
+    }
+
+
+class RecallConfig(_Frozen):
+    channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
+    merge: MergeConfig = MergeConfig(k=300, quotas={"itemcf": 200, "popular": 100})
+    cold_start_channel: str = Field(
+        "popular", description="Channel that serves users with no history."
+    )
+
+    @model_validator(mode="after")
+    def _check_names(self) -> RecallConfig:
+        unknown = set(self.merge.quotas) - set(self.channels)
+        if unknown:
+            raise ValueError(
+                f"recall.merge.quotas names unknown channels {sorted(unknown)}; "
+                f"channels are {sorted(self.channels)}"
+            )
+        if self.cold_start_channel not in self.channels:
+            raise ValueError(
+                f"recall.cold_start_channel '{self.cold_start_channel}' is not a channel; "
+                f"channels are {sorted(self.channels)}"
+            )
+        return self
+
+
+class EvalConfig(_Frozen):
+    ks: tuple[int, ...] = (10, 20, 50, 100, 200)
+    batch_size: int = Field(4096, gt=0)
+    max_queries: int | None = Field(
+        None, gt=0, description="Evaluate a seeded sample of this many queries (None = all)."
+    )
+    exclude_seen_targets: bool = Field(
+        True, description="Drop held-out items the user already had in training from the truth."
+    )
+
+
+class ExperimentConfig(_Frozen):
+    """Everything ``funnelrec run`` needs; saved resolved with the artifacts."""
+
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    split: SplitConfig = TemporalSplitConfig()
+    recall: RecallConfig = RecallConfig()
+    eval: EvalConfig = EvalConfig()

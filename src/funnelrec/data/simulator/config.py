@@ -1,0 +1,215 @@
+"""The typed, frozen configuration of the synthetic interaction simulator."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+DAY_S = 86_400
+
+
+class SlateMix(BaseModel):
+    """Where the items of an impression slate come from (relative weights, normalised).
+
+    Each slot independently picks a source, then an available item (created before the slate's
+    time) from it, weighted by intrinsic popularity (``fresh`` draws uniformly).
+
+    Example:
+        >>> SlateMix(popular=0.5).popular
+        0.5
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    subtopic: float = Field(0.40, ge=0, description="The session's sub-topic.")
+    category: float = Field(0.20, ge=0, description="The session's category, any sub-topic.")
+    interest: float = Field(0.10, ge=0, description="A category drawn from the user's interests.")
+    popular: float = Field(0.20, ge=0, description="Globally popular items, any category.")
+    fresh: float = Field(0.10, ge=0, description="Uniform among items created in the fresh window.")
+
+    @model_validator(mode="after")
+    def _positive_total(self) -> Self:
+        if self.subtopic + self.category + self.interest + self.popular + self.fresh <= 0:
+            raise ValueError("slate_mix needs at least one positive weight")
+        return self
+
+    def weights(self) -> tuple[float, float, float, float, float]:
+        """Normalised ``(subtopic, category, interest, popular, fresh)`` probabilities."""
+        raw = (self.subtopic, self.category, self.interest, self.popular, self.fresh)
+        total = sum(raw)
+        sub, cat, inter, pop, fresh = (w / total for w in raw)
+        return sub, cat, inter, pop, fresh
+
+
+class SimulatorConfig(BaseModel):
+    """Everything that shapes a simulated dataset; the same config and seed give the same data.
+
+    The defaults describe a medium dataset of about one million interaction rows (impressions
+    included). :meth:`for_interactions` scales users, items, categories and vocabulary with a
+    target row count.
+
+    Example:
+        >>> cfg = SimulatorConfig.for_interactions(100_000, seed=3)
+        >>> cfg.n_users, cfg.n_items, cfg.seed
+        (2000, 2500, 3)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    seed: int = Field(0, ge=0, description="Seed of the one np.random.Generator used.")
+
+    # ---- size ----
+    n_users: int = Field(20_000, gt=0, description="Users in the users table (cold ones too).")
+    n_items: int = Field(25_000, gt=0, description="Items in the items table.")
+    n_categories: int = Field(20, ge=1, le=999, description="Top-level item categories.")
+    n_subtopics: int = Field(8, ge=1, le=64, description="Finer sub-topics per category.")
+    target_interactions: int = Field(
+        1_000_000, gt=0, description="Approximate total rows (impressions + events)."
+    )
+
+    # ---- time ----
+    start_timestamp: int = Field(1_700_000_000, ge=0, description="Start of the span (unix s).")
+    span_days: float = Field(60.0, ge=1.0, description="Length of the simulated span (days).")
+
+    # ---- users ----
+    cold_user_fraction: float = Field(
+        0.05, ge=0, lt=1, description="Users listed in the users table with no interactions."
+    )
+    late_signup_fraction: float = Field(
+        0.3, ge=0, le=1, description="Users who sign up during the span (first session after)."
+    )
+    n_regions: int = Field(8, ge=1, le=99, description="Distinct region values.")
+    demographic_strength: float = Field(
+        1.0, ge=0, description="Std of demographic effects on category interest (log scale)."
+    )
+    interest_concentration: float = Field(
+        1.0, gt=0, description="Total Dirichlet concentration of interests (small = sparse)."
+    )
+    activity_sigma: float = Field(
+        1.0, ge=0, description="Log-normal sigma of per-user activity (heavy-tailed users)."
+    )
+    drift_prob: float = Field(
+        0.25, ge=0, le=1, description="Chance per session that interests shift to a new category."
+    )
+    drift_step: float = Field(
+        0.35, ge=0, le=1, description="Interest mass moved to the new category on a shift."
+    )
+    favourite_subtopic_prob: float = Field(
+        0.7, ge=0, le=1, description="Chance a session uses the user's favourite sub-topic."
+    )
+    taste_noise: float = Field(
+        0.5, ge=0, lt=1, description="Spread of a fixed per (user, item) taste factor 1 +- x."
+    )
+
+    # ---- items ----
+    initial_item_fraction: float = Field(
+        0.4, gt=0, le=1, description="Items that exist before the span starts."
+    )
+    item_arrival: Literal["uniform", "growing", "daily_batches"] = Field(
+        "uniform", description="When the other items are created during the span."
+    )
+    popularity_exponent: float = Field(
+        1.0, ge=0, description="Zipf exponent of intrinsic item popularity (exposure weight)."
+    )
+    quality_floor: float = Field(
+        0.3, gt=0, le=1, description="Click-quality factor of the least popular item."
+    )
+    freshness_days: float = Field(
+        7.0, gt=0, description="E-folding time (days) of the freshness boost of a new item."
+    )
+    freshness_floor: float = Field(
+        0.4, gt=0, le=1, description="Freshness factor of an old item (new items have 1)."
+    )
+    title_vocab_size: int = Field(5_000, ge=8, le=1_000_000, description="Distinct title words.")
+    title_min_words: int = Field(3, ge=1, description="Shortest title (words).")
+    title_max_words: int = Field(8, ge=1, description="Longest title (words).")
+    title_topic_share: float = Field(
+        0.85, ge=0, le=1, description="Title words from the item's category/sub-topic vocabulary."
+    )
+
+    # ---- sessions ----
+    mean_session_steps: float = Field(
+        3.0, ge=1, description="Mean impression slates per session (geometric)."
+    )
+    session_gap_sigma: float = Field(
+        1.5, ge=0, description="Log-normal sigma of the gaps between sessions (heavy tail)."
+    )
+    min_session_gap_s: int = Field(1_800, ge=60, description="Minimum idle time between sessions.")
+    step_gap_median_s: float = Field(
+        30.0, ge=1, description="Median seconds between slates within a session."
+    )
+    daily_rhythm: bool = Field(True, description="Session starts follow a daily (evening) peak.")
+
+    # ---- slates and the funnel ----
+    slate_size: int = Field(10, ge=1, le=100, description="Items per impression slate.")
+    slate_mix: SlateMix = Field(default_factory=SlateMix)
+    fresh_window_days: float = Field(
+        3.0, gt=0, description="Items created this recently feed the 'fresh' slate source."
+    )
+    slate_ranking_strength: float = Field(
+        0.5, ge=0, description="How strongly slate order follows true relevance (0 = random)."
+    )
+    position_bias: float = Field(
+        0.7, ge=0, description="Exponent b of the examination factor (1 + position)^-b."
+    )
+    click_scale: float = Field(
+        0.6, gt=0, description="Click probability at position 0 of a perfectly relevant item."
+    )
+    cart_rate: float = Field(0.3, ge=0, le=1, description="Mean P(cart | click).")
+    order_rate: float = Field(0.4, ge=0, le=1, description="Mean P(order | cart).")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.title_min_words > self.title_max_words:
+            raise ValueError("title_min_words must be <= title_max_words")
+        needed = 2 * (self.n_categories * self.n_subtopics + self.n_categories + 1)
+        if self.title_vocab_size < needed:
+            raise ValueError(
+                f"title_vocab_size={self.title_vocab_size} is too small for "
+                f"{self.n_categories} categories x {self.n_subtopics} sub-topics (need >= {needed})"
+            )
+        n_active = self.n_users - math.floor(self.n_users * self.cold_user_fraction)
+        if self.target_interactions < self.slate_size * n_active:
+            raise ValueError(
+                f"target_interactions={self.target_interactions} cannot give each of the "
+                f"{n_active} active users one slate of {self.slate_size}; lower n_users"
+            )
+        return self
+
+    @property
+    def end_timestamp(self) -> int:
+        """End of the span (unix s, exclusive)."""
+        return self.start_timestamp + round(self.span_days * DAY_S)
+
+    @classmethod
+    def for_interactions(cls, n: int, seed: int = 0) -> SimulatorConfig:
+        """A config whose size scales with ``n`` target rows (impressions included).
+
+        About 50 rows per user and 40 per item: 1M rows give 20k users and 25k items.
+
+        Args:
+            n: approximate number of interaction rows.
+            seed: the generator seed.
+
+        Example:
+            >>> SimulatorConfig.for_interactions(1_000_000).n_items
+            25000
+        """
+        if n < 1_000:
+            raise ValueError(f"for_interactions needs n >= 1000, got {n}")
+        n_users = max(20, round(n / 50))
+        n_items = max(50, round(n / 40))
+        n_categories = 20 if n >= 500_000 else max(6, round(20 * (n / 500_000) ** 0.3))
+        n_subtopics = int(min(8, max(2, n_items // (n_categories * 25))))
+        vocab = max(2 * (n_categories * n_subtopics + n_categories + 1), min(5_000, n_items // 4))
+        return cls(
+            seed=seed,
+            n_users=n_users,
+            n_items=n_items,
+            n_categories=n_categories,
+            n_subtopics=n_subtopics,
+            target_interactions=n,
+            title_vocab_size=vocab,
+        )

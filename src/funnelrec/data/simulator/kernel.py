@@ -1,0 +1,364 @@
+"""The compiled session loop: session times, interest drift, slates, clicks and the funnel.
+
+One numba function walks each user's sessions in time order with the user's own random stream
+(:mod:`~funnelrec.data.simulator.rng`), so results do not depend on batching. It fills
+pre-sized per-slot arrays (``slot_ptr`` of the session plan); a slot left at item ``-1`` was not
+shown (session past the span's end, or no distinct available item found).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numba
+import numpy as np
+from numpy.typing import NDArray
+
+from funnelrec.data.simulator.rng import lognormal, normal, pair_unit, uniform
+
+DEPTH_CLICK, DEPTH_CART, DEPTH_ORDER = 1, 2, 3
+_MAX_SESSION_CLICKS = 64
+_SLATE_TRIES = 4  # draws per slot before a slot is given up
+_MATCH_CATEGORY = 0.5  # relevance factor: same category, other sub-topic
+_MATCH_OTHER = 0.3  # relevance factor: other category
+_FIRST_SESSION_MEDIAN_S = 600.0  # a new user's first session, after sign-up
+_RHYTHM_PEAK_S = 20 * 3600.0
+_RHYTHM_SD_S = 4 * 3600.0
+_DAY_S = 86_400
+
+
+class KernelParams(NamedTuple):
+    """Scalars and small tables the kernel reads (times in unix s)."""
+
+    start: int
+    end: int
+    slate: int
+    n_sub: int
+    min_session_gap: int
+    step_gap_median: float
+    session_gap_sigma: float
+    daily_rhythm: bool
+    drift_prob: float
+    drift_step: float
+    favourite_prob: float
+    taste_noise: float
+    taste_key: np.uint64
+    fresh_window: int
+    freshness_tau: float
+    freshness_floor: float
+    ranking_strength: float
+    click_scale: float
+    cart_rate: float
+    order_rate: float
+    quality_mean: float
+    mix_cum: NDArray[np.float64]  # [5] cumulative slate-source probabilities
+    pos_bias: NDArray[np.float64]  # [slate]
+
+
+class CatalogArrays(NamedTuple):
+    """The catalogue as the kernel reads it (see :class:`~.catalog.Catalog`)."""
+
+    category: NDArray[np.int32]
+    subtopic: NDArray[np.int32]
+    created_at: NDArray[np.int64]
+    quality: NDArray[np.float64]
+    weight_cum: NDArray[np.float64]
+    sub_ptr: NDArray[np.int64]
+    sub_items: NDArray[np.int32]
+    sub_created: NDArray[np.int64]
+    sub_cum: NDArray[np.float64]
+    cat_ptr: NDArray[np.int64]
+    cat_items: NDArray[np.int32]
+    cat_created: NDArray[np.int64]
+    cat_cum: NDArray[np.float64]
+    subtopic_cum: NDArray[np.float64]  # [C, S]
+    group_cum: NDArray[np.float64]  # [G, C]
+
+
+class UserArrays(NamedTuple):
+    """Per-user inputs (``U`` users, ``C`` categories) and the session plan."""
+
+    window_start: NDArray[np.int64]
+    late: NDArray[np.bool_]
+    group: NDArray[np.int32]
+    interest: NDArray[np.float64]  # [U, C]
+    favourite: NDArray[np.int32]  # [U, C]
+    key: NDArray[np.uint64]
+    user_ptr: NDArray[np.int64]  # [U + 1] session offsets
+    steps: NDArray[np.int32]  # [N]
+    slot_ptr: NDArray[np.int64]  # [N + 1]
+
+
+class SlotArrays(NamedTuple):
+    """Kernel output for one chunk of ``M`` slots and ``K`` sessions.
+
+    ``item`` is -1 for an unused slot; ``depth`` is 0 (impression only), 1 click, 2 cart,
+    3 order; the ``d_*`` offsets (s) are added to ``ts`` for each funnel event.
+    """
+
+    item: NDArray[np.int32]  # [M]
+    ts: NDArray[np.int64]  # [M]
+    position: NDArray[np.int32]  # [M]
+    depth: NDArray[np.int8]  # [M]
+    d_click: NDArray[np.int32]  # [M]
+    d_cart: NDArray[np.int32]  # [M]
+    d_order: NDArray[np.int32]  # [M]
+    session_start: NDArray[np.int64]  # [K], -1 for a session that never started
+
+
+def empty_slots(n_slots: int, n_sessions: int) -> SlotArrays:
+    """Fresh output arrays for a chunk (items -1, everything else 0)."""
+    return SlotArrays(
+        item=np.full(n_slots, -1, dtype=np.int32),
+        ts=np.zeros(n_slots, dtype=np.int64),
+        position=np.zeros(n_slots, dtype=np.int32),
+        depth=np.zeros(n_slots, dtype=np.int8),
+        d_click=np.zeros(n_slots, dtype=np.int32),
+        d_cart=np.zeros(n_slots, dtype=np.int32),
+        d_order=np.zeros(n_slots, dtype=np.int32),
+        session_start=np.full(n_sessions, -1, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True, inline="always")
+def _upper(a, lo, hi, x):  # pragma: no cover - compiled
+    """First j in [lo, hi) with a[j] > x (hi if none); a sorted ascending."""
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] > x:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+@numba.njit(cache=True, inline="always")
+def _draw_pool(cum, created, lo, hi, t, u):  # pragma: no cover - compiled
+    """Weighted draw among the pool entries [lo, hi) created at or before t (-1 if none)."""
+    end = _upper(created, lo, hi, t)
+    if end == lo:
+        return -1
+    base = cum[lo - 1] if lo > 0 else 0.0
+    j = _upper(cum, lo, end, base + u * (cum[end - 1] - base))
+    return min(j, end - 1)
+
+
+@numba.njit(cache=True, inline="always")
+def _draw_cum(cum, u):  # pragma: no cover - compiled
+    """Index drawn from a cumulative distribution (last entry 1)."""
+    return min(_upper(cum, 0, cum.shape[0], u), cum.shape[0] - 1)
+
+
+@numba.njit(cache=True)
+def _draw_weighted(w, u):  # pragma: no cover - compiled
+    """Index drawn proportionally to non-negative weights ``w``."""
+    x = u * w.sum()
+    acc = 0.0
+    for j in range(w.shape[0]):
+        acc += w[j]
+        if acc > x:
+            return j
+    return w.shape[0] - 1
+
+
+@numba.njit(cache=True)
+def _draw_item(source, state, t, c_s, sub_s, theta, cat, p):  # pragma: no cover - compiled
+    """One candidate item from a slate source (0 sub-topic .. 4 fresh), with fallbacks."""
+    u = uniform(state)
+    if source == 4:
+        n = cat.created_at.shape[0]
+        lo = _upper(cat.created_at, 0, n, t - p.fresh_window)
+        hi = _upper(cat.created_at, 0, n, t)
+        if hi > lo:
+            return lo + min(int(u * (hi - lo)), hi - lo - 1)
+        source = 3
+    if source == 0:
+        j = _draw_pool(
+            cat.sub_cum, cat.sub_created, cat.sub_ptr[sub_s], cat.sub_ptr[sub_s + 1], t, u
+        )
+        if j >= 0:
+            return cat.sub_items[j]
+        source = 1
+    if source == 2:
+        c_s = _draw_weighted(theta, uniform(state))
+        source = 1
+    if source == 1:
+        j = _draw_pool(cat.cat_cum, cat.cat_created, cat.cat_ptr[c_s], cat.cat_ptr[c_s + 1], t, u)
+        if j >= 0:
+            return cat.cat_items[j]
+    return _draw_pool(cat.weight_cum, cat.created_at, 0, cat.created_at.shape[0], t, u)
+
+
+@numba.njit(cache=True)
+def _plan_starts(state, n, window_start, late, p):  # pragma: no cover - compiled
+    """``[n]`` planned session starts: heavy-tailed gaps spread over the active window."""
+    starts = np.empty(n, dtype=np.int64)
+    if n == 0:
+        return starts
+    first = 0
+    lo = window_start
+    if late:
+        starts[0] = window_start + int(lognormal(state, _FIRST_SESSION_MEDIAN_S, 1.0))
+        first = 1
+        lo = starts[0] + p.min_session_gap
+    m = n - first
+    if m == 0 or lo >= p.end:
+        starts[first:] = lo
+        return starts
+    gaps = np.empty(m + 1)
+    for k in range(m + 1):
+        gaps[k] = lognormal(state, 1.0, p.session_gap_sigma)
+    scale = (p.end - lo) / gaps.sum()
+    acc = 0.0
+    for k in range(m):
+        acc += gaps[k]
+        t = lo + int(acc * scale)
+        if p.daily_rhythm:
+            sod = (_RHYTHM_PEAK_S + _RHYTHM_SD_S * normal(state)) % _DAY_S
+            moved = t - t % _DAY_S + int(sod)
+            if lo <= moved < p.end:
+                t = moved
+        starts[first + k] = t
+    starts[first:] = np.sort(starts[first:])
+    return starts
+
+
+@numba.njit(cache=True)
+def _drift(state, theta, favourite, group_cum_row, subtopic_cum, p):  # pragma: no cover
+    """Move ``drift_step`` of the interest mass to a category drawn from the group prior."""
+    c = _draw_cum(group_cum_row, uniform(state))
+    for j in range(theta.shape[0]):
+        theta[j] *= 1.0 - p.drift_step
+    theta[c] += p.drift_step
+    if uniform(state) < 0.5:
+        favourite[c] = _draw_cum(subtopic_cum[c], uniform(state))
+
+
+@numba.njit(cache=True)
+def _relevance(u, item, t, c_s, sub_s, theta, theta_max, cat, p):  # pragma: no cover
+    """Click relevance (before position bias): interest x match x quality x freshness x taste."""
+    ci = cat.category[item]
+    if cat.subtopic[item] == sub_s:
+        match = 1.0
+    elif ci == c_s:
+        match = _MATCH_CATEGORY
+    else:
+        match = _MATCH_OTHER
+    affinity = match * (0.25 + 0.75 * math.sqrt(theta[ci] / theta_max))
+    age = max(t - cat.created_at[item], 0)
+    fresh = p.freshness_floor + (1.0 - p.freshness_floor) * math.exp(-age / p.freshness_tau)
+    taste = 1.0 + p.taste_noise * (2.0 * pair_unit(p.taste_key, u, item) - 1.0)
+    return affinity * cat.quality[item] * fresh * taste
+
+
+@numba.njit(cache=True)
+def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compiled
+    """Simulate users ``[u_lo, u_hi)`` into ``out`` (a :class:`SlotArrays` for their slots).
+
+    Args:
+        u_lo: first user index of the chunk.
+        u_hi: one past the last user index.
+        users: :class:`UserArrays` for all users.
+        cat: :class:`CatalogArrays`.
+        p: :class:`KernelParams`.
+        out: :class:`SlotArrays` sized for the chunk's slots and sessions (filled in place).
+    """
+    slate = p.slate
+    s_base = users.user_ptr[u_lo]
+    slot_base = users.slot_ptr[s_base]
+    cand = np.empty(slate, dtype=np.int32)
+    rel = np.empty(slate)
+    keys = np.empty(slate)
+    order = np.empty(slate, dtype=np.int64)
+    clicked = np.empty(_MAX_SESSION_CLICKS, dtype=np.int32)
+    state = np.empty(1, dtype=np.uint64)
+    for u in range(u_lo, u_hi):
+        s_lo, s_hi = users.user_ptr[u], users.user_ptr[u + 1]
+        if s_hi == s_lo:
+            continue
+        state[0] = users.key[u]
+        theta = users.interest[u].copy()
+        favourite = users.favourite[u].copy()
+        starts = _plan_starts(state, s_hi - s_lo, users.window_start[u], users.late[u], p)
+        prev_end = users.window_start[u] - p.min_session_gap
+        for s in range(s_lo, s_hi):
+            t = max(starts[s - s_lo], prev_end + p.min_session_gap)
+            if t >= p.end:
+                break
+            out.session_start[s - s_base] = t
+            if s > s_lo and uniform(state) < p.drift_prob:
+                _drift(state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p)
+            theta_max = theta.max()
+            c_s = _draw_weighted(theta, uniform(state))
+            if uniform(state) < p.favourite_prob:
+                sub_s = c_s * p.n_sub + favourite[c_s]
+            else:
+                sub_s = c_s * p.n_sub + _draw_cum(cat.subtopic_cum[c_s], uniform(state))
+            n_clicked = 0
+            for step in range(users.steps[s]):
+                if t >= p.end:
+                    break
+                # ---- assemble a slate of distinct available items ----
+                shown = 0
+                for _ in range(_SLATE_TRIES * slate):
+                    if shown == slate:
+                        break
+                    source = _draw_cum(p.mix_cum, uniform(state))
+                    item = _draw_item(source, state, t, c_s, sub_s, theta, cat, p)
+                    if item < 0:
+                        continue
+                    dup = False
+                    for k in range(shown):
+                        if cand[k] == item:
+                            dup = True
+                    for k in range(n_clicked):
+                        if clicked[k] == item:
+                            dup = True
+                    if dup:
+                        continue
+                    cand[shown] = item
+                    rel[shown] = _relevance(u, item, t, c_s, sub_s, theta, theta_max, cat, p)
+                    gumbel = -math.log(-math.log(1e-12 + (1.0 - 2e-12) * uniform(state)))
+                    keys[shown] = p.ranking_strength * math.log(rel[shown]) + gumbel
+                    shown += 1
+                # ---- order by a noisy system score (insertion sort, descending) ----
+                for k in range(shown):
+                    order[k] = k
+                    j = k
+                    while j > 0 and keys[order[j - 1]] < keys[order[j]]:
+                        order[j - 1], order[j] = order[j], order[j - 1]
+                        j -= 1
+                # ---- examine, click, cart, order ----
+                base = users.slot_ptr[s] - slot_base + step * slate
+                last = t
+                for pos in range(shown):
+                    k = order[pos]
+                    item = cand[k]
+                    o = base + pos
+                    out.item[o] = item
+                    out.ts[o] = t
+                    out.position[o] = pos
+                    p_click = min(0.95, p.click_scale * p.pos_bias[pos] * rel[k])
+                    if uniform(state) >= p_click:
+                        continue
+                    d = 1 + int(lognormal(state, 5.0, 0.7))
+                    out.depth[o] = DEPTH_CLICK
+                    out.d_click[o] = d
+                    if n_clicked < _MAX_SESSION_CLICKS:
+                        clicked[n_clicked] = item
+                        n_clicked += 1
+                    q = cat.quality[item]
+                    p_cart = min(1.0, p.cart_rate * (0.5 + q) / (0.5 + p.quality_mean))
+                    if uniform(state) < p_cart:
+                        d += 1 + int(lognormal(state, 40.0, 0.8))
+                        out.depth[o] = DEPTH_CART
+                        out.d_cart[o] = d
+                        taste01 = pair_unit(p.taste_key, u, item)
+                        if uniform(state) < min(1.0, p.order_rate * (0.5 + taste01)):
+                            d += 1 + int(lognormal(state, 90.0, 0.8))
+                            out.depth[o] = DEPTH_ORDER
+                            out.d_order[o] = d
+                    last = max(last, t + d)
+                t = last + 1 + int(lognormal(state, p.step_gap_median, 0.8))
+            prev_end = t

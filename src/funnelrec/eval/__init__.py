@@ -1,0 +1,1 @@
+"""Evaluation: pure metric functions, the offline protocol and reports."""

@@ -1,0 +1,223 @@
+"""The offline protocol: split -> fit on the training side -> recommend for held-out users ->
+metrics per channel and for the merged set. Uses the same ``Recommender`` the service runs."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.split import Split, make_split
+from funnelrec.eval.metrics import catalogue_coverage, hit_matrix, novelty, ranking_metrics
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.recall.base import Queries
+from funnelrec.recall.merge import candidates_to_matrix
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)``; the CLI renders it with rich."""
+
+
+@dataclass(frozen=True)
+class EvalQueries:
+    """Held-out requests and their truth (CSR over item_idx; unknown items get ids >= n_items)."""
+
+    queries: Queries
+    truth_ptr: NDArray[np.int64]
+    truth_idx: NDArray[np.int64]
+    n_cold_users: int
+    mask_ptr: NDArray[np.int64] | None = None
+    mask_idx: NDArray[np.int64] | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentResult:
+    recommender: Recommender
+    train: Dataset
+    metrics: dict
+
+
+def build_eval_queries(
+    split: Split, train: Dataset, config: ExperimentConfig, rng: np.random.Generator
+) -> EvalQueries:
+    """One query per held-out user, as of the split's query time, with that user's truth."""
+    test = split.test.with_columns(
+        pl.Series("user_idx", train.user_vocab.encode(split.test["user_id"])),
+        pl.Series("item_idx", train.item_vocab.encode(split.test["item_id"]).astype(np.int64)),
+    )
+    # Items the model cannot know still count in the denominator: give each a distinct id.
+    unknown = test.filter(pl.col("item_idx") < 0).select("item_id").unique().sort("item_id")
+    unknown = unknown.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + train.n_items).alias("_new_idx")
+    )
+    test = (
+        test.join(unknown, on="item_id", how="left")
+        .with_columns(pl.coalesce(pl.col("_new_idx"), pl.col("item_idx")).alias("item_idx"))
+        .drop("_new_idx")
+    )
+    if config.eval.exclude_seen_targets:
+        seen = train.positives.select("user_idx", pl.col("item_idx").cast(pl.Int64))
+        test = test.join(seen.unique(), on=["user_idx", "item_idx"], how="anti")
+    per_user = (
+        test.group_by("user_id")
+        .agg(
+            pl.col("user_idx").first(),
+            pl.col("query_ts").min(),
+            pl.col("item_idx").unique().sort(),
+        )
+        .sort("user_id")
+    )
+    if config.eval.max_queries is not None and per_user.height > config.eval.max_queries:
+        rows = np.sort(rng.choice(per_user.height, config.eval.max_queries, replace=False))
+        per_user = per_user[rows]
+    lens = per_user["item_idx"].list.len().to_numpy()
+    truth_ptr = np.zeros(per_user.height + 1, dtype=np.int64)
+    np.cumsum(lens, out=truth_ptr[1:])
+    truth_idx = per_user["item_idx"].explode().to_numpy().astype(np.int64)
+    user_idx = per_user["user_idx"].to_numpy()
+    queries = Queries.from_history(
+        np.arange(per_user.height, dtype=np.int64),
+        user_idx,
+        per_user["query_ts"].to_numpy(),
+        train.positives,
+    )
+    mask_ptr = mask_idx = None
+    if split.masked is not None:
+        masked = split.masked.with_columns(
+            pl.Series("item_idx", train.item_vocab.encode(split.masked["item_id"])).cast(pl.Int64)
+        ).filter(pl.col("item_idx") >= 0)
+        per_query = per_user.select("user_id").with_row_index("_q").join(
+            masked, on="user_id", how="left"
+        )
+        per_query = per_query.sort("_q", "item_idx").filter(pl.col("item_idx").is_not_null())
+        counts = np.bincount(per_query["_q"].to_numpy(), minlength=per_user.height)
+        mask_ptr = np.zeros(per_user.height + 1, dtype=np.int64)
+        np.cumsum(counts, out=mask_ptr[1:])
+        mask_idx = per_query["item_idx"].to_numpy()
+    return EvalQueries(
+        queries, truth_ptr, truth_idx, int((user_idx < 0).sum()), mask_ptr, mask_idx
+    )
+
+
+def _mask_rows(
+    eval_queries: EvalQueries, rows: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """The masked-item CSR of a contiguous block of query rows."""
+    ptr = eval_queries.mask_ptr
+    first, last = ptr[rows[0]], ptr[rows[-1] + 1]
+    return ptr[rows[0] : rows[-1] + 2] - first, eval_queries.mask_idx[first:last]
+
+
+def drop_masked(
+    recs: NDArray[np.int32], mask_ptr: NDArray[np.int64], mask_idx: NDArray[np.int64]
+) -> NDArray[np.int32]:
+    """Remove each row's masked items from ``recs`` ``[B, k]``, shifting the rest left."""
+    hidden = hit_matrix(recs, mask_ptr, mask_idx)
+    order = np.argsort(hidden, axis=1, kind="stable")
+    out = np.take_along_axis(np.where(hidden, -1, recs), order, axis=1)
+    return out.astype(np.int32)
+
+
+def _item_popularity(train: Dataset) -> NDArray[np.float64]:
+    users_per_item = train.positives.group_by("item_idx").agg(pl.col("user_idx").n_unique())
+    pop = np.zeros(train.n_items, dtype=np.float64)
+    pop[users_per_item["item_idx"].to_numpy()] = users_per_item["user_idx"].to_numpy()
+    return pop / max(train.n_users, 1)
+
+
+def evaluate_recall(
+    recommender: Recommender,
+    eval_queries: EvalQueries,
+    train: Dataset,
+    config: ExperimentConfig,
+    progress: ProgressFn | None = None,
+) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per-channel and merged metrics at every K, plus summed stage timings."""
+    ks = tuple(sorted(config.eval.ks))
+    k_max = ks[-1]
+    queries = eval_queries.queries
+    n = len(queries)
+    names = list(recommender.channels)
+    recs = {name: np.full((n, k_max), -1, dtype=np.int32) for name in [*names, "merged"]}
+    timings: dict[str, float] = {}
+    for start in range(0, n, config.eval.batch_size):
+        rows = np.arange(start, min(start + config.eval.batch_size, n))
+        batch = queries.take(rows)
+        rec = recommender.recommend(batch, k=k_max)
+        for key, value in rec.timings_s.items():
+            timings[key] = timings.get(key, 0.0) + value
+        lists = {name: result.item_idx for name, result in rec.channels.items()}
+        lists["merged"] = candidates_to_matrix(
+            rec.candidates, batch.query_id, recommender.config.recall.merge.k
+        )
+        for name, matrix in lists.items():
+            if eval_queries.mask_ptr is not None:
+                matrix = drop_masked(matrix, *_mask_rows(eval_queries, rows))
+            width = min(k_max, matrix.shape[1])
+            recs[name][rows, :width] = matrix[:, :width]
+        if progress is not None:
+            progress("evaluate", int(rows[-1]) + 1, n)
+    popularity = _item_popularity(train)
+    metrics: dict[str, dict[str, float]] = {}
+    for name, matrix in recs.items():
+        values = ranking_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, ks)
+        for k in ks:
+            values[f"coverage@{k}"] = catalogue_coverage(matrix, train.n_items, k)
+            values[f"novelty@{k}"] = novelty(matrix, popularity, k)
+        metrics[name] = values
+    return metrics, timings
+
+
+def run_experiment(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame | None,
+    users: pl.DataFrame | None,
+    config: ExperimentConfig,
+    progress: ProgressFn | None = None,
+) -> ExperimentResult:
+    """Split, fit on the training side, evaluate; returns the fitted recommender and metrics.json."""
+    rng = np.random.default_rng(config.seed)
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    split = make_split(interactions, items, users, config.split, config.data.positive_events)
+    train = Dataset.build(
+        split.train_interactions,
+        split.train_items,
+        split.train_users,
+        as_of=split.as_of,
+        positive_events=config.data.positive_events,
+    )
+    timings["split"] = time.perf_counter() - start
+    if progress is not None:
+        progress("fit", 0, 1)
+    recommender, fit_timings = Recommender.fit(config, train, rng=rng)
+    timings.update(fit_timings)
+    if progress is not None:
+        progress("fit", 1, 1)
+    start = time.perf_counter()
+    eval_queries = build_eval_queries(split, train, config, rng)
+    timings["build_queries"] = time.perf_counter() - start
+    recall, eval_timings = evaluate_recall(recommender, eval_queries, train, config, progress)
+    timings.update(eval_timings)
+    metrics = {
+        "recall": recall,
+        "split": {
+            **split.info,
+            "n_queries": len(eval_queries.queries),
+            "n_cold_user_queries": eval_queries.n_cold_users,
+            "truth_items": int(eval_queries.truth_idx.shape[0]),
+        },
+        "data": {
+            "interactions": interactions.height,
+            "train_users": train.n_users,
+            "train_items": train.n_items,
+            "train_positives": train.positives.height,
+        },
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+    }
+    return ExperimentResult(recommender, train, metrics)

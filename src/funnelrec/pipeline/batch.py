@@ -1,0 +1,63 @@
+"""Batch recommendation for a file of user ids (``funnelrec recommend``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from funnelrec.artifacts import load_recommender
+from funnelrec.errors import DataError
+
+
+def read_user_ids(path: Path) -> pl.Series:
+    """User ids from a CSV/Parquet with a ``user_id`` column, or a text file of one id per line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError("file not found", path=str(path))
+    if path.suffix == ".parquet":
+        frame = pl.read_parquet(path)
+    else:
+        text = path.read_text().splitlines()
+        if not text or not any(line.strip() for line in text):
+            raise DataError("empty file: expected user ids", path=str(path))
+        header = text[0].strip()
+        if "," in header or header == "user_id":
+            frame = pl.read_csv(path, infer_schema=False)
+        else:
+            frame = pl.DataFrame({"user_id": [t.strip() for t in text if t.strip()]})
+    if "user_id" not in frame.columns:
+        raise DataError(
+            f"missing column (found {', '.join(frame.columns)})", path=str(path), column="user_id"
+        )
+    ids = frame["user_id"].cast(pl.String)
+    if ids.null_count():
+        raise DataError(f"{ids.null_count()} empty user ids", path=str(path), column="user_id")
+    return ids
+
+
+def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.DataFrame:
+    """Write ``user_id,item_id,rank,score,source`` for every user in ``users_file``.
+
+    Unknown users take the cold-start path (the channels that need no history) and still get
+    ``k`` items when the catalogue allows; users are never dropped.
+    """
+    if k <= 0:
+        raise DataError(f"--k must be positive, got {k}")
+    recommender = load_recommender(artifacts)
+    user_ids = read_user_ids(users_file)
+    as_of = int(recommender.history["timestamp"].max() or 0) + 1
+    queries = recommender.queries(user_ids, np.int64(as_of))
+    ranked = recommender.recommend(queries, k=k).ranked
+    out_frame = (
+        ranked.join(
+            pl.DataFrame({"query_id": np.arange(user_ids.len(), dtype=np.int64), "user_id": user_ids}),
+            on="query_id",
+        )
+        .sort("query_id", "rank")
+        .select("user_id", pl.col("item_id").cast(pl.String), "rank", "score", "source")
+    )
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    out_frame.write_csv(out)
+    return out_frame

@@ -1,0 +1,1 @@
+"""Candidate generation: one module per channel, a shared protocol, and the merger."""

@@ -1,0 +1,147 @@
+"""The retriever protocol, the query batch every channel reads and the result it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, Self
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field
+
+from funnelrec.data.dataset import Dataset
+
+
+class RetrieverConfig(BaseModel):
+    """Fields every channel has. Subclasses add ``kind: Literal[...]`` and their own knobs."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    k: int = Field(200, gt=0, description="How many candidates this channel fetches per query.")
+    exclude_seen: bool = Field(True, description="Never return an item in the query's history.")
+
+
+@dataclass(frozen=True, slots=True)
+class Queries:
+    """A batch of recommendation requests with each user's past positives (CSR layout).
+
+    Attributes:
+        query_id: ``[B]`` int64.
+        user_idx: ``[B]`` int32, -1 for a user the fitted model never saw.
+        timestamp: ``[B]`` int64 as-of time; nothing after it may be read.
+        history_ptr: ``[B + 1]`` int64 offsets into the history arrays.
+        history_item: ``[H]`` int32 item_idx of past positives, oldest first per query.
+        history_time: ``[H]`` int64 their timestamps.
+    """
+
+    query_id: NDArray[np.int64]
+    user_idx: NDArray[np.int32]
+    timestamp: NDArray[np.int64]
+    history_ptr: NDArray[np.int64]
+    history_item: NDArray[np.int32]
+    history_time: NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.query_id.shape[0])
+
+    @property
+    def history_len(self) -> NDArray[np.int64]:
+        """``[B]`` number of history items per query."""
+        return np.diff(self.history_ptr)
+
+    def history_row(self) -> NDArray[np.int64]:
+        """``[H]`` the query row each history entry belongs to."""
+        return np.repeat(np.arange(len(self), dtype=np.int64), self.history_len)
+
+    def take(self, rows: NDArray[np.integer]) -> Queries:
+        """The sub-batch of the given rows, in that order."""
+        rows = np.asarray(rows, dtype=np.int64)
+        starts, ends = self.history_ptr[rows], self.history_ptr[rows + 1]
+        lens = ends - starts
+        ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+        np.cumsum(lens, out=ptr[1:])
+        gather = np.repeat(starts - ptr[:-1], lens) + np.arange(ptr[-1])
+        return Queries(
+            self.query_id[rows],
+            self.user_idx[rows],
+            self.timestamp[rows],
+            ptr,
+            self.history_item[gather],
+            self.history_time[gather],
+        )
+
+    @classmethod
+    def from_history(
+        cls,
+        query_id: NDArray[np.integer],
+        user_idx: NDArray[np.integer],
+        timestamp: NDArray[np.integer],
+        positives: pl.DataFrame,
+    ) -> Queries:
+        """Attach to each query its user's positives with ``timestamp <= query timestamp``.
+
+        Args:
+            query_id, user_idx, timestamp: ``[B]`` arrays describing the requests.
+            positives: interactions with ``user_idx``, ``item_idx``, ``timestamp`` (the data the
+                model may know, e.g. the training split).
+        """
+        q = pl.DataFrame(
+            {
+                "row": np.arange(len(query_id), dtype=np.int64),
+                "user_idx": np.asarray(user_idx, dtype=np.int32),
+                "q_ts": np.asarray(timestamp, dtype=np.int64),
+            }
+        )
+        hist = (
+            q.join(
+                positives.select("user_idx", "item_idx", "timestamp").filter(
+                    pl.col("item_idx") >= 0
+                ),
+                on="user_idx",
+                how="inner",
+            )
+            .filter(pl.col("timestamp") <= pl.col("q_ts"))
+            .sort("row", "timestamp", maintain_order=True)
+        )
+        counts = np.bincount(hist["row"].to_numpy(), minlength=len(query_id))
+        ptr = np.zeros(len(query_id) + 1, dtype=np.int64)
+        np.cumsum(counts, out=ptr[1:])
+        return cls(
+            np.asarray(query_id, dtype=np.int64),
+            np.asarray(user_idx, dtype=np.int32),
+            np.asarray(timestamp, dtype=np.int64),
+            ptr,
+            hist["item_idx"].to_numpy().astype(np.int32),
+            hist["timestamp"].to_numpy().astype(np.int64),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelResult:
+    """One channel's candidates for a batch of queries.
+
+    Attributes:
+        channel: the channel name.
+        item_idx: ``[B, k]`` int32, -1 = padding.
+        score: ``[B, k]`` float32, -inf = padding; rows sorted by descending score.
+    """
+
+    channel: str
+    item_idx: NDArray[np.int32]
+    score: NDArray[np.float32]
+
+
+class Retriever(Protocol):
+    """A recall channel: fit on a Dataset, return top-k candidates per query."""
+
+    config: RetrieverConfig
+    supports_cold_users: ClassVar[bool]
+
+    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self: ...
+
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult: ...
+
+    def state(self) -> dict[str, NDArray]:
+        """Fitted arrays, saved without pickle and fed back to ``from_state``."""
+        ...

@@ -1,0 +1,232 @@
+"""The ItemCF retriever: fit the item-item neighbour table, score queries from their history."""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import ClassVar, Self
+
+import numba
+import numpy as np
+import scipy.sparse as sp
+from numpy.typing import NDArray
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import ConfigError
+from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.itemcf.config import ItemCFConfig
+from funnelrec.recall.itemcf.kernel import (
+    MIN_SIM,
+    adjacent_time_decay,
+    build_sequences,
+    itemcf_topk,
+)
+from funnelrec.recall.topk import sparse_topk
+
+logger = logging.getLogger(__name__)
+
+STATE_KEYS = ("neighbor_idx", "neighbor_sim")
+
+
+class ItemCF:
+    """Time-decayed item-to-item collaborative filtering recall channel.
+
+    Fitting keeps, for every item, its ``neighbors`` most similar items; retrieval scores
+    ``score(j) = sum_i weight_i * sim(i, j)`` over the query's recent history (see
+    :mod:`funnelrec.recall.itemcf` for the exact definition).
+
+    Example:
+        >>> import polars as pl
+        >>> inter = pl.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 11],
+        ...     "timestamp": [0, 1, 0, 1], "event": ["click"] * 4, "value": [1.0] * 4})
+        >>> model = ItemCF(ItemCFConfig.plain(k=1)).fit(
+        ...     Dataset.build(inter), rng=np.random.default_rng(0))
+        >>> model.neighbor_idx.tolist()
+        [[1], [0]]
+    """
+
+    supports_cold_users: ClassVar[bool] = False
+
+    def __init__(self, config: ItemCFConfig) -> None:
+        self.config = config
+        self._idx: NDArray[np.int32] | None = None
+        self._sim: NDArray[np.float32] | None = None
+        self._matrix: sp.csr_matrix | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+        """Compute the top-``neighbors`` similar items of every item.
+
+        Args:
+            data: the training Dataset; its ``positives`` are used.
+            rng: unused (the fit is deterministic); accepted for the Retriever protocol.
+
+        Returns:
+            ``self``, with ``neighbor_idx``/``neighbor_sim`` ``[n_items, neighbors]`` set.
+        """
+        del rng
+        cfg = self.config
+        n_items = data.n_items
+        seq = build_sequences(data.positives, data.n_users, n_items)
+        user_len = seq.user_len
+        if cfg.user_activity_penalty:
+            user_weight = 1.0 / np.log1p(np.maximum(user_len, 1).astype(np.float64))
+        else:
+            user_weight = np.ones(user_len.shape[0], dtype=np.float64)
+        half_life = cfg.time_half_life_s if cfg.time_decay == "exponential" else None
+        adj = adjacent_time_decay(seq, half_life)
+        n_users_of = seq.item_users.astype(np.float64)
+        norm_i = np.power(n_users_of, cfg.alpha)
+        norm_j = np.power(n_users_of, 1.0 - cfg.alpha)
+        created_at = data.item_created_at
+        if cfg.created_half_life_s is not None and created_at is not None:
+            created = created_at.astype(np.float64)
+            created_rate = math.log(2.0) / cfg.created_half_life_s
+        else:
+            created = np.zeros(n_items, dtype=np.float64)
+            created_rate = 0.0
+        longest = int(user_len.max()) if user_len.shape[0] else 0
+        window = longest if cfg.window is None else min(cfg.window, longest)
+        out_idx = np.full((n_items, cfg.neighbors), -1, dtype=np.int32)
+        out_sim = np.zeros((n_items, cfg.neighbors), dtype=np.float32)
+        itemcf_topk(
+            seq.user_ptr,
+            seq.item,
+            adj,
+            user_weight,
+            seq.item_ptr,
+            seq.occ_user,
+            seq.occ_pos,
+            np.int64(window),
+            float(cfg.forward_weight),
+            float(cfg.backward_weight),
+            float(cfg.position_decay),
+            norm_i,
+            norm_j,
+            created,
+            float(created_rate),
+            MIN_SIM,
+            np.int64(max(1, numba.get_num_threads())),
+            out_idx,
+            out_sim,
+        )
+        logger.debug(
+            "itemcf fit: %d distinct (user, item) pairs, %d items, %d neighbour entries",
+            seq.item.shape[0],
+            n_items,
+            int((out_idx >= 0).sum()),
+        )
+        self._set(out_idx, out_sim)
+        return self
+
+    # ------------------------------------------------------------- retrieve
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        """Top-``k`` items per query from its recent history.
+
+        The last ``history_len`` distinct known items of each history (``r = 0`` newest) get
+        weight ``recency_decay ** r`` (times ``0.5 ** ((query_ts - t) / history_half_life_s)``
+        when set); ``score = history [B, n_items] @ S [n_items, n_items]``. Unknown users
+        (``user_idx == -1``) and empty histories give an all-padding row.
+
+        Args:
+            queries: the batch ``[B]`` with per-query histories (oldest first).
+            k: candidates per query (default ``config.k``).
+
+        Returns:
+            ``ChannelResult`` with ``item_idx``/``score`` ``[B, k]`` (-1 / -inf padding).
+        """
+        k = self.config.k if k is None else k
+        sim = self.similarity_matrix()
+        hist = self.history_weights(queries)
+        scores = (hist @ sim).tocsr()
+        if self.config.exclude_seen:
+            idx, score = sparse_topk(scores, k, queries.history_ptr, queries.history_item)
+        else:
+            idx, score = sparse_topk(scores, k)
+        return ChannelResult(self.config.kind, idx, score)
+
+    def history_weights(self, queries: Queries) -> sp.csr_matrix:
+        """The weighted recent-history matrix ``[B, n_items]`` (float32) of a query batch."""
+        cfg = self.config
+        n_items = self.n_items
+        b = len(queries)
+        rows = queries.history_row()
+        item = queries.history_item.astype(np.int64)
+        pos = np.arange(item.shape[0], dtype=np.int64)
+        keep = (item >= 0) & (item < n_items) & (queries.user_idx[rows] >= 0)
+        rows, item, pos = rows[keep], item[keep], pos[keep]
+        # Newest first per row; the first entry of each (row, item) is its last occurrence.
+        order = np.lexsort((-pos, item, rows))
+        rows, item, pos = rows[order], item[order], pos[order]
+        first = np.ones(rows.shape[0], dtype=bool)
+        first[1:] = (rows[1:] != rows[:-1]) | (item[1:] != item[:-1])
+        rows, item, pos = rows[first], item[first], pos[first]
+        order = np.lexsort((-pos, rows))
+        rows, item, pos = rows[order], item[order], pos[order]
+        row_start = np.searchsorted(rows, np.arange(b), side="left")
+        rank = np.arange(rows.shape[0], dtype=np.int64) - row_start[rows]
+        keep = rank < cfg.history_len
+        rows, item, pos, rank = rows[keep], item[keep], pos[keep], rank[keep]
+        weight = np.power(cfg.recency_decay, rank.astype(np.float64))
+        if cfg.history_half_life_s is not None:
+            age = np.maximum(queries.timestamp[rows] - queries.history_time[pos], 0)
+            weight = weight * np.exp2(-age.astype(np.float64) / cfg.history_half_life_s)
+        return sp.csr_matrix(
+            (weight.astype(np.float32), (rows, item)), shape=(b, n_items), dtype=np.float32
+        )
+
+    # ---------------------------------------------------------------- state
+    @property
+    def n_items(self) -> int:
+        return int(self.neighbor_idx.shape[0])
+
+    @property
+    def neighbor_idx(self) -> NDArray[np.int32]:
+        """``[n_items, neighbors]`` int32 neighbours by descending similarity, -1 = padding."""
+        if self._idx is None:
+            raise RuntimeError("ItemCF is not fitted: call fit() or from_state() first")
+        return self._idx
+
+    @property
+    def neighbor_sim(self) -> NDArray[np.float32]:
+        """``[n_items, neighbors]`` float32 similarities, 0 where ``neighbor_idx`` is -1."""
+        if self._sim is None:
+            raise RuntimeError("ItemCF is not fitted: call fit() or from_state() first")
+        return self._sim
+
+    def similarity_matrix(self) -> sp.csr_matrix:
+        """The kept similarities as CSR ``[n_items, n_items]`` float32 (row i = neighbours of i)."""
+        if self._matrix is None:
+            idx, sim = self.neighbor_idx, self.neighbor_sim
+            valid = idx >= 0
+            indptr = np.zeros(idx.shape[0] + 1, dtype=np.int64)
+            np.cumsum(valid.sum(axis=1), out=indptr[1:])
+            m = sp.csr_matrix((sim[valid], idx[valid], indptr), shape=(idx.shape[0],) * 2)
+            m.sort_indices()
+            self._matrix = m
+        return self._matrix
+
+    def state(self) -> dict[str, NDArray]:
+        """The fitted arrays: ``neighbor_idx`` and ``neighbor_sim``, both ``[n_items, K]``."""
+        return {"neighbor_idx": self.neighbor_idx, "neighbor_sim": self.neighbor_sim}
+
+    @classmethod
+    def from_state(cls, config: ItemCFConfig, state: dict[str, NDArray]) -> ItemCF:
+        """Rebuild a fitted model from ``config`` and the arrays of :meth:`state`."""
+        if set(state) != set(STATE_KEYS):
+            raise ConfigError(f"ItemCF state needs exactly {STATE_KEYS}, got {sorted(state)}")
+        idx = np.asarray(state["neighbor_idx"])
+        sim = np.asarray(state["neighbor_sim"])
+        if idx.ndim != 2 or idx.shape != sim.shape or idx.shape[1] != config.neighbors:
+            raise ConfigError(
+                f"ItemCF state arrays must both be [n_items, {config.neighbors}], "
+                f"got {idx.shape} and {sim.shape}"
+            )
+        if idx.size and (idx.min() < -1 or idx.max() >= idx.shape[0]):
+            raise ConfigError("ItemCF state neighbor_idx holds indices outside [-1, n_items)")
+        model = cls(config)
+        model._set(idx.astype(np.int32), sim.astype(np.float32))
+        return model
+
+    def _set(self, idx: NDArray[np.int32], sim: NDArray[np.float32]) -> None:
+        self._idx, self._sim, self._matrix = idx, sim, None

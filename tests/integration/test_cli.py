@@ -1,0 +1,157 @@
+"""End-to-end through the real CLI on small simulated data, and bad input as a new user types it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from funnelrec.cli.app import app
+
+runner = CliRunner()
+KS = (10, 20, 50, 100, 200)
+
+
+@pytest.fixture(scope="module")
+def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("sim")
+    result = runner.invoke(app, ["simulate", "--out", str(out), "--interactions", "30000"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(sim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("run")
+    result = runner.invoke(app, ["run", "--data", str(sim_dir), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_run_writes_metrics(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert {"itemcf", "popular", "merged"} <= set(metrics["recall"])
+    for values in metrics["recall"].values():
+        for k in KS:
+            for name in ("recall", "hit", "ndcg", "mrr"):
+                assert 0.0 <= values[f"{name}@{k}"] <= 1.0
+    assert metrics["split"]["kind"] == "temporal"
+    assert metrics["split"]["n_queries"] > 0
+    assert "fit.itemcf" in metrics["timings_s"]
+    assert (run_dir / "artifacts" / "manifest.json").is_file()
+
+
+def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "csv"
+    data.mkdir()
+    pl.read_parquet(sim_dir / "interactions.parquet").write_csv(data / "interactions.csv")
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--data",
+            str(data),
+            "--out",
+            str(tmp_path / "out"),
+            "--set",
+            "split.kind=leave_last_out",
+            "--set",
+            "eval.max_queries=200",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert metrics["split"]["kind"] == "leave_last_out"
+    assert metrics["split"]["n_queries"] == 200
+
+
+def test_recommend_known_and_unknown_users(run_dir: Path, sim_dir: Path, tmp_path: Path) -> None:
+    users = pl.read_parquet(sim_dir / "interactions.parquet")["user_id"].unique().head(5)
+    users_file = tmp_path / "users.csv"
+    pl.DataFrame({"user_id": [*users.cast(pl.String).to_list(), "never-seen"]}).write_csv(
+        users_file
+    )
+    out = tmp_path / "recs.csv"
+    result = runner.invoke(
+        app,
+        [
+            "recommend",
+            "--artifacts",
+            str(run_dir / "artifacts"),
+            "--users",
+            str(users_file),
+            "--k",
+            "7",
+            "--out",
+            str(out),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    recs = pl.read_csv(out, schema_overrides={"user_id": pl.String})
+    assert recs.columns == ["user_id", "item_id", "rank", "score", "source"]
+    counts = dict(recs.group_by("user_id").len().iter_rows())
+    assert counts == {u: 7 for u in [*users.cast(pl.String).to_list(), "never-seen"]}
+    assert set(recs.filter(pl.col("user_id") == "never-seen")["source"]) == {"popular"}
+
+
+def _write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path.parent
+
+
+BAD_INPUTS = {
+    "wrong path": (lambda tmp: tmp / "does-not-exist", "does-not-exist"),
+    "empty file": (lambda tmp: _write(tmp / "e" / "interactions.csv", ""), "interactions.csv"),
+    "missing column": (
+        lambda tmp: _write(
+            tmp / "m" / "interactions.csv", "user_id,item_id,event\n1,2,click\n"
+        ),
+        "timestamp",
+    ),
+    "bad timestamp": (
+        lambda tmp: _write(
+            tmp / "t" / "interactions.csv",
+            "user_id,item_id,timestamp,event,value\n1,2,100,click,1\n1,3,yesterday,click,1\n",
+        ),
+        "row 3",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_INPUTS))
+def test_bad_data_is_one_line_exit_2(case: str, tmp_path: Path) -> None:
+    make, expected = BAD_INPUTS[case]
+    data = make(tmp_path)
+    result = runner.invoke(app, ["run", "--data", str(data), "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert expected in result.output
+
+
+def test_unknown_format_and_bad_override(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["convert", "--format", "nope", str(tmp_path), str(tmp_path / "o")])
+    assert result.exit_code == 2
+    assert "movielens-100k" in result.output
+    result = runner.invoke(
+        app, ["run", "--data", str(tmp_path), "--out", str(tmp_path), "--set", "split.nope=1"]
+    )
+    assert result.exit_code == 2
+    assert "split.nope" in result.output
+
+
+def test_entry_point_exit_code_without_traceback(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "funnelrec", "run", "--data", str(tmp_path / "x"), "--out", "o"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

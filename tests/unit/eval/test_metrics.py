@@ -1,0 +1,84 @@
+"""Hand-computed checks of every metric."""
+
+import math
+
+import numpy as np
+import pytest
+
+from funnelrec.eval.metrics import (
+    catalogue_coverage,
+    hit_matrix,
+    hit_rate_at_k,
+    mrr_at_k,
+    ndcg_at_k,
+    novelty,
+    precision_at_k,
+    ranking_metrics,
+    recall_at_k,
+)
+
+# Two queries. Query 0 truth {2, 7}; query 1 truth {5}.
+RECS = np.array([[2, 4, 7, -1], [1, 3, 9, 5]])
+TRUTH_PTR = np.array([0, 2, 3])
+TRUTH_IDX = np.array([2, 7, 5])
+
+
+@pytest.fixture
+def hits() -> np.ndarray:
+    return hit_matrix(RECS, TRUTH_PTR, TRUTH_IDX)
+
+
+def test_hit_matrix(hits: np.ndarray) -> None:
+    assert hits.tolist() == [[True, False, True, False], [False, False, False, True]]
+
+
+def test_padding_never_hits() -> None:
+    assert not hit_matrix(np.array([[-1, -1]]), np.array([0, 1]), np.array([0])).any()
+
+
+def test_recall(hits: np.ndarray) -> None:
+    # q0: top1 has 1 of 2; q1: none -> (0.5 + 0) / 2
+    assert recall_at_k(hits, TRUTH_PTR, 1) == pytest.approx(0.25)
+    # top3: q0 2/2, q1 0/1
+    assert recall_at_k(hits, TRUTH_PTR, 3) == pytest.approx(0.5)
+    assert recall_at_k(hits, TRUTH_PTR, 4) == pytest.approx(1.0)
+
+
+def test_hit_rate_and_precision(hits: np.ndarray) -> None:
+    assert hit_rate_at_k(hits, 3) == pytest.approx(0.5)
+    assert hit_rate_at_k(hits, 4) == pytest.approx(1.0)
+    # top2: q0 1/2, q1 0/2
+    assert precision_at_k(hits, 2) == pytest.approx(0.25)
+
+
+def test_ndcg(hits: np.ndarray) -> None:
+    # q0 @3: hits at ranks 1 and 3 -> (1 + 1/log2(4)) / (1 + 1/log2(3))
+    q0 = (1 + 1 / math.log2(4)) / (1 + 1 / math.log2(3))
+    assert ndcg_at_k(hits, TRUTH_PTR, 3) == pytest.approx(q0 / 2)
+    # q1 @4: hit at rank 4 -> (1/log2(5)) / 1
+    assert ndcg_at_k(hits, TRUTH_PTR, 4) == pytest.approx((q0 + 1 / math.log2(5)) / 2)
+
+
+def test_mrr(hits: np.ndarray) -> None:
+    assert mrr_at_k(hits, 3) == pytest.approx((1.0 + 0.0) / 2)
+    assert mrr_at_k(hits, 4) == pytest.approx((1.0 + 0.25) / 2)
+
+
+def test_coverage_and_novelty() -> None:
+    assert catalogue_coverage(RECS, 20, 2) == pytest.approx(4 / 20)
+    pop = np.zeros(10)
+    pop[[2, 4]] = [0.5, 0.25]
+    # items 2 (p .5 -> 1 bit) and 4 (p .25 -> 2 bits); unseen items floored at .25
+    assert novelty(np.array([[2, 4], [1, -1]]), pop, 2) == pytest.approx((1 + 2 + 2) / 3)
+
+
+def test_empty_truth_rejected(hits: np.ndarray) -> None:
+    with pytest.raises(ValueError, match="at least one relevant"):
+        recall_at_k(hits, np.array([0, 0, 3]), 2)
+
+
+def test_ranking_metrics_keys() -> None:
+    out = ranking_metrics(RECS, TRUTH_PTR, TRUTH_IDX, (1, 4))
+    assert set(out) == {
+        f"{m}@{k}" for m in ("recall", "hit", "ndcg", "mrr", "precision") for k in (1, 4)
+    }

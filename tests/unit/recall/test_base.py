@@ -1,0 +1,43 @@
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from funnelrec.recall.base import Queries
+from funnelrec.recall.topk import sparse_topk
+
+
+def _positives() -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "user_idx": np.array([0, 0, 1, 0], dtype=np.int32),
+            "item_idx": np.array([5, 6, 7, 8], dtype=np.int32),
+            "timestamp": [1, 2, 3, 9],
+        }
+    )
+
+
+def test_history_respects_as_of_time_and_order() -> None:
+    q = Queries.from_history(np.array([0, 1, 2]), np.array([0, 1, -1]), np.array([5, 5, 5]), _positives())
+    assert q.history_ptr.tolist() == [0, 2, 3, 3]
+    assert q.history_item.tolist() == [5, 6, 7]  # item 8 is after the as-of time
+    assert q.history_row().tolist() == [0, 0, 1]
+
+
+def test_take_reorders_rows() -> None:
+    q = Queries.from_history(np.array([0, 1]), np.array([0, 1]), np.array([5, 5]), _positives())
+    sub = q.take(np.array([1, 0]))
+    assert sub.query_id.tolist() == [1, 0]
+    assert sub.history_item.tolist() == [7, 5, 6]
+    assert sub.history_ptr.tolist() == [0, 1, 3]
+
+
+def test_sparse_topk_orders_excludes_and_pads() -> None:
+    scores = sp.csr_matrix(np.array([[0.0, 3.0, 1.0, 2.0], [0.0, 0.0, 0.0, 0.5]]))
+    idx, score = sparse_topk(scores, 3, np.array([0, 1, 1]), np.array([1], dtype=np.int32))
+    assert idx.tolist() == [[3, 2, -1], [3, -1, -1]]
+    assert score[0, 0] == 2.0 and np.isneginf(score[0, 2])
+
+
+def test_sparse_topk_ties_by_index() -> None:
+    idx, _ = sparse_topk(sp.csr_matrix(np.array([[1.0, 1.0, 1.0]])), 2)
+    assert idx.tolist() == [[0, 1]]
