@@ -143,7 +143,7 @@ def convert(
     from funnelrec.data.convert import convert as convert_fn
 
     report = _guard(lambda: convert_fn(format_, src, dst))
-    console.print(report)
+    console.print(report.summary(), highlight=False)
 
 
 @app.command()

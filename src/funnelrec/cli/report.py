@@ -14,12 +14,12 @@ def recall_table(metrics: dict, title: str = "Recall stage (held-out users)") ->
     table = Table(title=title)
     table.add_column("channel")
     for k in ks:
-        table.add_column(f"Recall@{k}", justify="right")
+        table.add_column(f"R@{k}", justify="right")
     for k in ks[:1]:
         table.add_column(f"NDCG@{k}", justify="right")
         table.add_column(f"MRR@{k}", justify="right")
         table.add_column(f"HR@{k}", justify="right")
-    table.add_column(f"coverage@{ks[-1]}", justify="right")
+    table.add_column(f"cov@{ks[-1]}", justify="right")
     for name, values in recall.items():
         row = [f"{values[f'recall@{k}']:.4f}" for k in ks]
         for k in ks[:1]:

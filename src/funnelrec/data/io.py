@@ -201,32 +201,24 @@ def load_dataset_dir(path: Path) -> RawTables:
         raise DataError("dataset folder does not exist", path=str(path))
     if not path.is_dir():
         raise DataError("expected a dataset folder, found a file", path=str(path))
-    found: dict[str, tuple[pl.DataFrame, DropReport] | None] = {}
+    tables: dict[str, pl.DataFrame] = {}
+    reports: list[DropReport] = []
     for spec in (INTERACTIONS, ITEMS, USERS):
-        candidates = [
-            path / f"{spec.name}{s}" for s in SUFFIXES if (path / f"{spec.name}{s}").exists()
-        ]
+        candidates = [p for s in SUFFIXES if (p := path / f"{spec.name}{s}").exists()]
         if len(candidates) > 1:
             names = " and ".join(c.name for c in candidates)
             raise DataError(f"two {spec.name} files ({names}); keep exactly one", path=str(path))
-        if not candidates:
-            if spec is INTERACTIONS:
-                expected = ", ".join(f"interactions{s}" for s in SUFFIXES)
-                raise DataError(
-                    f"no interactions file (expected one of {expected})", path=str(path)
-                )
-            found[spec.name] = None
-            continue
-        found[spec.name] = read_table(candidates[0], spec)
-    inter = found["interactions"]
-    assert inter is not None
-    items, users = found["items"], found["users"]
-    reports = tuple(r for _, r in (x for x in (inter, items, users) if x is not None))
+        if candidates:
+            tables[spec.name], report = read_table(candidates[0], spec)
+            reports.append(report)
+        elif spec is INTERACTIONS:
+            expected = ", ".join(f"interactions{s}" for s in SUFFIXES)
+            raise DataError(f"no interactions file (expected one of {expected})", path=str(path))
     return RawTables(
-        interactions=inter[0],
-        items=items[0] if items is not None else None,
-        users=users[0] if users is not None else None,
-        reports=reports,
+        interactions=tables["interactions"],
+        items=tables.get("items"),
+        users=tables.get("users"),
+        reports=tuple(reports),
     )
 
 
@@ -500,6 +492,7 @@ def coerce_table(
     row_of: RowOf | None = None,
     header_row: int | None = None,
     defaults: Mapping[str, str | float] | None = None,
+    source_names: Mapping[str, str] | None = None,
 ) -> tuple[pl.DataFrame, DropReport]:
     """Validate and cast a raw frame (text or typed columns) to the table ``spec`` declares.
 
@@ -513,6 +506,8 @@ def coerce_table(
         header_row: row named for a missing column (1 for a file with a header line).
         defaults: column -> default for absent columns and null cells; None uses
             :data:`DEFAULTS` for ``spec.name``.
+        source_names: canonical column -> its name in the source file, used in errors
+            (e.g. ``{"item_id": "movieId"}``).
 
     Returns:
         The table (spec columns first, extras after) with rows of null key columns dropped,
@@ -540,7 +535,9 @@ def coerce_table(
     spec_kinds = {c.name: c.kind for c in spec.columns}
     cols: dict[str, pl.Series] = {}
     for name in raw.columns:
-        cols[name] = _coerce_column(raw[name], spec_kinds.get(name), path=path, row_of=row_of)
+        shown = raw[name].alias(source_names.get(name, name)) if source_names else raw[name]
+        parsed = _coerce_column(shown, name, spec_kinds.get(name), path=path, row_of=row_of)
+        cols[name] = parsed.alias(name)
     filled: dict[str, int] = {}
     for name, default in defaults.items():
         dtype = _DEFAULT_DTYPES.get(name, pl.String())
@@ -578,8 +575,10 @@ def coerce_table(
     return df, report
 
 
-def _coerce_column(s: pl.Series, kind: str | None, *, path: str, row_of: RowOf) -> pl.Series:
-    name = s.name
+def _coerce_column(
+    s: pl.Series, name: str, kind: str | None, *, path: str, row_of: RowOf
+) -> pl.Series:
+    """Parse column ``name`` (``s`` carries the name shown in errors) by its spec kind."""
     if name in TIME_COLUMNS and kind in ("int", "any", None):
         return parse_timestamp(s, path=path, row_of=row_of)
     if kind == "id":

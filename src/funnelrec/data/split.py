@@ -157,9 +157,7 @@ def leave_last_out_split(
     )
     dropped_after = with_target.height - train.height - targets.height
     train = train.sort("_row").drop("_row", "_pos", "_seq", "_target_seq")
-    test = targets.select(
-        "user_id", "item_id", "timestamp", pl.col("timestamp").alias("query_ts")
-    )
+    test = targets.select("user_id", "item_id", "timestamp", pl.col("timestamp").alias("query_ts"))
     as_of = int(interactions["timestamp"].max()) + 1
     info = {
         "kind": "leave_last_out",

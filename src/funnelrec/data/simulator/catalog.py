@@ -1,4 +1,8 @@
-"""The item catalogue: categories, sub-topics, creation times, popularity, quality and titles.
+"""The item catalogue: categories, sub-topics, clusters, creation times, popularity, titles.
+
+Clusters are the finest level: groups of about ``cluster_size`` related items inside a sub-topic
+(a series, a brand, complements) that no item attribute reveals; sessions follow clicks from
+cluster to cluster, which is the item-to-item signal collaborative filtering can learn.
 
 Items are indexed in creation order (``created_at`` ascending), so every per-category or
 per-sub-topic pool listed in index order is also sorted by creation time: the items available
@@ -18,20 +22,28 @@ from funnelrec.data.simulator.config import DAY_S, SimulatorConfig
 _CONSONANTS = "bdfgklmnprstvz"
 _VOWELS = "aeiou"
 _SYLLABLES = tuple(c + v for c in _CONSONANTS for v in _VOWELS)
+_WORD_STRIDE = 1_423  # prime, coprime with the 70 ** 2 two-syllable words
 _PRE_START_DAYS = 180.0  # initial items were created up to this long before the span
 
 
 @dataclass(frozen=True, slots=True)
 class Catalog:
-    """Item attributes and sampling pools (``I`` items, ``C`` categories, ``S`` sub-topics each).
+    """Item attributes and sampling pools (``I`` items, ``C`` categories, ``S`` sub-topics each,
+    ``L`` clusters of related items in all; each sub-topic is split into clusters).
 
     Attributes:
         category: ``[I]`` int32 category of each item.
         subtopic: ``[I]`` int32 global sub-topic id ``category * S + s``.
+        cluster: ``[I]`` int32 global cluster id (clusters of a sub-topic are contiguous).
         created_at: ``[I]`` int64 creation time (unix s), ascending.
         weight: ``[I]`` float64 Zipf exposure weight (intrinsic popularity).
         quality: ``[I]`` float64 click-quality factor in ``[quality_floor, 1]``.
         weight_cum: ``[I]`` float64 inclusive cumsum of ``weight`` (the global pool).
+        cluster_base: ``[C * S + 1]`` int64 first cluster id of each sub-topic.
+        clu_ptr: ``[L + 1]`` int64 offsets of each cluster's pool.
+        clu_items: ``[I]`` int32 items grouped by cluster, creation order inside a pool.
+        clu_created: ``[I]`` int64 ``created_at[clu_items]``.
+        clu_cum: ``[I]`` float64 inclusive cumsum of ``weight[clu_items]``.
         sub_ptr: ``[C * S + 1]`` int64 offsets of each sub-topic's pool.
         sub_items: ``[I]`` int32 items grouped by sub-topic, creation order inside a pool.
         sub_created: ``[I]`` int64 ``created_at[sub_items]``.
@@ -46,10 +58,16 @@ class Catalog:
 
     category: NDArray[np.int32]
     subtopic: NDArray[np.int32]
+    cluster: NDArray[np.int32]
     created_at: NDArray[np.int64]
     weight: NDArray[np.float64]
     quality: NDArray[np.float64]
     weight_cum: NDArray[np.float64]
+    cluster_base: NDArray[np.int64]
+    clu_ptr: NDArray[np.int64]
+    clu_items: NDArray[np.int32]
+    clu_created: NDArray[np.int64]
+    clu_cum: NDArray[np.float64]
     sub_ptr: NDArray[np.int64]
     sub_items: NDArray[np.int32]
     sub_created: NDArray[np.int64]
@@ -88,7 +106,8 @@ def vocabulary(size: int) -> list[str]:
     words = []
     for j in range(size):
         if j < n * n:
-            digits: tuple[int, ...] = (j % n, j // n)
+            k = (j * _WORD_STRIDE) % (n * n)  # a bijection that spreads out similar words
+            digits: tuple[int, ...] = (k % n, k // n)
         else:
             k = j - n * n
             digits = (k % n, (k // n) % n, (k // (n * n)) % n)
@@ -152,19 +171,35 @@ def build_catalog(rng: np.random.Generator, config: SimulatorConfig) -> Catalog:
     local = (u[:, None] >= subtopic_cum[category]).sum(axis=1)
     subtopic = (category * n_sub + np.minimum(local, n_sub - 1)).astype(np.int32)
 
+    per_sub = np.bincount(subtopic, minlength=n_cat * n_sub)
+    n_clusters = np.maximum(1, np.round(per_sub / config.cluster_size)).astype(np.int64)
+    cluster_base = np.zeros(n_cat * n_sub + 1, dtype=np.int64)
+    np.cumsum(n_clusters, out=cluster_base[1:])
+    in_sub = (rng.random(n) * n_clusters[subtopic]).astype(np.int64)
+    cluster = (cluster_base[subtopic] + in_sub).astype(np.int32)
+
     rank = rng.permutation(n).astype(np.float64)  # 0 = most popular
     weight = (rank + 1.0) ** -config.popularity_exponent
     quality = config.quality_floor + (1.0 - config.quality_floor) * (1.0 - rank / n) ** 2
 
+    clu_ptr, clu_items, clu_created, clu_cum = _pool(
+        cluster, int(cluster_base[-1]), created_at, weight
+    )
     sub_ptr, sub_items, sub_created, sub_cum = _pool(subtopic, n_cat * n_sub, created_at, weight)
     cat_ptr, cat_items, cat_created, cat_cum = _pool(category, n_cat, created_at, weight)
     return Catalog(
         category=category,
         subtopic=subtopic,
+        cluster=cluster,
         created_at=created_at,
         weight=weight,
         quality=quality,
         weight_cum=np.cumsum(weight),
+        cluster_base=cluster_base,
+        clu_ptr=clu_ptr,
+        clu_items=clu_items,
+        clu_created=clu_created,
+        clu_cum=clu_cum,
         sub_ptr=sub_ptr,
         sub_items=sub_items,
         sub_created=sub_created,
@@ -178,9 +213,7 @@ def build_catalog(rng: np.random.Generator, config: SimulatorConfig) -> Catalog:
     )
 
 
-def make_titles(
-    rng: np.random.Generator, config: SimulatorConfig, catalog: Catalog
-) -> pl.Series:
+def make_titles(rng: np.random.Generator, config: SimulatorConfig, catalog: Catalog) -> pl.Series:
     """One title per item: words mostly from its sub-topic's and category's own vocabulary.
 
     The vocabulary is split into general words (10%), per-category words (30%) and per-sub-topic

@@ -23,24 +23,26 @@ class SlateMix(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    subtopic: float = Field(0.40, ge=0, description="The session's sub-topic.")
-    category: float = Field(0.20, ge=0, description="The session's category, any sub-topic.")
+    related: float = Field(
+        0.35, ge=0, description="The session's anchor cluster (follows the last click)."
+    )
+    subtopic: float = Field(0.20, ge=0, description="The session's sub-topic.")
+    category: float = Field(0.10, ge=0, description="The session's category, any sub-topic.")
     interest: float = Field(0.10, ge=0, description="A category drawn from the user's interests.")
-    popular: float = Field(0.20, ge=0, description="Globally popular items, any category.")
+    popular: float = Field(0.15, ge=0, description="Globally popular items, any category.")
     fresh: float = Field(0.10, ge=0, description="Uniform among items created in the fresh window.")
 
     @model_validator(mode="after")
     def _positive_total(self) -> Self:
-        if self.subtopic + self.category + self.interest + self.popular + self.fresh <= 0:
+        if sum(self.weights(normalise=False)) <= 0:
             raise ValueError("slate_mix needs at least one positive weight")
         return self
 
-    def weights(self) -> tuple[float, float, float, float, float]:
-        """Normalised ``(subtopic, category, interest, popular, fresh)`` probabilities."""
-        raw = (self.subtopic, self.category, self.interest, self.popular, self.fresh)
-        total = sum(raw)
-        sub, cat, inter, pop, fresh = (w / total for w in raw)
-        return sub, cat, inter, pop, fresh
+    def weights(self, *, normalise: bool = True) -> tuple[float, ...]:
+        """``(related, subtopic, category, interest, popular, fresh)`` probabilities."""
+        raw = (self.related, self.subtopic, self.category, self.interest, self.popular, self.fresh)
+        total = sum(raw) if normalise else 1.0
+        return tuple(w / total for w in raw)
 
 
 class SimulatorConfig(BaseModel):
@@ -65,6 +67,9 @@ class SimulatorConfig(BaseModel):
     n_items: int = Field(25_000, gt=0, description="Items in the items table.")
     n_categories: int = Field(20, ge=1, le=999, description="Top-level item categories.")
     n_subtopics: int = Field(8, ge=1, le=64, description="Finer sub-topics per category.")
+    cluster_size: int = Field(
+        12, ge=1, description="Mean items per cluster (related items) within a sub-topic."
+    )
     target_interactions: int = Field(
         1_000_000, gt=0, description="Approximate total rows (impressions + events)."
     )
@@ -82,22 +87,25 @@ class SimulatorConfig(BaseModel):
     )
     n_regions: int = Field(8, ge=1, le=99, description="Distinct region values.")
     demographic_strength: float = Field(
-        1.0, ge=0, description="Std of demographic effects on category interest (log scale)."
+        1.5, ge=0, description="Std of demographic effects on category interest (log scale)."
     )
     interest_concentration: float = Field(
-        1.0, gt=0, description="Total Dirichlet concentration of interests (small = sparse)."
+        0.5, gt=0, description="Total Dirichlet concentration of interests (small = sparse)."
     )
     activity_sigma: float = Field(
         1.0, ge=0, description="Log-normal sigma of per-user activity (heavy-tailed users)."
     )
     drift_prob: float = Field(
-        0.25, ge=0, le=1, description="Chance per session that interests shift to a new category."
+        0.2, ge=0, le=1, description="Chance per session that interests shift to a new category."
     )
     drift_step: float = Field(
-        0.35, ge=0, le=1, description="Interest mass moved to the new category on a shift."
+        0.4, ge=0, le=1, description="Interest mass moved to the new category on a shift."
     )
     favourite_subtopic_prob: float = Field(
-        0.7, ge=0, le=1, description="Chance a session uses the user's favourite sub-topic."
+        0.85, ge=0, le=1, description="Chance a session uses the user's favourite sub-topic."
+    )
+    favourite_cluster_prob: float = Field(
+        0.8, ge=0, le=1, description="Chance a session anchors on the user's favourite cluster."
     )
     taste_noise: float = Field(
         0.5, ge=0, lt=1, description="Spread of a fixed per (user, item) taste factor 1 +- x."
@@ -155,7 +163,7 @@ class SimulatorConfig(BaseModel):
         0.7, ge=0, description="Exponent b of the examination factor (1 + position)^-b."
     )
     click_scale: float = Field(
-        0.6, gt=0, description="Click probability at position 0 of a perfectly relevant item."
+        1.5, gt=0, description="Click probability at position 0 of a perfectly relevant item."
     )
     cart_rate: float = Field(0.3, ge=0, le=1, description="Mean P(cart | click).")
     order_rate: float = Field(0.4, ge=0, le=1, description="Mean P(order | cart).")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from funnelrec.data.simulator.catalog import (
     Catalog,
@@ -51,7 +52,9 @@ class SimulatedData:
     users: pl.DataFrame
 
 
-def _kernel_params(config: SimulatorConfig, catalog: Catalog, taste_key: np.uint64) -> KernelParams:
+def _kernel_params(
+    config: SimulatorConfig, catalog: Catalog, keys: NDArray[np.uint64]
+) -> KernelParams:
     mix = np.cumsum(np.asarray(config.slate_mix.weights(), dtype=np.float64))
     mix[-1] = 1.0
     quality_mean = float((catalog.quality * catalog.weight).sum() / catalog.weight.sum())
@@ -67,8 +70,10 @@ def _kernel_params(config: SimulatorConfig, catalog: Catalog, taste_key: np.uint
         drift_prob=config.drift_prob,
         drift_step=config.drift_step,
         favourite_prob=config.favourite_subtopic_prob,
+        favourite_cluster_prob=config.favourite_cluster_prob,
+        cluster_key=keys[0],
         taste_noise=config.taste_noise,
-        taste_key=taste_key,
+        taste_key=keys[1],
         fresh_window=round(config.fresh_window_days * DAY_S),
         freshness_tau=config.freshness_days * DAY_S,
         freshness_floor=config.freshness_floor,
@@ -86,9 +91,15 @@ def _catalog_arrays(catalog: Catalog, population: Population) -> CatalogArrays:
     return CatalogArrays(
         category=catalog.category,
         subtopic=catalog.subtopic,
+        cluster=catalog.cluster,
         created_at=catalog.created_at,
         quality=catalog.quality,
         weight_cum=catalog.weight_cum,
+        cluster_base=catalog.cluster_base,
+        clu_ptr=catalog.clu_ptr,
+        clu_items=catalog.clu_items,
+        clu_created=catalog.clu_created,
+        clu_cum=catalog.clu_cum,
         sub_ptr=catalog.sub_ptr,
         sub_items=catalog.sub_items,
         sub_created=catalog.sub_created,
@@ -125,9 +136,13 @@ def _chunk_bounds(plan: SessionPlan, n_users: int) -> list[tuple[int, int]]:
 
 
 def _simulate_interactions(
-    config: SimulatorConfig, catalog: Catalog, population: Population, plan: SessionPlan, key
+    config: SimulatorConfig,
+    catalog: Catalog,
+    population: Population,
+    plan: SessionPlan,
+    keys: NDArray[np.uint64],
 ) -> pl.DataFrame:
-    params = _kernel_params(config, catalog, key)
+    params = _kernel_params(config, catalog, keys)
     cat = _catalog_arrays(catalog, population)
     users = _user_arrays(population, plan)
     session_user = np.repeat(np.arange(population.n_users), np.diff(plan.user_ptr))
@@ -193,8 +208,8 @@ def simulate(config: SimulatorConfig) -> SimulatedData:
     titles = make_titles(rng, config, catalog)
     population = build_population(rng, config, catalog)
     plan = plan_sessions(rng, config, population)
-    key = np.uint64(rng.integers(0, np.iinfo(np.uint64).max, dtype=np.uint64, endpoint=True))
-    interactions = _simulate_interactions(config, catalog, population, plan, key)
+    keys = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
+    interactions = _simulate_interactions(config, catalog, population, plan, keys)
     items = _items_table(config, catalog, titles)
     users = _users_table(config, population)
     check_schema(interactions, INTERACTIONS, source="simulator")

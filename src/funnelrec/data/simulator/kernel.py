@@ -20,8 +20,14 @@ from funnelrec.data.simulator.rng import lognormal, normal, pair_unit, uniform
 DEPTH_CLICK, DEPTH_CART, DEPTH_ORDER = 1, 2, 3
 _MAX_SESSION_CLICKS = 64
 _SLATE_TRIES = 4  # draws per slot before a slot is given up
-_MATCH_CATEGORY = 0.5  # relevance factor: same category, other sub-topic
-_MATCH_OTHER = 0.3  # relevance factor: other category
+# relevance factor of an item by how it matches the user and session: its cluster is the
+# session's anchor or the user's favourite in that sub-topic (1), same sub-topic as the session,
+# same category, or another category
+_MATCH_SUBTOPIC = 0.4
+_MATCH_CATEGORY = 0.2
+_MATCH_OTHER = 0.08
+# slate sources, in SlateMix.weights() order
+SRC_RELATED, SRC_SUBTOPIC, SRC_CATEGORY, SRC_INTEREST, SRC_POPULAR, SRC_FRESH = range(6)
 _FIRST_SESSION_MEDIAN_S = 600.0  # a new user's first session, after sign-up
 _RHYTHM_PEAK_S = 20 * 3600.0
 _RHYTHM_SD_S = 4 * 3600.0
@@ -42,6 +48,8 @@ class KernelParams(NamedTuple):
     drift_prob: float
     drift_step: float
     favourite_prob: float
+    favourite_cluster_prob: float
+    cluster_key: np.uint64
     taste_noise: float
     taste_key: np.uint64
     fresh_window: int
@@ -52,7 +60,7 @@ class KernelParams(NamedTuple):
     cart_rate: float
     order_rate: float
     quality_mean: float
-    mix_cum: NDArray[np.float64]  # [5] cumulative slate-source probabilities
+    mix_cum: NDArray[np.float64]  # [6] cumulative slate-source probabilities
     pos_bias: NDArray[np.float64]  # [slate]
 
 
@@ -61,9 +69,15 @@ class CatalogArrays(NamedTuple):
 
     category: NDArray[np.int32]
     subtopic: NDArray[np.int32]
+    cluster: NDArray[np.int32]
     created_at: NDArray[np.int64]
     quality: NDArray[np.float64]
     weight_cum: NDArray[np.float64]
+    cluster_base: NDArray[np.int64]
+    clu_ptr: NDArray[np.int64]
+    clu_items: NDArray[np.int32]
+    clu_created: NDArray[np.int64]
+    clu_cum: NDArray[np.float64]
     sub_ptr: NDArray[np.int64]
     sub_items: NDArray[np.int32]
     sub_created: NDArray[np.int64]
@@ -121,7 +135,7 @@ def empty_slots(n_slots: int, n_sessions: int) -> SlotArrays:
     )
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _upper(a, lo, hi, x):  # pragma: no cover - compiled
     """First j in [lo, hi) with a[j] > x (hi if none); a sorted ascending."""
     while lo < hi:
@@ -133,7 +147,7 @@ def _upper(a, lo, hi, x):  # pragma: no cover - compiled
     return lo
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _draw_pool(cum, created, lo, hi, t, u):  # pragma: no cover - compiled
     """Weighted draw among the pool entries [lo, hi) created at or before t (-1 if none)."""
     end = _upper(created, lo, hi, t)
@@ -144,7 +158,7 @@ def _draw_pool(cum, created, lo, hi, t, u):  # pragma: no cover - compiled
     return min(j, end - 1)
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _draw_cum(cum, u):  # pragma: no cover - compiled
     """Index drawn from a cumulative distribution (last entry 1)."""
     return min(_upper(cum, 0, cum.shape[0], u), cum.shape[0] - 1)
@@ -153,7 +167,10 @@ def _draw_cum(cum, u):  # pragma: no cover - compiled
 @numba.njit(cache=True)
 def _draw_weighted(w, u):  # pragma: no cover - compiled
     """Index drawn proportionally to non-negative weights ``w``."""
-    x = u * w.sum()
+    total = 0.0
+    for j in range(w.shape[0]):
+        total += w[j]
+    x = u * total
     acc = 0.0
     for j in range(w.shape[0]):
         acc += w[j]
@@ -163,27 +180,41 @@ def _draw_weighted(w, u):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
-def _draw_item(source, state, t, c_s, sub_s, theta, cat, p):  # pragma: no cover - compiled
-    """One candidate item from a slate source (0 sub-topic .. 4 fresh), with fallbacks."""
+def _favourite_cluster(cat, p, u, sub):  # pragma: no cover - compiled
+    """User ``u``'s fixed favourite cluster within sub-topic ``sub``."""
+    lo, hi = cat.cluster_base[sub], cat.cluster_base[sub + 1]
+    return lo + min(int(pair_unit(p.cluster_key, u, sub) * (hi - lo)), hi - lo - 1)
+
+
+@numba.njit(cache=True)
+def _draw_item(source, state, t, c_s, sub_s, anchor, theta, cat, p):  # pragma: no cover
+    """One candidate item from a slate source (``SRC_*``), falling back to broader pools."""
     u = uniform(state)
-    if source == 4:
+    if source == SRC_FRESH:
         n = cat.created_at.shape[0]
         lo = _upper(cat.created_at, 0, n, t - p.fresh_window)
         hi = _upper(cat.created_at, 0, n, t)
         if hi > lo:
             return lo + min(int(u * (hi - lo)), hi - lo - 1)
-        source = 3
-    if source == 0:
+        source = SRC_POPULAR
+    if source == SRC_RELATED:
+        j = _draw_pool(
+            cat.clu_cum, cat.clu_created, cat.clu_ptr[anchor], cat.clu_ptr[anchor + 1], t, u
+        )
+        if j >= 0:
+            return cat.clu_items[j]
+        source = SRC_SUBTOPIC
+    if source == SRC_SUBTOPIC:
         j = _draw_pool(
             cat.sub_cum, cat.sub_created, cat.sub_ptr[sub_s], cat.sub_ptr[sub_s + 1], t, u
         )
         if j >= 0:
             return cat.sub_items[j]
-        source = 1
-    if source == 2:
+        source = SRC_CATEGORY
+    if source == SRC_INTEREST:
         c_s = _draw_weighted(theta, uniform(state))
-        source = 1
-    if source == 1:
+        source = SRC_CATEGORY
+    if source == SRC_CATEGORY:
         j = _draw_pool(cat.cat_cum, cat.cat_created, cat.cat_ptr[c_s], cat.cat_ptr[c_s + 1], t, u)
         if j >= 0:
             return cat.cat_items[j]
@@ -204,12 +235,15 @@ def _plan_starts(state, n, window_start, late, p):  # pragma: no cover - compile
         lo = starts[0] + p.min_session_gap
     m = n - first
     if m == 0 or lo >= p.end:
-        starts[first:] = lo
+        for k in range(first, n):
+            starts[k] = lo
         return starts
     gaps = np.empty(m + 1)
+    total = 0.0
     for k in range(m + 1):
         gaps[k] = lognormal(state, 1.0, p.session_gap_sigma)
-    scale = (p.end - lo) / gaps.sum()
+        total += gaps[k]
+    scale = (p.end - lo) / total
     acc = 0.0
     for k in range(m):
         acc += gaps[k]
@@ -219,8 +253,12 @@ def _plan_starts(state, n, window_start, late, p):  # pragma: no cover - compile
             moved = t - t % _DAY_S + int(sod)
             if lo <= moved < p.end:
                 t = moved
-        starts[first + k] = t
-    starts[first:] = np.sort(starts[first:])
+        # insertion into the sorted prefix (the rhythm only moves a start within its day)
+        j = first + k
+        while j > first and starts[j - 1] > t:
+            starts[j] = starts[j - 1]
+            j -= 1
+        starts[j] = t
     return starts
 
 
@@ -236,16 +274,20 @@ def _drift(state, theta, favourite, group_cum_row, subtopic_cum, p):  # pragma: 
 
 
 @numba.njit(cache=True)
-def _relevance(u, item, t, c_s, sub_s, theta, theta_max, cat, p):  # pragma: no cover
+def _relevance(u, item, t, c_s, sub_s, anchor, theta, theta_max, cat, p):  # pragma: no cover
     """Click relevance (before position bias): interest x match x quality x freshness x taste."""
     ci = cat.category[item]
-    if cat.subtopic[item] == sub_s:
+    si = cat.subtopic[item]
+    ki = cat.cluster[item]
+    if ki == anchor or ki == _favourite_cluster(cat, p, u, si):
         match = 1.0
+    elif si == sub_s:
+        match = _MATCH_SUBTOPIC
     elif ci == c_s:
         match = _MATCH_CATEGORY
     else:
         match = _MATCH_OTHER
-    affinity = match * (0.25 + 0.75 * math.sqrt(theta[ci] / theta_max))
+    affinity = match * (0.1 + 0.9 * math.sqrt(theta[ci] / theta_max))
     age = max(t - cat.created_at[item], 0)
     fresh = p.freshness_floor + (1.0 - p.freshness_floor) * math.exp(-age / p.freshness_tau)
     taste = 1.0 + p.taste_noise * (2.0 * pair_unit(p.taste_key, u, item) - 1.0)
@@ -289,12 +331,19 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
             out.session_start[s - s_base] = t
             if s > s_lo and uniform(state) < p.drift_prob:
                 _drift(state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p)
-            theta_max = theta.max()
+            theta_max = 0.0
+            for c in range(theta.shape[0]):
+                theta_max = max(theta_max, theta[c])
             c_s = _draw_weighted(theta, uniform(state))
             if uniform(state) < p.favourite_prob:
                 sub_s = c_s * p.n_sub + favourite[c_s]
             else:
                 sub_s = c_s * p.n_sub + _draw_cum(cat.subtopic_cum[c_s], uniform(state))
+            if uniform(state) < p.favourite_cluster_prob:
+                anchor = _favourite_cluster(cat, p, u, sub_s)
+            else:
+                lo, hi = cat.cluster_base[sub_s], cat.cluster_base[sub_s + 1]
+                anchor = lo + min(int(uniform(state) * (hi - lo)), hi - lo - 1)
             n_clicked = 0
             for step in range(users.steps[s]):
                 if t >= p.end:
@@ -305,7 +354,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     if shown == slate:
                         break
                     source = _draw_cum(p.mix_cum, uniform(state))
-                    item = _draw_item(source, state, t, c_s, sub_s, theta, cat, p)
+                    item = _draw_item(source, state, t, c_s, sub_s, anchor, theta, cat, p)
                     if item < 0:
                         continue
                     dup = False
@@ -318,7 +367,9 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     if dup:
                         continue
                     cand[shown] = item
-                    rel[shown] = _relevance(u, item, t, c_s, sub_s, theta, theta_max, cat, p)
+                    rel[shown] = _relevance(
+                        u, item, t, c_s, sub_s, anchor, theta, theta_max, cat, p
+                    )
                     gumbel = -math.log(-math.log(1e-12 + (1.0 - 2e-12) * uniform(state)))
                     keys[shown] = p.ranking_strength * math.log(rel[shown]) + gumbel
                     shown += 1
@@ -332,6 +383,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                 # ---- examine, click, cart, order ----
                 base = users.slot_ptr[s] - slot_base + step * slate
                 last = t
+                next_anchor = anchor
                 for pos in range(shown):
                     k = order[pos]
                     item = cand[k]
@@ -345,6 +397,8 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     d = 1 + int(lognormal(state, 5.0, 0.7))
                     out.depth[o] = DEPTH_CLICK
                     out.d_click[o] = d
+                    if cat.category[item] == c_s:  # "more like this" within the session's focus
+                        next_anchor = cat.cluster[item]
                     if n_clicked < _MAX_SESSION_CLICKS:
                         clicked[n_clicked] = item
                         n_clicked += 1
@@ -360,5 +414,6 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                             out.depth[o] = DEPTH_ORDER
                             out.d_order[o] = d
                     last = max(last, t + d)
+                anchor = next_anchor
                 t = last + 1 + int(lognormal(state, p.step_gap_median, 0.8))
             prev_end = t

@@ -67,6 +67,10 @@ class Sequences:
 def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequences:
     """Deduplicate (user, item) keeping the last occurrence and sort each user's items by time.
 
+    Linear-time: a stable counting sort by user of the time-ordered rows, a parallel per-user
+    backward pass that keeps each item's last occurrence, and a counting sort by item for the
+    inverted index. Rows not already in time order are first sorted (stable) by timestamp.
+
     Args:
         positives: ``user_idx``, ``item_idx``, ``timestamp`` rows (negative indices dropped).
         n_users: size of the user index space.
@@ -81,34 +85,116 @@ def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequ
         >>> build_sequences(df, 1, 2).item.tolist()
         [0, 1]
     """
-    df = (
-        positives.lazy()
-        .select(
-            pl.col("user_idx").cast(pl.Int32),
-            pl.col("item_idx").cast(pl.Int32),
-            pl.col("timestamp").cast(pl.Int64),
-        )
-        .filter(
-            (pl.col("user_idx") >= 0)
-            & (pl.col("user_idx") < n_users)
-            & (pl.col("item_idx") >= 0)
-            & (pl.col("item_idx") < n_items)
-        )
-        .group_by("user_idx", "item_idx")
-        .agg(pl.col("timestamp").max())
-        .sort("user_idx", "timestamp", "item_idx")
-        .collect()
-    )
-    user = df["user_idx"].to_numpy()
-    item = np.ascontiguousarray(df["item_idx"].to_numpy(), dtype=np.int32)
-    time = np.ascontiguousarray(df["timestamp"].to_numpy(), dtype=np.int64)
+    user = positives["user_idx"].to_numpy()
+    item = positives["item_idx"].to_numpy()
+    time = positives["timestamp"].to_numpy()
+    valid = (user >= 0) & (user < n_users) & (item >= 0) & (item < n_items)
+    if not valid.all():
+        user, item, time = user[valid], item[valid], time[valid]
+    user = np.ascontiguousarray(user, dtype=np.int32)
+    item = np.ascontiguousarray(item, dtype=np.int32)
+    time = np.ascontiguousarray(time, dtype=np.int64)
+    if time.shape[0] > 1 and not (time[1:] >= time[:-1]).all():
+        by_time = np.argsort(time, kind="stable")
+        user, item, time = user[by_time], item[by_time], time[by_time]
+    raw_ptr, by_user = _counting_sort(user, n_users)
+    keep, kept_len = _mark_last_occurrences(raw_ptr, by_user, item, n_items, _n_chunks(n_users))
     user_ptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(np.bincount(user, minlength=n_users), out=user_ptr[1:])
-    occ_pos = np.argsort(item, kind="stable").astype(np.int64)
+    np.cumsum(kept_len, out=user_ptr[1:])
+    seq_item, seq_time = _gather_sequences(raw_ptr, by_user, keep, item, time, user_ptr)
+    item_ptr, occ_user, occ_pos = _invert(user_ptr, seq_item, n_items)
+    return Sequences(user_ptr, seq_item, seq_time, item_ptr, occ_user, occ_pos)
+
+
+def _n_chunks(n: int) -> int:
+    """Parallel work units for ``n`` rows: a few per thread so uneven rows even out."""
+    return max(1, min(n, 4 * numba.get_num_threads()))
+
+
+@numba.njit(cache=True)
+def _counting_sort(keys, n_keys):  # pragma: no cover - compiled
+    """Stable grouping of ``[N]`` keys in ``[0, n_keys)``: (``ptr [n_keys + 1]``, ``order [N]``)."""
+    n = keys.shape[0]
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for e in range(n):
+        ptr[keys[e] + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    fill = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for e in range(n):
+        k = keys[e]
+        order[fill[k]] = e
+        fill[k] += 1
+    return ptr, order
+
+
+@numba.njit(cache=True, parallel=True)
+def _mark_last_occurrences(raw_ptr, by_user, item, n_items, n_chunks):  # pragma: no cover
+    """``keep [N]`` (by grouped position): whether a row is its (user, item)'s last; counts."""
+    n_users = raw_ptr.shape[0] - 1
+    keep = np.zeros(by_user.shape[0], dtype=np.bool_)
+    kept_len = np.zeros(n_users, dtype=np.int64)
+    per_chunk = (n_users + n_chunks - 1) // n_chunks
+    for c in numba.prange(n_chunks):
+        stamp = np.full(n_items, -1, dtype=np.int32)
+        for u in range(c * per_chunk, min(n_users, (c + 1) * per_chunk)):
+            m = 0
+            for x in range(raw_ptr[u + 1] - 1, raw_ptr[u] - 1, -1):
+                i = item[by_user[x]]
+                if stamp[i] != u:
+                    stamp[i] = u
+                    keep[x] = True
+                    m += 1
+            kept_len[u] = m
+    return keep, kept_len
+
+
+@numba.njit(cache=True, parallel=True)
+def _gather_sequences(raw_ptr, by_user, keep, item, time, user_ptr):  # pragma: no cover
+    """Kept rows per user in ``(time, item)`` order: ``(item [N'], time [N'])``."""
+    n_users = raw_ptr.shape[0] - 1
+    n = user_ptr[n_users]
+    out_item = np.empty(n, dtype=np.int32)
+    out_time = np.empty(n, dtype=np.int64)
+    for u in numba.prange(n_users):
+        w = user_ptr[u]
+        for x in range(raw_ptr[u], raw_ptr[u + 1]):
+            if keep[x]:
+                r = by_user[x]
+                # Rows arrive time-sorted; insertion puts equal times in item order.
+                it, t = item[r], time[r]
+                y = w
+                while y > user_ptr[u] and out_time[y - 1] == t and out_item[y - 1] > it:
+                    out_item[y] = out_item[y - 1]
+                    out_time[y] = out_time[y - 1]
+                    y -= 1
+                out_item[y] = it
+                out_time[y] = t
+                w += 1
+    return out_item, out_time
+
+
+@numba.njit(cache=True)
+def _invert(user_ptr, seq_item, n_items):  # pragma: no cover - compiled
+    """Item -> occurrences (stable): ``(item_ptr [n_items + 1], occ_user [N], occ_pos [N])``."""
+    n_users = user_ptr.shape[0] - 1
+    n = seq_item.shape[0]
     item_ptr = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(np.bincount(item, minlength=n_items), out=item_ptr[1:])
-    occ_user = np.ascontiguousarray(user[occ_pos], dtype=np.int32)
-    return Sequences(user_ptr, item, time, item_ptr, occ_user, occ_pos)
+    for e in range(n):
+        item_ptr[seq_item[e] + 1] += 1
+    for k in range(n_items):
+        item_ptr[k + 1] += item_ptr[k]
+    fill = item_ptr[:-1].copy()
+    occ_user = np.empty(n, dtype=np.int32)
+    occ_pos = np.empty(n, dtype=np.int64)
+    for u in range(n_users):
+        for x in range(user_ptr[u], user_ptr[u + 1]):
+            i = seq_item[x]
+            occ_user[fill[i]] = u
+            occ_pos[fill[i]] = x
+            fill[i] += 1
+    return item_ptr, occ_user, occ_pos
 
 
 def adjacent_time_decay(seq: Sequences, half_life_s: float | None) -> NDArray[np.float64]:
@@ -128,40 +214,60 @@ def adjacent_time_decay(seq: Sequences, half_life_s: float | None) -> NDArray[np
     return np.exp2(-gap / half_life_s)
 
 
-@numba.njit(inline="always")
-def _worse(v_a, j_a, v_b, j_b):  # pragma: no cover - compiled
-    """Whether candidate a ranks below b: lower score, or equal score and larger index."""
-    return v_a < v_b or (v_a == v_b and j_a > j_b)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_SHIFT = np.uint64(32)
 
 
 @numba.njit(inline="always")
-def _sift_down(hv, hj, size, pos):  # pragma: no cover - compiled
-    """Restore the heap (worst candidate at the root) below ``pos``."""
-    v, j = hv[pos], hj[pos]
+def _sift_down(keys, size, pos):  # pragma: no cover - compiled
+    """Restore the min-heap ``keys[:size]`` below ``pos``."""
+    key = keys[pos]
     while True:
         child = 2 * pos + 1
         if child >= size:
             break
-        right = child + 1
-        if right < size and _worse(hv[right], hj[right], hv[child], hj[child]):
-            child = right
-        if not _worse(hv[child], hj[child], v, j):
+        if child + 1 < size and keys[child + 1] < keys[child]:
+            child += 1
+        if keys[child] >= key:
             break
-        hv[pos], hj[pos] = hv[child], hj[child]
+        keys[pos] = keys[child]
         pos = child
-    hv[pos], hj[pos] = v, j
+    keys[pos] = key
 
 
 @numba.njit(inline="always")
-def _sift_up(hv, hj, pos):  # pragma: no cover - compiled
-    v, j = hv[pos], hj[pos]
-    while pos > 0:
-        parent = (pos - 1) // 2
-        if not _worse(v, j, hv[parent], hj[parent]):
-            break
-        hv[pos], hj[pos] = hv[parent], hj[parent]
-        pos = parent
-    hv[pos], hj[pos] = v, j
+def _keep_largest(keys, cnt, k):  # pragma: no cover - compiled
+    """Move the ``k`` largest of ``keys[:cnt]`` into ``keys[:k]`` (a min-heap, O(cnt log k))."""
+    for pos in range(k // 2 - 1, -1, -1):
+        _sift_down(keys, k, pos)
+    for t in range(k, cnt):
+        if keys[t] > keys[0]:
+            keys[0] = keys[t]
+            _sift_down(keys, k, 0)
+
+
+@numba.njit(inline="always")
+def _sort_descending(keys, cnt):  # pragma: no cover - compiled
+    """Sort ``keys[:cnt]`` in place, largest first, without allocating.
+
+    Insertion sort for short rows (the common case), heapsort otherwise.
+    """
+    if cnt <= 24:
+        for a in range(1, cnt):
+            key = keys[a]
+            b = a
+            while b > 0 and keys[b - 1] < key:
+                keys[b] = keys[b - 1]
+                b -= 1
+            keys[b] = key
+        return
+    for pos in range(cnt // 2 - 1, -1, -1):
+        _sift_down(keys, cnt, pos)
+    for end in range(cnt - 1, 0, -1):
+        smallest = keys[0]
+        keys[0] = keys[end]
+        keys[end] = smallest
+        _sift_down(keys, end, 0)
 
 
 @numba.njit(cache=True, parallel=True, fastmath=True)
@@ -214,8 +320,9 @@ def itemcf_topk(
         acc = np.zeros(n_items, dtype=np.float64)
         stamp = np.full(n_items, -1, dtype=np.int32)
         touched = np.empty(n_items, dtype=np.int32)
-        hv = np.empty(k, dtype=np.float64)
-        hj = np.empty(k, dtype=np.int32)
+        keys = np.empty(n_items, dtype=np.uint64)
+        f32 = np.empty(1, dtype=np.float32)
+        bits = f32.view(np.uint32)
         for i in range(c, n_items, n_chunks):
             m = 0
             for e in range(item_ptr[i], item_ptr[i + 1]):
@@ -251,9 +358,11 @@ def itemcf_topk(
                         run *= position_decay
             if m == 0:
                 continue
+            # Rank key: float32 bits of sim (positive floats order like their bits), then
+            # the complement of j, so one unsigned compare orders by (sim desc, j asc).
             ni = norm_i[i]
             ci = created[i]
-            size = 0
+            cnt = 0
             for t in range(m):
                 j = touched[t]
                 v = acc[j] / (ni * norm_j[j])
@@ -261,18 +370,15 @@ def itemcf_topk(
                     v *= np.exp(-created_rate * abs(created[j] - ci))
                 if not v >= min_sim:
                     continue
-                if size < k:
-                    hv[size] = v
-                    hj[size] = j
-                    _sift_up(hv, hj, size)
-                    size += 1
-                elif _worse(hv[0], hj[0], v, j):
-                    hv[0] = v
-                    hj[0] = j
-                    _sift_down(hv, hj, size, 0)
-            # Pop the worst first, filling from the back: rows end up best-first.
-            for pos in range(size - 1, -1, -1):
-                out_idx[i, pos] = hj[0]
-                out_sim[i, pos] = hv[0]
-                hv[0], hj[0] = hv[pos], hj[pos]
-                _sift_down(hv, hj, pos, 0)
+                f32[0] = v
+                keys[cnt] = (np.uint64(bits[0]) << _SHIFT) | (_LOW32 - np.uint64(j))
+                cnt += 1
+            if cnt > k:
+                _keep_largest(keys, cnt, k)
+                cnt = k
+            _sort_descending(keys, cnt)
+            for r in range(cnt):
+                key = keys[r]
+                out_idx[i, r] = np.int32(_LOW32 - (key & _LOW32))
+                bits[0] = np.uint32(key >> _SHIFT)
+                out_sim[i, r] = f32[0]

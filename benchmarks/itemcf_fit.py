@@ -1,0 +1,288 @@
+"""ItemCF fit time: funnelrec (numba) vs implicit's CosineRecommender vs the textbook oracle.
+
+Datasets: ../shared MovieLens-100k (skipped when absent) and the 1M-row simulator (positives =
+every event but impressions). Per dataset, in the same run and on the same machine:
+
+* funnelrec ``ItemCF.fit`` with the default time-decayed config and with ``window=None``
+  (all pairs, the same pair set implicit visits), from the Dataset (sequence building included);
+* implicit ``CosineRecommender(K=100).fit`` on the prebuilt binary user x item CSR (building
+  that matrix is not timed), with the same thread count;
+* the textbook dict-of-dicts reference (``funnelrec.recall.itemcf.reference``), on all users when
+  its predicted time fits ``--textbook-budget-s``, otherwise on a labelled random user subsample
+  with funnelrec re-timed on the same subsample.
+
+Times are medians of ``--repeats`` runs after a warm-up (numba JIT excluded; the compile time
+and the cached first-call time are measured separately in fresh subprocesses). Targets:
+funnelrec/implicit <= 2.0 and textbook/funnelrec >= 50.
+
+    .venv/bin/python benchmarks/itemcf_fit.py [--repeats 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from implicit.nearest_neighbours import CosineRecommender
+
+from _common import console, load_tables, render, write_json
+from funnelrec.data.dataset import Dataset
+from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
+from funnelrec.recall.itemcf.kernel import build_sequences
+from funnelrec.recall.itemcf.reference import textbook_itemcf
+
+NAME = "itemcf_fit"
+K = 100
+TARGET_VS_IMPLICIT = 2.0
+TARGET_VS_TEXTBOOK = 50.0
+CONFIGS = {
+    "default": ItemCFConfig(neighbors=K),
+    "window=None": ItemCFConfig(neighbors=K, window=None),
+}
+
+JIT_PROBE = """
+import time
+import numpy as np, polars as pl
+from funnelrec.data.dataset import Dataset
+from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
+inter = pl.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [1, 2, 1, 3],
+    "timestamp": [0, 1, 2, 3], "event": ["click"] * 4, "value": [1.0] * 4})
+data = Dataset.build(inter)
+data.positives
+t = time.perf_counter()
+ItemCF(ItemCFConfig()).fit(data, rng=np.random.default_rng(0))
+print(time.perf_counter() - t)
+"""
+
+
+def median_time(fn: Callable[[], Any], repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def first_call_seconds(cache_dir: str | None) -> float:
+    """First ItemCF fit in a fresh interpreter (a fresh numba cache dir = full JIT compile)."""
+    env = dict(os.environ)
+    if cache_dir is not None:
+        env["NUMBA_CACHE_DIR"] = cache_dir
+    out = subprocess.run(
+        [sys.executable, "-c", JIT_PROBE], env=env, check=True, capture_output=True, text=True
+    )
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def user_item_csr(data: Dataset) -> sp.csr_matrix:
+    """Binary ``[n_users, n_items]`` float32 CSR of the positives (duplicates collapsed)."""
+    pos = data.positives
+    m = sp.csr_matrix(
+        (
+            np.ones(pos.height, dtype=np.float32),
+            (pos["user_idx"].to_numpy(), pos["item_idx"].to_numpy()),
+        ),
+        shape=(data.n_users, data.n_items),
+    )
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def pairs_per_user(user_len: np.ndarray, window: int | None) -> np.ndarray:
+    """``[n_users]`` ordered position pairs ``(p, q)`` with ``0 < |p - q| <= window``."""
+    n = user_len.astype(np.int64)
+    w = np.maximum(n - 1, 0) if window is None else np.minimum(window, np.maximum(n - 1, 0))
+    return 2 * (w * n - w * (w + 1) // 2)
+
+
+def ordered_pairs(user_len: np.ndarray, window: int | None) -> int:
+    return int(pairs_per_user(user_len, window).sum())
+
+
+def subsample_users(data: Dataset, users: np.ndarray, source: pl.DataFrame, items) -> Dataset:
+    keep = data.user_vocab.decode(users)
+    inter = source.filter(pl.col("user_id").is_in(keep.to_list()))
+    return Dataset.build(inter, items)
+
+
+def max_rel_diff(model: ItemCF, ref_idx: np.ndarray, ref_sim: np.ndarray) -> float:
+    mine = model.neighbor_sim.astype(np.float64)
+    ok = (ref_idx >= 0) & (model.neighbor_idx >= 0)
+    if (model.neighbor_idx >= 0).sum() != (ref_idx >= 0).sum():
+        return float("inf")
+    if not ok.any():
+        return 0.0
+    return float(np.max(np.abs(mine[ok] - ref_sim[ok]) / ref_sim[ok]))
+
+
+def bench_dataset(
+    name: str, data: Dataset, source: pl.DataFrame, items, args: argparse.Namespace
+) -> list[dict[str, Any]]:
+    rng = np.random.default_rng(0)
+    _ = data.positives
+    csr = user_item_csr(data)
+    seq = build_sequences(data.positives, data.n_users, data.n_items)
+    user_len = seq.user_len
+
+    def implicit_fit() -> None:
+        CosineRecommender(K=K, num_threads=args.threads).fit(csr, show_progress=False)
+
+    implicit_fit()
+    t_implicit = median_time(implicit_fit, args.repeats)
+    rows = []
+    for label, cfg in CONFIGS.items():
+        ItemCF(cfg).fit(data, rng=rng)  # warm-up
+        t_fun = median_time(lambda cfg=cfg: ItemCF(cfg).fit(data, rng=rng), args.repeats)
+        pairs = ordered_pairs(user_len, cfg.window)
+        # Calibrate the textbook speed on a small slice, then decide full run vs subsample.
+        probe_users = rng.permutation(data.n_users)[: max(1, data.n_users // 50)]
+        probe = subsample_users(data, probe_users, source, items)
+        probe_seq = build_sequences(probe.positives, probe.n_users, probe.n_items)
+        probe_pairs = max(1, ordered_pairs(probe_seq.user_len, cfg.window))
+        start = time.perf_counter()
+        textbook_itemcf(probe, cfg)
+        per_pair = (time.perf_counter() - start) / probe_pairs
+        predicted = per_pair * pairs
+        scope = "all users"
+        sub, t_fun_sub = data, t_fun
+        if predicted > args.textbook_budget_s:
+            order = rng.permutation(data.n_users)
+            cum = np.cumsum(pairs_per_user(user_len, cfg.window)[order])
+            n_take = max(1, int(np.searchsorted(cum, args.textbook_budget_s / per_pair)))
+            sub = subsample_users(data, order[:n_take], source, items)
+            ItemCF(cfg).fit(sub, rng=rng)
+            t_fun_sub = median_time(
+                lambda cfg=cfg, sub=sub: ItemCF(cfg).fit(sub, rng=rng), args.repeats
+            )
+            scope = f"random {n_take}/{data.n_users} users ({sub.positives.height} positives)"
+        reps = 1 if predicted > 10 else min(3, args.repeats)
+        result: dict[str, Any] = {}
+
+        def textbook_fit(sub=sub, cfg=cfg, result=result) -> None:
+            result["ref"] = textbook_itemcf(sub, cfg)
+
+        t_text = median_time(textbook_fit, reps)
+        check = max_rel_diff(ItemCF(cfg).fit(sub, rng=rng), *result["ref"])
+        rows.append(
+            {
+                "dataset": name,
+                "config": label,
+                "positives": data.positives.height,
+                "distinct_pairs_user_item": int(seq.item.shape[0]),
+                "users": data.n_users,
+                "items": data.n_items,
+                "ordered_pairs": pairs,
+                "funnelrec_s": t_fun,
+                "implicit_s": t_implicit,
+                "funnelrec_over_implicit": t_fun / t_implicit,
+                "textbook_scope": scope,
+                "textbook_repeats": reps,
+                "textbook_s": t_text,
+                "funnelrec_same_scope_s": t_fun_sub,
+                "textbook_over_funnelrec": t_text / t_fun_sub,
+                "max_rel_diff_vs_textbook": check,
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
+    parser.add_argument("--sim-interactions", type=int, default=1_000_000)
+    parser.add_argument("--textbook-budget-s", type=float, default=120.0)
+    args = parser.parse_args()
+    numba.set_num_threads(args.threads)
+
+    with tempfile.TemporaryDirectory() as cache:
+        jit_compile = first_call_seconds(cache)
+    jit_cached = first_call_seconds(None)
+    console.print(
+        f"threads: {args.threads} (numba and implicit); numba first call: "
+        f"{jit_compile:.2f} s with a cold cache (JIT compile), {jit_cached:.2f} s cached"
+    )
+
+    rows: list[dict[str, Any]] = []
+    for name in ("movielens-100k", "simulator"):
+        tables = load_tables(name, sim_interactions=args.sim_interactions)
+        if tables is None:
+            continue
+        data = Dataset.build(tables.interactions, tables.items, tables.users)
+        label = name if name != "simulator" else f"simulator {args.sim_interactions:,} rows"
+        rows += bench_dataset(label, data, tables.interactions, tables.items, args)
+
+    render(
+        f"ItemCF fit, median of {args.repeats} (s), {args.threads} threads",
+        [
+            "dataset",
+            "config",
+            "positives",
+            "funnelrec",
+            "implicit",
+            "textbook",
+            "textbook scope",
+            "funnelrec/implicit",
+            "textbook/funnelrec",
+            "max rel diff",
+        ],
+        [
+            [
+                r["dataset"],
+                r["config"],
+                r["positives"],
+                r["funnelrec_s"],
+                r["implicit_s"],
+                r["textbook_s"],
+                r["textbook_scope"]
+                + (
+                    f" (funnelrec {r['funnelrec_same_scope_s']:.4f})"
+                    if r["textbook_scope"] != "all users"
+                    else ""
+                ),
+                f"{r['funnelrec_over_implicit']:.2f}",
+                f"{r['textbook_over_funnelrec']:.0f}",
+                f"{r['max_rel_diff_vs_textbook']:.1e}",
+            ]
+            for r in rows
+        ],
+    )
+    ok_impl = all(r["funnelrec_over_implicit"] <= TARGET_VS_IMPLICIT for r in rows)
+    ok_text = all(r["textbook_over_funnelrec"] >= TARGET_VS_TEXTBOOK for r in rows)
+    console.print(
+        f"funnelrec/implicit <= {TARGET_VS_IMPLICIT}: {'PASS' if ok_impl else 'FAIL'}; "
+        f"textbook/funnelrec >= {TARGET_VS_TEXTBOOK:.0f}: {'PASS' if ok_text else 'FAIL'}"
+    )
+    write_json(
+        NAME,
+        {
+            "threads": args.threads,
+            "repeats": args.repeats,
+            "neighbors": K,
+            "jit_compile_s": jit_compile,
+            "jit_cached_first_call_s": jit_cached,
+            "targets": {
+                "funnelrec_over_implicit_max": TARGET_VS_IMPLICIT,
+                "textbook_over_funnelrec_min": TARGET_VS_TEXTBOOK,
+            },
+            "pass": {"vs_implicit": ok_impl, "vs_textbook": ok_text},
+            "rows": rows,
+        },
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,178 @@
+"""KuaiRand (Kuaishou short video with random exposures): exposure logs with click/watch labels.
+
+Reads every ``log_*.csv`` (the official ``log_standard_*``/``log_random_*`` files) or, when
+there is none, every ``kuairand*.csv`` (joined samples such as ``kuairand_sample.csv``), in
+name order. Required columns: ``user_id``, ``video_id``, ``is_click``. Each exposure row
+becomes:
+
+* an ``"impression"`` event (``value`` = 1.0);
+* a ``"click"`` event when ``is_click`` = 1, and ``"like"``/``"follow"``/``"comment"``/
+  ``"forward"`` events for the official ``is_like``/``is_follow``/``is_comment``/
+  ``is_forward`` flags when present (``is_hate`` is not turned into an event: every
+  non-impression event counts as a positive downstream);
+* a ``"watch"`` event with ``value`` = ``play_time_ms / duration_ms`` when both columns are
+  present and ``duration_ms`` > 0 (rows with a zero duration get no watch event; the count is
+  in the notes).
+
+Time: ``time_ms`` (official logs, unix ms) is truncated to seconds, else a ``timestamp``
+column (unix seconds or ISO) is used. Without either (the joined sample dropped them) the
+timestamp is synthesised deterministically from row order, 0, 1, 2, ... seconds over the
+files in name order, and the notes say so: only the order is meaningful then. The ``tab``
+column, when present, becomes ``scenario``, and ``is_rand`` (1 = randomly exposed video) is
+kept as an extra column. User and video feature files are not read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from funnelrec.data.convert._common import require_columns, require_dir
+from funnelrec.data.io import DropReport, RawTables, coerce_table, read_text_table
+from funnelrec.errors import DataError
+from funnelrec.schema import ColumnSpec, TableSpec
+
+FORMAT = "kuairand"
+LOG_PATTERNS: tuple[str, ...] = ("log_*.csv", "kuairand*.csv")
+FLAG_EVENTS: dict[str, str] = {
+    "is_click": "click",
+    "is_like": "like",
+    "is_follow": "follow",
+    "is_comment": "comment",
+    "is_forward": "forward",
+}
+"""0/1 flag column -> event emitted when it is 1."""
+
+
+def read(src: Path) -> RawTables:
+    """Read a KuaiRand folder into canonical interactions.
+
+    Args:
+        src: the folder holding the exposure logs, or one log file.
+
+    Returns:
+        Interactions only (no items/users tables); notes say when timestamps are synthetic.
+
+    Raises:
+        DataError: no log file, a missing column, or a malformed value.
+    """
+    folder = require_dir(src, FORMAT)
+    paths: list[Path] = [Path(src)] if Path(src).is_file() else []
+    for pattern in () if paths else LOG_PATTERNS:
+        paths = sorted(p for p in folder.glob(pattern) if p.is_file())
+        if paths:
+            break
+    if not paths:
+        raise DataError(
+            "no KuaiRand log file (expected log_*.csv or kuairand*.csv)", path=str(folder)
+        )
+    events, reports, notes = [], [], []
+    offset = 0
+    for path in paths:
+        table, report, path_notes = _read_log(path, offset)
+        offset += report.n_read
+        events.append(table)
+        reports.append(report)
+        notes += path_notes
+    inter = pl.concat(events, how="diagonal_relaxed")
+    return RawTables(inter, None, None, tuple(reports), tuple(notes))
+
+
+def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[str]]:
+    """One log file -> event rows, its drop report and notes; ``offset`` = rows before it."""
+    raw, row_of = read_text_table(path)
+    require_columns(raw, ("user_id", "video_id", "is_click"), path)
+    time_col = next((c for c in ("time_ms", "timestamp") if c in raw.columns), None)
+    watch = "play_time_ms" in raw.columns and "duration_ms" in raw.columns
+    flags = [c for c in FLAG_EVENTS if c in raw.columns]
+    spec = TableSpec(
+        "interactions",
+        (
+            ColumnSpec("user_id", "id"),
+            ColumnSpec("item_id", "id"),
+            ColumnSpec("timestamp", "int", required=time_col is not None),
+            ColumnSpec("scenario", "str", required=False),
+            ColumnSpec("play_time_ms", "float", required=False),
+            ColumnSpec("duration_ms", "float", required=False),
+            ColumnSpec("is_rand", "int", required=False),
+            *(ColumnSpec(flag, "int", required=False) for flag in flags),
+        ),
+    )
+    selected = [
+        "user_id",
+        pl.col("video_id").alias("item_id"),
+        *([pl.col(time_col).alias("timestamp")] if time_col else []),
+        *([pl.col("tab").alias("scenario")] if "tab" in raw.columns else []),
+        *(["play_time_ms", "duration_ms"] if watch else []),
+        *(["is_rand"] if "is_rand" in raw.columns else []),
+        *flags,
+        pl.int_range(raw.height, dtype=pl.Int64).alias("_line"),
+    ]
+    source, report = coerce_table(
+        raw.select(selected),
+        spec,
+        path=str(path),
+        row_of=row_of,
+        header_row=1,
+        defaults={},
+        source_names={"item_id": "video_id", "timestamp": time_col or "-", "scenario": "tab"},
+    )
+    for flag in flags:
+        bad = ~source[flag].is_in([0, 1]).fill_null(True)
+        if bad.any():
+            i = int(bad.arg_max() or 0)
+            raise DataError(
+                f"expected 0 or 1, found {source[flag][i]}",
+                path=str(path),
+                row=row_of(int(source["_line"][i])),
+                column=flag,
+            )
+    notes = []
+    if time_col is None:
+        timestamp = pl.col("_line") + offset
+        notes.append(
+            f"{path.name} has no time column: timestamps synthesised from row order "
+            "(row i -> i seconds); only their order is meaningful"
+        )
+    elif time_col == "time_ms":
+        timestamp = pl.col("timestamp") // 1000
+    else:
+        timestamp = pl.col("timestamp")
+    keep = ["user_id", "item_id", "timestamp", "_line"]
+    keep += [c for c in ("scenario", "is_rand") if c in source.columns]
+    base = source.with_columns(timestamp.alias("timestamp"))
+    parts = [base.select(keep).with_columns(event=pl.lit("impression"), value=pl.lit(1.0))]
+    for flag in flags:
+        parts.append(
+            base.filter(pl.col(flag) == 1)
+            .select(keep)
+            .with_columns(event=pl.lit(FLAG_EVENTS[flag]), value=pl.lit(1.0))
+        )
+    if watch:
+        ok = (pl.col("duration_ms") > 0) & pl.col("play_time_ms").is_not_null()
+        watched = base.filter(ok.fill_null(False))
+        parts.append(
+            watched.select(keep).with_columns(
+                event=pl.lit("watch"), value=watched["play_time_ms"] / watched["duration_ms"]
+            )
+        )
+        if watched.height < base.height:
+            notes.append(
+                f"{path.name}: {base.height - watched.height:,} exposures without a positive "
+                "duration_ms or a play_time_ms get no watch event"
+            )
+    order = {"impression": 0, **{e: i + 1 for i, e in enumerate(FLAG_EVENTS.values())}}
+    order["watch"] = len(order)
+    inter = (
+        pl.concat(parts)
+        .sort(
+            "timestamp",
+            "_line",
+            pl.col("event").replace_strict(order, return_dtype=pl.Int8),
+            maintain_order=True,
+        )
+        .with_columns(pl.col("value").cast(pl.Float32))
+        .select("user_id", "item_id", "timestamp", "event", "value", *keep[4:])
+    )
+    return inter, report, notes
