@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 from _common import load_tables, render, write_json
-
 from funnelrec.config.experiment import EvalConfig, ExperimentConfig, RecallConfig
 from funnelrec.data.split import LeaveLastOutConfig, RandomRatioConfig
 from funnelrec.eval.protocol import run_experiment

@@ -109,9 +109,7 @@ BAD_INPUTS = {
     "wrong path": (lambda tmp: tmp / "does-not-exist", "does-not-exist"),
     "empty file": (lambda tmp: _write(tmp / "e" / "interactions.csv", ""), "interactions.csv"),
     "missing column": (
-        lambda tmp: _write(
-            tmp / "m" / "interactions.csv", "user_id,item_id,event\n1,2,click\n"
-        ),
+        lambda tmp: _write(tmp / "m" / "interactions.csv", "user_id,item_id,event\n1,2,click\n"),
         "timestamp",
     ),
     "bad timestamp": (

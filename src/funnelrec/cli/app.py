@@ -84,7 +84,7 @@ def _main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> 
 @app.command()
 def demo(
     out: Annotated[Path, typer.Option(help="Where results and artifacts go.")] = Path("runs/demo"),
-    interactions: Annotated[int, typer.Option(min=1000, help="Simulated rows.")] = 300_000,
+    interactions: Annotated[int, typer.Option(min=1000, help="Simulated rows.")] = 1_000_000,
     seed: Annotated[int, typer.Option()] = 0,
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -103,7 +103,9 @@ def demo(
 
 @app.command()
 def run(
-    data: Annotated[Path, typer.Option(help="Folder with interactions.(csv|parquet) [+ items, users].")],
+    data: Annotated[
+        Path, typer.Option(help="Folder with interactions.(csv|parquet) [+ items, users].")
+    ],
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json and artifacts/.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
@@ -154,7 +156,8 @@ def simulate(
 ) -> None:
     """Generate the synthetic dataset (users, items, sessions, impressions, funnel events)."""
     from funnelrec.data.io import RawTables, write_tables
-    from funnelrec.data.simulator import SimulatorConfig, simulate as simulate_fn
+    from funnelrec.data.simulator import SimulatorConfig
+    from funnelrec.data.simulator import simulate as simulate_fn
 
     sim = simulate_fn(SimulatorConfig.for_interactions(interactions, seed=seed))
     _guard(lambda: write_tables(RawTables(sim.interactions, sim.items, sim.users, ()), out))

@@ -91,17 +91,15 @@ def build_eval_queries(
         masked = split.masked.with_columns(
             pl.Series("item_idx", train.item_vocab.encode(split.masked["item_id"])).cast(pl.Int64)
         ).filter(pl.col("item_idx") >= 0)
-        per_query = per_user.select("user_id").with_row_index("_q").join(
-            masked, on="user_id", how="left"
+        per_query = (
+            per_user.select("user_id").with_row_index("_q").join(masked, on="user_id", how="left")
         )
         per_query = per_query.sort("_q", "item_idx").filter(pl.col("item_idx").is_not_null())
         counts = np.bincount(per_query["_q"].to_numpy(), minlength=per_user.height)
         mask_ptr = np.zeros(per_user.height + 1, dtype=np.int64)
         np.cumsum(counts, out=mask_ptr[1:])
         mask_idx = per_query["item_idx"].to_numpy()
-    return EvalQueries(
-        queries, truth_ptr, truth_idx, int((user_idx < 0).sum()), mask_ptr, mask_idx
-    )
+    return EvalQueries(queries, truth_ptr, truth_idx, int((user_idx < 0).sum()), mask_ptr, mask_idx)
 
 
 def _mask_rows(
@@ -180,7 +178,7 @@ def run_experiment(
     config: ExperimentConfig,
     progress: ProgressFn | None = None,
 ) -> ExperimentResult:
-    """Split, fit on the training side, evaluate; returns the fitted recommender and metrics.json."""
+    """Split, fit on the training side, evaluate; returns the fitted recommender and metrics."""
     rng = np.random.default_rng(config.seed)
     timings: dict[str, float] = {}
     start = time.perf_counter()

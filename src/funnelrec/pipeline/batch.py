@@ -52,7 +52,9 @@ def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.D
     ranked = recommender.recommend(queries, k=k).ranked
     out_frame = (
         ranked.join(
-            pl.DataFrame({"query_id": np.arange(user_ids.len(), dtype=np.int64), "user_id": user_ids}),
+            pl.DataFrame(
+                {"query_id": np.arange(user_ids.len(), dtype=np.int64), "user_id": user_ids}
+            ),
             on="query_id",
         )
         .sort("query_id", "rank")

@@ -92,7 +92,9 @@ class Recommender:
         """Top-k per query through the funnel (recall -> merge so far)."""
         results, timings = self.retrieve(queries)
         start = time.perf_counter()
-        candidates = merge_channels(list(results.values()), queries.query_id, self.config.recall.merge)
+        candidates = merge_channels(
+            list(results.values()), queries.query_id, self.config.recall.merge
+        )
         timings["merge"] = time.perf_counter() - start
         top = candidates.filter(pl.col("merged_rank") <= k)
         ranked = top.select(

@@ -102,7 +102,12 @@ def merge_channels(
         .unique(["query_id", "item_idx"], keep="first", maintain_order=True)
     )
     merged = (
-        pl.concat([chosen.with_columns(pl.lit(0).alias("_pass")), rest.with_columns(pl.lit(1).alias("_pass"))])
+        pl.concat(
+            [
+                chosen.with_columns(pl.lit(0).alias("_pass")),
+                rest.with_columns(pl.lit(1).alias("_pass")),
+            ]
+        )
         .sort("query_id", "_pass", "source_rank", "priority")
         .group_by("query_id", maintain_order=True)
         .head(config.k)
@@ -117,9 +122,7 @@ def merge_channels(
     )
 
 
-def candidates_to_matrix(
-    candidates: pl.DataFrame, query_id: np.ndarray, k: int
-) -> np.ndarray:
+def candidates_to_matrix(candidates: pl.DataFrame, query_id: np.ndarray, k: int) -> np.ndarray:
     """Candidates -> ``[B, k]`` item_idx matrix in merged order (-1 padding), rows = query_id."""
     row_of = {int(q): r for r, q in enumerate(np.asarray(query_id))}
     out = np.full((len(row_of), k), -1, dtype=np.int32)

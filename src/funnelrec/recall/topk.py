@@ -27,16 +27,12 @@ def _csr_topk(indptr, indices, data, excl_ptr, excl_idx, k, out_idx, out_score):
                     vals[t] = -np.inf
         # Ties broken by the smaller item index, so results are deterministic.
         order = np.argsort(-vals, kind="mergesort")
-        m = 0
-        for t in range(n):
-            j = order[t]
+        for m in range(min(n, k)):
+            j = order[m]
             if vals[j] == -np.inf:
                 break
             out_idx[r, m] = cols[j]
             out_score[r, m] = vals[j]
-            m += 1
-            if m == k:
-                break
 
 
 def sparse_topk(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import polars as pl
 import pytest
@@ -9,6 +11,7 @@ from pydantic import ValidationError
 
 from funnelrec.data.simulator import EVENTS, SimulatedData, SimulatorConfig, SlateMix, simulate
 from funnelrec.data.simulator.summary import summarize
+from funnelrec.errors import ConfigError
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS, check_schema
 
 N_ROWS = 100_000
@@ -73,6 +76,8 @@ def test_values_are_canonical(data: SimulatedData, config: SimulatorConfig) -> N
     assert inter["position"].min() == 0
     assert inter["position"].max() == config.slate_size - 1
     assert inter["timestamp"].is_sorted()
+    assert inter["timestamp"].min() >= config.start_timestamp
+    assert inter["timestamp"].max() < config.end_timestamp
     assert data.items["category"].str.contains(r"^c\d{2,}$").all()
     assert data.items["title"].str.split(" ").list.len().min() >= config.title_min_words
     assert inter["item_id"].is_in(data.items["item_id"].implode()).all()
@@ -115,7 +120,7 @@ def test_item_popularity_is_power_law(data: SimulatedData, clicks: pl.DataFrame)
 def test_ctr_decreases_with_position(data: SimulatedData) -> None:
     ctr = summarize(data)["ctr_by_position"]
     assert isinstance(ctr, list)
-    assert all(a > b for a, b in zip(ctr[:-1], ctr[1:], strict=True)), ctr
+    assert all(a > b for a, b in itertools.pairwise(ctr)), ctr
     assert ctr[0] > 5 * ctr[-1]
 
 
@@ -280,7 +285,9 @@ def test_for_interactions_scales_with_n() -> None:
     assert 20_000 <= big.n_users <= 30_000
     assert 20_000 <= big.n_items <= 50_000
     assert small.n_users * 5 < big.n_users
-    assert SimulatorConfig().target_interactions == 1_000_000
+    assert SimulatorConfig() == SimulatorConfig.for_interactions(1_000_000)
+    with pytest.raises(ConfigError):
+        SimulatorConfig.for_interactions(10)
 
 
 @pytest.mark.parametrize("arrival", ["growing", "daily_batches"])

@@ -17,7 +17,9 @@ def _positives() -> pl.DataFrame:
 
 
 def test_history_respects_as_of_time_and_order() -> None:
-    q = Queries.from_history(np.array([0, 1, 2]), np.array([0, 1, -1]), np.array([5, 5, 5]), _positives())
+    q = Queries.from_history(
+        np.array([0, 1, 2]), np.array([0, 1, -1]), np.array([5, 5, 5]), _positives()
+    )
     assert q.history_ptr.tolist() == [0, 2, 3, 3]
     assert q.history_item.tolist() == [5, 6, 7]  # item 8 is after the as-of time
     assert q.history_row().tolist() == [0, 0, 1]

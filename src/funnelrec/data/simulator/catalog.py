@@ -100,7 +100,7 @@ def vocabulary(size: int) -> list[str]:
 
     Example:
         >>> vocabulary(3)
-        ['baba', 'beba', 'biba']
+        ['baba', 'koka', 'repa']
     """
     n = len(_SYLLABLES)
     words = []
@@ -179,7 +179,7 @@ def build_catalog(rng: np.random.Generator, config: SimulatorConfig) -> Catalog:
     cluster = (cluster_base[subtopic] + in_sub).astype(np.int32)
 
     rank = rng.permutation(n).astype(np.float64)  # 0 = most popular
-    weight = (rank + 1.0) ** -config.popularity_exponent
+    weight = (rank + 1.0 + config.popularity_offset) ** -config.popularity_exponent
     quality = config.quality_floor + (1.0 - config.quality_floor) * (1.0 - rank / n) ** 2
 
     clu_ptr, clu_items, clu_created, clu_cum = _pool(

@@ -7,6 +7,8 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from funnelrec.errors import ConfigError
+
 DAY_S = 86_400
 
 
@@ -24,11 +26,11 @@ class SlateMix(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     related: float = Field(
-        0.35, ge=0, description="The session's anchor cluster (follows the last click)."
+        0.45, ge=0, description="The session's anchor cluster (follows the last click)."
     )
-    subtopic: float = Field(0.20, ge=0, description="The session's sub-topic.")
-    category: float = Field(0.10, ge=0, description="The session's category, any sub-topic.")
-    interest: float = Field(0.10, ge=0, description="A category drawn from the user's interests.")
+    subtopic: float = Field(0.15, ge=0, description="The session's sub-topic.")
+    category: float = Field(0.08, ge=0, description="The session's category, any sub-topic.")
+    interest: float = Field(0.07, ge=0, description="A category drawn from the user's interests.")
     popular: float = Field(0.15, ge=0, description="Globally popular items, any category.")
     fresh: float = Field(0.10, ge=0, description="Uniform among items created in the fresh window.")
 
@@ -47,6 +49,14 @@ class SlateMix(BaseModel):
 
 class SimulatorConfig(BaseModel):
     """Everything that shapes a simulated dataset; the same config and seed give the same data.
+
+    The generative story: items (category > sub-topic > cluster of related items, Zipf
+    popularity, creation times, topical titles); users (demographics that tilt a sparse
+    Dirichlet interest over categories, sign-up time, heavy-tailed activity); per user, sessions
+    at heavy-tailed gaps, each focused on one category / sub-topic / anchor cluster (or resuming
+    the previous focus after a short gap), interests drifting between sessions; per session step
+    a slate of available items from a mix of sources, ordered by a noisy system score; clicks
+    with probability position bias x relevance, then carts and orders.
 
     The defaults describe a medium dataset of about one million interaction rows (impressions
     included). :meth:`for_interactions` scales users, items, categories and vocabulary with a
@@ -119,7 +129,10 @@ class SimulatorConfig(BaseModel):
         "uniform", description="When the other items are created during the span."
     )
     popularity_exponent: float = Field(
-        1.0, ge=0, description="Zipf exponent of intrinsic item popularity (exposure weight)."
+        1.0, ge=0, description="Zipf exponent a of the exposure weight (rank + offset) ** -a."
+    )
+    popularity_offset: float = Field(
+        10.0, ge=0, description="Zipf-Mandelbrot rank offset (flattens the very head)."
     )
     quality_floor: float = Field(
         0.3, gt=0, le=1, description="Click-quality factor of the least popular item."
@@ -139,7 +152,7 @@ class SimulatorConfig(BaseModel):
 
     # ---- sessions ----
     mean_session_steps: float = Field(
-        3.0, ge=1, description="Mean impression slates per session (geometric)."
+        1.5, ge=1, description="Mean impression slates per session (geometric)."
     )
     session_gap_sigma: float = Field(
         1.5, ge=0, description="Log-normal sigma of the gaps between sessions (heavy tail)."
@@ -147,6 +160,12 @@ class SimulatorConfig(BaseModel):
     min_session_gap_s: int = Field(1_800, ge=60, description="Minimum idle time between sessions.")
     step_gap_median_s: float = Field(
         30.0, ge=1, description="Median seconds between slates within a session."
+    )
+    resume_prob: float = Field(
+        0.5, ge=0, le=1, description="Chance a session resumes the previous one's focus at gap 0."
+    )
+    resume_days: float = Field(
+        2.0, gt=0, description="E-folding time (days) of that chance with the gap between sessions."
     )
     daily_rhythm: bool = Field(True, description="Session starts follow a daily (evening) peak.")
 
@@ -157,7 +176,7 @@ class SimulatorConfig(BaseModel):
         3.0, gt=0, description="Items created this recently feed the 'fresh' slate source."
     )
     slate_ranking_strength: float = Field(
-        0.5, ge=0, description="How strongly slate order follows true relevance (0 = random)."
+        0.3, ge=0, description="How strongly slate order follows true relevance (0 = random)."
     )
     position_bias: float = Field(
         0.7, ge=0, description="Exponent b of the examination factor (1 + position)^-b."
@@ -206,12 +225,13 @@ class SimulatorConfig(BaseModel):
             25000
         """
         if n < 1_000:
-            raise ValueError(f"for_interactions needs n >= 1000, got {n}")
+            raise ConfigError(f"SimulatorConfig.for_interactions needs n >= 1000, got {n}")
         n_users = max(20, round(n / 50))
         n_items = max(50, round(n / 40))
         n_categories = 20 if n >= 500_000 else max(6, round(20 * (n / 500_000) ** 0.3))
         n_subtopics = int(min(8, max(2, n_items // (n_categories * 25))))
-        vocab = max(2 * (n_categories * n_subtopics + n_categories + 1), min(5_000, n_items // 4))
+        needed = 2 * (n_categories * n_subtopics + n_categories + 1)
+        vocab = max(needed, min(5_000, max(1_000, n_items // 4)))
         return cls(
             seed=seed,
             n_users=n_users,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 from dataclasses import dataclass
 
@@ -71,6 +72,8 @@ def _kernel_params(
         drift_step=config.drift_step,
         favourite_prob=config.favourite_subtopic_prob,
         favourite_cluster_prob=config.favourite_cluster_prob,
+        resume_prob=config.resume_prob,
+        resume_tau=config.resume_days * DAY_S,
         cluster_key=keys[0],
         taste_noise=config.taste_noise,
         taste_key=keys[1],
@@ -132,7 +135,7 @@ def _chunk_bounds(plan: SessionPlan, n_users: int) -> list[tuple[int, int]]:
     user_slots = plan.slot_ptr[plan.user_ptr]  # [U + 1] slot offset of each user
     cuts = np.searchsorted(user_slots, np.arange(CHUNK_SLOTS, user_slots[-1], CHUNK_SLOTS))
     edges = np.unique(np.concatenate([[0], cuts, [n_users]]))
-    return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
 
 
 def _simulate_interactions(
@@ -146,7 +149,7 @@ def _simulate_interactions(
     cat = _catalog_arrays(catalog, population)
     users = _user_arrays(population, plan)
     session_user = np.repeat(np.arange(population.n_users), np.diff(plan.user_ptr))
-    frames = []
+    blocks = []
     for lo, hi in _chunk_bounds(plan, population.n_users):
         s_lo, s_hi = int(plan.user_ptr[lo]), int(plan.user_ptr[hi])
         if s_hi == s_lo:
@@ -154,9 +157,9 @@ def _simulate_interactions(
         slot_ptr = plan.slot_ptr[s_lo : s_hi + 1] - plan.slot_ptr[s_lo]
         out = empty_slots(int(slot_ptr[-1]), s_hi - s_lo)
         simulate_chunk(lo, hi, users, cat, params, out)
-        frames.append(slots_to_rows(out, slot_ptr, session_user[s_lo:s_hi], s_lo))
-        logger.debug("simulated users %d-%d: %d rows", lo, hi, frames[-1].height)
-    return finalize_interactions(pl.concat(frames))
+        blocks.append(slots_to_rows(out, slot_ptr, session_user[s_lo:s_hi], s_lo))
+        logger.debug("simulated users %d-%d", lo, hi)
+    return finalize_interactions(blocks)
 
 
 def _items_table(config: SimulatorConfig, catalog: Catalog, titles: pl.Series) -> pl.DataFrame:

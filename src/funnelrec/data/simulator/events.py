@@ -9,7 +9,10 @@ from numpy.typing import NDArray
 from funnelrec.data.simulator.kernel import DEPTH_CART, DEPTH_CLICK, DEPTH_ORDER, SlotArrays
 
 EVENTS = ("impression", "click", "cart", "order")
-_EVENT_NAMES = pl.Series("event", EVENTS, dtype=pl.String)
+ROW_COLUMNS = ("user_idx", "item_idx", "timestamp", "event_code", "session_idx", "position")
+
+RowBlock = dict[str, NDArray]
+"""One chunk's rows as arrays keyed by :data:`ROW_COLUMNS`."""
 
 
 def slots_to_rows(
@@ -17,7 +20,7 @@ def slots_to_rows(
     slot_ptr: NDArray[np.int64],
     session_user: NDArray[np.int64],
     session_offset: int,
-) -> pl.DataFrame:
+) -> RowBlock:
     """Expand one chunk's slots into impression/click/cart/order rows.
 
     Args:
@@ -27,9 +30,9 @@ def slots_to_rows(
         session_offset: global index of the chunk's first session.
 
     Returns:
-        Rows with ``user_idx, item_idx`` (int32, 0-based), ``timestamp`` (int64),
-        ``event_code`` (uint8, index into :data:`EVENTS`), ``session_idx`` (int64, global)
-        and ``position`` (int32), in slot order with funnel events after the impressions.
+        ``[R]`` arrays: ``user_idx, item_idx`` (int32, 0-based), ``timestamp`` (int64),
+        ``event_code`` (uint8, index into :data:`EVENTS`), ``session_idx`` (int64, global) and
+        ``position`` (int32); impressions first, then clicks, carts and orders.
     """
     shown = np.flatnonzero(slots.item >= 0)
     session = np.searchsorted(slot_ptr, shown, side="right") - 1
@@ -39,44 +42,69 @@ def slots_to_rows(
         parts.append(np.flatnonzero(depth >= level))
     take = np.concatenate(parts)
     slot = shown[take]
-    ts = slots.ts[slot].copy()
-    code = np.repeat(np.arange(4, dtype=np.uint8), [len(q) for q in parts])
-    offsets = (slots.d_click, slots.d_cart, slots.d_order)
+    ts = slots.ts[slot]
     lo = parts[0].shape[0]
-    for level, delay in zip((1, 2, 3), offsets, strict=True):
+    for level, delay in enumerate((slots.d_click, slots.d_cart, slots.d_order), start=1):
         hi = lo + parts[level].shape[0]
         ts[lo:hi] += delay[slot[lo:hi]]
         lo = hi
     sess = session[take]
-    return pl.DataFrame(
-        {
-            "user_idx": session_user[sess].astype(np.int32),
-            "item_idx": slots.item[slot],
-            "timestamp": ts,
-            "event_code": code,
-            "session_idx": sess + session_offset,
-            "position": slots.position[slot],
-        }
-    )
+    return {
+        "user_idx": session_user[sess].astype(np.int32),
+        "item_idx": slots.item[slot],
+        "timestamp": ts,
+        "event_code": np.repeat(np.arange(4, dtype=np.uint8), [len(q) for q in parts]),
+        "session_idx": sess + session_offset,
+        "position": slots.position[slot],
+    }
 
 
-def finalize_interactions(rows: pl.DataFrame) -> pl.DataFrame:
-    """Canonical interactions: 1-based ids, event names, value 1.0, sorted by time and user.
+def _time_order(cols: RowBlock) -> NDArray[np.int64]:
+    """``[R]`` row order by (timestamp, user, event, position), a total order of the rows.
+
+    Packs the four keys into one int64 when they fit in 63 bits (one argsort), else lexsorts.
+    """
+    ts = cols["timestamp"]
+    if ts.shape[0] == 0:
+        return np.zeros(0, dtype=np.int64)
+    t0 = int(ts.min())
+    widths = [
+        int(ts.max() - t0).bit_length(),
+        max(int(cols["user_idx"].max()).bit_length(), 1),
+        2,
+        max(int(cols["position"].max()).bit_length(), 1),
+    ]
+    if sum(widths) > 63:
+        return np.lexsort((cols["position"], cols["event_code"], cols["user_idx"], ts))
+    key = ts - t0
+    for name, width in zip(("user_idx", "event_code", "position"), widths[1:], strict=True):
+        key <<= width
+        key |= cols[name].astype(np.int64)
+    return np.argsort(key, kind="stable")
+
+
+def finalize_interactions(blocks: list[RowBlock]) -> pl.DataFrame:
+    """Canonical interactions from the chunks' rows (the blocks are emptied as they are read).
 
     Returns:
-        ``user_id, item_id, timestamp`` (Int64), ``event`` (String), ``value`` (Float32),
-        ``session_id`` (Int64), ``position`` (Int32).
+        ``user_id, item_id, timestamp`` (Int64, 1-based ids), ``event`` (String), ``value``
+        (Float32, 1.0), ``session_id`` (Int64), ``position`` (Int32); sorted by timestamp,
+        then user, event (impression, click, cart, order) and position.
     """
-    rows = rows.sort("timestamp", "user_idx", "event_code", "position")  # a total order
-    event = _EVENT_NAMES.gather(rows["event_code"].cast(pl.UInt32))
+    cols: RowBlock = {}
+    for name in ROW_COLUMNS:
+        cols[name] = np.concatenate([b.pop(name) for b in blocks])
+    order = _time_order(cols)
+    n = order.shape[0]
+    names = pl.Series("event", EVENTS, dtype=pl.String)
     return pl.DataFrame(
-        {
-            "user_id": rows["user_idx"].cast(pl.Int64) + 1,
-            "item_id": rows["item_idx"].cast(pl.Int64) + 1,
-            "timestamp": rows["timestamp"],
-            "event": event,
-            "value": pl.Series("value", np.ones(rows.height, dtype=np.float32)),
-            "session_id": rows["session_idx"].cast(pl.Int64) + 1,
-            "position": rows["position"].cast(pl.Int32),
-        }
+        [
+            pl.Series("user_id", cols.pop("user_idx")[order].astype(np.int64) + 1),
+            pl.Series("item_id", cols.pop("item_idx")[order].astype(np.int64) + 1),
+            pl.Series("timestamp", cols.pop("timestamp")[order]),
+            names.gather(pl.Series(cols.pop("event_code")[order].astype(np.uint32))),
+            pl.Series("value", np.ones(n, dtype=np.float32)),
+            pl.Series("session_id", cols.pop("session_idx")[order].astype(np.int64) + 1),
+            pl.Series("position", cols.pop("position")[order].astype(np.int32)),
+        ]
     )

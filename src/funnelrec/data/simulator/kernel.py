@@ -49,6 +49,8 @@ class KernelParams(NamedTuple):
     drift_step: float
     favourite_prob: float
     favourite_cluster_prob: float
+    resume_prob: float
+    resume_tau: float
     cluster_key: np.uint64
     taste_noise: float
     taste_key: np.uint64
@@ -324,26 +326,33 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
         favourite = users.favourite[u].copy()
         starts = _plan_starts(state, s_hi - s_lo, users.window_start[u], users.late[u], p)
         prev_end = users.window_start[u] - p.min_session_gap
+        c_s = sub_s = anchor = 0
         for s in range(s_lo, s_hi):
             t = max(starts[s - s_lo], prev_end + p.min_session_gap)
             if t >= p.end:
                 break
             out.session_start[s - s_base] = t
-            if s > s_lo and uniform(state) < p.drift_prob:
-                _drift(state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p)
+            resume = s > s_lo and uniform(state) < p.resume_prob * math.exp(
+                -(t - prev_end) / p.resume_tau
+            )
+            if not resume:  # a fresh focus; resuming keeps category, sub-topic and anchor
+                if s > s_lo and uniform(state) < p.drift_prob:
+                    _drift(
+                        state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p
+                    )
+                c_s = _draw_weighted(theta, uniform(state))
+                if uniform(state) < p.favourite_prob:
+                    sub_s = c_s * p.n_sub + favourite[c_s]
+                else:
+                    sub_s = c_s * p.n_sub + _draw_cum(cat.subtopic_cum[c_s], uniform(state))
+                if uniform(state) < p.favourite_cluster_prob:
+                    anchor = _favourite_cluster(cat, p, u, sub_s)
+                else:
+                    lo, hi = cat.cluster_base[sub_s], cat.cluster_base[sub_s + 1]
+                    anchor = lo + min(int(uniform(state) * (hi - lo)), hi - lo - 1)
             theta_max = 0.0
             for c in range(theta.shape[0]):
                 theta_max = max(theta_max, theta[c])
-            c_s = _draw_weighted(theta, uniform(state))
-            if uniform(state) < p.favourite_prob:
-                sub_s = c_s * p.n_sub + favourite[c_s]
-            else:
-                sub_s = c_s * p.n_sub + _draw_cum(cat.subtopic_cum[c_s], uniform(state))
-            if uniform(state) < p.favourite_cluster_prob:
-                anchor = _favourite_cluster(cat, p, u, sub_s)
-            else:
-                lo, hi = cat.cluster_base[sub_s], cat.cluster_base[sub_s + 1]
-                anchor = lo + min(int(uniform(state) * (hi - lo)), hi - lo - 1)
             n_clicked = 0
             for step in range(users.steps[s]):
                 if t >= p.end:
@@ -395,6 +404,8 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     if uniform(state) >= p_click:
                         continue
                     d = 1 + int(lognormal(state, 5.0, 0.7))
+                    if t + d >= p.end:  # nothing is logged after the span
+                        continue
                     out.depth[o] = DEPTH_CLICK
                     out.d_click[o] = d
                     if cat.category[item] == c_s:  # "more like this" within the session's focus
@@ -404,13 +415,16 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                         n_clicked += 1
                     q = cat.quality[item]
                     p_cart = min(1.0, p.cart_rate * (0.5 + q) / (0.5 + p.quality_mean))
-                    if uniform(state) < p_cart:
-                        d += 1 + int(lognormal(state, 40.0, 0.8))
+                    d_cart = d + 1 + int(lognormal(state, 40.0, 0.8))
+                    if uniform(state) < p_cart and t + d_cart < p.end:
+                        d = d_cart
                         out.depth[o] = DEPTH_CART
                         out.d_cart[o] = d
                         taste01 = pair_unit(p.taste_key, u, item)
-                        if uniform(state) < min(1.0, p.order_rate * (0.5 + taste01)):
-                            d += 1 + int(lognormal(state, 90.0, 0.8))
+                        d_order = d + 1 + int(lognormal(state, 90.0, 0.8))
+                        p_order = min(1.0, p.order_rate * (0.5 + taste01))
+                        if uniform(state) < p_order and t + d_order < p.end:
+                            d = d_order
                             out.depth[o] = DEPTH_ORDER
                             out.d_order[o] = d
                     last = max(last, t + d)

@@ -17,7 +17,7 @@ from funnelrec.data.simulator.population import Population
 
 # Mean relevance factor of a shown item under the default model, measured on default configs;
 # only used to turn the row target into a number of slates.
-_MEAN_RELEVANCE = 0.138
+_MEAN_RELEVANCE = 0.147
 _MAX_SESSIONS_PER_HOUR = 0.5
 
 

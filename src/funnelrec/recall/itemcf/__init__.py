@@ -24,8 +24,9 @@ with times ``t[0] <= t[1] <= ...``; ``|I_u|`` is its length.
 ``sim(i, j) = C[i, j] / (|N(i)| ** alpha * |N(j)| ** (1 - alpha))`` with ``|N(i)|`` the number
 of users with ``i`` (hot-item penalty; ``alpha = 0.5`` is cosine). Only pairs with
 ``sim >= MIN_SIM`` (the smallest normal float32, ~1.2e-38: anything smaller is an underflowed
-decay and could not be stored) count; each item keeps its top ``neighbors`` ``j`` (ties by
-smaller ``j``). Similarities are stored as float32.
+decay and could not be stored) count; each item keeps its top ``neighbors`` ``j``, ranked by
+the stored float32 similarity with ties (equal float32 values) by smaller ``j`` - so pairs
+that tie in exact arithmetic but differ by float64 rounding still rank by index.
 
 **Retrieval.** From a query's history (oldest first), take the last ``history_len`` distinct
 items known to the model; the ``r``-th most recent (``r = 0`` newest) gets weight

@@ -38,7 +38,7 @@ class ItemCFConfig(RetrieverConfig):
         DAY_S, gt=0, description="Half-life (s) of the exponential time decay."
     )
     position_decay: float = Field(
-        0.9, gt=0, le=1, description="Pair weight factor per extra step between positions."
+        0.9, ge=1e-6, le=1, description="Pair weight factor per extra step between positions."
     )
     forward_weight: float = Field(1.0, ge=0, description="Weight when j comes after i.")
     backward_weight: float = Field(0.7, ge=0, description="Weight when j comes before i.")

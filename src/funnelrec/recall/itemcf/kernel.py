@@ -13,11 +13,11 @@ Two steps:
    plus ``O(n_items)`` per thread.
 
 Pair weights are computed on the fly without ``pow``/``exp`` in the inner loop: walking away from
-position ``p`` one step at a time, the weight is a running product
-``run *= adjacent_time_decay[q]`` (time decay over a gap is the product of the decays over the
-adjacent gaps it spans, since sequences are time-sorted) and ``run *= position_decay``. The
+position ``p`` one step at a time, the weight is a running product ``run *= step[q]`` with
+``step[q] = position_decay * time_decay(t[q] - t[q - 1])`` (the time decay over a gap is the
+product of the decays over the adjacent gaps it spans, since sequences are time-sorted). The
 creation-time decay depends on ``(i, j)`` only, so it is applied once per pair after summing
-over users.
+over users; ``act(u)``, the direction weight and the normalisation once per occurrence / pair.
 """
 
 from __future__ import annotations
@@ -31,6 +31,9 @@ from numpy.typing import NDArray
 
 MIN_SIM = float(np.finfo(np.float32).tiny)
 """Similarities below the smallest normal float32 (underflowed decays) are not neighbours."""
+
+RUN_FLOOR = 1e-300
+"""Pair weights below this are skipped (they cannot move any similarity >= MIN_SIM)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,9 +70,10 @@ class Sequences:
 def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequences:
     """Deduplicate (user, item) keeping the last occurrence and sort each user's items by time.
 
-    Linear-time: a stable counting sort by user of the time-ordered rows, a parallel per-user
-    backward pass that keeps each item's last occurrence, and a counting sort by item for the
-    inverted index. Rows not already in time order are first sorted (stable) by timestamp.
+    Linear-time: a stable counting sort by user of the time-ordered rows, a per-user backward
+    pass that keeps each item's last occurrence, and a counting sort by item for the inverted
+    index (all single-threaded numba: a few ms per million rows, far below the pair kernel).
+    Rows not already in time order are first sorted (stable) by timestamp.
 
     Args:
         positives: ``user_idx``, ``item_idx``, ``timestamp`` rows (negative indices dropped).
@@ -98,17 +102,9 @@ def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequ
         by_time = np.argsort(time, kind="stable")
         user, item, time = user[by_time], item[by_time], time[by_time]
     raw_ptr, by_user = _counting_sort(user, n_users)
-    keep, kept_len = _mark_last_occurrences(raw_ptr, by_user, item, n_items, _n_chunks(n_users))
-    user_ptr = np.zeros(n_users + 1, dtype=np.int64)
-    np.cumsum(kept_len, out=user_ptr[1:])
-    seq_item, seq_time = _gather_sequences(raw_ptr, by_user, keep, item, time, user_ptr)
+    user_ptr, seq_item, seq_time = _dedupe_sequences(raw_ptr, by_user, item, time, n_items)
     item_ptr, occ_user, occ_pos = _invert(user_ptr, seq_item, n_items)
     return Sequences(user_ptr, seq_item, seq_time, item_ptr, occ_user, occ_pos)
-
-
-def _n_chunks(n: int) -> int:
-    """Parallel work units for ``n`` rows: a few per thread so uneven rows even out."""
-    return max(1, min(n, 4 * numba.get_num_threads()))
 
 
 @numba.njit(cache=True)
@@ -129,50 +125,52 @@ def _counting_sort(keys, n_keys):  # pragma: no cover - compiled
     return ptr, order
 
 
-@numba.njit(cache=True, parallel=True)
-def _mark_last_occurrences(raw_ptr, by_user, item, n_items, n_chunks):  # pragma: no cover
-    """``keep [N]`` (by grouped position): whether a row is its (user, item)'s last; counts."""
-    n_users = raw_ptr.shape[0] - 1
-    keep = np.zeros(by_user.shape[0], dtype=np.bool_)
-    kept_len = np.zeros(n_users, dtype=np.int64)
-    per_chunk = (n_users + n_chunks - 1) // n_chunks
-    for c in numba.prange(n_chunks):
-        stamp = np.full(n_items, -1, dtype=np.int32)
-        for u in range(c * per_chunk, min(n_users, (c + 1) * per_chunk)):
-            m = 0
-            for x in range(raw_ptr[u + 1] - 1, raw_ptr[u] - 1, -1):
-                i = item[by_user[x]]
-                if stamp[i] != u:
-                    stamp[i] = u
-                    keep[x] = True
-                    m += 1
-            kept_len[u] = m
-    return keep, kept_len
+@numba.njit(cache=True)
+def _dedupe_sequences(raw_ptr, by_user, item, time, n_items):  # pragma: no cover - compiled
+    """Each user's last occurrence per item, in ``(time, item)`` order.
 
+    Args:
+        raw_ptr: ``[n_users + 1]`` offsets of each user's rows in ``by_user``.
+        by_user: ``[R]`` row ids grouped by user, time-ordered within a user.
+        item, time: ``[R]`` the rows' item and timestamp.
+        n_items: size of the item index space.
 
-@numba.njit(cache=True, parallel=True)
-def _gather_sequences(raw_ptr, by_user, keep, item, time, user_ptr):  # pragma: no cover
-    """Kept rows per user in ``(time, item)`` order: ``(item [N'], time [N'])``."""
+    Returns:
+        ``(user_ptr [n_users + 1], item [N], time [N])`` with ``N`` distinct (user, item) pairs.
+    """
     n_users = raw_ptr.shape[0] - 1
-    n = user_ptr[n_users]
-    out_item = np.empty(n, dtype=np.int32)
-    out_time = np.empty(n, dtype=np.int64)
-    for u in numba.prange(n_users):
-        w = user_ptr[u]
+    n_rows = by_user.shape[0]
+    keep = np.zeros(n_rows, dtype=np.bool_)
+    stamp = np.full(n_items, -1, dtype=np.int32)
+    user_ptr = np.zeros(n_users + 1, dtype=np.int64)
+    for u in range(n_users):
+        m = 0
+        for x in range(raw_ptr[u + 1] - 1, raw_ptr[u] - 1, -1):
+            i = item[by_user[x]]
+            if stamp[i] != u:
+                stamp[i] = u
+                keep[x] = True
+                m += 1
+        user_ptr[u + 1] = user_ptr[u] + m
+    out_item = np.empty(user_ptr[n_users], dtype=np.int32)
+    out_time = np.empty(user_ptr[n_users], dtype=np.int64)
+    w = 0
+    for u in range(n_users):
+        first = w
         for x in range(raw_ptr[u], raw_ptr[u + 1]):
             if keep[x]:
                 r = by_user[x]
                 # Rows arrive time-sorted; insertion puts equal times in item order.
                 it, t = item[r], time[r]
                 y = w
-                while y > user_ptr[u] and out_time[y - 1] == t and out_item[y - 1] > it:
+                while y > first and out_time[y - 1] == t and out_item[y - 1] > it:
                     out_item[y] = out_item[y - 1]
                     out_time[y] = out_time[y - 1]
                     y -= 1
                 out_item[y] = it
                 out_time[y] = t
                 w += 1
-    return out_item, out_time
+    return user_ptr, out_item, out_time
 
 
 @numba.njit(cache=True)
@@ -197,21 +195,25 @@ def _invert(user_ptr, seq_item, n_items):  # pragma: no cover - compiled
     return item_ptr, occ_user, occ_pos
 
 
-def adjacent_time_decay(seq: Sequences, half_life_s: float | None) -> NDArray[np.float64]:
-    """``[N]`` decay over the gap between each position and the previous one of the same user.
+def step_decay(
+    seq: Sequences, half_life_s: float | None, position_decay: float
+) -> NDArray[np.float64]:
+    """``[N]`` weight factor for one step from the previous position of the same user.
 
-    ``out[q] = 0.5 ** ((time[q] - time[q - 1]) / half_life_s)``; 1 at each user's first position
-    (never read) and everywhere when ``half_life_s`` is None.
+    ``out[q] = position_decay * 0.5 ** ((time[q] - time[q - 1]) / half_life_s)`` (no time
+    factor when ``half_life_s`` is None). Walking ``d`` steps multiplies ``d`` of these: the
+    time decay over a gap is the product of the decays over the adjacent gaps it spans. The
+    value at a user's first position is never read.
     """
     n = seq.item.shape[0]
     if half_life_s is None or n == 0:
-        return np.ones(n, dtype=np.float64)
+        return np.full(n, position_decay, dtype=np.float64)
     gap = np.empty(n, dtype=np.float64)
     gap[0] = 0.0
     np.subtract(seq.time[1:], seq.time[:-1], out=gap[1:], casting="unsafe")
     starts = seq.user_ptr[:-1][seq.user_len > 0]
     gap[starts] = 0.0
-    return np.exp2(-gap / half_life_s)
+    return position_decay * np.exp2(-gap / half_life_s)
 
 
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -237,22 +239,39 @@ def _sift_down(keys, size, pos):  # pragma: no cover - compiled
 
 @numba.njit(inline="always")
 def _keep_largest(keys, cnt, k):  # pragma: no cover - compiled
-    """Move the ``k`` largest of ``keys[:cnt]`` into ``keys[:k]`` (a min-heap, O(cnt log k))."""
-    for pos in range(k // 2 - 1, -1, -1):
-        _sift_down(keys, k, pos)
-    for t in range(k, cnt):
-        if keys[t] > keys[0]:
-            keys[0] = keys[t]
-            _sift_down(keys, k, 0)
+    """Move the ``k`` largest of the distinct ``keys[:cnt]`` into ``keys[:k]`` (quickselect)."""
+    lo, hi = 0, cnt - 1
+    target = k - 1
+    while lo < hi:
+        mid = (lo + hi) // 2
+        a, b, c = keys[lo], keys[mid], keys[hi]
+        pivot = max(min(a, b), min(max(a, b), c))  # median of three
+        i, j = lo, hi
+        while i <= j:
+            while keys[i] > pivot:
+                i += 1
+            while keys[j] < pivot:
+                j -= 1
+            if i <= j:
+                keys[i], keys[j] = keys[j], keys[i]
+                i += 1
+                j -= 1
+        if target <= j:
+            hi = j
+        elif target >= i:
+            lo = i
+        else:
+            break
 
 
 @numba.njit(inline="always")
 def _sort_descending(keys, cnt):  # pragma: no cover - compiled
     """Sort ``keys[:cnt]`` in place, largest first, without allocating.
 
-    Insertion sort for short rows (the common case), heapsort otherwise.
+    Insertion sort for rows up to 128 (faster than any O(n log n) sort at that size), heapsort
+    beyond.
     """
-    if cnt <= 24:
+    if cnt <= 128:
         for a in range(1, cnt):
             key = keys[a]
             b = a
@@ -274,7 +293,7 @@ def _sort_descending(keys, cnt):  # pragma: no cover - compiled
 def itemcf_topk(
     user_ptr,
     seq_item,
-    adj_decay,
+    step,
     user_weight,
     item_ptr,
     occ_user,
@@ -297,7 +316,8 @@ def itemcf_topk(
     Args:
         user_ptr: ``[n_users + 1]`` int64 sequence offsets.
         seq_item: ``[N]`` int32 items, per user time-sorted.
-        adj_decay: ``[N]`` float64 time decay over the gap to the previous position.
+        step: ``[N]`` float64 ``position_decay`` times the time decay over the gap to
+            the previous position (see :func:`step_decay`).
         user_weight: ``[n_users]`` float64 ``act(u)``.
         item_ptr: ``[n_items + 1]`` int64 occurrence offsets.
         occ_user: ``[N]`` int32 user of each occurrence (grouped by item).
@@ -310,75 +330,143 @@ def itemcf_topk(
         created: ``[n_items]`` float64 creation times (ignored when ``created_rate`` is 0).
         created_rate: ``ln 2 / created_half_life_s`` or 0 for no creation-time decay.
         min_sim: similarities below this are dropped (:data:`MIN_SIM`).
-        n_chunks: parallel work units; item ``i`` goes to chunk ``i % n_chunks``.
-        out_idx: ``[n_items, K]`` int32, pre-filled with -1; neighbours by descending score.
-        out_sim: ``[n_items, K]`` float32, pre-filled with 0; their similarities.
+        n_chunks: parallel work units (call under ``numba.parallel_chunksize(1)`` for
+            dynamic scheduling, robust to busy cores); item ``i`` goes to chunk
+            ``i % n_chunks`` (interleaving spreads popular items evenly).
+        out_idx: ``[n_items, K]`` int32, pre-filled with -1; receives the neighbours by
+            descending similarity (only the valid prefix of each row is written).
+        out_sim: ``[n_items, K]`` float32, pre-filled with 0; receives their similarities.
     """
     n_items = item_ptr.shape[0] - 1
     k = out_idx.shape[1]
     for c in numba.prange(n_chunks):
+        # Chunk scratch: acc (all zeros between items); work holds the touched list, then
+        # (in place) the rank keys.
         acc = np.zeros(n_items, dtype=np.float64)
-        stamp = np.full(n_items, -1, dtype=np.int32)
-        touched = np.empty(n_items, dtype=np.int32)
-        keys = np.empty(n_items, dtype=np.uint64)
+        work = np.empty(n_items, dtype=np.uint64)
         f32 = np.empty(1, dtype=np.float32)
         bits = f32.view(np.uint32)
         for i in range(c, n_items, n_chunks):
-            m = 0
-            for e in range(item_ptr[i], item_ptr[i + 1]):
-                u = occ_user[e]
-                g = occ_pos[e]
-                lo = max(user_ptr[u], g - window)
-                hi = min(user_ptr[u + 1], g + window + 1)
-                a = user_weight[u]
-                run = a * forward_weight
-                for h in range(g + 1, hi):
-                    run *= adj_decay[h]
-                    j = seq_item[h]
-                    if stamp[j] != i:
-                        stamp[j] = i
-                        acc[j] = run
-                        touched[m] = j
-                        m += 1
-                    else:
-                        acc[j] += run
-                    run *= position_decay
-                if backward_weight > 0.0:
-                    run = a * backward_weight
-                    for h in range(g - 1, lo - 1, -1):
-                        run *= adj_decay[h + 1]
-                        j = seq_item[h]
-                        if stamp[j] != i:
-                            stamp[j] = i
-                            acc[j] = run
-                            touched[m] = j
-                            m += 1
-                        else:
-                            acc[j] += run
-                        run *= position_decay
-            if m == 0:
-                continue
-            # Rank key: float32 bits of sim (positive floats order like their bits), then
-            # the complement of j, so one unsigned compare orders by (sim desc, j asc).
-            ni = norm_i[i]
-            ci = created[i]
-            cnt = 0
-            for t in range(m):
-                j = touched[t]
-                v = acc[j] / (ni * norm_j[j])
-                if created_rate > 0.0:
-                    v *= np.exp(-created_rate * abs(created[j] - ci))
-                if not v >= min_sim:
-                    continue
-                f32[0] = v
-                keys[cnt] = (np.uint64(bits[0]) << _SHIFT) | (_LOW32 - np.uint64(j))
-                cnt += 1
-            if cnt > k:
-                _keep_largest(keys, cnt, k)
-                cnt = k
-            _sort_descending(keys, cnt)
-            for r in range(cnt):
-                key = keys[r]
-                out_idx[i, r] = np.int32(_LOW32 - (key & _LOW32))
-                bits[0] = np.uint32(key >> _SHIFT)
-                out_sim[i, r] = f32[0]
+            m = _accumulate(
+                i,
+                user_ptr,
+                seq_item,
+                step,
+                user_weight,
+                item_ptr,
+                occ_user,
+                occ_pos,
+                window,
+                forward_weight,
+                backward_weight,
+                position_decay,
+                acc,
+                work,
+            )
+            _select(
+                i,
+                m,
+                acc,
+                work,
+                f32,
+                bits,
+                norm_i,
+                norm_j,
+                created,
+                created_rate,
+                min_sim,
+                k,
+                out_idx,
+                out_sim,
+            )
+
+
+@numba.njit(inline="always")
+def _accumulate(
+    i,
+    user_ptr,
+    seq_item,
+    step,
+    user_weight,
+    item_ptr,
+    occ_user,
+    occ_pos,
+    window,
+    forward_weight,
+    backward_weight,
+    position_decay,
+    acc,
+    touched,
+):  # pragma: no cover - compiled
+    """Sum the pair weights ``C[i, j]`` into ``acc[j]``; returns how many ``j`` were touched.
+
+    ``acc`` is all zeros on entry; every added weight is positive, so ``acc[j] == 0`` means
+    "not touched yet". :func:`_select` zeroes the touched entries again.
+    """
+    m = 0
+    for e in range(item_ptr[i], item_ptr[i + 1]):
+        u = occ_user[e]
+        g = occ_pos[e]
+        lo = max(user_ptr[u], g - window)
+        hi = min(user_ptr[u + 1], g + window + 1)
+        a = user_weight[u]
+        # Walking away from g, the weight only shrinks: stop once it is negligible
+        # (< RUN_FLOOR, far below anything a float32 similarity can hold).
+        # step[h] = position_decay * time decay over (h - 1, h); starting from
+        # a * weight / position_decay, d steps give a * weight * position_decay^(d-1) * T.
+        run = a * forward_weight / position_decay
+        for h in range(g + 1, hi):
+            run *= step[h]
+            if run < RUN_FLOOR:
+                break
+            j = seq_item[h]
+            if acc[j] == 0.0:
+                touched[m] = j
+                m += 1
+            acc[j] += run
+        run = a * backward_weight / position_decay
+        for h in range(g - 1, lo - 1, -1):
+            run *= step[h + 1]
+            if run < RUN_FLOOR:
+                break
+            j = seq_item[h]
+            if acc[j] == 0.0:
+                touched[m] = j
+                m += 1
+            acc[j] += run
+    return m
+
+
+@numba.njit(inline="always")
+def _select(
+    i, m, acc, work, f32, bits, norm_i, norm_j, created, created_rate, min_sim, k, out_idx, out_sim
+):  # pragma: no cover - compiled
+    """Normalise the ``m`` touched sums and write the top ``k`` of item ``i``, best first.
+
+    Each candidate becomes one uint64 rank key: the float32 bits of its similarity (positive
+    floats order like their bit patterns) above the complement of ``j``, so a single unsigned
+    compare orders by (stored similarity desc, ``j`` asc).
+    """
+    ni = norm_i[i]
+    ci = created[i]
+    cnt = 0
+    for t in range(m):
+        j = np.int64(work[t])
+        v = acc[j] / (ni * norm_j[j])
+        acc[j] = 0.0
+        if created_rate > 0.0:
+            v *= np.exp(-created_rate * abs(created[j] - ci))
+        if not v >= min_sim:
+            continue
+        f32[0] = v
+        work[cnt] = (np.uint64(bits[0]) << _SHIFT) | (_LOW32 - np.uint64(j))
+        cnt += 1
+    if cnt > k:
+        _keep_largest(work, cnt, k)
+        cnt = k
+    _sort_descending(work, cnt)
+    for r in range(cnt):
+        key = work[r]
+        out_idx[i, r] = np.int32(_LOW32 - (key & _LOW32))
+        bits[0] = np.uint32(key >> _SHIFT)
+        out_sim[i, r] = f32[0]

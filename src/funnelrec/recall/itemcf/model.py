@@ -17,9 +17,9 @@ from funnelrec.recall.base import ChannelResult, Queries
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.kernel import (
     MIN_SIM,
-    adjacent_time_decay,
     build_sequences,
     itemcf_topk,
+    step_decay,
 )
 from funnelrec.recall.topk import sparse_topk
 
@@ -74,7 +74,7 @@ class ItemCF:
         else:
             user_weight = np.ones(user_len.shape[0], dtype=np.float64)
         half_life = cfg.time_half_life_s if cfg.time_decay == "exponential" else None
-        adj = adjacent_time_decay(seq, half_life)
+        step = step_decay(seq, half_life, cfg.position_decay)
         n_users_of = seq.item_users.astype(np.float64)
         norm_i = np.power(n_users_of, cfg.alpha)
         norm_j = np.power(n_users_of, 1.0 - cfg.alpha)
@@ -89,33 +89,35 @@ class ItemCF:
         window = longest if cfg.window is None else min(cfg.window, longest)
         out_idx = np.full((n_items, cfg.neighbors), -1, dtype=np.int32)
         out_sim = np.zeros((n_items, cfg.neighbors), dtype=np.float32)
-        itemcf_topk(
-            seq.user_ptr,
-            seq.item,
-            adj,
-            user_weight,
-            seq.item_ptr,
-            seq.occ_user,
-            seq.occ_pos,
-            np.int64(window),
-            float(cfg.forward_weight),
-            float(cfg.backward_weight),
-            float(cfg.position_decay),
-            norm_i,
-            norm_j,
-            created,
-            float(created_rate),
-            MIN_SIM,
-            np.int64(max(1, numba.get_num_threads())),
-            out_idx,
-            out_sim,
-        )
-        logger.debug(
-            "itemcf fit: %d distinct (user, item) pairs, %d items, %d neighbour entries",
-            seq.item.shape[0],
-            n_items,
-            int((out_idx >= 0).sum()),
-        )
+        with numba.parallel_chunksize(1):  # dynamic scheduling of the interleaved chunks
+            itemcf_topk(
+                seq.user_ptr,
+                seq.item,
+                step,
+                user_weight,
+                seq.item_ptr,
+                seq.occ_user,
+                seq.occ_pos,
+                np.int64(window),
+                float(cfg.forward_weight),
+                float(cfg.backward_weight),
+                float(cfg.position_decay),
+                norm_i,
+                norm_j,
+                created,
+                float(created_rate),
+                MIN_SIM,
+                np.int64(max(1, min(n_items, 8 * numba.get_num_threads()))),
+                out_idx,
+                out_sim,
+            )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug(
+                "itemcf fit: %d distinct (user, item) pairs, %d items, %d neighbour entries",
+                seq.item.shape[0],
+                n_items,
+                int((out_idx >= 0).sum()),
+            )
         self._set(out_idx, out_sim)
         return self
 

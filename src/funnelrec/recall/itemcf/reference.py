@@ -81,14 +81,15 @@ def textbook_itemcf(
 
     Returns:
         ``(neighbor_idx [n_items, K] int32 with -1 padding, neighbor_sim [n_items, K] float64
-        with 0 padding)``, each row by descending similarity, ties by smaller item index.
+        with 0 padding)``, each row by descending similarity as stored (float32), ties by
+        smaller item index.
     """
     sim = textbook_cooccurrence(data, config)
     k = config.neighbors
     idx = np.full((data.n_items, k), -1, dtype=np.int32)
     val = np.zeros((data.n_items, k), dtype=np.float64)
     for i, row in sim.items():
-        best = sorted(row.items(), key=lambda jv: (-jv[1], jv[0]))[:k]
+        best = sorted(row.items(), key=lambda jv: (-np.float32(jv[1]), jv[0]))[:k]
         for r, (j, s) in enumerate(best):
             idx[i, r] = j
             val[i, r] = s
