@@ -5,6 +5,7 @@
     vocab/users.parquet  external user ids in index order
     vocab/items.parquet  external item ids in index order
     history.parquet      positives (user_idx, item_idx, timestamp): users' histories
+    users.npz            user attribute codes + their vocabularies, category vocabulary
     channels/<name>.npz  each channel's state arrays (np.savez, loaded with allow_pickle=False)
 
 Loading verifies every hash first and never executes code from the directory.
@@ -23,7 +24,8 @@ from funnelrec import __version__
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import FunnelrecError
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.features.user_attributes import UserAttributeEncoder
+from funnelrec.pipeline.recommender import Recommender, UserContext
 from funnelrec.recall.factory import retriever_from_state
 
 FORMAT_VERSION = 1
@@ -53,6 +55,15 @@ def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
     history_path = out_dir / "history.parquet"
     recommender.history.write_parquet(history_path)
     files.append(history_path)
+    users_path = out_dir / "users.npz"
+    ctx = recommender.users
+    np.savez(
+        users_path,
+        codes=ctx.codes,
+        categories=ctx.category_vocab.ids.cast(pl.String).to_numpy().astype(np.str_),
+        **{f"encoder_{k}": v for k, v in ctx.encoder.state().items()},
+    )
+    files.append(users_path)
     for name, channel in recommender.channels.items():
         path = out_dir / "channels" / f"{name}.npz"
         np.savez(path, **channel.state())
@@ -95,10 +106,19 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
         with np.load(root / "channels" / f"{name}.npz", allow_pickle=False) as npz:
             state = {key: npz[key] for key in npz.files}
         channels[name] = retriever_from_state(channel_config, state)
+    with np.load(root / "users.npz", allow_pickle=False) as npz:
+        users = UserContext(
+            UserAttributeEncoder.from_state(
+                {k.removeprefix("encoder_"): npz[k] for k in npz.files if k.startswith("encoder_")}
+            ),
+            npz["codes"],
+            Vocabulary(pl.Series("id", npz["categories"].tolist(), dtype=pl.String)),
+        )
     return Recommender(
         config,
         channels,
         Vocabulary.load(root / "vocab" / "users.parquet"),
         Vocabulary.load(root / "vocab" / "items.parquet"),
         pl.read_parquet(root / "history.parquet"),
+        users,
     )

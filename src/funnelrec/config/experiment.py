@@ -63,6 +63,11 @@ class EvalConfig(_Frozen):
     exclude_seen_targets: bool = Field(
         True, description="Drop held-out items the user already had in training from the truth."
     )
+    ingest_new_items: bool = Field(
+        True,
+        description="Before querying, ingest the metadata of items that appeared after the "
+        "training cutoff, so channels that can embed new items may recall them.",
+    )
 
 
 class ExperimentConfig(_Frozen):

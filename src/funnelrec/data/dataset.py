@@ -10,6 +10,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.data.vocab import Vocabulary
+from funnelrec.features.user_attributes import UserAttributeEncoder
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS, check_schema
 
 NON_POSITIVE_EVENTS = ("impression",)
@@ -110,6 +111,20 @@ class Dataset:
         if self.items is None or "category" not in self.items.columns:
             return Vocabulary.from_ids(pl.Series([], dtype=pl.String))
         return Vocabulary.from_ids(self.items["category"].cast(pl.String))
+
+    @cached_property
+    def user_attr_encoder(self) -> UserAttributeEncoder:
+        """Attribute vocabularies fitted on this dataset's users table."""
+        return UserAttributeEncoder.fit(self.users)
+
+    @cached_property
+    def user_attr(self) -> NDArray[np.int32]:
+        """``[n_users, A]`` attribute codes per user (0 = unknown), A may be 0."""
+        encoder = self.user_attr_encoder
+        out = np.zeros((self.n_users, len(encoder.columns)), dtype=np.int32)
+        if self.users is not None and encoder.columns:
+            out[self.users["user_idx"].to_numpy()] = encoder.encode(self.users)
+        return out
 
     @cached_property
     def item_created_at(self) -> NDArray[np.int64] | None:

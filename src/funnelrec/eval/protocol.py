@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
+from funnelrec.data.vocab import Vocabulary
 from funnelrec.eval.metrics import catalogue_coverage, hit_matrix, novelty, ranking_metrics
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Queries
@@ -43,17 +44,26 @@ class ExperimentResult:
 
 
 def build_eval_queries(
-    split: Split, train: Dataset, config: ExperimentConfig, rng: np.random.Generator
+    split: Split,
+    train: Dataset,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+    item_vocab: Vocabulary | None = None,
 ) -> EvalQueries:
-    """One query per held-out user, as of the split's query time, with that user's truth."""
+    """One query per held-out user, as of the split's query time, with that user's truth.
+
+    ``item_vocab`` is the recommender's catalogue at query time (training items plus items
+    ingested since); it defaults to the training vocabulary.
+    """
+    item_vocab = item_vocab or train.item_vocab
     test = split.test.with_columns(
         pl.Series("user_idx", train.user_vocab.encode(split.test["user_id"])),
-        pl.Series("item_idx", train.item_vocab.encode(split.test["item_id"]).astype(np.int64)),
+        pl.Series("item_idx", item_vocab.encode(split.test["item_id"]).astype(np.int64)),
     )
     # Items the model cannot know still count in the denominator: give each a distinct id.
     unknown = test.filter(pl.col("item_idx") < 0).select("item_id").unique().sort("item_id")
     unknown = unknown.with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + train.n_items).alias("_new_idx")
+        (pl.int_range(pl.len(), dtype=pl.Int64) + len(item_vocab)).alias("_new_idx")
     )
     test = (
         test.join(unknown, on="item_id", how="left")
@@ -89,7 +99,7 @@ def build_eval_queries(
     mask_ptr = mask_idx = None
     if split.masked is not None:
         masked = split.masked.with_columns(
-            pl.Series("item_idx", train.item_vocab.encode(split.masked["item_id"])).cast(pl.Int64)
+            pl.Series("item_idx", item_vocab.encode(split.masked["item_id"])).cast(pl.Int64)
         ).filter(pl.col("item_idx") >= 0)
         per_query = (
             per_user.select("user_id").with_row_index("_q").join(masked, on="user_id", how="left")
@@ -134,8 +144,8 @@ def evaluate_recall(
     train: Dataset,
     config: ExperimentConfig,
     progress: ProgressFn | None = None,
-) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
-    """Per-channel and merged metrics at every K, plus summed stage timings."""
+) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, NDArray[np.int32]]]:
+    """Per-channel and merged metrics at every K, summed stage timings, and the lists."""
     ks = tuple(sorted(config.eval.ks))
     k_max = ks[-1]
     queries = eval_queries.queries
@@ -161,14 +171,68 @@ def evaluate_recall(
         if progress is not None:
             progress("evaluate", int(rows[-1]) + 1, n)
     popularity = _item_popularity(train)
+    n_catalogue = len(recommender.item_vocab)
+    popularity = np.concatenate([popularity, np.zeros(n_catalogue - popularity.shape[0])])
     metrics: dict[str, dict[str, float]] = {}
     for name, matrix in recs.items():
         values = ranking_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, ks)
         for k in ks:
-            values[f"coverage@{k}"] = catalogue_coverage(matrix, train.n_items, k)
+            values[f"coverage@{k}"] = catalogue_coverage(matrix, n_catalogue, k)
             values[f"novelty@{k}"] = novelty(matrix, popularity, k)
         metrics[name] = values
-    return metrics, timings
+    return metrics, timings, recs
+
+
+SLICE_METRICS = ("recall", "ndcg", "hit")
+
+
+def slice_metrics(
+    recs: dict[str, NDArray[np.int32]],
+    eval_queries: EvalQueries,
+    n_train_items: int,
+    ks: tuple[int, ...],
+) -> dict[str, dict]:
+    """Metrics for warm/cold users and warm/cold items.
+
+    Cold users have no history at query time. Cold items are held-out items the training data
+    never saw (first seen in the test period); their slice keeps, per query, only the cold part
+    of the truth, so it answers "how much of the new-item demand does this channel recall".
+    """
+    queries = eval_queries.queries
+    ptr, idx = eval_queries.truth_ptr, eval_queries.truth_idx
+    out: dict[str, dict] = {}
+    cold_user = queries.history_len == 0
+    for label, rows in (("warm_users", ~cold_user), ("cold_users", cold_user)):
+        out[label] = _subset_metrics(recs, np.flatnonzero(rows), ptr, idx, None, ks)
+    for label, keep in (("warm_items", idx < n_train_items), ("cold_items", idx >= n_train_items)):
+        out[label] = _subset_metrics(recs, None, ptr, idx, keep, ks)
+    return out
+
+
+def _subset_metrics(
+    recs: dict[str, NDArray[np.int32]],
+    rows: NDArray[np.int64] | None,
+    ptr: NDArray[np.int64],
+    idx: NDArray[np.int64],
+    keep_truth: NDArray[np.bool_] | None,
+    ks: tuple[int, ...],
+) -> dict:
+    row_of = np.repeat(np.arange(ptr.shape[0] - 1), np.diff(ptr))
+    keep = np.ones(idx.shape[0], dtype=bool) if keep_truth is None else keep_truth
+    if rows is not None:
+        keep &= np.isin(row_of, rows)
+    counts = np.bincount(row_of[keep], minlength=ptr.shape[0] - 1)
+    sel = np.flatnonzero(counts > 0)
+    result: dict = {"n_queries": int(sel.shape[0]), "n_truth": int(keep.sum())}
+    if sel.shape[0] == 0:
+        return result
+    sub_ptr = np.zeros(sel.shape[0] + 1, dtype=np.int64)
+    np.cumsum(counts[sel], out=sub_ptr[1:])
+    sub_idx = idx[keep]  # truth is grouped by row, so the kept entries stay in row order
+    for name, matrix in recs.items():
+        values = ranking_metrics(matrix[sel], sub_ptr, sub_idx, ks)
+        result[name] = {m: v for m, v in values.items() if m.split("@")[0] in SLICE_METRICS}
+    return result
 
 
 def run_experiment(
@@ -197,13 +261,22 @@ def run_experiment(
     timings.update(fit_timings)
     if progress is not None:
         progress("fit", 1, 1)
+    n_new_items = 0
+    if config.eval.ingest_new_items and items is not None:
+        # Items published during the test period are known by their metadata (not their
+        # interactions) at query time, as in production: channels that can embed them do.
+        start = time.perf_counter()
+        n_new_items = recommender.ingest_items(items).shape[0]
+        timings["ingest_new_items"] = time.perf_counter() - start
     start = time.perf_counter()
-    eval_queries = build_eval_queries(split, train, config, rng)
+    eval_queries = build_eval_queries(split, train, config, rng, recommender.item_vocab)
     timings["build_queries"] = time.perf_counter() - start
-    recall, eval_timings = evaluate_recall(recommender, eval_queries, train, config, progress)
+    recall, eval_timings, recs = evaluate_recall(recommender, eval_queries, train, config, progress)
     timings.update(eval_timings)
+    slices = slice_metrics(recs, eval_queries, train.n_items, tuple(sorted(config.eval.ks)))
     metrics = {
         "recall": recall,
+        "slices": slices,
         "split": {
             **split.info,
             "n_queries": len(eval_queries.queries),
@@ -215,6 +288,7 @@ def run_experiment(
             "train_users": train.n_users,
             "train_items": train.n_items,
             "train_positives": train.positives.height,
+            "ingested_new_items": n_new_items,
         },
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
+from funnelrec.features.user_attributes import UserAttributeEncoder
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.factory import build_retriever
 from funnelrec.recall.merge import merge_channels
@@ -39,6 +41,25 @@ class Recommendation:
     timings_s: dict[str, float]
 
 
+@dataclass(frozen=True)
+class UserContext:
+    """What the recommender knows about users besides their history.
+
+    Attributes:
+        encoder: attribute vocabularies (fitted on the training users).
+        codes: ``[n_users, A]`` attribute codes of known users (0 = unknown).
+        category_vocab: category string <-> index, for onboarding tags.
+    """
+
+    encoder: UserAttributeEncoder
+    codes: NDArray[np.int32]
+    category_vocab: Vocabulary
+
+    @classmethod
+    def from_dataset(cls, data: Dataset) -> UserContext:
+        return cls(data.user_attr_encoder, data.user_attr, data.category_vocab)
+
+
 class Recommender:
     """Fitted channels + the positives that make up each user's history + vocabularies."""
 
@@ -49,12 +70,14 @@ class Recommender:
         user_vocab: Vocabulary,
         item_vocab: Vocabulary,
         history: pl.DataFrame,
+        users: UserContext,
     ) -> None:
         self.config = config
         self.channels = channels
         self.user_vocab = user_vocab
         self.item_vocab = item_vocab
         self.history = history.select("user_idx", "item_idx", "timestamp")
+        self.users = users
 
     @classmethod
     def fit(
@@ -67,15 +90,76 @@ class Recommender:
             start = time.perf_counter()
             channels[name] = build_retriever(channel_config).fit(data, rng=rng)
             timings[f"fit.{name}"] = time.perf_counter() - start
-        return cls(config, channels, data.user_vocab, data.item_vocab, data.positives), timings
+        recommender = cls(
+            config,
+            channels,
+            data.user_vocab,
+            data.item_vocab,
+            data.positives,
+            UserContext.from_dataset(data),
+        )
+        return recommender, timings
 
-    def queries(self, user_ids: pl.Series, timestamp: np.ndarray | int) -> Queries:
-        """Requests for external user ids as of ``timestamp`` (unknown users: empty history)."""
+    def queries(
+        self,
+        user_ids: pl.Series,
+        timestamp: NDArray[np.int64] | int,
+        *,
+        attributes: pl.DataFrame | None = None,
+        tags: list[list[str]] | None = None,
+    ) -> Queries:
+        """Requests for external user ids as of ``timestamp``.
+
+        Args:
+            user_ids: ``[B]`` external ids; unknown users get an empty history.
+            timestamp: as-of time, one per query or one for all.
+            attributes: optional user attributes (rows aligned with ``user_ids``, columns such
+                as age, gender, region) used for users the model does not know.
+            tags: optional onboarding categories per query (new users' chosen interests).
+        """
         user_idx = self.user_vocab.encode(user_ids)
         ts = np.broadcast_to(np.asarray(timestamp, dtype=np.int64), user_idx.shape)
-        return Queries.from_history(
+        queries = Queries.from_history(
             np.arange(user_idx.shape[0], dtype=np.int64), user_idx, ts, self.history
         )
+        codes = np.zeros((user_idx.shape[0], self.users.codes.shape[1]), dtype=np.int32)
+        known = user_idx >= 0
+        codes[known] = self.users.codes[user_idx[known]]
+        if attributes is not None and self.users.encoder.columns:
+            given = self.users.encoder.encode(attributes)
+            codes[~known] = given[~known]
+        tags_ptr = tags_idx = None
+        if tags is not None:
+            if len(tags) != user_idx.shape[0]:
+                raise ValueError(f"{len(tags)} tag lists for {user_idx.shape[0]} users")
+            tags_ptr = np.zeros(len(tags) + 1, dtype=np.int64)
+            np.cumsum([len(t) for t in tags], out=tags_ptr[1:])
+            flat = pl.Series([tag for row in tags for tag in row], dtype=pl.String)
+            tags_idx = self.users.category_vocab.encode(flat)
+        return dataclasses.replace(queries, user_attr=codes, tags_ptr=tags_ptr, tags_idx=tags_idx)
+
+    def ingest_items(self, items: pl.DataFrame) -> NDArray[np.int32]:
+        """Make items that appeared after training retrievable (by the channels that can).
+
+        Known ids are skipped. Returns the new items' indices.
+        """
+        if "item_id" not in items.columns:
+            raise ValueError("ingested items need an item_id column")
+        ids = items["item_id"].cast(self.item_vocab.dtype, strict=False)
+        unknown = pl.Series(self.item_vocab.encode(ids) < 0)
+        new = items.filter(unknown & ids.is_not_null())
+        new = new.unique("item_id", keep="first", maintain_order=True)
+        if new.height == 0:
+            return np.zeros(0, dtype=np.int32)
+        start = len(self.item_vocab)
+        self.item_vocab = Vocabulary(
+            pl.concat([self.item_vocab.ids, new["item_id"].cast(self.item_vocab.dtype)])
+        )
+        item_idx = np.arange(start, start + new.height, dtype=np.int32)
+        for channel in self.channels.values():
+            if channel.supports_new_items:
+                channel.add_items(new, item_idx)
+        return item_idx
 
     def retrieve(self, queries: Queries) -> tuple[dict[str, ChannelResult], dict[str, float]]:
         """Run every channel; each result is renamed to its channel key."""

@@ -22,6 +22,17 @@ class RetrieverConfig(BaseModel):
     exclude_seen: bool = Field(True, description="Never return an item in the query's history.")
 
 
+def _take_csr(
+    ptr: NDArray[np.int64], rows: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Offsets and gather positions of the CSR rows ``rows`` (in that order)."""
+    starts = ptr[rows]
+    lens = ptr[rows + 1] - starts
+    new_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    np.cumsum(lens, out=new_ptr[1:])
+    return new_ptr, np.repeat(starts - new_ptr[:-1], lens) + np.arange(new_ptr[-1])
+
+
 @dataclass(frozen=True, slots=True)
 class Queries:
     """A batch of recommendation requests with each user's past positives (CSR layout).
@@ -33,6 +44,10 @@ class Queries:
         history_ptr: ``[B + 1]`` int64 offsets into the history arrays.
         history_item: ``[H]`` int32 item_idx of past positives, oldest first per query.
         history_time: ``[H]`` int64 their timestamps.
+        user_attr: ``[B, A]`` int32 user attribute codes (0 = unknown), or None when the
+            recommender has no user attributes (see ``UserAttributeEncoder``).
+        tags_ptr: ``[B + 1]`` int64 offsets of onboarding tags (None = no tags in the batch).
+        tags_idx: ``[T]`` int32 category indices the user chose at onboarding (-1 = unknown).
     """
 
     query_id: NDArray[np.int64]
@@ -41,6 +56,9 @@ class Queries:
     history_ptr: NDArray[np.int64]
     history_item: NDArray[np.int32]
     history_time: NDArray[np.int64]
+    user_attr: NDArray[np.int32] | None = None
+    tags_ptr: NDArray[np.int64] | None = None
+    tags_idx: NDArray[np.int32] | None = None
 
     def __len__(self) -> int:
         return int(self.query_id.shape[0])
@@ -57,11 +75,11 @@ class Queries:
     def take(self, rows: NDArray[np.integer]) -> Queries:
         """The sub-batch of the given rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
-        starts, ends = self.history_ptr[rows], self.history_ptr[rows + 1]
-        lens = ends - starts
-        ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-        np.cumsum(lens, out=ptr[1:])
-        gather = np.repeat(starts - ptr[:-1], lens) + np.arange(ptr[-1])
+        ptr, gather = _take_csr(self.history_ptr, rows)
+        tags_ptr = tags_idx = None
+        if self.tags_ptr is not None and self.tags_idx is not None:
+            tags_ptr, tags_gather = _take_csr(self.tags_ptr, rows)
+            tags_idx = self.tags_idx[tags_gather]
         return Queries(
             self.query_id[rows],
             self.user_idx[rows],
@@ -69,6 +87,9 @@ class Queries:
             ptr,
             self.history_item[gather],
             self.history_time[gather],
+            None if self.user_attr is None else self.user_attr[rows],
+            tags_ptr,
+            tags_idx,
         )
 
     @classmethod
@@ -133,10 +154,15 @@ class ChannelResult:
 
 
 class Retriever(Protocol):
-    """A recall channel: fit on a Dataset, return top-k candidates per query."""
+    """A recall channel: fit on a Dataset, return top-k candidates per query.
+
+    ``supports_cold_users``: serves queries with no history. ``supports_new_items``: has
+    ``add_items(items, item_idx)`` that makes items ingested after training retrievable.
+    """
 
     config: RetrieverConfig
     supports_cold_users: ClassVar[bool]
+    supports_new_items: ClassVar[bool]
 
     def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self: ...
 

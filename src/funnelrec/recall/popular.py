@@ -37,6 +37,7 @@ class Popular:
     """Popularity retriever (see :class:`PopularConfig`)."""
 
     supports_cold_users: ClassVar[bool] = True
+    supports_new_items: ClassVar[bool] = False
 
     def __init__(self, config: PopularConfig) -> None:
         self.config = config

@@ -264,21 +264,59 @@ def _keep_largest(keys, cnt, k):  # pragma: no cover - compiled
             break
 
 
+_SMALL_SORT = 24
+_BUCKETED_SORT = 128
+_N_BUCKETS = 64
+
+
 @numba.njit(inline="always")
-def _sort_descending(keys, cnt):  # pragma: no cover - compiled
+def _insertion_sort_descending(keys, cnt):  # pragma: no cover - compiled
+    for a in range(1, cnt):
+        key = keys[a]
+        b = a
+        while b > 0 and keys[b - 1] < key:
+            keys[b] = keys[b - 1]
+            b -= 1
+        keys[b] = key
+
+
+@numba.njit(inline="always")
+def _sort_descending(keys, cnt, scratch, hist):  # pragma: no cover - compiled
     """Sort ``keys[:cnt]`` in place, largest first, without allocating.
 
-    Insertion sort for rows up to 128 (faster than any O(n log n) sort at that size), heapsort
-    beyond.
+    Short rows: insertion sort. Up to ``_BUCKETED_SORT``: one counting-sort pass into
+    ``_N_BUCKETS`` equal-width key ranges (``scratch`` ``[>= _BUCKETED_SORT]``, ``hist``
+    ``[_N_BUCKETS]``), then insertion sort of the nearly sorted result. Longer: heapsort.
     """
-    if cnt <= 128:
-        for a in range(1, cnt):
-            key = keys[a]
-            b = a
-            while b > 0 and keys[b - 1] < key:
-                keys[b] = keys[b - 1]
-                b -= 1
-            keys[b] = key
+    if cnt <= _SMALL_SORT:
+        _insertion_sort_descending(keys, cnt)
+        return
+    if cnt <= _BUCKETED_SORT:
+        top = keys[0]
+        bottom = keys[0]
+        for t in range(1, cnt):
+            top = max(top, keys[t])
+            bottom = min(bottom, keys[t])
+        span = top - bottom
+        shift = np.uint64(0)
+        while (span >> shift) >= np.uint64(_N_BUCKETS):
+            shift += np.uint64(1)
+        for b in range(_N_BUCKETS):
+            hist[b] = 0
+        for t in range(cnt):
+            hist[np.int64((top - keys[t]) >> shift)] += 1
+        start = 0
+        for b in range(_N_BUCKETS):
+            size = hist[b]
+            hist[b] = start
+            start += size
+        for t in range(cnt):
+            b = np.int64((top - keys[t]) >> shift)
+            scratch[hist[b]] = keys[t]
+            hist[b] += 1
+        for t in range(cnt):
+            keys[t] = scratch[t]
+        _insertion_sort_descending(keys, cnt)
         return
     for pos in range(cnt // 2 - 1, -1, -1):
         _sift_down(keys, cnt, pos)
@@ -338,12 +376,13 @@ def itemcf_topk(
         out_sim: ``[n_items, K]`` float32, pre-filled with 0; receives their similarities.
     """
     n_items = item_ptr.shape[0] - 1
-    k = out_idx.shape[1]
     for c in numba.prange(n_chunks):
         # Chunk scratch: acc (all zeros between items); work holds the touched list, then
         # (in place) the rank keys.
         acc = np.zeros(n_items, dtype=np.float64)
         work = np.empty(n_items, dtype=np.uint64)
+        scratch = np.empty(_BUCKETED_SORT, dtype=np.uint64)
+        hist = np.empty(_N_BUCKETS, dtype=np.int64)
         f32 = np.empty(1, dtype=np.float32)
         bits = f32.view(np.uint32)
         for i in range(c, n_items, n_chunks):
@@ -368,6 +407,8 @@ def itemcf_topk(
                 m,
                 acc,
                 work,
+                scratch,
+                hist,
                 f32,
                 bits,
                 norm_i,
@@ -375,7 +416,6 @@ def itemcf_topk(
                 created,
                 created_rate,
                 min_sim,
-                k,
                 out_idx,
                 out_sim,
             )
@@ -420,26 +460,40 @@ def _accumulate(
             if run < RUN_FLOOR:
                 break
             j = seq_item[h]
-            if acc[j] == 0.0:
-                touched[m] = j
-                m += 1
-            acc[j] += run
+            aj = acc[j]
+            touched[m] = j  # branch-free: kept only when j is new (m < n_items, j != i)
+            m += np.int64(aj == 0.0)
+            acc[j] = aj + run
         run = a * backward_weight / position_decay
         for h in range(g - 1, lo - 1, -1):
             run *= step[h + 1]
             if run < RUN_FLOOR:
                 break
             j = seq_item[h]
-            if acc[j] == 0.0:
-                touched[m] = j
-                m += 1
-            acc[j] += run
+            aj = acc[j]
+            touched[m] = j  # branch-free: kept only when j is new (m < n_items, j != i)
+            m += np.int64(aj == 0.0)
+            acc[j] = aj + run
     return m
 
 
 @numba.njit(inline="always")
 def _select(
-    i, m, acc, work, f32, bits, norm_i, norm_j, created, created_rate, min_sim, k, out_idx, out_sim
+    i,
+    m,
+    acc,
+    work,
+    scratch,
+    hist,
+    f32,
+    bits,
+    norm_i,
+    norm_j,
+    created,
+    created_rate,
+    min_sim,
+    out_idx,
+    out_sim,
 ):  # pragma: no cover - compiled
     """Normalise the ``m`` touched sums and write the top ``k`` of item ``i``, best first.
 
@@ -447,6 +501,7 @@ def _select(
     floats order like their bit patterns) above the complement of ``j``, so a single unsigned
     compare orders by (stored similarity desc, ``j`` asc).
     """
+    k = out_idx.shape[1]
     ni = norm_i[i]
     ci = created[i]
     cnt = 0
@@ -464,7 +519,7 @@ def _select(
     if cnt > k:
         _keep_largest(work, cnt, k)
         cnt = k
-    _sort_descending(work, cnt)
+    _sort_descending(work, cnt, scratch, hist)
     for r in range(cnt):
         key = work[r]
         out_idx[i, r] = np.int32(_LOW32 - (key & _LOW32))

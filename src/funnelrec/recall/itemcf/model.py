@@ -46,6 +46,7 @@ class ItemCF:
     """
 
     supports_cold_users: ClassVar[bool] = False
+    supports_new_items: ClassVar[bool] = False
 
     def __init__(self, config: ItemCFConfig) -> None:
         self.config = config

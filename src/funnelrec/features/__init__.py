@@ -1,0 +1,1 @@
+"""Feature encoders shared by recall and ranking."""
