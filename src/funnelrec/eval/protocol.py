@@ -31,7 +31,7 @@ class EvalQueries:
     queries: Queries
     truth_ptr: NDArray[np.int64]
     truth_idx: NDArray[np.int64]
-    n_cold_users: int
+    n_cold_users: int  # queries whose user has no history at query time
     mask_ptr: NDArray[np.int64] | None = None
     mask_idx: NDArray[np.int64] | None = None
 
@@ -109,7 +109,8 @@ def build_eval_queries(
         mask_ptr = np.zeros(per_user.height + 1, dtype=np.int64)
         np.cumsum(counts, out=mask_ptr[1:])
         mask_idx = per_query["item_idx"].to_numpy()
-    return EvalQueries(queries, truth_ptr, truth_idx, int((user_idx < 0).sum()), mask_ptr, mask_idx)
+    n_without_history = int((queries.history_len == 0).sum())
+    return EvalQueries(queries, truth_ptr, truth_idx, n_without_history, mask_ptr, mask_idx)
 
 
 def _mask_rows(
