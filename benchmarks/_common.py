@@ -18,7 +18,8 @@ from funnelrec.data.simulator import SimulatorConfig, simulate
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 RESULTS = ROOT / "benchmarks" / "results"
-console = Console()
+# Wide enough for the result tables when output is piped (rich falls back to 80 columns).
+console = Console(width=max(Console().width, 150))
 
 SHARED_SETS = {
     "movielens-100k": ("movielens-100k", "movielens-100k"),

@@ -11,8 +11,9 @@ every event but impressions). Per dataset, in the same run and on the same machi
   its predicted time fits ``--textbook-budget-s``, otherwise on a labelled random user subsample
   with funnelrec re-timed on the same subsample.
 
-Times are medians of at least ``--repeats`` runs (fast ones repeated until they add up to 1 s)
-after a warm-up: numba JIT excluded; the compile time and the cached first-call time are
+Times are medians of at least ``--repeats`` runs (fast ones repeated until they add up to 1 s),
+funnelrec and implicit interleaved round-robin (also at 1 thread each, kept in the JSON), after
+a warm-up: numba JIT excluded; the compile time and the cached first-call time are
 measured separately in fresh subprocesses. The textbook runs once when it takes over 10 s. Targets:
 funnelrec/implicit <= 2.0 and textbook/funnelrec >= 50.
 
@@ -72,12 +73,39 @@ print(time.perf_counter() - t)
 
 def median_time(fn: Callable[[], Any], repeats: int, min_total_s: float = 1.0) -> float:
     """Median wall time of ``fn``: at least ``repeats`` runs, more (up to 50) for fast ``fn``."""
-    times: list[float] = []
-    while len(times) < repeats or (sum(times) < min_total_s and len(times) < 50):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians({"fn": fn}, repeats, min_total_s)["fn"]
+
+
+def interleaved_medians(
+    fns: dict[str, Callable[[], Any]], repeats: int, min_total_s: float = 1.0
+) -> dict[str, float]:
+    """Median wall time of each function, run round-robin so machine noise hits all alike.
+
+    At least ``repeats`` rounds; more (up to 50) while the fastest has not used ``min_total_s``.
+    """
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    rounds = 0
+    while rounds < repeats or (min(sum(t) for t in times.values()) < min_total_s and rounds < 50):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+        rounds += 1
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def with_threads(n: int, fn: Callable[[], Any]) -> Callable[[], Any]:
+    """``fn`` run with ``n`` numba threads (restored afterwards)."""
+
+    def run() -> None:
+        before = numba.get_num_threads()
+        numba.set_num_threads(n)
+        try:
+            fn()
+        finally:
+            numba.set_num_threads(before)
+
+    return run
 
 
 def first_call_seconds(cache_dir: str | None) -> float:
@@ -133,6 +161,36 @@ def max_rel_diff(model: ItemCF, ref_idx: np.ndarray, ref_sim: np.ndarray) -> flo
     return float(np.max(np.abs(mine[ok] - ref_sim[ok]) / ref_sim[ok]))
 
 
+def textbook_rounds(
+    data: Dataset, cfg: ItemCFConfig, rounds: int, fun_per_round: int = 5
+) -> tuple[float, float, tuple[np.ndarray, np.ndarray]]:
+    """Median textbook and funnelrec fit times, alternated so both see the same machine load.
+
+    Each round times ``fun_per_round`` funnelrec fits, then one textbook fit; a last batch of
+    funnelrec fits closes the sequence. Returns ``(textbook_s, funnelrec_s, textbook_result)``.
+    """
+    rng = np.random.default_rng(0)
+    ItemCF(cfg).fit(data, rng=rng)
+    fun: list[float] = []
+    text: list[float] = []
+    ref: tuple[np.ndarray, np.ndarray] | None = None
+
+    def fun_batch() -> None:
+        for _ in range(fun_per_round):
+            start = time.perf_counter()
+            ItemCF(cfg).fit(data, rng=rng)
+            fun.append(time.perf_counter() - start)
+
+    for _ in range(rounds):
+        fun_batch()
+        start = time.perf_counter()
+        ref = textbook_itemcf(data, cfg)
+        text.append(time.perf_counter() - start)
+    fun_batch()
+    assert ref is not None
+    return statistics.median(text), statistics.median(fun), ref
+
+
 def bench_dataset(
     name: str, data: Dataset, source: pl.DataFrame, items, args: argparse.Namespace
 ) -> list[dict[str, Any]]:
@@ -142,18 +200,22 @@ def bench_dataset(
     seq = build_sequences(data.positives, data.n_users, data.n_items)
     user_len = seq.user_len
 
-    def implicit_fit() -> None:
-        CosineRecommender(K=K, num_threads=args.threads).fit(csr, show_progress=False)
-
-    implicit_fit()
-    t_implicit = median_time(implicit_fit, args.repeats)
+    fns: dict[str, Callable[[], Any]] = {}
+    for threads, suffix in ((args.threads, ""), (1, " 1 thread")):
+        fns["implicit" + suffix] = lambda threads=threads: CosineRecommender(
+            K=K, num_threads=threads
+        ).fit(csr, show_progress=False)
+        for label, cfg in CONFIGS.items():
+            fns[label + suffix] = with_threads(
+                threads, lambda cfg=cfg: ItemCF(cfg).fit(data, rng=rng)
+            )
+    for fn in fns.values():  # warm-up
+        fn()
+    medians = interleaved_medians(fns, args.repeats)
+    t_implicit = medians["implicit"]
     rows = []
     for label, cfg in CONFIGS.items():
-        ItemCF(cfg).fit(data, rng=rng)  # warm-up
-        t_fun = median_time(lambda cfg=cfg: ItemCF(cfg).fit(data, rng=rng), args.repeats)
-        numba.set_num_threads(1)
-        t_fun_1 = median_time(lambda cfg=cfg: ItemCF(cfg).fit(data, rng=rng), args.repeats)
-        numba.set_num_threads(args.threads)
+        t_fun, t_fun_1 = medians[label], medians[label + " 1 thread"]
         pairs = ordered_pairs(user_len, cfg.window)
         # Calibrate the textbook speed on a small slice, then decide full run vs subsample.
         probe_users = rng.permutation(data.n_users)[: max(1, data.n_users // 50)]
@@ -165,25 +227,16 @@ def bench_dataset(
         per_pair = (time.perf_counter() - start) / probe_pairs
         predicted = per_pair * pairs
         scope = "all users"
-        sub, t_fun_sub = data, t_fun
+        sub = data
         if predicted > args.textbook_budget_s:
             order = rng.permutation(data.n_users)
             cum = np.cumsum(pairs_per_user(user_len, cfg.window)[order])
             n_take = max(1, int(np.searchsorted(cum, args.textbook_budget_s / per_pair)))
             sub = subsample_users(data, order[:n_take], source, items)
-            ItemCF(cfg).fit(sub, rng=rng)
-            t_fun_sub = median_time(
-                lambda cfg=cfg, sub=sub: ItemCF(cfg).fit(sub, rng=rng), args.repeats
-            )
             scope = f"random {n_take}/{data.n_users} users ({sub.positives.height} positives)"
         reps = 1 if predicted > 10 else min(3, args.repeats)
-        result: dict[str, Any] = {}
-
-        def textbook_fit(sub=sub, cfg=cfg, result=result) -> None:
-            result["ref"] = textbook_itemcf(sub, cfg)
-
-        t_text = median_time(textbook_fit, reps, min_total_s=0.0)
-        check = max_rel_diff(ItemCF(cfg).fit(sub, rng=rng), *result["ref"])
+        t_text, t_fun_sub, ref = textbook_rounds(sub, cfg, reps)
+        check = max_rel_diff(ItemCF(cfg).fit(sub, rng=rng), *ref)
         rows.append(
             {
                 "dataset": name,
@@ -196,11 +249,12 @@ def bench_dataset(
                 "funnelrec_s": t_fun,
                 "funnelrec_1_thread_s": t_fun_1,
                 "implicit_s": t_implicit,
+                "implicit_1_thread_s": medians["implicit 1 thread"],
                 "funnelrec_over_implicit": t_fun / t_implicit,
                 "textbook_scope": scope,
                 "textbook_repeats": reps,
                 "textbook_s": t_text,
-                "funnelrec_same_scope_s": t_fun_sub,
+                "funnelrec_beside_textbook_s": t_fun_sub,
                 "textbook_over_funnelrec": t_text / t_fun_sub,
                 "max_rel_diff_vs_textbook": check,
             }
@@ -218,7 +272,7 @@ def main() -> None:
     numba.set_num_threads(args.threads)
     warnings.filterwarnings("ignore", category=ParameterWarning)  # implicit's own COO hand-off
     if not console.is_terminal:
-        console.width = 160
+        console.width = 180
 
     with tempfile.TemporaryDirectory() as cache:
         jit_compile = first_call_seconds(cache)
@@ -234,7 +288,7 @@ def main() -> None:
         if tables is None:
             continue
         data = Dataset.build(tables.interactions, tables.items, tables.users)
-        label = "ml-100k" if name != "simulator" else f"sim {args.sim_interactions:,} rows"
+        label = "ml-100k" if name != "simulator" else f"sim {args.sim_interactions / 1e6:g}M rows"
         rows += bench_dataset(label, data, tables.interactions, tables.items, args)
 
     render(
@@ -244,11 +298,12 @@ def main() -> None:
             "config",
             "positives",
             "pairs",
-            "funnelrec",
             "implicit",
+            "funnelrec",
+            "funnelrec / implicit",
             "textbook",
-            "funnelrec/implicit",
-            "textbook/funnelrec",
+            "funnelrec'",
+            "textbook / funnelrec'",
             "max rel diff",
         ],
         [
@@ -257,21 +312,25 @@ def main() -> None:
                 r["config"],
                 r["positives"],
                 r["ordered_pairs"],
-                r["funnelrec_s"],
                 r["implicit_s"],
-                r["textbook_s"],
+                r["funnelrec_s"],
                 f"{r['funnelrec_over_implicit']:.2f}",
+                r["textbook_s"],
+                r["funnelrec_beside_textbook_s"],
                 f"{r['textbook_over_funnelrec']:.0f}",
                 f"{r['max_rel_diff_vs_textbook']:.1e}",
             ]
             for r in rows
         ],
     )
+    console.print(
+        "funnelrec: timed alternating with implicit; funnelrec': timed alternating with the "
+        "textbook runs (same data, same load). max rel diff: funnelrec vs textbook similarities."
+    )
     for r in rows:
         if r["textbook_scope"] != "all users":
             console.print(
-                f"{r['dataset']} {r['config']}: textbook on {r['textbook_scope']}; "
-                f"funnelrec on the same subsample {r['funnelrec_same_scope_s']:.4f} s"
+                f"{r['dataset']} {r['config']}: textbook and funnelrec' on {r['textbook_scope']}"
             )
     ok_impl = all(r["funnelrec_over_implicit"] <= TARGET_VS_IMPLICIT for r in rows)
     ok_text = all(r["textbook_over_funnelrec"] >= TARGET_VS_TEXTBOOK for r in rows)

@@ -7,11 +7,22 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
+from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
+from funnelrec.recall.content import ContentConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
+from funnelrec.recall.two_tower.config import TwoTowerConfig
 
-ChannelConfig = Annotated[ItemCFConfig | PopularConfig, Field(discriminator="kind")]
+ChannelConfig = Annotated[
+    ItemCFConfig
+    | PopularConfig
+    | ContentConfig
+    | DemographicPopularConfig
+    | OnboardingConfig
+    | TwoTowerConfig,
+    Field(discriminator="kind"),
+]
 
 
 class _Frozen(BaseModel):

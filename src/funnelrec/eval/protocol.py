@@ -184,7 +184,7 @@ def evaluate_recall(
     return metrics, timings, recs
 
 
-SLICE_METRICS = ("recall", "ndcg", "hit")
+SLICE_METRICS = ("recall", "ndcg", "hit", "mrr")
 
 
 def slice_metrics(

@@ -33,6 +33,77 @@ class PopularConfig(RetrieverConfig):
     per_category: int = Field(200, gt=0, description="Popular items kept per category.")
 
 
+def decayed_pairs(
+    data: Dataset, half_life_s: float | None
+) -> tuple[pl.DataFrame, NDArray[np.float64]]:
+    """Distinct positive (user, item) pairs and their weight for popularity counts.
+
+    Args:
+        data: the training Dataset (its ``positives`` and ``as_of``).
+        half_life_s: weight each pair by ``0.5 ** ((as_of - t) / half_life_s)`` with ``t`` its
+            last timestamp; None weights every pair 1.
+
+    Returns:
+        ``(pairs [P] with user_idx, item_idx, timestamp, weight [P] float64)``.
+    """
+    pairs = data.positives.group_by("user_idx", "item_idx").agg(pl.col("timestamp").max())
+    if half_life_s is None:
+        return pairs, np.ones(pairs.height, dtype=np.float64)
+    age = (data.as_of - pairs["timestamp"].to_numpy()).clip(min=0)
+    return pairs, np.exp2(-age / half_life_s)
+
+
+def top_per_row(scores: sp.spmatrix | sp.sparray, n: int) -> sp.csr_matrix:
+    """Keep each row's ``n`` best positive entries, scaled so the row's best is 1.
+
+    Normalising within a row lets a small group's best item compete with a big group's when
+    rows are mixed (e.g. a user's category shares @ per-category top items).
+
+    Args:
+        scores: ``[R, N]`` sparse scores (duplicates summed).
+        n: entries kept per row; ties go to the smaller column.
+
+    Returns:
+        CSR ``[R, N]`` float64 with at most ``n`` entries per row, each row's maximum 1.
+
+    Example:
+        >>> m = sp.csr_matrix(np.array([[0.0, 2.0, 4.0, 2.0]]))
+        >>> top_per_row(m, 2).toarray().tolist()
+        [[0.0, 0.5, 1.0, 0.0]]
+    """
+    coo = sp.coo_matrix(sp.csr_matrix(scores, dtype=np.float64))
+    keep = coo.data > 0
+    rows, cols, vals = coo.row[keep], coo.col[keep], coo.data[keep]
+    order = np.lexsort((cols, -vals, rows))
+    rows, cols, vals = rows[order], cols[order], vals[order]
+    rank = np.arange(rows.shape[0]) - np.searchsorted(rows, rows, side="left")
+    keep = rank < n
+    rows, cols, vals = rows[keep], cols[keep], vals[keep]
+    best = np.zeros(scores.shape[0])
+    np.maximum.at(best, rows, vals)
+    return sp.csr_matrix((vals / best[rows], (rows, cols)), shape=scores.shape)
+
+
+def category_top_items(
+    item_category: NDArray[np.int32], item_score: NDArray[np.float32], n_cats: int, n: int
+) -> sp.csr_matrix:
+    """The ``n`` most popular items of every category (see :func:`top_per_row`).
+
+    Args:
+        item_category: ``[N]`` category index per item (-1 = none).
+        item_score: ``[N]`` popularity (items with score 0 are never kept).
+        n_cats: number of categories C (at least 1 row is returned).
+        n: items kept per category.
+
+    Returns:
+        CSR ``[max(C, 1), N]``: row c holds category c's top items, best = 1.
+    """
+    items = np.flatnonzero((item_category >= 0) & (item_category < n_cats) & (item_score > 0))
+    cats = item_category[items]
+    shape = (max(n_cats, 1), item_score.shape[0])
+    return top_per_row(sp.csr_matrix((item_score[items], (cats, items)), shape=shape), n)
+
+
 class Popular:
     """Popularity retriever (see :class:`PopularConfig`)."""
 
@@ -45,12 +116,8 @@ class Popular:
         self.item_category: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 
     def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
-        pairs = data.positives.group_by("user_idx", "item_idx").agg(pl.col("timestamp").max())
-        if self.config.mode == "global":
-            weight = np.ones(pairs.height, dtype=np.float64)
-        else:
-            age = (data.as_of - pairs["timestamp"].to_numpy()).clip(min=0)
-            weight = np.exp2(-age / self.config.half_life_s)
+        half_life = None if self.config.mode == "global" else self.config.half_life_s
+        pairs, weight = decayed_pairs(data, half_life)
         score = np.bincount(pairs["item_idx"].to_numpy(), weights=weight, minlength=data.n_items)
         self.item_score = score.astype(np.float32)
         categories = data.item_categories
@@ -89,21 +156,9 @@ class Popular:
         return (pref @ self._category_items(n_cats)).tocsr()
 
     def _category_items(self, n_cats: int) -> sp.csr_matrix:
-        n_items = self.item_score.shape[0]
-        has = (self.item_category >= 0) & (self.item_score > 0)
-        items = np.flatnonzero(has)
-        cats = self.item_category[items]
-        order = np.lexsort((-self.item_score[items], cats))
-        items, cats = items[order], cats[order]
-        first = np.searchsorted(cats, cats, side="left")
-        rank = np.arange(items.shape[0]) - first
-        keep = rank < self.config.per_category
-        items, cats = items[keep], cats[keep]
-        # Normalise within category so a small category's best item competes with a big one's.
-        best = np.zeros(max(n_cats, 1))
-        np.maximum.at(best, cats, self.item_score[items])
-        vals = self.item_score[items] / best[cats]
-        return sp.csr_matrix((vals, (cats, items)), shape=(max(n_cats, 1), n_items))
+        return category_top_items(
+            self.item_category, self.item_score, n_cats, self.config.per_category
+        )
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
         k = k or self.config.k

@@ -2,15 +2,16 @@
 
 Two steps:
 
-1. :func:`build_sequences` (vectorised polars/NumPy) turns positives into per-user sequences
+1. :func:`build_sequences` (linear-time numba passes) turns positives into per-user sequences
    (deduplicated, sorted by ``(timestamp, item_idx)``) in CSR layout, plus the inverted index
    item -> occurrences.
-2. :func:`itemcf_topk` (numba, parallel) walks, for every item ``i``, each occurrence of ``i``
-   and the positions within ``window`` of it, accumulating pair weights into a per-thread dense
-   accumulator with a touched list (the scheme of implicit's ``all_pairs_knn``); then it
-   normalises and keeps the top ``K`` with a bounded heap, writing straight into preallocated
-   ``[n_items, K]`` arrays. No pair list is ever materialised: memory is ``O(N + n_items * K)``
-   plus ``O(n_items)`` per thread.
+2. :func:`itemcf_topk` (numba, parallel over interleaved chunks of items) walks, for every item
+   ``i``, each occurrence of ``i`` and the positions within ``window`` of it, accumulating pair
+   weights into a dense per-chunk accumulator with a touched list (the scheme of implicit's
+   ``all_pairs_knn``); then it normalises, selects the top ``K`` (quickselect) and sorts them
+   (bucketed insertion sort), writing straight into preallocated ``[n_items, K]`` arrays. No
+   pair list is ever materialised: memory is ``O(N + n_items * K)`` plus ``O(n_items)``
+   scratch per running thread (``8 x threads`` chunks, scheduled dynamically).
 
 Pair weights are computed on the fly without ``pow``/``exp`` in the inner loop: walking away from
 position ``p`` one step at a time, the weight is a running product ``run *= step[q]`` with
@@ -22,6 +23,7 @@ over users; ``act(u)``, the direction weight and the normalisation once per occu
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numba
@@ -101,67 +103,63 @@ def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequ
     if time.shape[0] > 1 and not (time[1:] >= time[:-1]).all():
         by_time = np.argsort(time, kind="stable")
         user, item, time = user[by_time], item[by_time], time[by_time]
-    raw_ptr, by_user = _counting_sort(user, n_users)
-    user_ptr, seq_item, seq_time = _dedupe_sequences(raw_ptr, by_user, item, time, n_items)
+    raw_ptr, raw_item, raw_time = _group_by_user(user, item, time, n_users)
+    user_ptr, seq_item, seq_time = _dedupe_sequences(raw_ptr, raw_item, raw_time, n_items)
     item_ptr, occ_user, occ_pos = _invert(user_ptr, seq_item, n_items)
     return Sequences(user_ptr, seq_item, seq_time, item_ptr, occ_user, occ_pos)
 
 
 @numba.njit(cache=True)
-def _counting_sort(keys, n_keys):  # pragma: no cover - compiled
-    """Stable grouping of ``[N]`` keys in ``[0, n_keys)``: (``ptr [n_keys + 1]``, ``order [N]``)."""
-    n = keys.shape[0]
-    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+def _group_by_user(user, item, time, n_users):  # pragma: no cover - compiled
+    """Stable counting sort of rows by user: ``(ptr [n_users + 1], item [R], time [R])``."""
+    n = user.shape[0]
+    ptr = np.zeros(n_users + 1, dtype=np.int64)
     for e in range(n):
-        ptr[keys[e] + 1] += 1
-    for k in range(n_keys):
-        ptr[k + 1] += ptr[k]
+        ptr[user[e] + 1] += 1
+    for u in range(n_users):
+        ptr[u + 1] += ptr[u]
     fill = ptr[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
+    out_item = np.empty(n, dtype=np.int32)
+    out_time = np.empty(n, dtype=np.int64)
     for e in range(n):
-        k = keys[e]
-        order[fill[k]] = e
-        fill[k] += 1
-    return ptr, order
+        u = user[e]
+        out_item[fill[u]] = item[e]
+        out_time[fill[u]] = time[e]
+        fill[u] += 1
+    return ptr, out_item, out_time
 
 
 @numba.njit(cache=True)
-def _dedupe_sequences(raw_ptr, by_user, item, time, n_items):  # pragma: no cover - compiled
+def _dedupe_sequences(raw_ptr, item, time, n_items):  # pragma: no cover - compiled
     """Each user's last occurrence per item, in ``(time, item)`` order.
 
     Args:
-        raw_ptr: ``[n_users + 1]`` offsets of each user's rows in ``by_user``.
-        by_user: ``[R]`` row ids grouped by user, time-ordered within a user.
-        item, time: ``[R]`` the rows' item and timestamp.
+        raw_ptr: ``[n_users + 1]`` offsets of each user's rows.
+        item, time: ``[R]`` the rows grouped by user, time-ordered within a user.
         n_items: size of the item index space.
 
     Returns:
         ``(user_ptr [n_users + 1], item [N], time [N])`` with ``N`` distinct (user, item) pairs.
     """
     n_users = raw_ptr.shape[0] - 1
-    n_rows = by_user.shape[0]
-    keep = np.zeros(n_rows, dtype=np.bool_)
+    n_rows = item.shape[0]
+    keep = np.empty(n_rows, dtype=np.bool_)
     stamp = np.full(n_items, -1, dtype=np.int32)
     user_ptr = np.zeros(n_users + 1, dtype=np.int64)
-    for u in range(n_users):
-        m = 0
-        for x in range(raw_ptr[u + 1] - 1, raw_ptr[u] - 1, -1):
-            i = item[by_user[x]]
-            if stamp[i] != u:
-                stamp[i] = u
-                keep[x] = True
-                m += 1
-        user_ptr[u + 1] = user_ptr[u] + m
-    out_item = np.empty(user_ptr[n_users], dtype=np.int32)
-    out_time = np.empty(user_ptr[n_users], dtype=np.int64)
+    out_item = np.empty(n_rows, dtype=np.int32)
+    out_time = np.empty(n_rows, dtype=np.int64)
     w = 0
     for u in range(n_users):
+        start, end = raw_ptr[u], raw_ptr[u + 1]
+        for x in range(end - 1, start - 1, -1):  # newest first: the first sighting is the last
+            i = item[x]
+            keep[x] = stamp[i] != u
+            stamp[i] = u
         first = w
-        for x in range(raw_ptr[u], raw_ptr[u + 1]):
+        for x in range(start, end):
             if keep[x]:
-                r = by_user[x]
                 # Rows arrive time-sorted; insertion puts equal times in item order.
-                it, t = item[r], time[r]
+                it, t = item[x], time[x]
                 y = w
                 while y > first and out_time[y - 1] == t and out_item[y - 1] > it:
                     out_item[y] = out_item[y - 1]
@@ -170,7 +168,8 @@ def _dedupe_sequences(raw_ptr, by_user, item, time, n_items):  # pragma: no cove
                 out_item[y] = it
                 out_time[y] = t
                 w += 1
-    return user_ptr, out_item, out_time
+        user_ptr[u + 1] = w
+    return user_ptr, out_item[:w], out_time[:w]
 
 
 @numba.njit(cache=True)
@@ -220,7 +219,7 @@ _LOW32 = np.uint64(0xFFFFFFFF)
 _SHIFT = np.uint64(32)
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _sift_down(keys, size, pos):  # pragma: no cover - compiled
     """Restore the min-heap ``keys[:size]`` below ``pos``."""
     key = keys[pos]
@@ -237,7 +236,7 @@ def _sift_down(keys, size, pos):  # pragma: no cover - compiled
     keys[pos] = key
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _keep_largest(keys, cnt, k):  # pragma: no cover - compiled
     """Move the ``k`` largest of the distinct ``keys[:cnt]`` into ``keys[:k]`` (quickselect)."""
     lo, hi = 0, cnt - 1
@@ -266,10 +265,11 @@ def _keep_largest(keys, cnt, k):  # pragma: no cover - compiled
 
 _SMALL_SORT = 24
 _BUCKETED_SORT = 128
-_N_BUCKETS = 64
+_LOG2_BUCKETS = 6
+_N_BUCKETS = 1 << _LOG2_BUCKETS
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _insertion_sort_descending(keys, cnt):  # pragma: no cover - compiled
     for a in range(1, cnt):
         key = keys[a]
@@ -280,7 +280,7 @@ def _insertion_sort_descending(keys, cnt):  # pragma: no cover - compiled
         keys[b] = key
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _sort_descending(keys, cnt, scratch, hist):  # pragma: no cover - compiled
     """Sort ``keys[:cnt]`` in place, largest first, without allocating.
 
@@ -297,10 +297,10 @@ def _sort_descending(keys, cnt, scratch, hist):  # pragma: no cover - compiled
         for t in range(1, cnt):
             top = max(top, keys[t])
             bottom = min(bottom, keys[t])
-        span = top - bottom
-        shift = np.uint64(0)
-        while (span >> shift) >= np.uint64(_N_BUCKETS):
-            shift += np.uint64(1)
+        # Smallest shift with (span >> shift) < _N_BUCKETS; frexp's exponent is >= the bit
+        # length of span (float rounding can only round up across a power of two).
+        exponent = math.frexp(float(top - bottom))[1]
+        shift = np.uint64(max(0, exponent - _LOG2_BUCKETS))
         for b in range(_N_BUCKETS):
             hist[b] = 0
         for t in range(cnt):
@@ -421,7 +421,7 @@ def itemcf_topk(
             )
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _accumulate(
     i,
     user_ptr,
@@ -477,7 +477,7 @@ def _accumulate(
     return m
 
 
-@numba.njit(inline="always")
+@numba.njit(inline="always", cache=True)
 def _select(
     i,
     m,

@@ -39,7 +39,7 @@ class ItemCF:
         >>> import polars as pl
         >>> inter = pl.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 11],
         ...     "timestamp": [0, 1, 0, 1], "event": ["click"] * 4, "value": [1.0] * 4})
-        >>> model = ItemCF(ItemCFConfig.plain(k=1)).fit(
+        >>> model = ItemCF(ItemCFConfig.plain(neighbors=1)).fit(
         ...     Dataset.build(inter), rng=np.random.default_rng(0))
         >>> model.neighbor_idx.tolist()
         [[1], [0]]
@@ -232,4 +232,6 @@ class ItemCF:
         return model
 
     def _set(self, idx: NDArray[np.int32], sim: NDArray[np.float32]) -> None:
+        idx.flags.writeable = False  # the cached similarity_matrix() must stay in sync
+        sim.flags.writeable = False
         self._idx, self._sim, self._matrix = idx, sim, None

@@ -94,3 +94,12 @@ def test_plain_counts_co_occurrence(make_dataset):
     assert dense[A, C] == pytest.approx(2 / math.sqrt(6), rel=1e-6)
     assert dense[B, C] == pytest.approx(1 / 2, rel=1e-6)
     np.testing.assert_allclose(dense, dense.T, rtol=1e-7)
+
+
+def test_created_decay_is_off_without_created_at(make_dataset):
+    data = make_dataset(ROWS)  # no items table
+    with_decay = ItemCFConfig.model_validate({**CFG.model_dump(), "created_half_life_s": 1.0})
+    a = ItemCF(CFG).fit(data, rng=np.random.default_rng(0))
+    b = ItemCF(with_decay).fit(data, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(a.neighbor_idx, b.neighbor_idx)
+    np.testing.assert_array_equal(a.neighbor_sim, b.neighbor_sim)

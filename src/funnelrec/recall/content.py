@@ -1,0 +1,340 @@
+"""Item-to-item recall by content: items whose text is close to what the user read recently.
+
+Every item's text (title, category, genres, ...; see :func:`funnelrec.features.text.item_text`)
+is embedded once and stored in a cosine vector index. A query's last ``history_len`` distinct
+items, weighted ``recency_decay ** r`` (``r = 0`` newest), either form one query vector
+(``aggregate="mean"``: weighted mean, normalised, one search) or are searched one by one with
+the similarities summed (``aggregate="sum"``).
+
+Items that arrive after training are embedded with the same fitted encoder and added to the
+index by :meth:`Content.add_items`, so a brand-new item about X is recalled for users who read
+about X: this is the channel that serves cold items.
+
+``pool="fresh"`` restricts the candidates to items created within ``fresh_age_s`` before the
+query (plus every item ingested since training): in the full catalogue new items are a few
+percent of any neighbourhood, so a dedicated fresh channel (with its own merge quota) is what
+reliably puts them in front of the ranker.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import ClassVar, Literal, Self
+
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+from numpy.typing import NDArray
+from pydantic import Field
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import ConfigError
+from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
+from funnelrec.index import BaseIndex, ExactIndexConfig, IndexConfig, build_index, index_from_state
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
+from funnelrec.recall.topk import sparse_topk
+
+logger = logging.getLogger(__name__)
+
+METRIC = "cosine"
+
+
+class ContentConfig(RetrieverConfig):
+    """Content-based item-to-item channel.
+
+    Example:
+        >>> ContentConfig(encoder=TextEncoderConfig(kind="hashing", dim=32)).index.kind
+        'exact'
+    """
+
+    kind: Literal["content"] = "content"
+    encoder: TextEncoderConfig = TextEncoderConfig()
+    index: IndexConfig = Field(default_factory=ExactIndexConfig)
+    text_columns: tuple[str, ...] | None = Field(
+        None, description="Item columns forming the text (None = title, category, genres, ...)."
+    )
+    history_len: int = Field(20, gt=0, description="Most recent distinct history items used.")
+    recency_decay: float = Field(0.8, gt=0, le=1, description="Weight of the r-th newest item.")
+    aggregate: Literal["mean", "sum"] = Field(
+        "mean",
+        description="'mean': one search with the weighted mean vector; 'sum': one search per "
+        "history item, similarities summed with the recency weights.",
+    )
+    pool: Literal["all", "fresh"] = Field(
+        "all",
+        description="Candidates: every embedded item, or only items created within "
+        "fresh_age_s before the query time (and items ingested after training).",
+    )
+    fresh_age_s: float = Field(7 * 86_400.0, gt=0, description="pool='fresh': maximum age.")
+
+
+def recent_history(
+    queries: Queries, history_len: int, usable: NDArray[np.bool_]
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """The last ``history_len`` distinct usable items of each query, newest first.
+
+    Args:
+        queries: the batch ``[B]`` (histories oldest first).
+        history_len: items kept per query.
+        usable: ``[N]`` bool, items that may be used (others, and ids outside ``[0, N)``, are
+            skipped).
+
+    Returns:
+        ``(row [M], item [M], rank [M])``: query row, item_idx and recency rank (0 = newest),
+        sorted by row then rank.
+    """
+    rows = queries.history_row()
+    item = queries.history_item.astype(np.int64)
+    pos = np.arange(item.shape[0], dtype=np.int64)
+    inside = (item >= 0) & (item < usable.shape[0])
+    keep = inside.copy()
+    keep[inside] = usable[item[inside]]
+    rows, item, pos = rows[keep], item[keep], pos[keep]
+    # Newest first per row; the first entry of each (row, item) is its last occurrence.
+    order = np.lexsort((-pos, item, rows))
+    rows, item, pos = rows[order], item[order], pos[order]
+    first = np.ones(rows.shape[0], dtype=bool)
+    first[1:] = (rows[1:] != rows[:-1]) | (item[1:] != item[:-1])
+    rows, item, pos = rows[first], item[first], pos[first]
+    order = np.lexsort((-pos, rows))
+    rows, item = rows[order], item[order]
+    rank = np.arange(rows.shape[0], dtype=np.int64) - np.searchsorted(rows, rows, side="left")
+    keep = rank < history_len
+    return rows[keep], item[keep], rank[keep]
+
+
+def _fetch_buckets(k: int, extra: NDArray[np.int64], limit: int) -> NDArray[np.int64]:
+    """Per-row search size ``k + extra`` rounded up to a power of two, capped at ``limit``."""
+    need = np.maximum(k + extra, 1)
+    return np.minimum(2 ** np.ceil(np.log2(need)).astype(np.int64), limit)
+
+
+class Content:
+    """Content-embedding item-to-item retriever (see :class:`ContentConfig`).
+
+    Example:
+        >>> inter = pl.DataFrame({"user_id": [1], "item_id": [10], "timestamp": [0],
+        ...     "event": ["click"], "value": [1.0]})
+        >>> items = pl.DataFrame({"item_id": [10, 11, 12],
+        ...     "title": ["space war", "space war returns", "baking bread"]})
+        >>> cfg = ContentConfig(k=1, encoder=TextEncoderConfig(kind="hashing", dim=8))
+        >>> model = Content(cfg).fit(Dataset.build(inter, items), rng=np.random.default_rng(0))
+        >>> q = Queries.from_history([0], [0], [1], Dataset.build(inter, items).positives)
+        >>> model.retrieve(q).item_idx.tolist()  # item 11 (idx 1), never the seen item 10
+        [[1]]
+    """
+
+    supports_cold_users: ClassVar[bool] = False
+    supports_new_items: ClassVar[bool] = True
+
+    def __init__(self, config: ContentConfig) -> None:
+        self.config = config
+        self.encoder = TextEncoder(config.encoder)
+        self._emb: NDArray[np.float32] | None = None
+        self._usable: NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._created: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self._as_of = 0
+        self._index: BaseIndex | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+        """Fit the text encoder on the training items, embed them and build the index.
+
+        Items without a row in ``data.items`` (or with no text) get the zero vector and are
+        left out of the index; with ``pool="fresh"`` so are items created more than
+        ``fresh_age_s`` before ``data.as_of``.
+
+        Args:
+            data: the training Dataset; needs an items table with text columns (and a
+                ``created_at`` column for ``pool="fresh"``).
+            rng: unused (the encoder has its own seed); accepted for the Retriever protocol.
+        """
+        del rng
+        if data.items is None:
+            raise ConfigError("content channel needs an items table (title, category, ...)")
+        created = data.item_created_at
+        if created is None:
+            if self.config.pool == "fresh":
+                raise ConfigError("content pool 'fresh' needs a created_at column in the items")
+            created = np.zeros(data.n_items, dtype=np.int64)
+        texts = item_text(data.items, self.config.text_columns)
+        self.encoder = TextEncoder(self.config.encoder).fit(texts)
+        vectors = self.encoder.encode(texts)
+        emb = np.zeros((data.n_items, vectors.shape[1]), dtype=np.float32)
+        emb[data.items["item_idx"].to_numpy()] = vectors
+        if not np.abs(emb).sum(axis=1).any():
+            raise ConfigError("content channel: no item has any text to embed")
+        self._as_of = int(data.as_of)
+        self._set_embeddings(emb, created.astype(np.int64))
+        pool = np.flatnonzero(self._in_pool(np.arange(data.n_items)))
+        self._index = build_index(self.config.index, METRIC)
+        self._index.build(emb[pool], pool.astype(np.int64))
+        logger.debug("content fit: %d of %d items indexed", pool.shape[0], data.n_items)
+        return self
+
+    def _in_pool(self, item: NDArray[np.int64]) -> NDArray[np.bool_]:
+        """Whether fitted items belong in the index (embedded, and fresh for pool 'fresh')."""
+        keep = self._usable[item]
+        if self.config.pool == "fresh":
+            keep &= self._created[item] >= self._as_of - self.config.fresh_age_s
+        return keep
+
+    def add_items(self, items: pl.DataFrame, item_idx: NDArray[np.int32]) -> None:
+        """Embed items ingested after training and make them retrievable at once.
+
+        Args:
+            items: ``[M]`` rows with the same text columns as the training items; an optional
+                ``created_at`` (unix s) is used by ``pool="fresh"`` (missing: the training
+                ``as_of``).
+            item_idx: ``[M]`` their new dense indices (not yet known to this channel).
+        """
+        emb, index = self._fitted()
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        if item_idx.shape[0] != items.height:
+            raise ValueError(f"{items.height} item rows but {item_idx.shape[0]} indices")
+        if item_idx.shape[0] == 0:
+            return
+        if item_idx.min() < emb.shape[0]:
+            known = item_idx[item_idx < emb.shape[0]][:5].tolist()
+            raise ValueError(f"add_items got already known item indices {known}")
+        vectors = self.encoder.encode(item_text(items, self.config.text_columns))
+        n = int(item_idx.max()) + 1
+        grown = np.zeros((n, emb.shape[1]), dtype=np.float32)
+        grown[: emb.shape[0]] = emb
+        grown[item_idx] = vectors
+        created = np.full(n, self._as_of, dtype=np.int64)
+        created[: emb.shape[0]] = self._created
+        if "created_at" in items.columns:
+            given = items["created_at"].cast(pl.Int64, strict=False)
+            created[item_idx] = given.fill_null(self._as_of).to_numpy()
+        has = np.abs(vectors).sum(axis=1) > 0
+        index.add(vectors[has], item_idx[has])
+        self._set_embeddings(grown, created)
+
+    # ------------------------------------------------------------- retrieve
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        """Top-``k`` items closest in content to each query's recent history.
+
+        Empty histories (and histories of items without text) give an all-padding row.
+
+        Args:
+            queries: the batch ``[B]`` with histories (oldest first).
+            k: candidates per query (default ``config.k``).
+
+        Returns:
+            ``ChannelResult`` ``[B, k]``; scores are cosine similarities (``mean``) or their
+            recency-weighted average over history items (``sum``). With ``pool="fresh"``,
+            items created more than ``fresh_age_s`` before the query time are dropped.
+        """
+        cfg = self.config
+        k = cfg.k if k is None else k
+        emb, index = self._fitted()
+        b = len(queries)
+        usable = self._usable
+        rows, item, rank = recent_history(queries, cfg.history_len, usable)
+        weight = np.power(cfg.recency_decay, rank.astype(np.float64))
+        extra = self._seen_counts(queries, usable) if cfg.exclude_seen else np.zeros(b, np.int64)
+        if cfg.aggregate == "mean":
+            hist = sp.csr_matrix((weight, (rows, item)), shape=(b, emb.shape[0]))
+            qvec = np.asarray(hist @ emb, dtype=np.float32)
+            live = np.flatnonzero(np.bincount(rows, minlength=b) > 0)
+            out_rows, out_item, out_score = self._search(
+                qvec[live], live, extra[live], k, len(index)
+            )
+        else:
+            hit_pos, hit_item, sim = self._search(
+                emb[item], np.arange(item.shape[0]), extra[rows], k, len(index)
+            )
+            total = np.bincount(rows, weights=weight, minlength=b)
+            out_rows = rows[hit_pos]
+            out_item = hit_item
+            out_score = sim * weight[hit_pos] / total[out_rows]
+        if cfg.pool == "fresh":
+            fresh = self._created[out_item] >= queries.timestamp[out_rows] - cfg.fresh_age_s
+            out_rows, out_item, out_score = out_rows[fresh], out_item[fresh], out_score[fresh]
+        scores = sp.csr_matrix(
+            (out_score, (out_rows, out_item)), shape=(b, max(emb.shape[0], 1))
+        )  # duplicates (sum mode) are summed
+        if cfg.exclude_seen:
+            idx, score = sparse_topk(scores, k, queries.history_ptr, queries.history_item)
+        else:
+            idx, score = sparse_topk(scores, k)
+        return ChannelResult(cfg.kind, idx, score)
+
+    def _seen_counts(self, queries: Queries, usable: NDArray[np.bool_]) -> NDArray[np.int64]:
+        """``[B]`` distinct indexed items in each history (searched for on top of ``k``)."""
+        rows = recent_history(queries, int(np.iinfo(np.int32).max), usable)[0]
+        return np.bincount(rows, minlength=len(queries)).astype(np.int64)
+
+    def _search(
+        self,
+        vectors: NDArray[np.float32],
+        owner: NDArray[np.int64],
+        extra: NDArray[np.int64],
+        k: int,
+        limit: int,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64]]:
+        """Search each vector for ``k + extra`` hits (bucketed sizes); flat non-padding hits.
+
+        Returns:
+            ``(owner [H], item [H], score [H])`` for every hit.
+        """
+        _, index = self._fitted()
+        fetch = _fetch_buckets(k, extra, max(limit, 1))
+        parts_owner, parts_item, parts_score = [], [], []
+        for size in np.unique(fetch):
+            sel = np.flatnonzero(fetch == size)
+            score, ids = index.search(vectors[sel], int(size))
+            hit = ids >= 0
+            parts_owner.append(np.broadcast_to(owner[sel][:, None], ids.shape)[hit])
+            parts_item.append(ids[hit])
+            parts_score.append(score[hit].astype(np.float64))
+        if not parts_owner:
+            empty = np.zeros(0, dtype=np.int64)
+            return empty, empty, np.zeros(0, dtype=np.float64)
+        return np.concatenate(parts_owner), np.concatenate(parts_item), np.concatenate(parts_score)
+
+    # ---------------------------------------------------------------- state
+    def _set_embeddings(self, emb: NDArray[np.float32], created: NDArray[np.int64]) -> None:
+        self._emb = emb
+        self._usable = np.abs(emb).sum(axis=1) > 0
+        self._created = created
+
+    def _fitted(self) -> tuple[NDArray[np.float32], BaseIndex]:
+        if self._emb is None or self._index is None:
+            raise RuntimeError("Content is not fitted: call fit() or from_state() first")
+        return self._emb, self._index
+
+    @property
+    def item_embeddings(self) -> NDArray[np.float32]:
+        """``[n_items, D]`` float32 unit-norm content vectors (zero = no text)."""
+        return self._fitted()[0]
+
+    def state(self) -> dict[str, NDArray]:
+        """Embeddings, creation times, encoder state (``encoder.*``), index state (``index.*``)."""
+        emb, index = self._fitted()
+        out: dict[str, NDArray] = {
+            "embeddings": emb,
+            "created_at": self._created,
+            "as_of": np.array([self._as_of], dtype=np.int64),
+        }
+        out.update({f"encoder.{key}": value for key, value in self.encoder.state().items()})
+        out.update({f"index.{key}": value for key, value in index.state().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, config: ContentConfig, state: dict[str, NDArray]) -> Content:
+        model = cls(config)
+        sub = {"encoder": {}, "index": {}}
+        for key, value in state.items():
+            head, _, rest = key.partition(".")
+            if head in sub and rest:
+                sub[head][rest] = value
+        model.encoder = TextEncoder.from_state(config.encoder, sub["encoder"])
+        model._as_of = int(state["as_of"][0])
+        model._set_embeddings(
+            np.asarray(state["embeddings"], dtype=np.float32),
+            np.asarray(state["created_at"], dtype=np.int64),
+        )
+        model._index = index_from_state(config.index, METRIC, sub["index"])
+        return model

@@ -1,0 +1,487 @@
+"""The two-tower recall channel: fit (examples -> shared loop -> item vectors -> index),
+retrieve (user tower -> ANN search -> drop seen), add_items, state/from_state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from typing import ClassVar, Self
+
+import numpy as np
+import polars as pl
+import torch
+from numpy.typing import NDArray
+from torch import Tensor
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.vocab import Vocabulary
+from funnelrec.errors import ConfigError
+from funnelrec.features.text import TextEncoder
+from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
+from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.two_tower.config import TwoTowerConfig
+from funnelrec.recall.two_tower.data import (
+    BatchInputs,
+    ItemFeatureEncoder,
+    ItemFeatures,
+    assemble_batch,
+    build_examples,
+    exclusion_csr,
+    last_items,
+    user_inputs,
+)
+from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_parameters
+from funnelrec.recall.two_tower.sampling import (
+    category_negatives,
+    item_log_q,
+    mine_hard_negatives,
+    mining_window,
+    n_hard_per_example,
+    sample_windows,
+    split_evenly,
+    uniform_negatives,
+)
+from funnelrec.recall.two_tower.task import SampledSoftmaxTask
+from funnelrec.train.loop import TrainResult, resolve_device, train
+
+logger = logging.getLogger(__name__)
+
+METRIC: Metric = "ip"
+"""Both towers L2-normalise, so the training cosine is the inner product the index searches."""
+
+
+def _prefixed(state: dict[str, NDArray], prefix: str) -> dict[str, NDArray]:
+    """The entries of ``state`` under ``prefix``, with the prefix removed."""
+    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
+    return {key: value.to(device) for key, value in batch.items()}
+
+
+class TwoTower:
+    """Two-tower retrieval (see :class:`TwoTowerConfig` and :mod:`.model`).
+
+    ``stats`` holds measured throughput after :meth:`fit` / :meth:`retrieve`:
+    ``train_samples_per_s``, ``train_s``, ``train_examples``, ``final_loss``, ``mining_s``,
+    ``index_build_s``, ``index_items``, and cumulatively over retrieve calls
+    ``retrieve_queries``, ``retrieve_s``, ``queries_per_s``, ``search_queries_per_s``.
+
+    Example:
+        >>> import polars as pl
+        >>> from funnelrec.features.text import TextEncoderConfig
+        >>> inter = pl.DataFrame({"user_id": [1, 1, 2, 2], "item_id": [10, 11, 10, 12],
+        ...     "timestamp": [0, 1, 0, 1], "event": ["click"] * 4, "value": [1.0] * 4})
+        >>> cfg = TwoTowerConfig(k=2, text=None, device="cpu", batch_size=4)
+        >>> model = TwoTower(cfg).fit(Dataset.build(inter), rng=np.random.default_rng(0))
+        >>> model.item_vectors.shape
+        (3, 64)
+    """
+
+    supports_cold_users: ClassVar[bool] = True
+    supports_new_items: ClassVar[bool] = True
+
+    def __init__(self, config: TwoTowerConfig) -> None:
+        self.config = config
+        self.stats: dict[str, float] = {}
+        self.train_result: TrainResult | None = None
+        self._device = resolve_device(config.device)
+        self._model: TwoTowerModel | None = None
+        self._encoder: ItemFeatureEncoder | None = None
+        self._features: ItemFeatures | None = None
+        self._user_attr = np.zeros((0, 0), dtype=np.int32)
+        self._vectors = np.zeros((0, config.towers.dim), dtype=np.float32)
+        self._index: BaseIndex | None = None
+        # Hard-negative mining state, only while fitting.
+        self._windows: NDArray[np.int32] | None = None
+        self._window_row = np.zeros(0, dtype=np.int64)
+        self._exclusion: tuple[NDArray[np.int64], ...] | None = None
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+        """Train both towers on ``data`` and index every item's vector.
+
+        Args:
+            data: the training Dataset (positives, items table, users table).
+            rng: unused: parameter init, shuffling and sampling are seeded from
+                ``config.seed`` so the channel trains identically wherever it runs.
+
+        Returns:
+            ``self``, fitted.
+        """
+        del rng
+        cfg = self.config
+        np_rng = np.random.default_rng(cfg.seed)
+        generator = torch.Generator().manual_seed(cfg.seed)
+        encoder, features = ItemFeatureEncoder.fit(data, cfg.towers.time_buckets, cfg.text)
+        examples = build_examples(data, cfg.positives, cfg.dedupe_targets)
+        if len(examples) == 0:
+            raise ValueError("two-tower fit: the data has no positive interactions to train on")
+        sizes = TowerSizes(
+            n_items=data.n_items,
+            n_categories=len(data.category_vocab),
+            attr_cardinalities=data.user_attr_encoder.cardinalities,
+            content_dim=encoder.content_dim,
+        )
+        model = TwoTowerModel(cfg.towers, sizes)
+        init_parameters(model, generator)
+        model.to(self._device)
+        self._model, self._encoder, self._features = model, encoder, features
+        self._user_attr = data.user_attr
+        counts = np.bincount(examples.item, minlength=data.n_items)
+        inputs = BatchInputs(
+            examples=examples,
+            user_attr=self._user_attr,
+            features=features,
+            sizes=sizes,
+            log_q=item_log_q(counts, cfg.batch_size, cfg.n_uniform_negatives),
+            history_len=cfg.towers.history_len,
+            id_dropout=cfg.id_dropout,
+        )
+        self.stats = {"train_examples": float(len(examples)), "mining_s": 0.0}
+        self._windows, self._exclusion = None, None
+        task = SampledSoftmaxTask(logq_correction=cfg.logq_correction)
+        result = train(
+            model,
+            task,
+            lambda epoch: self._epoch_batches(inputs, epoch, np_rng),
+            cfg.train,
+            device=self._device,
+        )
+        self.train_result = result
+        self._windows, self._exclusion = None, None
+        self.stats.update(
+            {
+                "train_s": result.seconds,
+                "train_samples_per_s": result.samples_per_s,
+                "epochs": float(len(result.epochs)),
+                "final_loss": result.epochs[-1]["loss"] if result.epochs else float("nan"),
+            }
+        )
+        self._vectors = self._embed_items(np.arange(data.n_items, dtype=np.int64))
+        start = time.perf_counter()
+        index = build_index(cfg.index, METRIC)
+        assert_metric(index, METRIC)
+        index.build(self._vectors, np.arange(data.n_items, dtype=np.int64))
+        self._index = index
+        self.stats["index_build_s"] = time.perf_counter() - start
+        self.stats["index_items"] = float(data.n_items)
+        logger.info(
+            "two-tower fit: %d examples, %.0f samples/s, index %d items in %.2fs",
+            len(examples),
+            result.samples_per_s,
+            data.n_items,
+            self.stats["index_build_s"],
+        )
+        return self
+
+    def _epoch_batches(
+        self, inputs: BatchInputs, epoch: int, rng: np.random.Generator
+    ) -> Iterator[dict[str, Tensor]]:
+        """Shuffle, (re-)mine hard negatives when due, and yield the epoch's batches."""
+        cfg = self.config
+        hard_cfg = cfg.hard_negatives
+        examples = inputs.examples
+        n_items = inputs.sizes.n_items
+        n_hard = {"mined": 0, "category": 0}
+        if hard_cfg is not None and epoch >= hard_cfg.warmup_epochs:
+            total = n_hard_per_example(hard_cfg, cfg.batch_size, cfg.n_uniform_negatives)
+            per = split_evenly(total, len(hard_cfg.sources))
+            n_hard = {source: n for source, n in zip(hard_cfg.sources, per, strict=True)}
+            since = epoch - hard_cfg.warmup_epochs
+            if n_hard["mined"] and (since % hard_cfg.mine_every == 0 or self._windows is None):
+                self._mine(inputs, mining_window(hard_cfg, since // hard_cfg.mine_every))
+        order = rng.permutation(len(examples))
+        for start in range(0, order.shape[0], cfg.batch_size):
+            rows = order[start : start + cfg.batch_size]
+            if rows.shape[0] < 2:
+                continue
+            uniform = uniform_negatives(n_items, cfg.n_uniform_negatives, rng)
+            parts = [np.zeros((rows.shape[0], 0), dtype=np.int64)]
+            if n_hard["mined"] and self._windows is not None:
+                users = self._window_row[examples.user[rows]]
+                parts.append(sample_windows(self._windows, users, n_hard["mined"], rng))
+            if n_hard["category"]:
+                cats = inputs.features.category[:n_items]
+                parts.append(category_negatives(examples.item[rows], cats, n_hard["category"], rng))
+            yield assemble_batch(inputs, rows, uniform, np.concatenate(parts, axis=1), rng)
+
+    def _mine(self, inputs: BatchInputs, window: tuple[int, int]) -> None:
+        """Mine each training user's rank window from an index over the current item vectors."""
+        hard_cfg = self.config.hard_negatives
+        assert hard_cfg is not None and self._model is not None
+        start = time.perf_counter()
+        examples = inputs.examples
+        if self._exclusion is None:
+            users = np.unique(examples.user)
+            self._exclusion = (users, *exclusion_csr(examples, users))
+            self._window_row = np.full(inputs.user_attr.shape[0], -1, dtype=np.int64)
+            self._window_row[users] = np.arange(users.shape[0])
+        users, ex_ptr, ex_idx = self._exclusion
+        was_training = self._model.training
+        self._model.eval()
+        vectors = self._embed_items(np.arange(inputs.sizes.n_items, dtype=np.int64))
+        index = build_index(hard_cfg.mining_index, METRIC)
+        assert_metric(index, METRIC)
+        index.build(vectors, np.arange(vectors.shape[0], dtype=np.int64))
+        hist = last_items(
+            examples.seq_item,
+            examples.user_ptr[users],
+            examples.user_ptr[users + 1],
+            self.config.towers.history_len,
+            -1,
+        )
+        user_vectors = self._embed_users(inputs.user_attr[users], hist)
+        self._windows = mine_hard_negatives(user_vectors, index, ex_ptr, ex_idx, window)
+        self._model.train(was_training)
+        seconds = time.perf_counter() - start
+        self.stats["mining_s"] = self.stats.get("mining_s", 0.0) + seconds
+        logger.info("mined ranks %s for %d users in %.2fs", window, users.shape[0], seconds)
+
+    # ------------------------------------------------------------- inference
+    @torch.no_grad()
+    def _embed_items(self, items: NDArray[np.int64]) -> NDArray[np.float32]:
+        """``[M, D]`` item vectors (trained items with their id, others with the unknown id)."""
+        model, features = self.model, self.features
+        out = np.zeros((items.shape[0], self.config.towers.dim), dtype=np.float32)
+        step = self.config.inference_batch_size
+        for start in range(0, items.shape[0], step):
+            t = _to(features.tensors(items[start : start + step], model.sizes), self._device)
+            vec = model.item(t["id"], t["category"], t["time"], t["content"])
+            out[start : start + step] = vec.float().cpu().numpy()
+        return out
+
+    @torch.no_grad()
+    def _embed_users(
+        self, user_attr: NDArray[np.integer], hist: NDArray[np.int64]
+    ) -> NDArray[np.float32]:
+        """``[B, D]`` user vectors from attribute codes ``[B, A]`` and histories ``[B, L]``."""
+        model, features = self.model, self.features
+        out = np.zeros((hist.shape[0], self.config.towers.dim), dtype=np.float32)
+        step = self.config.inference_batch_size
+        for start in range(0, hist.shape[0], step):
+            sl = slice(start, start + step)
+            t = _to(user_inputs(user_attr[sl], hist[sl], features, model.sizes), self._device)
+            vec = model.user(t["user_attr"], t["hist_item"], t["hist_category"])
+            out[sl] = vec.float().cpu().numpy()
+        return out
+
+    def query_attributes(self, queries: Queries) -> NDArray[np.int32]:
+        """``[B, A]`` attribute codes: the query's own when given, else the training table's
+        for known users, else 0 (unknown)."""
+        n_attr = self._user_attr.shape[1]
+        if queries.user_attr is not None:
+            if queries.user_attr.shape != (len(queries), n_attr):
+                raise ValueError(
+                    f"queries.user_attr has shape {queries.user_attr.shape}, the model expects "
+                    f"[{len(queries)}, {n_attr}]"
+                )
+            return np.asarray(queries.user_attr, dtype=np.int32)
+        out = np.zeros((len(queries), n_attr), dtype=np.int32)
+        user = queries.user_idx.astype(np.int64)
+        known = (user >= 0) & (user < self._user_attr.shape[0])
+        out[known] = self._user_attr[user[known]]
+        return out
+
+    def user_vectors(self, queries: Queries) -> NDArray[np.float32]:
+        """``[B, D]`` unit user vectors of a query batch (last ``history_len`` positives)."""
+        hist = last_items(
+            queries.history_item,
+            queries.history_ptr[:-1],
+            queries.history_ptr[1:],
+            self.config.towers.history_len,
+            -1,
+        )
+        return self._embed_users(self.query_attributes(queries), hist)
+
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        """Top-``k`` items per query by inner product of unit user and item vectors.
+
+        Fetches ``k + longest history in the batch`` from the index, drops each query's
+        history items (``exclude_seen``) and keeps the first ``k``. Users with no history and
+        unknown attributes still get the vector of an "empty" user, so every query is served.
+
+        Args:
+            queries: the batch ``[B]``.
+            k: candidates per query (default ``config.k``).
+
+        Returns:
+            ``ChannelResult`` ``[B, k]`` (-1 / -inf padding), descending score.
+        """
+        k = self.config.k if k is None else k
+        index = self.index
+        start = time.perf_counter()
+        b = len(queries)
+        vectors = self.user_vectors(queries)
+        extra = int(queries.history_len.max(initial=0)) if self.config.exclude_seen else 0
+        fetch = max(1, min(k + extra, len(index)))
+        search_start = time.perf_counter()
+        scores, ids = index.search(vectors, fetch)
+        search_s = time.perf_counter() - search_start
+        ids = np.asarray(ids, dtype=np.int64)
+        if self.config.exclude_seen and queries.history_item.shape[0]:
+            stride = np.int64(max(int(ids.max(initial=0)), int(queries.history_item.max())) + 2)
+            seen = queries.history_row() * stride + queries.history_item.astype(np.int64)
+            keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
+            drop = (ids >= 0) & np.isin(keys, seen)
+            ids = np.where(drop, -1, ids)
+        keep = ids >= 0
+        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+        out_idx = np.full((b, k), -1, dtype=np.int32)
+        out_score = np.full((b, k), -np.inf, dtype=np.float32)
+        taken = np.take_along_axis(ids, order, axis=1)
+        valid = np.take_along_axis(keep, order, axis=1)
+        width = taken.shape[1]
+        out_idx[:, :width] = np.where(valid, taken, -1)
+        out_score[:, :width] = np.where(valid, np.take_along_axis(scores, order, axis=1), -np.inf)
+        seconds = time.perf_counter() - start
+        stats = self.stats
+        stats["retrieve_queries"] = stats.get("retrieve_queries", 0.0) + b
+        stats["retrieve_s"] = stats.get("retrieve_s", 0.0) + seconds
+        stats["search_s"] = stats.get("search_s", 0.0) + search_s
+        stats["queries_per_s"] = stats["retrieve_queries"] / max(stats["retrieve_s"], 1e-9)
+        stats["search_queries_per_s"] = stats["retrieve_queries"] / max(stats["search_s"], 1e-9)
+        return ChannelResult(self.config.kind, out_idx, out_score)
+
+    # ------------------------------------------------------------ new items
+    def add_items(self, items: pl.DataFrame, item_idx: NDArray[np.integer]) -> None:
+        """Embed items ingested after training (unknown-id row + category, time, text) and add
+        them to the index: they are retrievable on return.
+
+        Args:
+            items: items table rows (``category``, ``created_at``, ``title``, ... as available).
+            item_idx: ``[M]`` their new item indices, none already known to the channel.
+        """
+        item_idx = np.asarray(item_idx, dtype=np.int64)
+        if item_idx.shape != (items.height,):
+            raise ValueError(f"{items.height} items but item_idx has shape {item_idx.shape}")
+        if item_idx.shape[0] == 0:
+            return
+        features = self.features
+        n_known = len(features)
+        if item_idx.min() < n_known or np.unique(item_idx).shape[0] != item_idx.shape[0]:
+            raise ValueError(f"add_items needs new, distinct indices >= {n_known}")
+        new = self.encoder.encode(items)
+        size = int(item_idx.max()) + 1
+        grown = ItemFeatures(
+            np.zeros(size - n_known, dtype=np.int64),
+            np.zeros(size - n_known, dtype=np.int64),
+            np.zeros((size - n_known, features.content.shape[1]), dtype=np.float32),
+        )
+        local = item_idx - n_known
+        grown.category[local] = new.category
+        grown.time[local] = new.time
+        grown.content[local] = new.content
+        self._features = features.concat(grown)
+        vectors = self._embed_items(item_idx)
+        vec_grown = np.zeros((size - self._vectors.shape[0], self._vectors.shape[1]), np.float32)
+        self._vectors = np.concatenate([self._vectors, vec_grown])
+        self._vectors[item_idx] = vectors
+        self.index.add(vectors, item_idx)
+
+    # ---------------------------------------------------------------- state
+    @property
+    def model(self) -> TwoTowerModel:
+        if self._model is None:
+            raise RuntimeError("TwoTower is not fitted: call fit() or from_state() first")
+        return self._model
+
+    @property
+    def features(self) -> ItemFeatures:
+        if self._features is None:
+            raise RuntimeError("TwoTower is not fitted: call fit() or from_state() first")
+        return self._features
+
+    @property
+    def encoder(self) -> ItemFeatureEncoder:
+        if self._encoder is None:
+            raise RuntimeError("TwoTower is not fitted: call fit() or from_state() first")
+        return self._encoder
+
+    @property
+    def index(self) -> BaseIndex:
+        if self._index is None:
+            raise RuntimeError("TwoTower is not fitted: call fit() or from_state() first")
+        return self._index
+
+    @property
+    def item_vectors(self) -> NDArray[np.float32]:
+        """``[n_items, D]`` unit item vectors (rows of never-added indices are zero)."""
+        return self._vectors
+
+    def state(self) -> dict[str, NDArray]:
+        """Flat arrays: ``model.*`` (state dict), item vectors and features, encoders,
+        ``index.*`` and ``text.*``; restored by :meth:`from_state` without pickle."""
+        model, encoder, features = self.model, self.encoder, self.features
+        sizes = model.sizes
+        out: dict[str, NDArray] = {
+            f"model.{name}": tensor.detach().cpu().numpy()
+            for name, tensor in model.state_dict().items()
+        }
+        out.update(
+            {
+                "sizes": np.array(
+                    [sizes.n_items, sizes.n_categories, sizes.content_dim], dtype=np.int64
+                ),
+                "attr_cardinalities": np.array(sizes.attr_cardinalities, dtype=np.int64),
+                "user_attr": self._user_attr,
+                "item_vectors": self._vectors,
+                "item_category": features.category,
+                "item_time": features.time,
+                "item_content": features.content,
+                "time_edges": encoder.time_edges,
+                "has_time": np.array(encoder.has_time),
+                "has_text": np.array(encoder.text is not None),
+                "category_vocab": encoder.category_vocab.ids.cast(pl.String)
+                .to_numpy()
+                .astype(np.str_),
+            }
+        )
+        out.update({f"index.{k}": v for k, v in self.index.state().items()})
+        if encoder.text is not None:
+            out.update({f"text.{k}": v for k, v in encoder.text.state().items()})
+        return out
+
+    @classmethod
+    def from_state(cls, config: TwoTowerConfig, state: dict[str, NDArray]) -> TwoTower:
+        """Rebuild a fitted channel from ``config`` and the arrays of :meth:`state`."""
+        missing = {"sizes", "attr_cardinalities", "item_vectors", "category_vocab"} - set(state)
+        if missing:
+            raise ConfigError(f"two-tower state lacks {sorted(missing)}")
+        n_items, n_categories, content_dim = (int(x) for x in state["sizes"])
+        sizes = TowerSizes(
+            n_items,
+            n_categories,
+            tuple(int(c) for c in state["attr_cardinalities"]),
+            content_dim,
+        )
+        out = cls(config)
+        model = TwoTowerModel(config.towers, sizes)
+        weights = {
+            key.removeprefix("model."): torch.from_numpy(np.array(value))
+            for key, value in state.items()
+            if key.startswith("model.")
+        }
+        model.load_state_dict(weights, strict=True)
+        model.to(out._device).eval()
+        text: TextEncoder | None = None
+        if bool(state["has_text"]):
+            if config.text is None:
+                raise ConfigError("the saved two-tower used a text encoder but config.text is None")
+            text = TextEncoder.from_state(config.text, _prefixed(state, "text."))
+        vocab = Vocabulary(pl.Series("id", state["category_vocab"].tolist(), dtype=pl.String))
+        out._model = model
+        out._encoder = ItemFeatureEncoder(vocab, state["time_edges"], bool(state["has_time"]), text)
+        out._features = ItemFeatures(
+            np.asarray(state["item_category"], dtype=np.int64),
+            np.asarray(state["item_time"], dtype=np.int64),
+            np.asarray(state["item_content"], dtype=np.float32),
+        )
+        out._user_attr = np.asarray(state["user_attr"], dtype=np.int32)
+        out._vectors = np.asarray(state["item_vectors"], dtype=np.float32)
+        index_state = {
+            k.removeprefix("index."): v for k, v in state.items() if k.startswith("index.")
+        }
+        out._index = index_from_state(config.index, METRIC, index_state)
+        return out

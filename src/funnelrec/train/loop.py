@@ -1,0 +1,309 @@
+"""The one training loop every trainable component uses.
+
+The loop knows nothing about recommendation. It is handed
+
+* a ``model`` (``nn.Module``) whose ``forward(batch)`` returns ``dict[str, Tensor]``,
+* a ``task`` (anything callable as ``task(outputs, batch) -> dict[str, Tensor]``) that turns
+  the model outputs and the batch into a scalar ``"loss"`` plus any number of scalar metrics,
+* ``batches``: a factory called once per epoch as ``batches(epoch)``, returning an iterable of
+  batches (``dict[str, Tensor]``). A factory rather than a fixed iterable so that the caller
+  can reshuffle, resample negatives or re-mine hard negatives with the current model between
+  epochs,
+* a :class:`TrainLoopConfig` (optimizer, learning rate, epochs, clipping, non-finite policy).
+
+Every step runs ``forward -> task -> backward -> clip grad norm -> optimizer step``. Steps whose
+loss or gradient norm is NaN/inf are skipped (parameters untouched) or raise
+:class:`NonFiniteLossError`, per ``config.nonfinite``. Callbacks receive ``dict[str, float]``
+after each step and each epoch and can stop training by setting ``state.stop``
+(:class:`EarlyStopping` does this).
+
+Example:
+    >>> import torch
+    >>> class Lin(torch.nn.Module):
+    ...     def __init__(self) -> None:
+    ...         super().__init__()
+    ...         self.w = torch.nn.Parameter(torch.zeros(1))
+    ...     def forward(self, batch):
+    ...         return {"pred": self.w * batch["x"]}
+    >>> def mse(outputs, batch):
+    ...     return {"loss": ((outputs["pred"] - batch["y"]) ** 2).mean()}
+    >>> data = {"x": torch.ones(4), "y": torch.full((4,), 2.0)}
+    >>> result = train(Lin(), mse, lambda epoch: [data], TrainLoopConfig(epochs=50, lr=0.1))
+    >>> round(result.epochs[-1]["loss"], 3)
+    0.0
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+from torch import Tensor, nn
+
+logger = logging.getLogger(__name__)
+
+Batch = Mapping[str, Tensor]
+Task = Callable[[Mapping[str, Tensor], Batch], Mapping[str, Tensor]]
+BatchFactory = Callable[[int], Iterable[Batch]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss or the gradient norm became NaN/inf (``nonfinite="raise"``, or too many skips)."""
+
+
+class TrainLoopConfig(BaseModel):
+    """How the loop optimises: optimizer, schedule length, clipping and the NaN/inf policy."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["loop"] = "loop"
+    optimizer: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0, description="Learning rate.")
+    weight_decay: float = Field(0.0, ge=0, description="L2 (adam) / decoupled (adamw) decay.")
+    epochs: int = Field(1, gt=0, description="Maximum number of passes over the batches.")
+    clip_grad_norm: float | None = Field(
+        5.0, gt=0, description="Clip the global gradient L2 norm to this (None = no clipping)."
+    )
+    nonfinite: Literal["skip", "raise"] = Field(
+        "skip", description="On a NaN/inf loss or gradient: skip the step, or raise."
+    )
+    max_consecutive_skips: int = Field(
+        20, gt=0, description="Raise after this many non-finite steps in a row."
+    )
+    log_every: int = Field(0, ge=0, description="Log the step metrics every n steps (0 = off).")
+
+
+@dataclass
+class LoopState:
+    """Mutable progress the callbacks can read; set ``stop = True`` to end training."""
+
+    epoch: int = 0
+    step: int = 0
+    samples: int = 0
+    skipped_steps: int = 0
+    stop: bool = False
+
+
+class Callback:
+    """Hook points of the loop. Subclass and override what you need (defaults do nothing)."""
+
+    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        """After each optimizer step with the step's scalar metrics (``loss``, ``grad_norm``...)."""
+
+    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        """After each epoch with the epoch means (and the ``evaluate`` metrics, if any)."""
+
+
+class EarlyStopping(Callback):
+    """Stop when an epoch metric has not improved for ``patience`` epochs.
+
+    Args:
+        monitor: key of the epoch metrics to watch (e.g. ``"loss"`` or a validation metric).
+        mode: ``"min"`` or ``"max"``.
+        patience: epochs without an improvement of more than ``min_delta`` before stopping.
+        min_delta: the smallest change that counts as an improvement.
+    """
+
+    def __init__(
+        self,
+        monitor: str = "loss",
+        mode: Literal["min", "max"] = "min",
+        patience: int = 2,
+        min_delta: float = 0.0,
+    ) -> None:
+        self.monitor = monitor
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.patience = patience
+        self.min_delta = min_delta
+        self.best = math.inf
+        self.bad_epochs = 0
+
+    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        if self.monitor not in metrics:
+            raise KeyError(f"EarlyStopping monitors '{self.monitor}', epoch has {sorted(metrics)}")
+        value = self.sign * metrics[self.monitor]
+        if value < self.best - self.min_delta:
+            self.best = value
+            self.bad_epochs = 0
+            return
+        self.bad_epochs += 1
+        if self.bad_epochs >= self.patience:
+            logger.info("early stopping at epoch %d (%s)", state.epoch, self.monitor)
+            state.stop = True
+
+
+@dataclass
+class TrainResult:
+    """What happened: per-epoch mean metrics and totals.
+
+    Attributes:
+        epochs: one ``dict[str, float]`` per finished epoch (means of the step metrics plus
+            ``samples_per_s`` and ``seconds``, plus whatever ``evaluate`` returned).
+        steps / samples: optimizer steps taken and samples seen (skipped steps excluded).
+        seconds: wall time of the whole run.
+        skipped_steps: steps skipped because of a non-finite loss or gradient.
+        stopped_early: a callback set ``state.stop``.
+    """
+
+    epochs: list[dict[str, float]] = field(default_factory=list)
+    steps: int = 0
+    samples: int = 0
+    seconds: float = 0.0
+    skipped_steps: int = 0
+    stopped_early: bool = False
+
+    @property
+    def samples_per_s(self) -> float:
+        return self.samples / self.seconds if self.seconds > 0 else 0.0
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> ``cuda`` when available else ``cpu``; anything else as given.
+
+    Example:
+        >>> resolve_device("cpu").type
+        'cpu'
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device '{name}' requested but CUDA is not available")
+    return device
+
+
+def make_optimizer(model: nn.Module, config: TrainLoopConfig) -> torch.optim.Optimizer:
+    """The configured optimizer over the model's trainable parameters."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "adam":
+        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _to_device(batch: Batch, device: torch.device) -> dict[str, Tensor]:
+    return {key: value.to(device, non_blocking=True) for key, value in batch.items()}
+
+
+def _batch_size(batch: Mapping[str, Tensor]) -> int:
+    for value in batch.values():
+        if value.ndim > 0:
+            return int(value.shape[0])
+    return 1
+
+
+def train(
+    model: nn.Module,
+    task: Task,
+    batches: BatchFactory,
+    config: TrainLoopConfig,
+    *,
+    device: torch.device | str = "cpu",
+    callbacks: Sequence[Callback] = (),
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
+) -> TrainResult:
+    """Train ``model`` in place.
+
+    Args:
+        model: ``forward(batch) -> dict[str, Tensor]``; moved to ``device``.
+        task: ``task(outputs, batch) -> dict[str, Tensor]`` with a scalar ``"loss"``; other
+            scalar entries are reported as metrics.
+        batches: ``batches(epoch)`` -> iterable of ``dict[str, Tensor]`` (moved to ``device``
+            here); the first tensor dimension of the first non-scalar entry is the batch size.
+        config: optimizer and loop settings.
+        device: where to train.
+        callbacks: step/epoch hooks; any may set ``state.stop``.
+        evaluate: optional ``evaluate(model, epoch) -> dict[str, float]`` run (in eval mode,
+            without gradients) after each epoch; its metrics join the epoch metrics, so an
+            :class:`EarlyStopping` can monitor them.
+
+    Returns:
+        A :class:`TrainResult`; the model is left in eval mode.
+
+    Raises:
+        NonFiniteLossError: non-finite loss/gradient with ``nonfinite="raise"``, or more than
+            ``max_consecutive_skips`` in a row.
+    """
+    device = torch.device(device)
+    model.to(device)
+    optimizer = make_optimizer(model, config)
+    params = [p for p in model.parameters() if p.requires_grad]
+    state = LoopState()
+    result = TrainResult()
+    start = time.perf_counter()
+    consecutive = 0
+    for epoch in range(config.epochs):
+        state.epoch = epoch
+        model.train()
+        sums: dict[str, float] = {}
+        n_steps = 0
+        epoch_samples = 0
+        epoch_start = time.perf_counter()
+        for raw in batches(epoch):
+            batch = _to_device(raw, device)
+            optimizer.zero_grad(set_to_none=True)
+            losses = task(model(batch), batch)
+            loss = losses["loss"]
+            finite = bool(torch.isfinite(loss))
+            grad_norm = math.nan
+            if finite:
+                loss.backward()
+                max_norm = config.clip_grad_norm if config.clip_grad_norm else math.inf
+                grad_norm = float(nn.utils.clip_grad_norm_(params, max_norm))
+                finite = math.isfinite(grad_norm)
+            if not finite:
+                optimizer.zero_grad(set_to_none=True)
+                state.skipped_steps += 1
+                consecutive += 1
+                message = (
+                    f"non-finite loss/gradient at epoch {epoch} step {state.step} "
+                    f"(loss={float(loss.detach())}, grad_norm={grad_norm})"
+                )
+                if config.nonfinite == "raise" or consecutive >= config.max_consecutive_skips:
+                    raise NonFiniteLossError(message)
+                logger.warning("%s: step skipped", message)
+                continue
+            consecutive = 0
+            optimizer.step()
+            size = _batch_size(batch)
+            state.step += 1
+            state.samples += size
+            epoch_samples += size
+            n_steps += 1
+            metrics = {key: float(value.detach()) for key, value in losses.items()}
+            metrics["grad_norm"] = grad_norm
+            for key, value in metrics.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if config.log_every and state.step % config.log_every == 0:
+                logger.info("epoch %d step %d: %s", epoch, state.step, metrics)
+            for callback in callbacks:
+                callback.on_step_end(state, metrics)
+            if state.stop:
+                break
+        seconds = time.perf_counter() - epoch_start
+        epoch_metrics = {key: value / max(n_steps, 1) for key, value in sums.items()}
+        epoch_metrics["epoch"] = float(epoch)
+        epoch_metrics["seconds"] = seconds
+        epoch_metrics["samples_per_s"] = epoch_samples / seconds if seconds > 0 else 0.0
+        if evaluate is not None:
+            model.eval()
+            with torch.no_grad():
+                epoch_metrics.update({k: float(v) for k, v in evaluate(model, epoch).items()})
+        result.epochs.append(epoch_metrics)
+        logger.debug("epoch %d: %s", epoch, epoch_metrics)
+        for callback in callbacks:
+            callback.on_epoch_end(state, epoch_metrics)
+        if state.stop:
+            break
+    model.eval()
+    result.steps = state.step
+    result.samples = state.samples
+    result.skipped_steps = state.skipped_steps
+    result.stopped_early = state.stop
+    result.seconds = time.perf_counter() - start
+    return result

@@ -1,0 +1,215 @@
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import ConfigError
+from funnelrec.features.text import TextEncoderConfig
+from funnelrec.index import HNSWIndexConfig
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.recall.base import Queries
+from funnelrec.recall.content import Content, ContentConfig, recent_history
+from funnelrec.recall.factory import build_retriever, retriever_from_state
+
+TOPICS = {
+    "space": ["space war", "space station", "starship in space", "stars and space", "alien war"],
+    "food": ["tomato soup", "pasta with tomato", "bread baking", "soup and bread", "pasta bake"],
+    "sport": ["football final", "football transfer", "tennis final", "tennis open", "golf open"],
+}
+CFG = ContentConfig(k=5, encoder=TextEncoderConfig(kind="hashing", dim=16))
+
+
+def _items() -> pl.DataFrame:
+    titles = [t for topic in TOPICS.values() for t in topic]
+    cats = [c for c, topic in TOPICS.items() for _ in topic]
+    return pl.DataFrame(
+        {"item_id": np.arange(len(titles), dtype=np.int64), "title": titles, "category": cats}
+    )
+
+
+def _data() -> Dataset:
+    # user 1 read space items 0, 1; user 2 read food items 5, 6; user 3 read an item without a
+    # row in the items table (id 99).
+    inter = pl.DataFrame(
+        {
+            "user_id": [1, 1, 2, 2, 3],
+            "item_id": [0, 1, 5, 6, 99],
+            "timestamp": [10, 20, 10, 20, 10],
+            "event": ["click"] * 5,
+            "value": [1.0] * 5,
+        }
+    )
+    return Dataset.build(inter, _items(), as_of=100)
+
+
+def _queries(data: Dataset, users: list[int]) -> Queries:
+    idx = data.user_vocab.encode(pl.Series(users))
+    return Queries.from_history(
+        np.arange(len(users)), idx, np.full(len(users), data.as_of), data.positives
+    )
+
+
+def _ids(data: Dataset, idx: np.ndarray) -> list[int]:
+    return data.item_vocab.decode(idx[idx >= 0]).to_list()
+
+
+@pytest.fixture
+def fitted() -> tuple[Content, Dataset]:
+    data = _data()
+    return Content(CFG).fit(data, rng=np.random.default_rng(0)), data
+
+
+def test_retrieves_same_topic_and_excludes_seen(fitted: tuple[Content, Dataset]) -> None:
+    model, data = fitted
+    result = model.retrieve(_queries(data, [1, 2]))
+    assert result.channel == "content"
+    space = _ids(data, result.item_idx[0, :3])
+    food = _ids(data, result.item_idx[1, :3])
+    assert set(space) <= {2, 3, 4} and set(food) <= {7, 8, 9}
+    assert not {0, 1} & set(_ids(data, result.item_idx[0]))
+    assert np.all(np.diff(result.score[0][result.item_idx[0] >= 0]) <= 0)
+
+
+def test_empty_history_unknown_user_and_textless_items_give_padding(
+    fitted: tuple[Content, Dataset],
+) -> None:
+    model, data = fitted
+    result = model.retrieve(_queries(data, [12345, 3]))
+    assert (result.item_idx == -1).all() and np.isneginf(result.score).all()
+    assert not model.item_embeddings[data.item_vocab.encode(pl.Series([99]))[0]].any()
+
+
+def test_new_item_is_recalled_for_a_user_of_its_topic(fitted: tuple[Content, Dataset]) -> None:
+    model, data = fitted
+    new = pl.DataFrame({"item_id": [500, 501], "title": ["war in space", "soup of tomato"]})
+    new_idx = np.array([data.n_items, data.n_items + 1], dtype=np.int32)
+    model.add_items(new, new_idx)
+    result = model.retrieve(_queries(data, [1, 2]), k=3)
+    assert new_idx[0] in result.item_idx[0] and new_idx[1] not in result.item_idx[0]
+    assert new_idx[1] in result.item_idx[1] and new_idx[0] not in result.item_idx[1]
+    with pytest.raises(ValueError, match="already known"):
+        model.add_items(new.head(1), new_idx[:1])
+
+
+def test_sum_aggregate_also_follows_the_topic() -> None:
+    data = _data()
+    cfg = CFG.model_copy(update={"aggregate": "sum"})
+    result = Content(cfg).fit(data, rng=np.random.default_rng(0)).retrieve(_queries(data, [1]))
+    assert set(_ids(data, result.item_idx[0, :3])) <= {2, 3, 4}
+
+
+def test_recency_weights_favour_the_latest_item() -> None:
+    # One user read food first, then space: the newest (space) dominates the query vector.
+    inter = pl.DataFrame(
+        {
+            "user_id": [1, 1],
+            "item_id": [5, 0],
+            "timestamp": [10, 20],
+            "event": ["click"] * 2,
+            "value": [1.0] * 2,
+        }
+    )
+    data = Dataset.build(inter, _items(), as_of=100)
+    cfg = CFG.model_copy(update={"recency_decay": 0.2})
+    result = Content(cfg).fit(data, rng=np.random.default_rng(0)).retrieve(_queries(data, [1]))
+    assert _ids(data, result.item_idx[0, :1])[0] in {1, 2, 3, 4}
+
+
+def test_recent_history_dedupes_and_truncates() -> None:
+    q = Queries(
+        np.array([0, 1]),
+        np.array([0, 1], np.int32),
+        np.array([9, 9]),
+        np.array([0, 4, 5]),
+        np.array([3, 1, 3, 2, 7], np.int32),
+        np.arange(5, dtype=np.int64),
+    )
+    usable = np.ones(8, dtype=bool)
+    usable[2] = False
+    rows, item, rank = recent_history(q, 2, usable)
+    assert rows.tolist() == [0, 0, 1] and item.tolist() == [3, 1, 7] and rank.tolist() == [0, 1, 0]
+
+
+@pytest.mark.parametrize("aggregate", ["mean", "sum"])
+def test_state_round_trip_gives_identical_output(
+    tmp_path: Path, fitted: tuple[Content, Dataset], aggregate: str
+) -> None:
+    model, data = fitted
+    model.config = model.config.model_copy(update={"aggregate": aggregate})
+    n = data.n_items
+    model.add_items(pl.DataFrame({"item_id": [500], "title": ["space war"]}), np.array([n]))
+    np.savez(tmp_path / "content.npz", **model.state())
+    with np.load(tmp_path / "content.npz", allow_pickle=False) as npz:
+        state = {key: npz[key] for key in npz.files}
+    restored = retriever_from_state(model.config, state)
+    queries = _queries(data, [1, 2, 3, 777])
+    a, b = model.retrieve(queries), restored.retrieve(queries)
+    np.testing.assert_array_equal(a.item_idx, b.item_idx)
+    np.testing.assert_array_equal(a.score, b.score)
+    # The restored encoder embeds later items exactly like the original.
+    new = pl.DataFrame({"item_id": [600], "title": ["pasta soup"]})
+    model.add_items(new, np.array([n + 1]))
+    restored.add_items(new, np.array([n + 1]))
+    np.testing.assert_array_equal(model.item_embeddings, restored.item_embeddings)
+
+
+def test_hnsw_index_matches_exact_on_a_small_catalogue() -> None:
+    data = _data()
+    exact = Content(CFG).fit(data, rng=np.random.default_rng(0))
+    cfg = CFG.model_copy(update={"index": HNSWIndexConfig()})
+    hnsw = build_retriever(cfg).fit(data, rng=np.random.default_rng(0))
+    a, b = exact.retrieve(_queries(data, [1, 2])), hnsw.retrieve(_queries(data, [1, 2]))
+    np.testing.assert_allclose(a.score, b.score, atol=1e-5)  # equal up to the order of ties
+    np.testing.assert_array_equal(a.item_idx[:, :3], b.item_idx[:, :3])
+
+
+def test_needs_items_with_text() -> None:
+    data = _data()
+    no_items = Dataset.build(data.interactions.drop("user_idx", "item_idx"), as_of=100)
+    with pytest.raises(ConfigError, match="items table"):
+        Content(CFG).fit(no_items, rng=np.random.default_rng(0))
+
+
+def test_recommender_ingests_new_items_into_the_content_channel() -> None:
+    data = _data()
+    config = ExperimentConfig.model_validate(
+        {
+            "recall": {
+                "channels": {"content": CFG.model_dump(), "popular": {"kind": "popular"}},
+                "merge": {"k": 10, "quotas": {"content": 5, "popular": 5}},
+            }
+        }
+    )
+    recommender, _ = Recommender.fit(config, data, rng=np.random.default_rng(0))
+    recommender.ingest_items(pl.DataFrame({"item_id": [900], "title": ["space war returns"]}))
+    ranked = recommender.recommend(recommender.queries(pl.Series([1]), 100), k=10).ranked
+    assert 900 in ranked["item_id"].to_list()
+
+
+def test_fresh_pool_recalls_only_recent_and_ingested_items() -> None:
+    day = 86_400
+    data = _data()
+    # Items 2 and 3 (space) were created a day before as_of; every other item a year earlier.
+    created = np.where(np.isin(np.arange(15), [2, 3]), 100 * day - day, 0)
+    items = _items().with_columns(pl.Series("created_at", created, dtype=pl.Int64))
+    data = Dataset.build(data.interactions.drop("user_idx", "item_idx"), items, as_of=100 * day)
+    cfg = CFG.model_copy(update={"pool": "fresh", "fresh_age_s": 7.0 * day})
+    model = Content(cfg).fit(data, rng=np.random.default_rng(0))
+    queries = _queries(data, [1, 2])
+    result = model.retrieve(queries)
+    assert set(_ids(data, result.item_idx[0])) == {2, 3}
+    assert set(_ids(data, result.item_idx[1])) <= {2, 3}
+    new = pl.DataFrame({"item_id": [500], "title": ["soup of tomato"]})  # no created_at
+    model.add_items(new, np.array([data.n_items], dtype=np.int32))
+    assert model.retrieve(queries).item_idx[1, 0] == data.n_items
+    # Ten days later items 2 and 3 have aged out; the ingested item (as_of) too.
+    later = dataclasses.replace(queries, timestamp=queries.timestamp + 10 * day)
+    assert (model.retrieve(later).item_idx == -1).all()
+    restored = retriever_from_state(cfg, model.state())
+    np.testing.assert_array_equal(
+        restored.retrieve(queries).item_idx, model.retrieve(queries).item_idx
+    )
