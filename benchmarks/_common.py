@@ -27,10 +27,21 @@ SHARED_SETS = {
 }
 
 
-def load_tables(name: str, sim_interactions: int = 1_000_000, seed: int = 0) -> RawTables | None:
-    """A named dataset as canonical tables; None (with a note) when ../shared is absent."""
+def load_tables(
+    name: str, sim_interactions: int = 1_000_000, seed: int = 0, *, positives_only: bool = False
+) -> RawTables | None:
+    """A named dataset as canonical tables; None (with a note) when ../shared is absent.
+
+    For the simulator, ``positives_only`` makes ``sim_interactions`` count click/cart/order
+    rows (a user x item matrix of that many interactions, no impression rows).
+    """
     if name == "simulator":
-        sim = simulate(SimulatorConfig.for_interactions(sim_interactions, seed=seed))
+        config = (
+            SimulatorConfig.for_positives(sim_interactions, seed=seed)
+            if positives_only
+            else SimulatorConfig.for_interactions(sim_interactions, seed=seed)
+        )
+        sim = simulate(config)
         return RawTables(sim.interactions, sim.items, sim.users, ())
     folder, fmt = SHARED_SETS[name]
     path = SHARED_DATA / folder

@@ -1,6 +1,7 @@
-"""ItemCF fit time and peak memory at 0.1M, 1M and 10M simulated interactions.
+"""ItemCF fit time and peak memory at 0.1M, 1M and 10M simulated positive interactions.
 
-Each size runs in fresh subprocesses: one simulates (``SimulatorConfig.for_interactions(n)``)
+Each size runs in fresh subprocesses: one simulates (``SimulatorConfig.for_positives(n)``: n
+click/cart/order rows, the user x item matrix ItemCF is fitted on)
 and writes the tables to a temporary Parquet folder; a second one loads them, builds the
 Dataset, warms numba up on a tiny dataset, records its RSS, then fits the default
 time-decayed ``ItemCF`` and reports
@@ -11,6 +12,9 @@ time-decayed ``ItemCF`` and reports
   high-water mark is reset first through ``/proc/self/clear_refs`` where Linux allows it, so
   the simulator and the Dataset build do not mask it).
 
+The fit processes run with ``OMP_WAIT_POLICY=PASSIVE`` unless ``--omp-wait-policy default``
+(see benchmarks/itemcf_fit.py).
+
     .venv/bin/python benchmarks/itemcf_scaling.py [--quick] [--repeats 3] [--sizes 100000 ...]
 """
 
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -63,7 +68,7 @@ def reset_peak() -> bool:
 def child_simulate(n: int, folder: Path) -> None:
     from funnelrec.data.simulator import SimulatorConfig, simulate
 
-    sim = simulate(SimulatorConfig.for_interactions(n, seed=0))
+    sim = simulate(SimulatorConfig.for_positives(n, seed=0))
     sim.interactions.write_parquet(folder / "interactions.parquet")
     sim.items.write_parquet(folder / "items.parquet")
 
@@ -123,9 +128,12 @@ def child_fit(folder: Path, repeats: int) -> dict[str, Any]:
     }
 
 
-def run_child(args: list[str]) -> str:
+def run_child(args: list[str], omp_wait_policy: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if omp_wait_policy != "default":
+        env["OMP_WAIT_POLICY"] = omp_wait_policy.upper()
     out = subprocess.run(
-        [sys.executable, __file__, *args], check=True, capture_output=True, text=True
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, env=env
     )
     return out.stdout
 
@@ -135,6 +143,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="skip the 10M size")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", type=int, nargs="+", default=None)
+    parser.add_argument(
+        "--omp-wait-policy",
+        choices=("passive", "default"),
+        default="passive",
+        help="OMP_WAIT_POLICY of the fit processes (as in benchmarks/itemcf_fit.py)",
+    )
     parser.add_argument("--child-simulate", type=int, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--child-fit", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
@@ -151,9 +165,12 @@ def main() -> None:
     for n in sizes:
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            run_child(["--child-simulate", str(n), "--folder", tmp])
-            console.print(f"simulated {n:,} rows in {time.perf_counter() - start:.1f} s")
-            line = run_child(["--child-fit", "--folder", tmp, "--repeats", str(args.repeats)])
+            run_child(["--child-simulate", str(n), "--folder", tmp], args.omp_wait_policy)
+            console.print(f"simulated {n:,} positives in {time.perf_counter() - start:.1f} s")
+            line = run_child(
+                ["--child-fit", "--folder", tmp, "--repeats", str(args.repeats)],
+                args.omp_wait_policy,
+            )
         result = json.loads(line.strip().splitlines()[-1])
         result["target_rows"] = n
         results.append(result)
@@ -164,7 +181,7 @@ def main() -> None:
         f"ItemCF fit scaling (default config, {results[0]['threads']} threads, "
         f"median of {args.repeats} fits, one fresh process per size)",
         [
-            "simulated rows",
+            "simulated positives",
             "positives",
             "users",
             "items",
@@ -189,7 +206,14 @@ def main() -> None:
             for r in results
         ],
     )
-    write_json(NAME, {"repeats": args.repeats, "results": results})
+    console.print(
+        f"OMP_WAIT_POLICY of the fit processes: {args.omp_wait_policy}; 1-min load average at "
+        f"end: {os.getloadavg()[0]:.2f} (shared machine)"
+    )
+    write_json(
+        NAME,
+        {"repeats": args.repeats, "omp_wait_policy": args.omp_wait_policy, "results": results},
+    )
 
 
 if __name__ == "__main__":

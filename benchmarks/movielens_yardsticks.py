@@ -20,15 +20,18 @@ from funnelrec.recall.popular import PopularConfig
 
 # Full ranking: every channel may return up to 100 items; the whole history is used.
 # A random split scatters a user's test items over their whole timeline, so the time-decayed
-# default is shown beside the same ItemCF with its time and order decays switched off (the
-# activity penalty kept): which one wins depends on the protocol, and both are reported.
+# variant is shown beside the same ItemCF with its time and order decays switched off (the
+# activity penalty kept): which one wins depends on the protocol, and both are reported. Both
+# protocols query users at different times, so the fit-time pair-age decay is off.
 CHANNELS = {
-    "itemcf_time_decayed": ItemCFConfig(k=100, history_len=1000),
+    "itemcf_time_decayed": ItemCFConfig.for_leave_last_out(k=100, history_len=1000),
     "itemcf_no_time_decay": ItemCFConfig(
         k=100,
         history_len=1000,
         window=None,
         time_decay="none",
+        pair_half_life_s=None,
+        alpha=0.5,
         position_decay=1.0,
         backward_weight=1.0,
         recency_decay=1.0,

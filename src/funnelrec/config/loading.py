@@ -53,6 +53,17 @@ def _apply(tree: dict[str, Any], path: list[str], value: Any) -> None:
 _REPLACED_SECTIONS = {("recall", "channels"), ("recall", "merge", "quotas")}
 
 
+def _nones(value: Any) -> Any:
+    """TOML has no null: the strings "none"/"null" stand for it (e.g. to switch a decay off)."""
+    if isinstance(value, str) and value.strip().lower() in ("none", "null"):
+        return None
+    if isinstance(value, dict):
+        return {k: _nones(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_nones(v) for v in value]
+    return value
+
+
 def _deep_merge(
     base: dict[str, Any], top: dict[str, Any], prefix: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -91,6 +102,8 @@ def load_config(
 ) -> ExperimentConfig:
     """Defaults <- TOML file <- ``--set`` overrides, validated. Unknown keys fail loudly.
 
+    The string ``"none"`` sets an optional value to None (TOML has no null).
+
     Example:
         >>> load_config(overrides=["split.kind=leave_last_out"]).split.kind
         'leave_last_out'
@@ -103,11 +116,11 @@ def load_config(
             tree = tomllib.loads(Path(path).read_text())
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(f"{path}: invalid TOML: {e}") from None
-    merged = _deep_merge(ExperimentConfig().model_dump(mode="json"), tree)
+    merged = _deep_merge(ExperimentConfig().model_dump(mode="json"), _nones(tree))
     parsed = [parse_override(text) for text in overrides]
     # Kind switches first, so the other overrides of that section land on the new kind.
     for p, v in sorted(parsed, key=lambda pv: pv[0][-1] != "kind"):
-        _apply(merged, p, v)
+        _apply(merged, p, _nones(v))
     try:
         return ExperimentConfig.model_validate(merged)
     except ValidationError as e:

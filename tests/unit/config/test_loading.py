@@ -64,3 +64,14 @@ def test_parse_override() -> None:
     assert parse_override("a=hello") == (["a"], "hello")
     with pytest.raises(ConfigError):
         parse_override("novalue")
+
+
+def test_none_switches_an_optional_value_off(tmp_path: Path) -> None:
+    cfg = load_config(overrides=["recall.channels.itemcf.pair_half_life_s=none"])
+    assert cfg.recall.channels["itemcf"].pair_half_life_s is None
+
+
+def test_shipped_configs_load() -> None:
+    root = Path(__file__).resolve().parents[3] / "configs"
+    for path in sorted(root.glob("*.toml")):
+        load_config(path)

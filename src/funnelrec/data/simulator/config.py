@@ -47,6 +47,10 @@ class SlateMix(BaseModel):
         return tuple(w / total for w in raw)
 
 
+POSITIVE_SHARE = 0.11
+"""Share of click/cart/order rows in a default simulated log (measured: 109k of 996k at 1M)."""
+
+
 class SimulatorConfig(BaseModel):
     """Everything that shapes a simulated dataset; the same config and seed give the same data.
 
@@ -82,6 +86,12 @@ class SimulatorConfig(BaseModel):
     )
     target_interactions: int = Field(
         1_000_000, gt=0, description="Approximate total rows (impressions + events)."
+    )
+    emit_impressions: bool = Field(
+        True,
+        description="Keep impression rows in the output. False keeps only click/cart/order "
+        "rows (dropped batch by batch, so a log of 10M positives needs no memory for the "
+        "~10x more impressions behind it).",
     )
 
     # ---- time ----
@@ -209,6 +219,20 @@ class SimulatorConfig(BaseModel):
     def end_timestamp(self) -> int:
         """End of the span (unix s, exclusive)."""
         return self.start_timestamp + round(self.span_days * DAY_S)
+
+    @classmethod
+    def for_positives(cls, n: int, seed: int = 0) -> SimulatorConfig:
+        """A config producing about ``n`` positive rows (click/cart/order) and no impressions.
+
+        The size is that of :meth:`for_interactions` at ``n / POSITIVE_SHARE`` rows, so the
+        users, items and behaviour are the same as in the full log of that size.
+
+        Example:
+            >>> SimulatorConfig.for_positives(100_000).emit_impressions
+            False
+        """
+        full = cls.for_interactions(max(1_000, round(n / POSITIVE_SHARE)), seed=seed)
+        return full.model_copy(update={"emit_impressions": False})
 
     @classmethod
     def for_interactions(cls, n: int, seed: int = 0) -> SimulatorConfig:

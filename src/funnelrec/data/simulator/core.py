@@ -157,7 +157,11 @@ def _simulate_interactions(
         slot_ptr = plan.slot_ptr[s_lo : s_hi + 1] - plan.slot_ptr[s_lo]
         out = empty_slots(int(slot_ptr[-1]), s_hi - s_lo)
         simulate_chunk(lo, hi, users, cat, params, out)
-        blocks.append(slots_to_rows(out, slot_ptr, session_user[s_lo:s_hi], s_lo))
+        rows = slots_to_rows(out, slot_ptr, session_user[s_lo:s_hi], s_lo)
+        if not config.emit_impressions:
+            keep = rows["event_code"] != 0  # EVENTS[0] is "impression"
+            rows = {name: column[keep] for name, column in rows.items()}
+        blocks.append(rows)
         logger.debug("simulated users %d-%d", lo, hi)
     return finalize_interactions(blocks)
 

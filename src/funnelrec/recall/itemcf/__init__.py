@@ -12,13 +12,15 @@ with times ``t[0] <= t[1] <= ...``; ``|I_u|`` is its length.
 
     w = act(u) * time_decay(|t_p - t_q|) * position_decay ** (|p - q| - 1)
         * (forward_weight if q > p else backward_weight)
-        * created_decay(|created_i - created_j|)
+        * created_decay(|created_i - created_j|) * pair_decay(as_of - max(t_p, t_q))
 
 - ``act(u) = 1 / log(1 + |I_u|)`` if ``user_activity_penalty`` else 1;
 - ``time_decay(g) = 0.5 ** (g / time_half_life_s)`` for ``time_decay="exponential"``, 1 for
   ``"none"``;
 - ``created_decay(g) = 0.5 ** (g / created_half_life_s)`` when ``created_half_life_s`` is set
-  and the data has item ``created_at``, else 1.
+  and the data has item ``created_at``, else 1;
+- ``pair_decay(g) = 0.5 ** (g / pair_half_life_s)`` when ``pair_half_life_s`` is set, else 1:
+  co-occurrences observed shortly before the fit time ``as_of`` count more (trending pairs).
 
 **Similarity.** ``C[i, j] = sum_u w`` and
 ``sim(i, j) = C[i, j] / (|N(i)| ** alpha * |N(j)| ** (1 - alpha))`` with ``|N(i)|`` the number

@@ -14,8 +14,12 @@ DAY_S = 86_400.0
 class ItemCFConfig(RetrieverConfig):
     """Time-decayed item-to-item collaborative filtering (see :mod:`funnelrec.recall.itemcf`).
 
-    The defaults are the time-aware variant (decays on, window 50); :meth:`plain` gives textbook
-    co-occurrence ItemCF with cosine normalisation.
+    The defaults are the time-aware variant (decays on, window 50) tuned for the default
+    protocol, where the model is fitted at ``as_of`` and queried right after (a global temporal
+    split, or production): a 14-day pair-age decay and ``alpha=0.75``. Under leave-last-out,
+    where query times spread over the whole log, switch the pair-age decay off
+    (:meth:`for_leave_last_out`). :meth:`plain` gives textbook co-occurrence ItemCF with cosine
+    normalisation.
 
     Example:
         >>> ItemCFConfig(neighbors=20).window
@@ -51,8 +55,18 @@ class ItemCFConfig(RetrieverConfig):
         description="Half-life (s) of the decay by items' creation-time gap (None = off; also "
         "off when the data has no item created_at).",
     )
+    pair_half_life_s: float | None = Field(
+        14 * DAY_S,
+        gt=0,
+        description="Half-life (s) of the decay by a pair's age at fit time, as_of minus the "
+        "later of its two interactions: recent co-occurrences count more (None = off).",
+    )
     alpha: float = Field(
-        0.5, ge=0, le=1, description="Normalisation C / (|N(i)|^alpha * |N(j)|^(1 - alpha))."
+        0.75,
+        ge=0,
+        le=1,
+        description="Normalisation C / (|N(i)|^alpha * |N(j)|^(1 - alpha)): 0.5 is cosine; "
+        "higher values penalise a popular source i more than a popular candidate j.",
     )
 
     # ---- retrieve: how a query's history is weighted ----
@@ -63,6 +77,15 @@ class ItemCFConfig(RetrieverConfig):
     history_half_life_s: float | None = Field(
         None, gt=0, description="Extra decay by query time minus interaction time (None = off)."
     )
+
+    @classmethod
+    def for_leave_last_out(cls, **overrides: object) -> ItemCFConfig:
+        """The time-decayed defaults without the fit-time pair-age decay, cosine-normalised.
+
+        Under leave-last-out each user is queried at their own last event, so "recent relative
+        to the fit time" says nothing about what was trending when a given query was made.
+        """
+        return cls.model_validate({"pair_half_life_s": None, "alpha": 0.5, **overrides})
 
     @classmethod
     def plain(
@@ -89,6 +112,7 @@ class ItemCFConfig(RetrieverConfig):
             backward_weight=1.0,
             user_activity_penalty=False,
             created_half_life_s=None,
+            pair_half_life_s=None,
             alpha=0.5,
             history_len=history_len,
             recency_decay=1.0,

@@ -332,6 +332,7 @@ def itemcf_topk(
     user_ptr,
     seq_item,
     step,
+    recency,
     user_weight,
     item_ptr,
     occ_user,
@@ -356,6 +357,8 @@ def itemcf_topk(
         seq_item: ``[N]`` int32 items, per user time-sorted.
         step: ``[N]`` float64 ``position_decay`` times the time decay over the gap to
             the previous position (see :func:`step_decay`).
+        recency: ``[N]`` float64 pair-age weight of a pair whose later position is this one
+            (all ones when ``pair_half_life_s`` is off).
         user_weight: ``[n_users]`` float64 ``act(u)``.
         item_ptr: ``[n_items + 1]`` int64 occurrence offsets.
         occ_user: ``[N]`` int32 user of each occurrence (grouped by item).
@@ -391,6 +394,7 @@ def itemcf_topk(
                 user_ptr,
                 seq_item,
                 step,
+                recency,
                 user_weight,
                 item_ptr,
                 occ_user,
@@ -427,6 +431,7 @@ def _accumulate(
     user_ptr,
     seq_item,
     step,
+    recency,
     user_weight,
     item_ptr,
     occ_user,
@@ -454,6 +459,7 @@ def _accumulate(
         # (< RUN_FLOOR, far below anything a float32 similarity can hold).
         # step[h] = position_decay * time decay over (h - 1, h); starting from
         # a * weight / position_decay, d steps give a * weight * position_decay^(d-1) * T.
+        # The later position of a forward pair is h (recency[h]), of a backward pair g.
         run = a * forward_weight / position_decay
         for h in range(g + 1, hi):
             run *= step[h]
@@ -463,8 +469,8 @@ def _accumulate(
             aj = acc[j]
             touched[m] = j  # branch-free: kept only when j is new (m < n_items, j != i)
             m += np.int64(aj == 0.0)
-            acc[j] = aj + run
-        run = a * backward_weight / position_decay
+            acc[j] = aj + run * recency[h]
+        run = a * backward_weight * recency[g] / position_decay
         for h in range(g - 1, lo - 1, -1):
             run *= step[h + 1]
             if run < RUN_FLOOR:

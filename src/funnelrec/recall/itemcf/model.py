@@ -76,6 +76,11 @@ class ItemCF:
             user_weight = np.ones(user_len.shape[0], dtype=np.float64)
         half_life = cfg.time_half_life_s if cfg.time_decay == "exponential" else None
         step = step_decay(seq, half_life, cfg.position_decay)
+        if cfg.pair_half_life_s is not None:
+            age = np.maximum(data.as_of - seq.time, 0).astype(np.float64)
+            recency = np.exp2(-age / cfg.pair_half_life_s)
+        else:
+            recency = np.ones(seq.item.shape[0], dtype=np.float64)
         n_users_of = seq.item_users.astype(np.float64)
         norm_i = np.power(n_users_of, cfg.alpha)
         norm_j = np.power(n_users_of, 1.0 - cfg.alpha)
@@ -95,6 +100,7 @@ class ItemCF:
                 seq.user_ptr,
                 seq.item,
                 step,
+                recency,
                 user_weight,
                 seq.item_ptr,
                 seq.occ_user,

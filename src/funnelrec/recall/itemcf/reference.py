@@ -61,6 +61,9 @@ def textbook_cooccurrence(data: Dataset, config: ItemCFConfig) -> dict[int, dict
                 if created is not None and config.created_half_life_s is not None:
                     gap = abs(int(created[i]) - int(created[j]))
                     w *= 0.5 ** (gap / config.created_half_life_s)
+                if config.pair_half_life_s is not None:
+                    age = max(data.as_of - max(tp, tq), 0)
+                    w *= 0.5 ** (age / config.pair_half_life_s)
                 c[i][j] += w
 
     sim: dict[int, dict[int, float]] = {}

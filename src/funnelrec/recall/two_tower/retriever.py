@@ -188,7 +188,7 @@ class TwoTower:
         if hard_cfg is not None and epoch >= hard_cfg.warmup_epochs:
             total = n_hard_per_example(hard_cfg, cfg.batch_size, cfg.n_uniform_negatives)
             per = split_evenly(total, len(hard_cfg.sources))
-            n_hard = {source: n for source, n in zip(hard_cfg.sources, per, strict=True)}
+            n_hard.update(zip(hard_cfg.sources, per, strict=True))
             since = epoch - hard_cfg.warmup_epochs
             if n_hard["mined"] and (since % hard_cfg.mine_every == 0 or self._windows is None):
                 self._mine(inputs, mining_window(hard_cfg, since // hard_cfg.mine_every))
@@ -381,6 +381,11 @@ class TwoTower:
         self.index.add(vectors, item_idx)
 
     # ---------------------------------------------------------------- state
+    @property
+    def device(self) -> torch.device:
+        """Where the towers run (``config.device`` resolved)."""
+        return self._device
+
     @property
     def model(self) -> TwoTowerModel:
         if self._model is None:

@@ -33,6 +33,7 @@ CFG = ItemCFConfig(
     backward_weight=0.5,
     user_activity_penalty=True,
     alpha=0.5,
+    pair_half_life_s=None,
 )
 L3, L4 = math.log(3), math.log(4)  # act = 1 / log(1 + |I_u|): |I_1| = 3, |I_2| = |I_3| = 2
 # C[i][j], term by term: act * time * position * direction

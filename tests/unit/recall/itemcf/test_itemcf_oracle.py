@@ -21,6 +21,8 @@ CONFIGS = {
     "alpha_0.2": ItemCFConfig(alpha=0.2),
     "alpha_1": ItemCFConfig(alpha=1.0, user_activity_penalty=False),
     "created": ItemCFConfig(created_half_life_s=3.0 * DAY),
+    "pair_age": ItemCFConfig(pair_half_life_s=2.0 * DAY),
+    "pair_age_all": ItemCFConfig(pair_half_life_s=0.5 * DAY, window=None, backward_weight=0.3),
     "short_half_life": ItemCFConfig(time_half_life_s=3600.0, window=None),
     "small_k": ItemCFConfig(neighbors=3, window=4),
     "plain_small_k": ItemCFConfig.plain(neighbors=2),
