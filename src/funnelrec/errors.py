@@ -41,3 +41,11 @@ class DataError(FunnelrecError):
 
 class ConfigError(FunnelrecError):
     """A configuration value or override is invalid or unknown."""
+
+
+class MissingInputError(ConfigError):
+    """The data lacks what a component needs (e.g. a content channel without an items table).
+
+    The funnel skips such a channel, logs why and records it in metrics.json, so a default
+    configuration runs on data with fewer tables instead of failing.
+    """

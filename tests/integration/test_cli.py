@@ -35,7 +35,9 @@ def run_dir(sim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_run_writes_metrics(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {"itemcf", "popular", "merged"} <= set(metrics["recall"])
+    assert {"itemcf", "content", "demographic", "onboarding", "popular", "merged"} <= set(
+        metrics["recall"]
+    )
     for values in metrics["recall"].values():
         for k in KS:
             for name in ("recall", "hit", "ndcg", "mrr"):
@@ -68,6 +70,9 @@ def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["split"]["kind"] == "leave_last_out"
     assert metrics["split"]["n_queries"] == 200
+    # No items table: the channels that need one are skipped and say why, never silently.
+    assert {"content", "onboarding"} <= set(metrics["skipped_channels"])
+    assert "skipped" in result.output
 
 
 def test_recommend_known_and_unknown_users(run_dir: Path, sim_dir: Path, tmp_path: Path) -> None:
@@ -96,7 +101,32 @@ def test_recommend_known_and_unknown_users(run_dir: Path, sim_dir: Path, tmp_pat
     assert recs.columns == ["user_id", "item_id", "rank", "score", "source"]
     counts = dict(recs.group_by("user_id").len().iter_rows())
     assert counts == {u: 7 for u in [*users.cast(pl.String).to_list(), "never-seen"]}
-    assert set(recs.filter(pl.col("user_id") == "never-seen")["source"]) == {"popular"}
+    assert set(recs.filter(pl.col("user_id") == "never-seen")["source"]) <= {
+        "popular",
+        "demographic",
+    }
+
+
+def test_recommend_new_users_with_tags_and_attributes(
+    run_dir: Path, sim_dir: Path, tmp_path: Path
+) -> None:
+    items = pl.read_parquet(sim_dir / "items.parquet")
+    category = items["category"][0]
+    users_file = tmp_path / "new.csv"
+    pl.DataFrame(
+        {"user_id": ["n1", "n2"], "tags": [category, ""], "age": [25, 40], "gender": ["f", "m"]}
+    ).write_csv(users_file)
+    out = tmp_path / "recs.csv"
+    args = ["recommend", "--artifacts", str(run_dir / "artifacts"), "--users", str(users_file)]
+    result = runner.invoke(app, [*args, "--k", "5", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    recs = pl.read_csv(out)
+    tagged = recs.filter(pl.col("user_id") == "n1")
+    assert tagged.height == 5
+    assert "onboarding" in set(tagged["source"])
+    onboarded = tagged.filter(pl.col("source") == "onboarding")["item_id"]
+    chosen = items.filter(pl.col("item_id").is_in(onboarded.implode()))["category"]
+    assert set(chosen) == {category}
 
 
 def _write(path: Path, text: str) -> Path:

@@ -103,6 +103,8 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
     config = ExperimentConfig.model_validate_json((root / "config.json").read_text())
     channels = {}
     for name, channel_config in config.recall.channels.items():
+        if f"channels/{name}.npz" not in files:
+            continue  # skipped at fit time (its data was missing)
         with np.load(root / "channels" / f"{name}.npz", allow_pickle=False) as npz:
             state = {key: npz[key] for key in npz.files}
         channels[name] = retriever_from_state(channel_config, state)

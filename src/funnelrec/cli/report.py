@@ -51,5 +51,7 @@ def print_report(console: Console, metrics: dict) -> None:
         f"train {data['train_users']} users x {data['train_items']} items, "
         f"{data['train_positives']} positives"
     )
+    for name, reason in metrics.get("skipped_channels", {}).items():
+        console.print(f"[yellow]channel '{name}' skipped:[/yellow] {reason}")
     console.print(recall_table(metrics))
     console.print(timings_table(metrics))

@@ -36,18 +36,27 @@ class DataConfig(_Frozen):
 
 
 def _default_channels() -> dict[str, ChannelConfig]:
+    # Users with history: ItemCF, plus content similarity over fresh items (how brand-new
+    # items get recalled). Users without: onboarding tags, their demographic group, and
+    # recent popularity; the merge fills a short list from whichever channels have items.
     return {
         "itemcf": ItemCFConfig(),
+        "content": ContentConfig(pool="fresh"),
+        "onboarding": OnboardingConfig(),
+        "demographic": DemographicPopularConfig(),
         "popular": PopularConfig(mode="recent"),
     }
 
 
+DEFAULT_MERGE = MergeConfig(
+    k=300,
+    quotas={"itemcf": 180, "content": 40, "onboarding": 30, "demographic": 30, "popular": 20},
+)
+
+
 class RecallConfig(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
-    merge: MergeConfig = MergeConfig(k=300, quotas={"itemcf": 200, "popular": 100})
-    cold_start_channel: str = Field(
-        "popular", description="Channel that serves users with no history."
-    )
+    merge: MergeConfig = DEFAULT_MERGE
 
     @model_validator(mode="after")
     def _check_names(self) -> RecallConfig:
@@ -55,11 +64,6 @@ class RecallConfig(_Frozen):
         if unknown:
             raise ValueError(
                 f"recall.merge.quotas names unknown channels {sorted(unknown)}; "
-                f"channels are {sorted(self.channels)}"
-            )
-        if self.cold_start_channel not in self.channels:
-            raise ValueError(
-                f"recall.cold_start_channel '{self.cold_start_channel}' is not a channel; "
                 f"channels are {sorted(self.channels)}"
             )
         return self

@@ -277,6 +277,7 @@ def run_experiment(
     slices = slice_metrics(recs, eval_queries, train.n_items, tuple(sorted(config.eval.ks)))
     metrics = {
         "recall": recall,
+        "skipped_channels": recommender.skipped,
         "slices": slices,
         "split": {
             **split.info,

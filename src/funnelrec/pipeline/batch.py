@@ -11,8 +11,10 @@ from funnelrec.artifacts import load_recommender
 from funnelrec.errors import DataError
 
 
-def read_user_ids(path: Path) -> pl.Series:
-    """User ids from a CSV/Parquet with a ``user_id`` column, or a text file of one id per line."""
+def read_users(path: Path) -> pl.DataFrame:
+    """The users to recommend for: a CSV/Parquet with a ``user_id`` column (optionally ``tags``,
+    onboarding categories separated by ``|``, and attribute columns such as ``age``, ``gender``,
+    ``region`` used for users the model does not know), or a text file of one id per line."""
     path = Path(path)
     if not path.is_file():
         raise DataError("file not found", path=str(path))
@@ -31,24 +33,39 @@ def read_user_ids(path: Path) -> pl.Series:
         raise DataError(
             f"missing column (found {', '.join(frame.columns)})", path=str(path), column="user_id"
         )
-    ids = frame["user_id"].cast(pl.String)
-    if ids.null_count():
-        raise DataError(f"{ids.null_count()} empty user ids", path=str(path), column="user_id")
-    return ids
+    frame = frame.with_columns(pl.col("user_id").cast(pl.String))
+    if frame["user_id"].null_count():
+        raise DataError(
+            f"{frame['user_id'].null_count()} empty user ids", path=str(path), column="user_id"
+        )
+    if "age" in frame.columns:
+        frame = frame.with_columns(pl.col("age").cast(pl.Int64, strict=False))
+    return frame
+
+
+def _tags(frame: pl.DataFrame) -> list[list[str]] | None:
+    if "tags" not in frame.columns:
+        return None
+    return [
+        [t.strip() for t in (text or "").split("|") if t.strip()]
+        for text in frame["tags"].cast(pl.String).to_list()
+    ]
 
 
 def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.DataFrame:
     """Write ``user_id,item_id,rank,score,source`` for every user in ``users_file``.
 
-    Unknown users take the cold-start path (the channels that need no history) and still get
-    ``k`` items when the catalogue allows; users are never dropped.
+    Unknown users take the cold-start path (the channels that need no history: popularity,
+    demographic groups from their attributes, onboarding tags) and still get ``k`` items when
+    the catalogue allows; users are never dropped.
     """
     if k <= 0:
         raise DataError(f"--k must be positive, got {k}")
     recommender = load_recommender(artifacts)
-    user_ids = read_user_ids(users_file)
+    users = read_users(users_file)
+    user_ids = users["user_id"]
     as_of = int(recommender.history["timestamp"].max() or 0) + 1
-    queries = recommender.queries(user_ids, np.int64(as_of))
+    queries = recommender.queries(user_ids, np.int64(as_of), attributes=users, tags=_tags(users))
     ranked = recommender.recommend(queries, k=k).ranked
     out_frame = (
         ranked.join(

@@ -8,6 +8,7 @@ code that serves.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import time
 from dataclasses import dataclass
 
@@ -18,10 +19,13 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
+from funnelrec.errors import MissingInputError
 from funnelrec.features.user_attributes import UserAttributeEncoder
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.factory import build_retriever
 from funnelrec.recall.merge import merge_channels
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,12 @@ class Recommender:
         self.item_vocab = item_vocab
         self.history = history.select("user_idx", "item_idx", "timestamp")
         self.users = users
+        self.skipped: dict[str, str] = {}
+        # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
+        merge = config.recall.merge
+        self.merge_config = merge.model_copy(
+            update={"quotas": {n: q for n, q in merge.quotas.items() if n in channels}}
+        )
 
     @classmethod
     def fit(
@@ -86,10 +96,18 @@ class Recommender:
         """Fit every configured channel on ``data``; returns the recommender and fit times."""
         channels: dict[str, Retriever] = {}
         timings: dict[str, float] = {}
+        skipped: dict[str, str] = {}
         for name, channel_config in config.recall.channels.items():
             start = time.perf_counter()
-            channels[name] = build_retriever(channel_config).fit(data, rng=rng)
+            try:
+                channels[name] = build_retriever(channel_config).fit(data, rng=rng)
+            except MissingInputError as e:
+                logger.warning("recall channel '%s' skipped: %s", name, e)
+                skipped[name] = str(e)
+                continue
             timings[f"fit.{name}"] = time.perf_counter() - start
+        if not channels:
+            raise MissingInputError(f"no recall channel could be fitted: {skipped}")
         recommender = cls(
             config,
             channels,
@@ -98,6 +116,7 @@ class Recommender:
             data.positives,
             UserContext.from_dataset(data),
         )
+        recommender.skipped = skipped
         return recommender, timings
 
     def queries(
@@ -176,9 +195,7 @@ class Recommender:
         """Top-k per query through the funnel (recall -> merge so far)."""
         results, timings = self.retrieve(queries)
         start = time.perf_counter()
-        candidates = merge_channels(
-            list(results.values()), queries.query_id, self.config.recall.merge
-        )
+        candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
         timings["merge"] = time.perf_counter() - start
         top = candidates.filter(pl.col("merged_rank") <= k)
         ranked = top.select(

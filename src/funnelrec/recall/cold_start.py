@@ -23,7 +23,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
 from funnelrec.recall.popular import category_top_items, decayed_pairs, top_per_row
 from funnelrec.recall.topk import sparse_topk
@@ -181,7 +181,7 @@ class DemographicPopular:
         columns = all_columns if cfg.attributes is None else cfg.attributes
         missing = [c for c in columns if c not in all_columns]
         if missing:
-            raise ConfigError(
+            raise MissingInputError(
                 f"demographic channel: user attributes {missing} are not in the users table "
                 f"(available: {list(all_columns)})"
             )
@@ -352,7 +352,9 @@ class Onboarding:
         del rng
         categories = data.item_categories
         if categories is None:
-            raise ConfigError("onboarding channel needs an items table with a category column")
+            raise MissingInputError(
+                "onboarding channel needs an items table with a category column"
+            )
         pairs, weight = decayed_pairs(data, self.config.half_life_s)
         score = np.bincount(pairs["item_idx"].to_numpy(), weights=weight, minlength=data.n_items)
         self._set(score.astype(np.float32), categories, len(data.category_vocab))

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
 from funnelrec.index import BaseIndex, ExactIndexConfig, IndexConfig, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
@@ -151,11 +151,13 @@ class Content:
         """
         del rng
         if data.items is None:
-            raise ConfigError("content channel needs an items table (title, category, ...)")
+            raise MissingInputError("content channel needs an items table (title, category, ...)")
         created = data.item_created_at
         if created is None:
             if self.config.pool == "fresh":
-                raise ConfigError("content pool 'fresh' needs a created_at column in the items")
+                raise MissingInputError(
+                    "content pool 'fresh' needs a created_at column in the items"
+                )
             created = np.zeros(data.n_items, dtype=np.int64)
         texts = item_text(data.items, self.config.text_columns)
         self.encoder = TextEncoder(self.config.encoder).fit(texts)
@@ -163,7 +165,7 @@ class Content:
         emb = np.zeros((data.n_items, vectors.shape[1]), dtype=np.float32)
         emb[data.items["item_idx"].to_numpy()] = vectors
         if not np.abs(emb).sum(axis=1).any():
-            raise ConfigError("content channel: no item has any text to embed")
+            raise MissingInputError("content channel: no item has any text to embed")
         self._as_of = int(data.as_of)
         self._set_embeddings(emb, created.astype(np.int64))
         pool = np.flatnonzero(self._in_pool(np.arange(data.n_items)))

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
+from funnelrec.errors import MissingInputError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
 from funnelrec.recall.topk import sparse_topk
 
@@ -122,7 +123,9 @@ class Popular:
         self.item_score = score.astype(np.float32)
         categories = data.item_categories
         if self.config.mode == "category" and categories is None:
-            raise ValueError("popular mode 'category' needs an items table with a category column")
+            raise MissingInputError(
+                "popular mode 'category' needs an items table with a category column"
+            )
         self.item_category = (
             categories if categories is not None else np.full(data.n_items, -1, np.int32)
         )

@@ -39,7 +39,6 @@ def test_file_replaces_channels(tmp_path: Path) -> None:
     path.write_text(
         '[recall.channels.pop]\nkind = "popular"\nmode = "global"\n'
         "[recall.merge]\nk = 50\nquotas = { pop = 50 }\n"
-        '[recall]\ncold_start_channel = "pop"\n'
     )
     cfg = load_config(path)
     assert list(cfg.recall.channels) == ["pop"]

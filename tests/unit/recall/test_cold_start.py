@@ -232,7 +232,6 @@ def test_recommender_serves_new_users_from_attributes_and_tags() -> None:
                     "onboarding": {"kind": "onboarding", "k": 1},
                 },
                 "merge": {"k": 2, "quotas": {"onboarding": 1, "demographic": 1}},
-                "cold_start_channel": "demographic",
             }
         }
     )
