@@ -14,7 +14,6 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
-from funnelrec.data.vocab import Vocabulary
 from funnelrec.eval.metrics import catalogue_coverage, hit_matrix, novelty, ranking_metrics
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Queries
@@ -48,14 +47,17 @@ def build_eval_queries(
     train: Dataset,
     config: ExperimentConfig,
     rng: np.random.Generator,
-    item_vocab: Vocabulary | None = None,
+    recommender: Recommender,
+    users: pl.DataFrame | None = None,
 ) -> EvalQueries:
     """One query per held-out user, as of the split's query time, with that user's truth.
 
-    ``item_vocab`` is the recommender's catalogue at query time (training items plus items
-    ingested since); it defaults to the training vocabulary.
+    Queries are built by ``recommender.queries``, the path serving uses: history from the
+    training positives, attributes of users the model does not know from ``users`` (a profile
+    is known at request time, as new items' metadata is). The truth is mapped through the
+    recommender's catalogue at query time (training items plus items ingested since).
     """
-    item_vocab = item_vocab or train.item_vocab
+    item_vocab = recommender.item_vocab
     test = split.test.with_columns(
         pl.Series("user_idx", train.user_vocab.encode(split.test["user_id"])),
         pl.Series("item_idx", item_vocab.encode(split.test["item_id"]).astype(np.int64)),
@@ -89,12 +91,16 @@ def build_eval_queries(
     truth_ptr = np.zeros(per_user.height + 1, dtype=np.int64)
     np.cumsum(lens, out=truth_ptr[1:])
     truth_idx = per_user["item_idx"].explode().to_numpy().astype(np.int64)
-    user_idx = per_user["user_idx"].to_numpy()
-    queries = Queries.from_history(
-        np.arange(per_user.height, dtype=np.int64),
-        user_idx,
-        per_user["query_ts"].to_numpy(),
-        train.positives,
+    attributes = None
+    if users is not None:
+        attributes = per_user.select("user_id").join(
+            users.with_columns(pl.col("user_id").cast(per_user["user_id"].dtype, strict=False)),
+            on="user_id",
+            how="left",
+            maintain_order="left",
+        )
+    queries = recommender.queries(
+        per_user["user_id"], per_user["query_ts"].to_numpy(), attributes=attributes
     )
     mask_ptr = mask_idx = None
     if split.masked is not None:
@@ -270,7 +276,7 @@ def run_experiment(
         n_new_items = recommender.ingest_items(items).shape[0]
         timings["ingest_new_items"] = time.perf_counter() - start
     start = time.perf_counter()
-    eval_queries = build_eval_queries(split, train, config, rng, recommender.item_vocab)
+    eval_queries = build_eval_queries(split, train, config, rng, recommender, users)
     timings["build_queries"] = time.perf_counter() - start
     recall, eval_timings, recs = evaluate_recall(recommender, eval_queries, train, config, progress)
     timings.update(eval_timings)

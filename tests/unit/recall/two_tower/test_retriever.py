@@ -210,7 +210,10 @@ def test_hard_negatives_attention_and_exposures_train_on_cpu() -> None:
 
 def test_fit_is_reproducible_from_the_config_seed() -> None:
     data = group_data()
-    cfg = config(train=TrainLoopConfig(epochs=2, lr=0.01))
+    # Mined hard negatives only (the default source), after one warm-up epoch.
+    hard = HardNegativeConfig(rank_window=(2, 6), easy_hard_ratio=8)
+    cfg = config(hard_negatives=hard, train=TrainLoopConfig(epochs=2, lr=0.01))
     a = TwoTower(cfg).fit(data, rng=np.random.default_rng(0))
+    assert a.train_result.epochs[-1]["hard_share"] > 0.0
     b = TwoTower(cfg).fit(data, rng=np.random.default_rng(99))
     assert np.array_equal(a.item_vectors, b.item_vectors)
