@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 
 from _common import load_tables, render, write_json
-
 from funnelrec.config.experiment import EvalConfig, ExperimentConfig, RecallConfig
 from funnelrec.data.split import TemporalSplitConfig
 from funnelrec.eval.protocol import run_experiment

@@ -1,7 +1,8 @@
 """ItemCF fit time: funnelrec (numba) vs implicit's CosineRecommender vs the textbook oracle.
 
 Datasets: ../shared MovieLens-100k (skipped when absent) and a simulated matrix of 1M positive
-interactions (click/cart/order; ``SimulatorConfig.for_positives``). Per dataset, in the same run and on the same machine:
+interactions (click/cart/order; ``SimulatorConfig.for_positives``). Per dataset, in the same
+run and on the same machine:
 
 * funnelrec ``ItemCF.fit`` with the default time-decayed config and with ``window=None``
   (all pairs, the same pair set implicit visits), from the Dataset (sequence building included);

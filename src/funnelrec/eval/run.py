@@ -18,7 +18,7 @@ logger = logging.getLogger(__name__)
 def run_tables(
     tables: RawTables, out_dir: Path, config: ExperimentConfig, progress: ProgressFn | None = None
 ) -> dict:
-    """Evaluate ``config`` on ``tables``; write ``metrics.json`` and ``artifacts/`` under ``out_dir``."""
+    """Evaluate ``config`` on ``tables``; write metrics.json and artifacts/ under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     result = run_experiment(tables.interactions, tables.items, tables.users, config, progress)

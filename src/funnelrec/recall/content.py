@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError, MissingInputError
+from funnelrec.errors import MissingInputError
 from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
 from funnelrec.index import BaseIndex, ExactIndexConfig, IndexConfig, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig

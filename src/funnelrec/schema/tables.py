@@ -1,7 +1,8 @@
 """Declared tables and the one schema check used at every public entry point.
 
 A table spec lists required and optional columns with the dtype *kinds* they accept.
-``check_schema`` raises a :class:`~funnelrec.errors.DataError` naming the missing or mistyped column.
+``check_schema`` raises a :class:`~funnelrec.errors.DataError` naming the missing or
+mistyped column.
 """
 
 from __future__ import annotations
