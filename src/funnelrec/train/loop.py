@@ -28,9 +28,9 @@ Example:
     >>> def mse(outputs, batch):
     ...     return {"loss": ((outputs["pred"] - batch["y"]) ** 2).mean()}
     >>> data = {"x": torch.ones(4), "y": torch.full((4,), 2.0)}
-    >>> result = train(Lin(), mse, lambda epoch: [data], TrainLoopConfig(epochs=50, lr=0.1))
-    >>> round(result.epochs[-1]["loss"], 3)
-    0.0
+    >>> result = train(Lin(), mse, lambda epoch: [data], TrainLoopConfig(epochs=100, lr=0.1))
+    >>> result.epochs[-1]["loss"] < 1e-3
+    True
 """
 
 from __future__ import annotations

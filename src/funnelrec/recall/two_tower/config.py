@@ -39,7 +39,7 @@ class TowerConfig(_Frozen):
         16, gt=0, description="Quantile buckets of item creation time (plus an unknown bucket)."
     )
     temperature: float = Field(
-        0.05, gt=0, description="Logits are cos(u, v) / temperature during training."
+        0.1, gt=0, description="Logits are cos(u, v) / temperature during training."
     )
 
     @model_validator(mode="after")
@@ -118,7 +118,11 @@ class TwoTowerConfig(RetrieverConfig):
         TextEncoderConfig(kind="minilm"),
         description="Item text -> content embedding (None = no content feature).",
     )
-    index: IndexConfig = Field(default_factory=HNSWIndexConfig)
+    index: IndexConfig = Field(
+        default_factory=lambda: HNSWIndexConfig(ef_search=512),
+        description="ANN index of the item vectors. ef_search 512 keeps recall@200 against exact "
+        "search >= 0.95 on the benchmark catalogues (23k-55k items; 128 gave 0.85 on Taobao).",
+    )
 
     # ---- examples ----
     positives: Literal["clicks", "exposures"] = Field(
@@ -150,5 +154,8 @@ class TwoTowerConfig(RetrieverConfig):
 
     # ---- optimisation ----
     batch_size: int = Field(1024, gt=1)
-    train: TrainLoopConfig = TrainLoopConfig(epochs=5, lr=2e-3, clip_grad_norm=5.0)
+    train: TrainLoopConfig = Field(
+        TrainLoopConfig(epochs=3, lr=2e-3, clip_grad_norm=5.0),
+        description="Loop settings; more epochs overfit the id embeddings on sparse logs.",
+    )
     inference_batch_size: int = Field(8192, gt=0, description="Rows per tower forward pass.")

@@ -214,9 +214,12 @@ class TwoTowerModel(nn.Module):
             batch["cand_id"], batch["cand_category"], batch["cand_time"], batch["cand_content"]
         )
         scale = 1.0 / self.config.temperature
-        pos = v[batch["pos"]]
-        uniform = v[batch["uniform"]]
-        hard = v[batch["hard"]]
+        # index_select, not v[idx]: its CPU backward (index_add) is deterministic, the
+        # advanced-indexing backward (index_put with accumulate) is not.
+        pos = v.index_select(0, batch["pos"])
+        uniform = v.index_select(0, batch["uniform"])
+        hard_idx = batch["hard"]
+        hard = v.index_select(0, hard_idx.reshape(-1)).reshape(*hard_idx.shape, v.shape[1])
         return {
             "in_batch": (u @ pos.T) * scale,
             "uniform": (u @ uniform.T) * scale,

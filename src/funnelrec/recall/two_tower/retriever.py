@@ -64,7 +64,8 @@ class TwoTower:
     """Two-tower retrieval (see :class:`TwoTowerConfig` and :mod:`.model`).
 
     ``stats`` holds measured throughput after :meth:`fit` / :meth:`retrieve`:
-    ``train_samples_per_s``, ``train_s``, ``train_examples``, ``final_loss``, ``mining_s``,
+    ``train_samples_per_s`` (wall time of the whole loop, batch assembly and hard-negative
+    mining included), ``train_s``, ``train_examples``, ``final_loss``, ``mining_s``,
     ``index_build_s``, ``index_items``, and cumulatively over retrieve calls
     ``retrieve_queries``, ``retrieve_s``, ``queries_per_s``, ``search_queries_per_s``.
 
@@ -210,7 +211,9 @@ class TwoTower:
     def _mine(self, inputs: BatchInputs, window: tuple[int, int]) -> None:
         """Mine each training user's rank window from an index over the current item vectors."""
         hard_cfg = self.config.hard_negatives
-        assert hard_cfg is not None and self._model is not None
+        if hard_cfg is None:
+            raise RuntimeError("_mine called without config.hard_negatives")
+        model = self.model
         start = time.perf_counter()
         examples = inputs.examples
         if self._exclusion is None:
@@ -219,8 +222,8 @@ class TwoTower:
             self._window_row = np.full(inputs.user_attr.shape[0], -1, dtype=np.int64)
             self._window_row[users] = np.arange(users.shape[0])
         users, ex_ptr, ex_idx = self._exclusion
-        was_training = self._model.training
-        self._model.eval()
+        was_training = model.training
+        model.eval()
         vectors = self._embed_items(np.arange(inputs.sizes.n_items, dtype=np.int64))
         index = build_index(hard_cfg.mining_index, METRIC)
         assert_metric(index, METRIC)
@@ -234,7 +237,7 @@ class TwoTower:
         )
         user_vectors = self._embed_users(inputs.user_attr[users], hist)
         self._windows = mine_hard_negatives(user_vectors, index, ex_ptr, ex_idx, window)
-        self._model.train(was_training)
+        model.train(was_training)
         seconds = time.perf_counter() - start
         self.stats["mining_s"] = self.stats.get("mining_s", 0.0) + seconds
         logger.info("mined ranks %s for %d users in %.2fs", window, users.shape[0], seconds)

@@ -21,7 +21,7 @@ def item_log_q(counts: NDArray[np.integer], batch_size: int, n_uniform: int) -> 
     Items that can never be sampled get ``log(1e-12)`` instead of ``-inf``.
 
     Example:
-        >>> item_log_q(np.array([3, 1]), batch_size=4, n_uniform=0).round(4).tolist()
+        >>> [round(float(x), 4) for x in item_log_q(np.array([3, 1]), batch_size=4, n_uniform=0)]
         [1.0986, 0.0]
     """
     counts = np.asarray(counts, dtype=np.float64)
