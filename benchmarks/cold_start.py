@@ -26,6 +26,7 @@ from funnelrec.recall.cold_start import DemographicPopularConfig
 from funnelrec.recall.content import ContentConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
+from funnelrec.recall.two_tower import TwoTowerConfig
 
 CHANNELS = {
     "content_fresh": ContentConfig(pool="fresh"),
@@ -33,10 +34,13 @@ CHANNELS = {
     "demographic": DemographicPopularConfig(),
     "popular_global": PopularConfig(mode="global"),
     "popular_recent": PopularConfig(mode="recent"),
+    # Default settings: new items enter through the id-dropout content path, new users
+    # through the attribute features of the user tower.
+    "two_tower": TwoTowerConfig(),
 }
 SLICES = {
-    "cold_items": ("content_fresh", "content_all", "popular_global", "popular_recent"),
-    "cold_users": ("demographic", "popular_global", "popular_recent"),
+    "cold_items": ("content_fresh", "content_all", "two_tower", "popular_global", "popular_recent"),
+    "cold_users": ("demographic", "two_tower", "popular_global", "popular_recent"),
 }
 
 

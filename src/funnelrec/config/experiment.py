@@ -36,11 +36,12 @@ class DataConfig(_Frozen):
 
 
 def _default_channels() -> dict[str, ChannelConfig]:
-    # Users with history: ItemCF, plus content similarity over fresh items (how brand-new
-    # items get recalled). Users without: onboarding tags, their demographic group, and
+    # Users with history: ItemCF and the two-tower model, plus content similarity over fresh
+    # items (how brand-new items get recalled). Users without: onboarding tags, their demographic group, and
     # recent popularity; the merge fills a short list from whichever channels have items.
     return {
         "itemcf": ItemCFConfig(),
+        "two_tower": TwoTowerConfig(),
         "content": ContentConfig(pool="fresh"),
         "onboarding": OnboardingConfig(),
         "demographic": DemographicPopularConfig(),
@@ -50,7 +51,14 @@ def _default_channels() -> dict[str, ChannelConfig]:
 
 DEFAULT_MERGE = MergeConfig(
     k=300,
-    quotas={"itemcf": 180, "content": 40, "onboarding": 30, "demographic": 30, "popular": 20},
+    quotas={
+        "itemcf": 120,
+        "two_tower": 80,
+        "content": 40,
+        "onboarding": 20,
+        "demographic": 20,
+        "popular": 20,
+    },
 )
 
 

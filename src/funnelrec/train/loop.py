@@ -178,9 +178,20 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def make_optimizer(model: nn.Module, config: TrainLoopConfig) -> torch.optim.Optimizer:
-    """The configured optimizer over the model's trainable parameters."""
+def trainable_parameters(model: nn.Module, task: object = None) -> list[nn.Parameter]:
+    """The model's trainable parameters, plus the task's when the task is an ``nn.Module``
+    (e.g. learned uncertainty weights of a multi-task loss)."""
     params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(task, nn.Module):
+        params += [p for p in task.parameters() if p.requires_grad]
+    return params
+
+
+def make_optimizer(
+    model: nn.Module, config: TrainLoopConfig, task: object = None
+) -> torch.optim.Optimizer:
+    """The configured optimizer over the trainable parameters of the model (and task)."""
+    params = trainable_parameters(model, task)
     if config.optimizer == "adam":
         return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
     return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
@@ -212,7 +223,8 @@ def train(
     Args:
         model: ``forward(batch) -> dict[str, Tensor]``; moved to ``device``.
         task: ``task(outputs, batch) -> dict[str, Tensor]`` with a scalar ``"loss"``; other
-            scalar entries are reported as metrics.
+            scalar entries are reported as metrics. A task that is an ``nn.Module`` has its
+            parameters optimised with the model's (and is moved to ``device``).
         batches: ``batches(epoch)`` -> iterable of ``dict[str, Tensor]`` (moved to ``device``
             here); the first tensor dimension of the first non-scalar entry is the batch size.
         config: optimizer and loop settings.
@@ -231,8 +243,11 @@ def train(
     """
     device = torch.device(device)
     model.to(device)
-    optimizer = make_optimizer(model, config)
-    params = [p for p in model.parameters() if p.requires_grad]
+    if isinstance(task, nn.Module):
+        task.to(device)
+        task.train()
+    optimizer = make_optimizer(model, config, task)
+    params = trainable_parameters(model, task)
     state = LoopState()
     result = TrainResult()
     start = time.perf_counter()
