@@ -9,6 +9,7 @@ retrieved it (``sources``), which later stages and the per-channel report use.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
@@ -26,20 +27,82 @@ class MergeConfig(BaseModel):
     )
 
 
-def _long(result: ChannelResult, query_id: np.ndarray, priority: int) -> pl.DataFrame:
-    b, k = result.item_idx.shape
-    flat = result.item_idx.ravel()
-    keep = flat >= 0
-    return pl.DataFrame(
-        {
-            "query_id": np.repeat(query_id, k)[keep],
-            "item_idx": flat[keep].astype(np.int32),
-            "source": np.full(int(keep.sum()), result.channel),
-            "source_rank": np.tile(np.arange(1, k + 1, dtype=np.int32), b)[keep],
-            "recall_score": result.score.ravel()[keep].astype(np.float32),
-            "priority": np.full(int(keep.sum()), priority, dtype=np.int32),
-        }
-    )
+@numba.njit(cache=True)
+def _merge_kernel(
+    item: np.ndarray,  # [C, B, K] int32, channels in priority order, -1 = padding
+    quota: np.ndarray,  # [C] int64
+    k: int,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    n_channels, n_queries, width = item.shape
+    out_item = np.full((n_queries, k), -1, dtype=np.int32)
+    out_channel = np.zeros((n_queries, k), dtype=np.int32)
+    out_rank = np.zeros((n_queries, k), dtype=np.int32)
+    out_mask = np.zeros((n_queries, k), dtype=np.int64)
+    out_n = np.zeros(n_queries, dtype=np.int32)
+    # Per-item scratch, valid for the query whose stamp it carries (no reset per query).
+    stamp = np.full(n_items, -1, dtype=np.int64)
+    mask = np.zeros(n_items, dtype=np.int64)
+    chosen = np.zeros(n_items, dtype=np.bool_)
+    best = np.zeros(n_items, dtype=np.int64)  # min rank * C + channel over the channels
+    keys = np.empty(n_channels * width, dtype=np.int64)
+    for b in range(n_queries):
+        for c in range(n_channels):
+            for r in range(width):
+                it = item[c, b, r]
+                if it < 0:
+                    continue
+                key = r * n_channels + c
+                if stamp[it] != b:
+                    stamp[it] = b
+                    mask[it] = 0
+                    chosen[it] = False
+                    best[it] = key
+                mask[it] |= 1 << c
+                if key < best[it]:
+                    best[it] = key
+        # Quota pass: each channel's best items not taken by a higher-priority channel.
+        n_chosen = 0
+        for c in range(n_channels):
+            taken = 0
+            for r in range(width):
+                if taken >= quota[c]:
+                    break
+                it = item[c, b, r]
+                if it < 0 or chosen[it]:
+                    continue
+                chosen[it] = True
+                keys[n_chosen] = r * n_channels + c
+                n_chosen += 1
+                taken += 1
+        first = np.sort(keys[:n_chosen])
+        # Fill pass: every other item at its best (rank, channel), interleaved by rank.
+        n_rest = 0
+        for c in range(n_channels):
+            for r in range(width):
+                it = item[c, b, r]
+                if it < 0 or chosen[it]:
+                    continue
+                key = r * n_channels + c
+                if best[it] == key:
+                    keys[n_rest] = key
+                    n_rest += 1
+        rest = np.sort(keys[:n_rest])
+        n = 0
+        for part in (first, rest):
+            for key in part:
+                if n >= k:
+                    break
+                r = key // n_channels
+                c = key % n_channels
+                it = item[c, b, r]
+                out_item[b, n] = it
+                out_channel[b, n] = c
+                out_rank[b, n] = r + 1
+                out_mask[b, n] = mask[it]
+                n += 1
+        out_n[b] = n
+    return out_item, out_channel, out_rank, out_mask, out_n
 
 
 def merge_channels(
@@ -61,64 +124,61 @@ def merge_channels(
     unknown = set(config.quotas) - set(names)
     if unknown:
         raise ValueError(f"merge quotas name unknown channels {sorted(unknown)}; have {names}")
+    if len(names) > 62:
+        raise ValueError(f"at most 62 channels can be merged, got {len(names)}")
     order = [n for n in config.quotas if n in names] + [n for n in names if n not in config.quotas]
     by_name = {r.channel: r for r in results}
-    long = pl.concat(
-        [_long(by_name[n], np.asarray(query_id), p) for p, n in enumerate(order)], how="vertical"
+    query_id = np.asarray(query_id)
+    n_queries = query_id.shape[0]
+    width = max((by_name[n].item_idx.shape[1] for n in order), default=0)
+    items = np.full((len(order), n_queries, width), -1, dtype=np.int32)
+    scores = np.full((len(order), n_queries, width), -np.inf, dtype=np.float32)
+    for c, name in enumerate(order):
+        result = by_name[name]
+        if result.item_idx.shape[0] != n_queries:
+            raise ValueError(
+                f"channel '{name}' has {result.item_idx.shape[0]} rows for {n_queries} queries"
+            )
+        items[c, :, : result.item_idx.shape[1]] = result.item_idx
+        scores[c, :, : result.score.shape[1]] = result.score
+    n_items = int(items.max()) + 1 if items.size else 0
+    quota = np.array([config.quotas.get(n, 0) for n in order], dtype=np.int64)
+    item, channel, rank, mask, n = _merge_kernel(items, quota, config.k, max(n_items, 1))
+    keep = np.arange(config.k)[None, :] < n[:, None]
+    rows, cols = np.nonzero(keep)
+    channel = channel[keep]
+    rank = rank[keep]
+    masks = mask[keep]
+    names_arr = np.array(order, dtype=object)
+    # The few distinct channel sets become their name lists through a small join.
+    distinct = np.unique(masks)
+    lookup = pl.DataFrame(
+        {
+            "_mask": distinct,
+            "sources": [[name for c, name in enumerate(order) if m >> c & 1] for m in distinct],
+        },
+        schema={"_mask": pl.Int64, "sources": pl.List(pl.String)},
     )
-    schema_cols = ["query_id", "item_idx", "source", "source_rank", "recall_score"]
-    if long.height == 0:
-        return pl.DataFrame(
-            schema={
-                **long.select(schema_cols).schema,
-                "sources": pl.List(pl.String),
-                "merged_rank": pl.Int32,
-            }
-        )
-    sources = long.group_by("query_id", "item_idx").agg(
-        pl.col("source").sort_by("priority").alias("sources")
+    frame = pl.DataFrame(
+        {
+            "query_id": query_id[rows],
+            "item_idx": item[keep],
+            "source": names_arr[channel] if channel.size else np.array([], dtype=str),
+            "source_rank": rank,
+            "recall_score": scores[channel, rows, rank - 1],
+            "_mask": masks,
+            "merged_rank": cols + 1,
+        },
+        schema_overrides={
+            "source": pl.String,
+            "source_rank": pl.Int32,
+            "item_idx": pl.Int32,
+            "recall_score": pl.Float32,
+            "merged_rank": pl.Int32,
+        },
     )
-    # Quota pass: channel by channel, best quota items not yet taken.
-    taken = long.clear().select("query_id", "item_idx", "priority", "source_rank")
-    parts = []
-    for p, name in enumerate(order):
-        quota = config.quotas.get(name, 0)
-        if quota <= 0:
-            continue
-        mine = (
-            long.filter(pl.col("priority") == p)
-            .join(taken, on=["query_id", "item_idx"], how="anti")
-            .sort("query_id", "source_rank")
-            .group_by("query_id", maintain_order=True)
-            .head(quota)
-        )
-        parts.append(mine)
-        taken = pl.concat([taken, mine.select(taken.columns)])
-    chosen = pl.concat(parts) if parts else long.clear()
-    # Fill pass: remaining items, interleaved by in-channel rank then channel priority.
-    rest = (
-        long.join(chosen.select("query_id", "item_idx"), on=["query_id", "item_idx"], how="anti")
-        .sort("query_id", "source_rank", "priority")
-        .unique(["query_id", "item_idx"], keep="first", maintain_order=True)
-    )
-    merged = (
-        pl.concat(
-            [
-                chosen.with_columns(pl.lit(0).alias("_pass")),
-                rest.with_columns(pl.lit(1).alias("_pass")),
-            ]
-        )
-        .sort("query_id", "_pass", "source_rank", "priority")
-        .group_by("query_id", maintain_order=True)
-        .head(config.k)
-    )
-    merged = merged.with_columns(
-        pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("query_id").alias("merged_rank")
-    )
-    return (
-        merged.join(sources, on=["query_id", "item_idx"], how="left")
-        .select(*schema_cols, "sources", "merged_rank")
-        .sort("query_id", "merged_rank")
+    return frame.join(lookup, on="_mask", how="left", maintain_order="left").select(
+        "query_id", "item_idx", "source", "source_rank", "recall_score", "sources", "merged_rank"
     )
 
 

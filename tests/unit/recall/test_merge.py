@@ -1,4 +1,5 @@
 import numpy as np
+import polars as pl
 import pytest
 
 from funnelrec.recall.base import ChannelResult
@@ -50,3 +51,89 @@ def test_candidates_to_matrix_round_trip() -> None:
     a = _result("a", [[1, 2], [3, -1]])
     out = merge_channels([a], np.array([10, 11]), MergeConfig(k=2, quotas={"a": 2}))
     assert candidates_to_matrix(out, np.array([10, 11]), 3).tolist() == [[1, 2, -1], [3, -1, -1]]
+
+
+def _oracle_merge(
+    results: list[ChannelResult], query_id: np.ndarray, config: MergeConfig
+) -> pl.DataFrame:
+    """The merge written as plain relational steps (the first implementation): the kernel
+    must produce exactly this table."""
+    names = [r.channel for r in results]
+    order = [n for n in config.quotas if n in names] + [n for n in names if n not in config.quotas]
+    by_name = {r.channel: r for r in results}
+    parts = []
+    for p, name in enumerate(order):
+        res = by_name[name]
+        b, k = res.item_idx.shape
+        flat = res.item_idx.ravel()
+        keep = flat >= 0
+        parts.append(
+            pl.DataFrame(
+                {
+                    "query_id": np.repeat(query_id, k)[keep],
+                    "item_idx": flat[keep].astype(np.int32),
+                    "source": np.full(int(keep.sum()), name),
+                    "source_rank": np.tile(np.arange(1, k + 1, dtype=np.int32), b)[keep],
+                    "recall_score": res.score.ravel()[keep].astype(np.float32),
+                    "priority": np.full(int(keep.sum()), p, dtype=np.int32),
+                }
+            )
+        )
+    long = pl.concat(parts)
+    sources = long.group_by("query_id", "item_idx").agg(
+        pl.col("source").sort_by("priority").alias("sources")
+    )
+    taken = long.clear().select("query_id", "item_idx")
+    chosen_parts = []
+    for p, name in enumerate(order):
+        quota = config.quotas.get(name, 0)
+        if quota <= 0:
+            continue
+        mine = (
+            long.filter(pl.col("priority") == p)
+            .join(taken, on=["query_id", "item_idx"], how="anti")
+            .sort("query_id", "source_rank")
+            .group_by("query_id", maintain_order=True)
+            .head(quota)
+        )
+        chosen_parts.append(mine)
+        taken = pl.concat([taken, mine.select(taken.columns)])
+    chosen = pl.concat(chosen_parts) if chosen_parts else long.clear()
+    rest = (
+        long.join(chosen.select("query_id", "item_idx"), on=["query_id", "item_idx"], how="anti")
+        .sort("query_id", "source_rank", "priority")
+        .unique(["query_id", "item_idx"], keep="first", maintain_order=True)
+    )
+    merged = (
+        pl.concat([chosen.with_columns(_pass=pl.lit(0)), rest.with_columns(_pass=pl.lit(1))])
+        .sort("query_id", "_pass", "source_rank", "priority")
+        .group_by("query_id", maintain_order=True)
+        .head(config.k)
+        .with_columns(
+            pl.int_range(1, pl.len() + 1, dtype=pl.Int32).over("query_id").alias("merged_rank")
+        )
+    )
+    return merged.join(sources, on=["query_id", "item_idx"], how="left").select(
+        "query_id", "item_idx", "source", "source_rank", "recall_score", "sources", "merged_rank"
+    )
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_kernel_matches_relational_oracle(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_queries, n_items = 7, 40
+    results = []
+    for name in ("a", "b", "c", "d"):
+        width = int(rng.integers(1, 15))
+        idx = np.stack([rng.choice(n_items, width, replace=False) for _ in range(n_queries)])
+        idx = np.where(rng.random(idx.shape) < 0.2, -1, idx).astype(np.int32)
+        idx = -np.sort(-idx, axis=1)  # padding at the end, as channels return it
+        score = np.where(idx >= 0, rng.random(idx.shape), -np.inf).astype(np.float32)
+        results.append(ChannelResult(name, idx, score))
+    quotas = {n: int(rng.integers(0, 6)) for n in rng.permutation(["a", "b", "c", "d"])[:3]}
+    config = MergeConfig(k=int(rng.integers(1, 30)), quotas=quotas)
+    query_id = rng.permutation(100)[:n_queries]
+    got = merge_channels(results, query_id, config)
+    want = _oracle_merge(results, query_id, config)
+    key = ["query_id", "merged_rank"]
+    assert got.sort(key).to_dicts() == want.sort(key).to_dicts()
