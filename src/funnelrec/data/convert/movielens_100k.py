@@ -38,6 +38,30 @@ YEAR_PATTERN = r"\((\d{4})\)\s*$"
 """Release year at the end of a MovieLens title, e.g. ``Toy Story (1995)``."""
 
 
+def read_ratings(path: Path, separator: str) -> tuple[pl.DataFrame, dict[str, int]]:
+    """A headerless ``user, item, rating, timestamp`` file (``u.data``, ``ratings.dat``) ->
+    interactions with ``event="rating"`` and ``value`` = the rating, plus the drop report."""
+    raw, row_of = read_text_table(
+        path,
+        separator=separator,
+        columns=("user_id", "item_id", "rating", "timestamp"),
+        quote_char=None,
+    )
+    return coerce_table(
+        raw.select(
+            "user_id",
+            "item_id",
+            "timestamp",
+            pl.lit("rating").alias("event"),
+            pl.col("rating").alias("value"),
+        ),
+        INTERACTIONS,
+        path=str(path),
+        row_of=row_of,
+        source_names={"value": "rating"},
+    )
+
+
 def read(src: Path) -> RawTables:
     """Read an ``ml-100k`` folder into canonical tables.
 
@@ -51,26 +75,7 @@ def read(src: Path) -> RawTables:
         DataError: a file is missing or malformed (named with row and column).
     """
     folder = require_dir(src, FORMAT)
-    data_path = require_file(folder, "u.data", FORMAT)
-    raw, row_of = read_text_table(
-        data_path,
-        separator="\t",
-        columns=("user_id", "item_id", "rating", "timestamp"),
-        quote_char=None,
-    )
-    inter, inter_report = coerce_table(
-        raw.select(
-            "user_id",
-            "item_id",
-            "timestamp",
-            pl.lit("rating").alias("event"),
-            pl.col("rating").alias("value"),
-        ),
-        INTERACTIONS,
-        path=str(data_path),
-        row_of=row_of,
-        source_names={"value": "rating"},
-    )
+    inter, inter_report = read_ratings(require_file(folder, "u.data", FORMAT), "\t")
 
     user_path = require_file(folder, "u.user", FORMAT)
     raw, row_of = read_text_table(

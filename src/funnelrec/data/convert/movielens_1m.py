@@ -21,9 +21,9 @@ from pathlib import Path
 import polars as pl
 
 from funnelrec.data.convert._common import require_dir, require_file, sniff_encoding
-from funnelrec.data.convert.movielens_100k import YEAR_PATTERN
+from funnelrec.data.convert.movielens_100k import YEAR_PATTERN, read_ratings
 from funnelrec.data.io import RawTables, coerce_table, read_text_table
-from funnelrec.schema import INTERACTIONS, ITEMS, USERS
+from funnelrec.schema import ITEMS, USERS
 
 FORMAT = "movielens-1m"
 
@@ -52,26 +52,7 @@ def read(src: Path) -> RawTables:
         DataError: a file is missing or malformed (named with row and column).
     """
     folder = require_dir(src, FORMAT)
-    path = require_file(folder, "ratings.dat", FORMAT)
-    raw, row_of = read_text_table(
-        path,
-        separator="::",
-        columns=("user_id", "item_id", "rating", "timestamp"),
-        quote_char=None,
-    )
-    inter, inter_report = coerce_table(
-        raw.select(
-            "user_id",
-            "item_id",
-            "timestamp",
-            pl.lit("rating").alias("event"),
-            pl.col("rating").alias("value"),
-        ),
-        INTERACTIONS,
-        path=str(path),
-        row_of=row_of,
-        source_names={"value": "rating"},
-    )
+    inter, inter_report = read_ratings(require_file(folder, "ratings.dat", FORMAT), "::")
 
     path = require_file(folder, "users.dat", FORMAT)
     raw, row_of = read_text_table(
