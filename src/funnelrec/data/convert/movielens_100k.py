@@ -22,7 +22,7 @@ from funnelrec.data.convert._common import (
     require_file,
     sniff_encoding,
 )
-from funnelrec.data.io import RawTables, coerce_table, read_text_table
+from funnelrec.data.io import DropReport, RawTables, coerce_table, read_text_table
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS
 
 FORMAT = "movielens-100k"
@@ -38,7 +38,7 @@ YEAR_PATTERN = r"\((\d{4})\)\s*$"
 """Release year at the end of a MovieLens title, e.g. ``Toy Story (1995)``."""
 
 
-def read_ratings(path: Path, separator: str) -> tuple[pl.DataFrame, dict[str, int]]:
+def read_ratings(path: Path, separator: str) -> tuple[pl.DataFrame, DropReport]:
     """A headerless ``user, item, rating, timestamp`` file (``u.data``, ``ratings.dat``) ->
     interactions with ``event="rating"`` and ``value`` = the rating, plus the drop report."""
     raw, row_of = read_text_table(
