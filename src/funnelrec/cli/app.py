@@ -167,6 +167,19 @@ def simulate(
     )
 
 
+@app.command()
+def diagnose(
+    run_dir: Annotated[
+        Path, typer.Argument(help="Folder with diagnostics.jsonl written by a HealthMonitor.")
+    ],
+) -> None:
+    """Summarise a run's training health: per-layer stats, findings and their remedies."""
+    from funnelrec.train.diagnostics import render_summary, summarise_run
+
+    summary = _guard(lambda: summarise_run(run_dir))
+    console.print(render_summary(summary))
+
+
 def main() -> None:
     """Entry point of the ``funnelrec`` script."""
     app(prog_name="funnelrec", args=sys.argv[1:])

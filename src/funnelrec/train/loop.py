@@ -11,11 +11,15 @@ The loop knows nothing about recommendation. It is handed
   epochs,
 * a :class:`TrainLoopConfig` (optimizer, learning rate, epochs, clipping, non-finite policy).
 
-Every step runs ``forward -> task -> backward -> clip grad norm -> optimizer step``. Steps whose
-loss or gradient norm is NaN/inf are skipped (parameters untouched) or raise
+Every step runs ``forward -> task -> backward -> grad norm -> clip -> optimizer step``. Steps
+whose loss or gradient norm is NaN/inf are skipped (parameters untouched) or raise
 :class:`NonFiniteLossError`, per ``config.nonfinite``. Callbacks receive ``dict[str, float]``
 after each step and each epoch and can stop training by setting ``state.stop``
-(:class:`EarlyStopping` does this).
+(:class:`EarlyStopping` does this). Callbacks that need the model (diagnostics such as
+:class:`funnelrec.train.health.HealthMonitor`) get it through ``on_train_begin``,
+``on_after_backward`` (raw gradients, before clipping) and ``on_train_end``; the loop itself
+only computes the global gradient norm it needs for clipping, so it stays as fast as before
+when no callback asks for more.
 
 Example:
     >>> import torch
@@ -81,23 +85,68 @@ class TrainLoopConfig(BaseModel):
 
 @dataclass
 class LoopState:
-    """Mutable progress the callbacks can read; set ``stop = True`` to end training."""
+    """Mutable progress the callbacks can read; set ``stop = True`` to end training.
+
+    Attributes:
+        epoch: the current epoch (0-based).
+        step: optimizer steps taken so far (skipped steps excluded).
+        samples: samples seen by the steps taken.
+        skipped_steps: steps skipped because the loss or the gradient norm was NaN/inf.
+        stop: set by a callback to end training after the current step/epoch.
+        grad_norm: global L2 gradient norm of the latest backward pass, before clipping
+            (NaN until the first backward, possibly inf/NaN on a step about to be skipped).
+        clipped: whether clipping changed the gradients of the latest backward pass (its
+            pre-clip ``grad_norm`` exceeded ``config.clip_grad_norm``).
+        clipped_steps: backward passes whose gradients were clipped so far.
+        config: the loop configuration being run (read-only by convention).
+        error: message of the :class:`NonFiniteLossError` that ended training, if any.
+    """
 
     epoch: int = 0
     step: int = 0
     samples: int = 0
     skipped_steps: int = 0
     stop: bool = False
+    grad_norm: float = math.nan
+    clipped: bool = False
+    clipped_steps: int = 0
+    config: TrainLoopConfig | None = None
+    error: str | None = None
 
 
 class Callback:
-    """Hook points of the loop. Subclass and override what you need (defaults do nothing)."""
+    """Hook points of the loop. Subclass and override what you need (defaults do nothing).
+
+    Order within a run::
+
+        on_train_begin
+        per epoch: per batch: forward, backward, on_after_backward, clip, step, on_step_end
+                   on_epoch_end
+        on_train_end   (also when training ends with NonFiniteLossError)
+    """
+
+    def on_train_begin(self, state: LoopState, model: nn.Module) -> None:
+        """Before the first epoch, with the model already on its device (e.g. add hooks)."""
+
+    def on_after_backward(self, state: LoopState, model: nn.Module) -> None:
+        """After ``backward``, before clipping and the optimizer step.
+
+        The parameters' ``.grad`` hold the raw gradients; ``state.grad_norm`` is their global
+        pre-clip norm and ``state.clipped`` says whether clipping is about to rescale them.
+        Called only when the loss was finite; the step may still be skipped if
+        ``state.grad_norm`` is not. Anything computed here costs time on every step, so
+        compute per-layer statistics only on the steps you need them.
+        """
 
     def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
         """After each optimizer step with the step's scalar metrics (``loss``, ``grad_norm``...)."""
 
     def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
         """After each epoch with the epoch means (and the ``evaluate`` metrics, if any)."""
+
+    def on_train_end(self, state: LoopState, model: nn.Module) -> None:
+        """After the last epoch, or when :class:`NonFiniteLossError` ends training (then
+        ``state.error`` holds its message); e.g. remove hooks, flush files."""
 
 
 class EarlyStopping(Callback):
@@ -148,6 +197,7 @@ class TrainResult:
         steps / samples: optimizer steps taken and samples seen (skipped steps excluded).
         seconds: wall time of the whole run.
         skipped_steps: steps skipped because of a non-finite loss or gradient.
+        clipped_steps: steps whose gradients were rescaled by clipping.
         stopped_early: a callback set ``state.stop``.
     """
 
@@ -156,6 +206,7 @@ class TrainResult:
     samples: int = 0
     seconds: float = 0.0
     skipped_steps: int = 0
+    clipped_steps: int = 0
     stopped_early: bool = False
 
     @property
@@ -229,13 +280,17 @@ def train(
             here); the first tensor dimension of the first non-scalar entry is the batch size.
         config: optimizer and loop settings.
         device: where to train.
-        callbacks: step/epoch hooks; any may set ``state.stop``.
+        callbacks: :class:`Callback` hooks (train begin/end, after backward, step, epoch);
+            any may set ``state.stop``.
         evaluate: optional ``evaluate(model, epoch) -> dict[str, float]`` run (in eval mode,
             without gradients) after each epoch; its metrics join the epoch metrics, so an
             :class:`EarlyStopping` can monitor them.
 
     Returns:
         A :class:`TrainResult`; the model is left in eval mode.
+
+    The reported ``grad_norm`` is the global L2 norm before clipping; the gradients are
+    rescaled to ``config.clip_grad_norm`` only when that norm exceeds it.
 
     Raises:
         NonFiniteLossError: non-finite loss/gradient with ``nonfinite="raise"``, or more than
@@ -248,9 +303,66 @@ def train(
         task.train()
     optimizer = make_optimizer(model, config, task)
     params = trainable_parameters(model, task)
-    state = LoopState()
+    state = LoopState(config=config)
     result = TrainResult()
     start = time.perf_counter()
+    for callback in callbacks:
+        callback.on_train_begin(state, model)
+    try:
+        _run_epochs(
+            model,
+            task,
+            batches,
+            config,
+            device,
+            callbacks,
+            evaluate,
+            optimizer,
+            params,
+            state,
+            result,
+        )
+    except NonFiniteLossError as error:
+        state.error = str(error)
+        _finish(model, state, result, start, callbacks)
+        raise
+    _finish(model, state, result, start, callbacks)
+    return result
+
+
+def _finish(
+    model: nn.Module,
+    state: LoopState,
+    result: TrainResult,
+    start: float,
+    callbacks: Sequence[Callback],
+) -> None:
+    model.eval()
+    result.steps = state.step
+    result.samples = state.samples
+    result.skipped_steps = state.skipped_steps
+    result.clipped_steps = state.clipped_steps
+    result.stopped_early = state.stop
+    result.seconds = time.perf_counter() - start
+    for callback in callbacks:
+        callback.on_train_end(state, model)
+
+
+def _run_epochs(
+    model: nn.Module,
+    task: Task,
+    batches: BatchFactory,
+    config: TrainLoopConfig,
+    device: torch.device,
+    callbacks: Sequence[Callback],
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    state: LoopState,
+    result: TrainResult,
+) -> None:
+    """The epochs of :func:`train` (split out so that ``on_train_end`` runs on failure too)."""
+    max_norm = config.clip_grad_norm
     consecutive = 0
     for epoch in range(config.epochs):
         state.epoch = epoch
@@ -268,9 +380,16 @@ def train(
             grad_norm = math.nan
             if finite:
                 loss.backward()
-                max_norm = config.clip_grad_norm if config.clip_grad_norm else math.inf
-                grad_norm = float(nn.utils.clip_grad_norm_(params, max_norm))
+                total = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+                grad_norm = float(total)
                 finite = math.isfinite(grad_norm)
+                state.grad_norm = grad_norm
+                state.clipped = finite and max_norm is not None and grad_norm > max_norm
+                for callback in callbacks:
+                    callback.on_after_backward(state, model)
+                if state.clipped and max_norm is not None:
+                    nn.utils.clip_grads_with_norm_(params, max_norm, total)
+                    state.clipped_steps += 1
             if not finite:
                 optimizer.zero_grad(set_to_none=True)
                 state.skipped_steps += 1
@@ -315,10 +434,3 @@ def train(
             callback.on_epoch_end(state, epoch_metrics)
         if state.stop:
             break
-    model.eval()
-    result.steps = state.step
-    result.samples = state.samples
-    result.skipped_steps = state.skipped_steps
-    result.stopped_early = state.stop
-    result.seconds = time.perf_counter() - start
-    return result

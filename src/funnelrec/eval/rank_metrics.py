@@ -1,0 +1,364 @@
+"""Pointwise and per-query metrics of a ranking model's probabilities, as pure functions.
+
+Conventions: ``labels`` ``[N]`` are binary (0/1, any numeric dtype), ``scores``/``probs`` ``[N]``
+are floats (``probs`` in ``[0, 1]``), ``group`` ``[N]`` is the query id of each sample (any
+integers, in any order). Everything is vectorised: per-group statistics come from one sort by
+``(group, score)`` and ``np.bincount`` over group codes, never from a Python loop over groups.
+
+Undefined cases are decided as follows:
+
+* :func:`auc` of a single-class sample raises ``ValueError`` (asking for it is a caller bug).
+* :func:`gauc` skips single-class groups and counts them; with no usable group its value is
+  ``nan``.
+* :func:`grouped_ndcg` skips groups whose ideal DCG is 0; with no usable group it is ``nan``.
+* :func:`calibration` is ``nan`` when there are no positives.
+* :func:`rank_report` reports ``auc = nan`` for a single-class task instead of raising.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__all__ = [
+    "GAUCResult",
+    "auc",
+    "calibration",
+    "ece",
+    "gauc",
+    "grouped_ndcg",
+    "logloss",
+    "rank_report",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class GAUCResult:
+    """Group AUC and how many groups it averaged over.
+
+    Attributes:
+        value: weighted mean of per-group AUC over groups with both classes (``nan`` if none).
+        n_groups_used: groups with at least one positive and one negative.
+        n_groups_skipped: single-class groups (all positive or all negative), left out.
+    """
+
+    value: float
+    n_groups_used: int
+    n_groups_skipped: int
+
+
+def _binary(labels: ArrayLike, name: str = "labels") -> NDArray[np.bool_]:
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {y.shape}")
+    if not np.all((y == 0) | (y == 1)):
+        raise ValueError(f"{name} must be binary (0/1)")
+    return y.astype(bool)
+
+
+def _scores(scores: ArrayLike, n: int, name: str = "scores") -> NDArray[np.float64]:
+    s = np.asarray(scores, dtype=np.float64)
+    if s.shape != (n,):
+        raise ValueError(f"{name} has shape {s.shape}, expected ({n},)")
+    if np.isnan(s).any():
+        raise ValueError(f"{name} contain NaN")
+    return s
+
+
+def _probs(probs: ArrayLike, n: int) -> NDArray[np.float64]:
+    p = _scores(probs, n, "probs")
+    if p.size and (p.min() < 0.0 or p.max() > 1.0):
+        raise ValueError("probs must lie in [0, 1]")
+    return p
+
+
+def _group_codes(group: ArrayLike, n: int) -> NDArray[np.int64]:
+    g = np.asarray(group)
+    if g.shape != (n,):
+        raise ValueError(f"group has shape {g.shape}, expected ({n},)")
+    if not np.issubdtype(g.dtype, np.integer):
+        raise ValueError(f"group must be integer query ids, got dtype {g.dtype}")
+    return g.astype(np.int64, copy=False)
+
+
+def _sorted_runs(keys_sorted: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Group code ``[N]`` (0..G-1) and group start offsets ``[G]`` of data sorted by key."""
+    n = keys_sorted.shape[0]
+    new_group = np.empty(n, dtype=bool)
+    new_group[:1] = True
+    np.not_equal(keys_sorted[1:], keys_sorted[:-1], out=new_group[1:])
+    codes = np.cumsum(new_group) - 1
+    starts = np.flatnonzero(new_group)
+    return codes, starts
+
+
+def _within_group_ranks(
+    group: NDArray[np.int64], scores: NDArray[np.float64]
+) -> tuple[NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+    """Tie-averaged 1-based ranks of ``scores`` within each group.
+
+    Returns:
+        ``(order [N], ranks [N], codes [N])``: ``order`` sorts by ``(group, score)``; ``ranks``
+        and ``codes`` (0-based dense group code) are aligned with the sorted order.
+    """
+    order = np.lexsort((scores, group))
+    g = group[order]
+    s = scores[order]
+    codes, starts = _sorted_runs(g)
+    n = g.shape[0]
+    # A tie run starts where the group or the score changes.
+    new_run = np.empty(n, dtype=bool)
+    new_run[:1] = True
+    np.logical_or(g[1:] != g[:-1], s[1:] != s[:-1], out=new_run[1:])
+    run_id = np.cumsum(new_run) - 1
+    run_start = np.flatnonzero(new_run)
+    run_end = np.append(run_start[1:], n)  # exclusive
+    # Average 0-based position of the run, shifted to the group's first position, 1-based.
+    mean_pos = (run_start + run_end - 1) / 2.0
+    ranks = mean_pos[run_id] - starts[codes] + 1.0
+    return order, ranks, codes
+
+
+def auc(labels: ArrayLike, scores: ArrayLike) -> float:
+    """ROC AUC by the Mann–Whitney statistic; tied scores count one half.
+
+    Args:
+        labels: ``[N]`` binary labels.
+        scores: ``[N]`` real scores (higher = more likely positive), no NaN.
+
+    Returns:
+        P(score of a random positive > score of a random negative) + 0.5 P(tie).
+
+    Raises:
+        ValueError: when the labels hold a single class (AUC is undefined), or on bad input.
+
+    Example:
+        >>> auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.4, 0.4, 0.8]))
+        0.875
+    """
+    y = _binary(labels)
+    s = _scores(scores, y.shape[0])
+    n_pos = int(y.sum())
+    n_neg = y.shape[0] - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError(f"AUC needs both classes, got {n_pos} positives and {n_neg} negatives")
+    zeros = np.zeros(y.shape[0], dtype=np.int64)
+    order, ranks, _ = _within_group_ranks(zeros, s)
+    rank_sum = float(ranks[y[order]].sum())
+    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+
+
+def gauc(
+    labels: ArrayLike,
+    scores: ArrayLike,
+    group: ArrayLike,
+    weights: ArrayLike | None = None,
+) -> GAUCResult:
+    """Group AUC: per-query AUC averaged with impression weights over two-class queries.
+
+    Each group's AUC is the Mann–Whitney statistic with tie-averaged ranks within the group
+    (ties count one half). A group's weight is the sum of its samples' ``weights`` (default 1
+    each, i.e. its number of impressions); pass ``weights=labels`` to weight by clicks. Groups
+    with a single class are skipped and counted.
+
+    Args:
+        labels: ``[N]`` binary labels.
+        scores: ``[N]`` real scores, no NaN.
+        group: ``[N]`` integer query ids (any order).
+        weights: optional ``[N]`` non-negative per-sample weights.
+
+    Returns:
+        :class:`GAUCResult`; ``value`` is ``nan`` when no group has both classes.
+
+    Example:
+        >>> r = gauc(np.array([0, 1, 1, 0, 1, 1]), np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.3]),
+        ...          np.array([1, 1, 1, 2, 2, 3]))
+        >>> round(r.value, 4), r.n_groups_used, r.n_groups_skipped
+        (0.6, 2, 1)
+    """
+    y = _binary(labels)
+    n = y.shape[0]
+    s = _scores(scores, n)
+    g = _group_codes(group, n)
+    if weights is None:
+        w = np.ones(n, dtype=np.float64)
+    else:
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != (n,):
+            raise ValueError(f"weights has shape {w.shape}, expected ({n},)")
+        if not np.all(np.isfinite(w)) or (w < 0).any():
+            raise ValueError("weights must be finite and non-negative")
+    if n == 0:
+        return GAUCResult(float("nan"), 0, 0)
+    order, ranks, codes = _within_group_ranks(g, s)
+    y_sorted = y[order]
+    n_groups = int(codes[-1]) + 1
+    n_pos = np.bincount(codes, weights=y_sorted, minlength=n_groups)
+    size = np.bincount(codes, minlength=n_groups).astype(np.float64)
+    n_neg = size - n_pos
+    rank_sum = np.bincount(codes, weights=np.where(y_sorted, ranks, 0.0), minlength=n_groups)
+    group_w = np.bincount(codes, weights=w[order], minlength=n_groups)
+    usable = (n_pos > 0) & (n_neg > 0)
+    n_used = int(usable.sum())
+    n_skipped = n_groups - n_used
+    if n_used == 0:
+        return GAUCResult(float("nan"), 0, n_skipped)
+    p, q = n_pos[usable], n_neg[usable]
+    group_auc = (rank_sum[usable] - p * (p + 1) / 2.0) / (p * q)
+    wu = group_w[usable]
+    total = wu.sum()
+    value = float(np.dot(group_auc, wu) / total) if total > 0 else float("nan")
+    return GAUCResult(value, n_used, n_skipped)
+
+
+def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
+    """Mean binary cross-entropy, probabilities clipped to ``[eps, 1 - eps]``.
+
+    Example:
+        >>> round(logloss(np.array([1, 0]), np.array([0.5, 0.5])), 6)
+        0.693147
+    """
+    y = _binary(labels).astype(np.float64)
+    p = np.clip(_probs(probs, y.shape[0]), eps, 1.0 - eps)
+    if y.size == 0:
+        raise ValueError("logloss of an empty sample")
+    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+
+
+def calibration(labels: ArrayLike, probs: ArrayLike) -> float:
+    """Mean predicted probability over the observed positive rate (1 = calibrated on average).
+
+    Returns ``nan`` when there are no positives (the ratio is undefined).
+
+    Example:
+        >>> calibration(np.array([1, 0, 0, 0]), np.array([0.5, 0.5, 0.0, 0.0]))
+        1.0
+    """
+    y = _binary(labels)
+    p = _probs(probs, y.shape[0])
+    observed = float(y.mean()) if y.size else 0.0
+    if observed == 0.0:
+        return float("nan")
+    return float(p.mean()) / observed
+
+
+def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
+    """Expected calibration error over ``n_bins`` equal-width probability bins.
+
+    ``sum_b (n_b / N) * |mean p in b - positive rate in b|``; bin ``b`` holds
+    ``p in [b / n_bins, (b + 1) / n_bins)``, the last bin also holding ``p = 1``.
+
+    Example:
+        >>> # bin [0, .5): p .2, .2 vs rate 0 -> .2; bin [.5, 1]: p .6, 1 vs rate 1 -> .2
+        >>> round(ece(np.array([0, 0, 1, 1]), np.array([0.2, 0.2, 0.6, 1.0]), n_bins=2), 6)
+        0.2
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    y = _binary(labels).astype(np.float64)
+    p = _probs(probs, y.shape[0])
+    if y.size == 0:
+        raise ValueError("ece of an empty sample")
+    b = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
+    gap = np.abs(
+        np.bincount(b, weights=p, minlength=n_bins) - np.bincount(b, weights=y, minlength=n_bins)
+    )
+    # |sum p - sum y| / N == (n_b / N) * |mean p - mean y| per bin.
+    return float(gap.sum() / y.shape[0])
+
+
+def grouped_ndcg(value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int) -> float:
+    """Mean NDCG@k over queries, with graded linear gains ``value``.
+
+    Within each group, items are ranked by descending ``scores``; DCG@k is
+    ``sum_{r < k} value_r / log2(r + 2)`` and it is divided by the DCG@k of the best order.
+    Tied scores are ordered pessimistically (lower value first), so a constant score never
+    earns credit from the input order. Groups whose ideal DCG is 0 (no value) are left out;
+    the mean is unweighted over the remaining groups, ``nan`` if none.
+
+    Args:
+        value: ``[N]`` non-negative gains (e.g. click 1, cart 3, order 10).
+        scores: ``[N]`` real scores, no NaN.
+        group: ``[N]`` integer query ids.
+        k: cut-off, >= 1.
+
+    Example:
+        >>> # one query; the value-2 item is ranked 2nd: (1 + 2/log2 3) / (2 + 1/log2 3)
+        >>> round(grouped_ndcg(np.array([1.0, 2.0, 0.0]), np.array([0.9, 0.5, 0.1]),
+        ...                    np.array([7, 7, 7]), k=2), 4)
+        0.8597
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"value must be 1-D, got shape {v.shape}")
+    n = v.shape[0]
+    if not np.all(np.isfinite(v)) or (v < 0).any():
+        raise ValueError("value must be finite and non-negative")
+    s = _scores(scores, n)
+    g = _group_codes(group, n)
+    if n == 0:
+        return float("nan")
+
+    def _dcg(order: NDArray[np.int64]) -> NDArray[np.float64]:
+        gs = g[order]
+        codes, starts = _sorted_runs(gs)
+        pos = np.arange(n) - starts[codes]
+        gain = np.where(pos < k, v[order] / np.log2(pos + 2.0), 0.0)
+        return np.bincount(codes, weights=gain, minlength=int(codes[-1]) + 1)
+
+    # lexsort: last key is primary. Ranked: group, score desc, value asc (pessimistic ties).
+    dcg = _dcg(np.lexsort((v, -s, g)))
+    ideal = _dcg(np.lexsort((-v, g)))
+    usable = ideal > 0
+    if not usable.any():
+        return float("nan")
+    return float(np.mean(dcg[usable] / ideal[usable]))
+
+
+def rank_report(
+    labels: dict[str, ArrayLike],
+    probs: dict[str, ArrayLike],
+    group: ArrayLike,
+) -> dict[str, dict[str, float]]:
+    """Every pointwise and per-query metric, per task.
+
+    Args:
+        labels: task -> ``[N]`` binary labels; the report covers these tasks.
+        probs: task -> ``[N]`` predicted probabilities; must contain every task of ``labels``.
+        group: ``[N]`` query ids.
+
+    Returns:
+        task -> ``{auc, gauc, gauc_groups, gauc_skipped, logloss, calibration, ece,
+        positive_rate}``; ``auc`` is ``nan`` when the task has a single class.
+
+    Example:
+        >>> r = rank_report({"click": np.array([0, 1, 1, 0])},
+        ...                 {"click": np.array([0.2, 0.7, 0.6, 0.4])}, np.array([0, 0, 1, 1]))
+        >>> r["click"]["auc"], r["click"]["gauc"], r["click"]["positive_rate"]
+        (1.0, 1.0, 0.5)
+    """
+    missing = sorted(set(labels) - set(probs))
+    if missing:
+        raise ValueError(f"probs lack tasks {missing}; probs has {sorted(probs)}")
+    out: dict[str, dict[str, float]] = {}
+    for task, y_raw in labels.items():
+        y = _binary(y_raw, f"labels[{task!r}]")
+        p = probs[task]
+        n_pos = int(y.sum())
+        single_class = n_pos == 0 or n_pos == y.shape[0]
+        g = gauc(y, p, group)
+        out[task] = {
+            "auc": float("nan") if single_class else auc(y, p),
+            "gauc": g.value,
+            "gauc_groups": float(g.n_groups_used),
+            "gauc_skipped": float(g.n_groups_skipped),
+            "logloss": logloss(y, p),
+            "calibration": calibration(y, p),
+            "ece": ece(y, p),
+            "positive_rate": float(y.mean()),
+        }
+    return out

@@ -1,0 +1,477 @@
+"""Ranking samples and their multi-task labels (the Samples table).
+
+A *sample* is one (query, item) exposure at the query's time ``timestamp``; its label for a
+task is 1 when the same user performs one of the task's events on the same item within the
+task's window after the exposure. Two sources of exposures:
+
+* :func:`impression_samples`: every item of every logged impression slate (MIND, KuaiRand,
+  the simulator). Non-clicked exposures are the negatives: the log says the user saw them.
+* :func:`candidate_samples`: the recall stage's candidates for given queries (logs without
+  impressions: Taobao, MovieLens); candidates the user did not act on within the window are
+  the negatives.
+
+Both return the **Samples** table::
+
+    query_id (Int64), user_idx (Int32), item_idx (Int32), timestamp (Int64),
+    label_<task> (Float32) ... one per task, in config order, then passthrough columns
+    (impressions: session_id, position, scenario when present; candidates: source,
+    source_rank, recall_score, ... everything the candidates table carries)
+
+Attribution. With ``attribution="last"`` (default) an event is credited to the *latest*
+exposure of the same (user, item) at or before it, so an item shown unclicked at 10:00 and
+shown again and clicked at 10:05 gives one negative and one positive, not two positives.
+``"all"`` credits every exposure whose window contains the event.
+
+Every label is computed by one vectorised function, :func:`label_exposures` (sort +
+``searchsorted`` on a combined ``pair << 32 | time`` key; no loop over rows).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.vocab import Vocabulary
+
+logger = logging.getLogger(__name__)
+
+IMPRESSION = "impression"
+HOUR_S = 3600.0
+DAY_S = 86400.0
+_TS_SPAN = (1 << 32) - 1  # times are stored relative to the earliest one in 32 bits
+_PASSTHROUGH_IMPRESSION = ("session_id", "position", "scenario")
+KEY_COLUMNS = ("query_id", "user_idx", "item_idx", "timestamp")
+
+
+class TaskLabel(BaseModel):
+    """One binary task: 1 when one of ``events`` follows the exposure within ``window_s``.
+
+    The event must happen at ``t_sample <= ts <= t_sample + window_s`` (``None``: any time
+    later in the given log, so a short window can be compared to a long one).
+
+    Example:
+        >>> TaskLabel(events=("order",), window_s=86400).window_s
+        86400.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    events: tuple[str, ...] = Field(min_length=1, description="Events that make the label 1.")
+    window_s: float | None = Field(
+        HOUR_S, ge=0, description="Seconds after the exposure; None = the rest of the log."
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _no_impression(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        if IMPRESSION in events:
+            raise ValueError("'impression' cannot make a label 1: every exposure is one")
+        return events
+
+
+DEFAULT_TASKS: dict[str, TaskLabel] = {
+    "click": TaskLabel(events=("click",), window_s=HOUR_S),
+    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
+    "order": TaskLabel(events=("order",), window_s=DAY_S),
+}
+"""Click within 1 h; cart and order within 24 h of the exposure."""
+
+TASK_CATALOGUE: dict[str, TaskLabel] = {
+    "click": TaskLabel(events=("click",), window_s=HOUR_S),
+    "like": TaskLabel(events=("like",), window_s=DAY_S),
+    "follow": TaskLabel(events=("follow",), window_s=DAY_S),
+    "comment": TaskLabel(events=("comment",), window_s=DAY_S),
+    "forward": TaskLabel(events=("forward",), window_s=DAY_S),
+    "fav": TaskLabel(events=("fav",), window_s=DAY_S),
+    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
+    "order": TaskLabel(events=("order",), window_s=DAY_S),
+}
+"""Known binary tasks in funnel order (the exposure-level task first)."""
+
+
+def tasks_for_events(events_present: Iterable[str]) -> dict[str, TaskLabel]:
+    """The default tasks a log supports, exposure-level task first.
+
+    Known events (click, like, follow, comment, forward, fav, cart, order) get their
+    :data:`TASK_CATALOGUE` task. A log with none of them (ratings, watches) gets one task
+    ``"positive"`` over all its non-impression events, within 24 h.
+
+    Args:
+        events_present: event names in the log, e.g. ``log["event"].unique()``.
+
+    Returns:
+        Ordered ``{task: TaskLabel}`` for :class:`SampleConfig`.
+
+    Example:
+        >>> list(tasks_for_events(["impression", "order", "click", "fav"]))
+        ['click', 'fav', 'order']
+        >>> tasks_for_events(["rating"])["positive"].events
+        ('rating',)
+    """
+    present = set(events_present)
+    tasks = {name: task for name, task in TASK_CATALOGUE.items() if name in present}
+    if tasks:
+        return tasks
+    others = tuple(sorted(present - {IMPRESSION}))
+    if not others:
+        raise ValueError("the log has no event besides 'impression': no task can be labelled")
+    return {"positive": TaskLabel(events=others, window_s=DAY_S)}
+
+
+class SampleConfig(BaseModel):
+    """How ranking samples and their labels are built.
+
+    Example:
+        >>> cfg = SampleConfig(max_negatives_per_query=4)
+        >>> list(cfg.tasks), cfg.tasks["click"].window_s
+        (['click', 'cart', 'order'], 3600.0)
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    kind: Literal["samples"] = "samples"
+    source: Literal["auto", "impressions", "recall"] = Field(
+        "auto",
+        description="Exposures: logged impression slates or recall candidates; auto = "
+        "impressions when the log has impression events, else recall.",
+    )
+    tasks: dict[str, TaskLabel] = Field(
+        default_factory=lambda: dict(DEFAULT_TASKS),
+        description="Ordered tasks; the first is the exposure-level one (ESMM's CTR).",
+    )
+    attribution: Literal["last", "all"] = Field(
+        "last",
+        description="last: an event credits only the latest exposure of its (user, item) at "
+        "or before it; all: every exposure whose window contains it.",
+    )
+    max_negatives_per_query: int | None = Field(
+        None, ge=0, description="Keep at most this many all-zero-label samples per query."
+    )
+    seed: int = 0
+
+    @field_validator("tasks")
+    @classmethod
+    def _valid_tasks(cls, tasks: dict[str, TaskLabel]) -> dict[str, TaskLabel]:
+        if not tasks:
+            raise ValueError("at least one task is needed")
+        for name in tasks:
+            if not name.isidentifier():
+                raise ValueError(f"task name {name!r} must be an identifier (it names a column)")
+        return tasks
+
+    @property
+    def label_columns(self) -> tuple[str, ...]:
+        return tuple(f"label_{t}" for t in self.tasks)
+
+
+def _require(df: pl.DataFrame, columns: Iterable[str], table: str) -> None:
+    for col in columns:
+        if col not in df.columns:
+            raise ValueError(
+                f"{table}: missing column '{col}' (found {', '.join(df.columns) or 'none'})"
+            )
+
+
+def resolve_source(interactions: pl.DataFrame, config: SampleConfig) -> str:
+    """``"impressions"`` or ``"recall"``: ``config.source`` with ``"auto"`` resolved on the log.
+
+    Example:
+        >>> log = pl.DataFrame({"event": ["click"]})
+        >>> resolve_source(log, SampleConfig())
+        'recall'
+    """
+    if config.source != "auto":
+        return config.source
+    _require(interactions, ("event",), "interactions")
+    return "impressions" if (interactions["event"] == IMPRESSION).any() else "recall"
+
+
+def index_log(interactions: pl.DataFrame, data: Dataset) -> pl.DataFrame:
+    """Add ``user_idx``/``item_idx`` to a later log with ``data``'s vocabularies.
+
+    Ids the training data knows keep their index; ids new since then get fresh indices from
+    ``n_users``/``n_items`` on (one per id, in sorted order), so labels still match them and
+    :class:`~funnelrec.features.pit.PointInTimeFeatures` treats them as unknown (sparse id 0)
+    while still counting their events. Rows are returned in input order.
+
+    Args:
+        interactions: canonical interactions (``user_id``, ``item_id``, ...), e.g. the full log
+            of a temporal split (train + test period).
+        data: the training Dataset.
+
+    Returns:
+        ``interactions`` with ``user_idx`` and ``item_idx`` (Int32) replaced or added.
+
+    Example:
+        >>> train = Dataset.build(pl.DataFrame({"user_id": [1], "item_id": [5],
+        ...     "timestamp": [0], "event": ["click"], "value": [1.0]}))
+        >>> later = pl.DataFrame({"user_id": [1, 2], "item_id": [7, 5]})
+        >>> index_log(later, train).select("user_idx", "item_idx").rows()
+        [(0, 1), (1, 0)]
+    """
+    _require(interactions, ("user_id", "item_id"), "interactions")
+
+    def extended(vocab: Vocabulary, ids: pl.Series) -> NDArray[np.int32]:
+        new = ids.cast(vocab.dtype, strict=False).drop_nulls().unique().sort()
+        new = new.filter(~new.is_in(vocab.ids.implode()))
+        return Vocabulary(pl.concat([vocab.ids, new.rename("id")])).encode(ids)
+
+    return interactions.with_columns(
+        pl.Series("user_idx", extended(data.user_vocab, interactions["user_id"])),
+        pl.Series("item_idx", extended(data.item_vocab, interactions["item_id"])),
+    )
+
+
+def _pair_codes(user: NDArray[np.integer], item: NDArray[np.integer]) -> NDArray[np.int64]:
+    return (user.astype(np.int64) << 32) | item.astype(np.int64)
+
+
+def label_exposures(
+    exposures: pl.DataFrame,
+    events: pl.DataFrame,
+    tasks: Mapping[str, TaskLabel],
+    attribution: Literal["last", "all"] = "last",
+) -> dict[str, NDArray[np.float32]]:
+    """Labels of exposures from later events of the same (user, item): the one labeller.
+
+    Args:
+        exposures: ``[N]`` rows with ``user_idx``, ``item_idx``, ``timestamp``. All exposures
+            take part in attribution (label before subsampling negatives).
+        events: ``[E]`` rows with ``user_idx``, ``item_idx``, ``timestamp``, ``event``.
+        tasks: ``{task: TaskLabel}``.
+        attribution: ``"last"`` credits an event only to the latest exposure of its pair at or
+            before it; ``"all"`` to every exposure whose window holds it.
+
+    Returns:
+        ``{task: [N] float32 in {0, 1}}``. Rows with a negative user/item index never match.
+
+    Example:
+        >>> exp = pl.DataFrame({"user_idx": [0, 0], "item_idx": [1, 2], "timestamp": [10, 10]})
+        >>> ev = pl.DataFrame({"user_idx": [0], "item_idx": [2], "timestamp": [70],
+        ...     "event": ["click"]})
+        >>> label_exposures(exp, ev, {"click": TaskLabel(events=("click",), window_s=60)})
+        {'click': array([0., 1.], dtype=float32)}
+    """
+    _require(exposures, ("user_idx", "item_idx", "timestamp"), "exposures")
+    _require(events, ("user_idx", "item_idx", "timestamp", "event"), "events")
+    n = exposures.height
+    out = {name: np.zeros(n, dtype=np.float32) for name in tasks}
+    present = set(events["event"].unique().to_list()) if events.height else set()
+    for name, task in tasks.items():
+        if not present.intersection(task.events):
+            logger.warning(
+                "task %r: none of its events %s occur in the log; its labels are all 0",
+                name,
+                list(task.events),
+            )
+    if n == 0 or events.height == 0:
+        return out
+    s_user = exposures["user_idx"].to_numpy().astype(np.int64)
+    s_item = exposures["item_idx"].to_numpy().astype(np.int64)
+    s_ts = exposures["timestamp"].to_numpy().astype(np.int64)
+    valid = (s_user >= 0) & (s_item >= 0)
+    if not valid.all():
+        logger.warning(
+            "%d exposures have a negative user_idx/item_idx and get label 0 "
+            "(index the log with index_log to keep new ids)",
+            int((~valid).sum()),
+        )
+    if not valid.any():
+        return out
+    pairs = np.unique(_pair_codes(s_user[valid], s_item[valid]))
+    s_rank = np.full(n, -1, dtype=np.int64)
+    s_rank[valid] = np.searchsorted(pairs, _pair_codes(s_user[valid], s_item[valid]))
+
+    e_user = events["user_idx"].to_numpy().astype(np.int64)
+    e_item = events["item_idx"].to_numpy().astype(np.int64)
+    e_ts = events["timestamp"].to_numpy().astype(np.int64)
+    e_code = _pair_codes(e_user, e_item)
+    e_rank = np.minimum(np.searchsorted(pairs, e_code), pairs.shape[0] - 1)
+    t0 = int(s_ts[valid].min())
+    e_keep = (e_user >= 0) & (e_item >= 0) & (pairs[e_rank] == e_code) & (e_ts >= t0)
+    if not e_keep.any():
+        return out
+    span = max(int(s_ts[valid].max()), int(e_ts[e_keep].max())) - t0
+    if span >= _TS_SPAN:
+        raise ValueError(f"timestamps span {span} s, more than the 2**32 s this labeller handles")
+    rel = s_ts - t0
+    # Upper attribution bound (inclusive, relative time): the next exposure of the pair - 1.
+    bound = np.full(n, _TS_SPAN, dtype=np.int64)
+    if attribution == "last":
+        idx = np.flatnonzero(valid)
+        order = idx[np.lexsort((rel[idx], s_rank[idx]))]
+        same = s_rank[order[1:]] == s_rank[order[:-1]]
+        bound[order[:-1][same]] = rel[order[1:][same]] - 1
+    key = s_rank << 32
+    for name, task in tasks.items():
+        mask = e_keep & events["event"].is_in(list(task.events)).to_numpy()
+        if not mask.any():
+            continue
+        codes = np.sort((e_rank[mask] << 32) | (e_ts[mask] - t0))
+        hi = bound if task.window_s is None else np.minimum(bound, rel + int(task.window_s))
+        hi = np.minimum(hi, _TS_SPAN)
+        lo_i = np.searchsorted(codes, key | rel, side="left")
+        hi_i = np.searchsorted(codes, key | np.maximum(hi, 0), side="right")
+        hit = valid & (hi >= rel) & (hi_i > lo_i)
+        out[name] = hit.astype(np.float32)
+    return out
+
+
+def _subsample_negatives(
+    samples: pl.DataFrame, config: SampleConfig, rng: np.random.Generator
+) -> pl.DataFrame:
+    """Keep at most ``max_negatives_per_query`` all-zero samples per query (rows stay ordered)."""
+    k = config.max_negatives_per_query
+    if k is None or samples.height == 0:
+        return samples
+    labels = [pl.col(c) for c in config.label_columns]
+    negative = pl.sum_horizontal(labels) == 0
+    keyed = samples.with_columns(pl.Series("_r", rng.random(samples.height)), negative.alias("_n"))
+    keyed = keyed.with_columns(
+        pl.when("_n").then(pl.col("_r").rank("ordinal").over("query_id", "_n")).alias("_k")
+    )
+    kept = keyed.filter(~pl.col("_n") | (pl.col("_k") <= k)).drop("_r", "_n", "_k")
+    logger.info("kept %d of %d samples (negatives <= %d per query)", kept.height, samples.height, k)
+    return kept
+
+
+def _finish(
+    samples: pl.DataFrame,
+    labels: dict[str, NDArray[np.float32]],
+    passthrough: list[str],
+    config: SampleConfig,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
+    table = samples.select(
+        pl.col("query_id").cast(pl.Int64),
+        pl.col("user_idx").cast(pl.Int32),
+        pl.col("item_idx").cast(pl.Int32),
+        pl.col("timestamp").cast(pl.Int64),
+        *[pl.Series(f"label_{t}", v, dtype=pl.Float32) for t, v in labels.items()],
+        *passthrough,
+    )
+    table = _subsample_negatives(table, config, rng)
+    rates = {t: round(float(table[f"label_{t}"].mean() or 0.0), 5) for t in labels}
+    n_queries = table["query_id"].n_unique()
+    logger.info("%d samples in %d queries, label rates %s", table.height, n_queries, rates)
+    return table
+
+
+def impression_samples(
+    interactions: pl.DataFrame,
+    config: SampleConfig,
+    *,
+    rng: np.random.Generator | None = None,
+) -> pl.DataFrame:
+    """Samples from logged impression slates, labelled by the later events in the same log.
+
+    A slate (query) is the impressions sharing ``user_idx`` and ``timestamp`` (and
+    ``session_id`` when the log has one: MIND's impression id; the simulator's sessions hold
+    several slates at different times, each its own query). Every impressed item is a sample;
+    an item shown twice in one slate counts once. ``query_id`` numbers the slates
+    ``0..Q-1`` in (timestamp, user_idx, session_id) order.
+
+    Args:
+        interactions: ``[R]`` log with ``user_idx``, ``item_idx``, ``timestamp``, ``event``
+            (impressions plus the click/cart/order/... events that label them; MIND's clicks
+            share their impression's timestamp); optional ``session_id``, ``position``,
+            ``scenario`` are passed through.
+        config: tasks, attribution, negative subsampling.
+        rng: randomness for subsampling; default ``np.random.default_rng(config.seed)``.
+
+    Returns:
+        The Samples table ``[N]`` (see the module docstring), sorted by query_id then position.
+
+    Raises:
+        ValueError: a required column is missing or the log has no impression.
+
+    Example:
+        >>> log = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [1, 2, 2],
+        ...     "timestamp": [100, 100, 130], "event": ["impression", "impression", "click"]})
+        >>> s = impression_samples(log, SampleConfig(tasks={"click": TaskLabel(events=("click",))}))
+        >>> s.select("query_id", "item_idx", "label_click").rows()
+        [(0, 1, 0.0), (0, 2, 1.0)]
+    """
+    _require(interactions, ("user_idx", "item_idx", "timestamp", "event"), "interactions")
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    imp = interactions.filter(pl.col("event") == IMPRESSION)
+    if imp.height == 0:
+        raise ValueError(
+            "interactions: no 'impression' event; build samples from recall candidates "
+            "with candidate_samples (source='recall')"
+        )
+    passthrough = [c for c in _PASSTHROUGH_IMPRESSION if c in imp.columns]
+    slate = ["timestamp", "user_idx"] + (["session_id"] if "session_id" in imp.columns else [])
+    within = ["position"] if "position" in imp.columns else []
+    imp = (
+        imp.with_row_index("_row")
+        .sort([*slate, *within, "_row"])
+        .unique([*slate, "item_idx"], keep="first", maintain_order=True)
+        .with_columns(pl.struct(slate).rle_id().cast(pl.Int64).alias("query_id"))
+    )
+    labels = label_exposures(imp, interactions, config.tasks, config.attribution)
+    return _finish(imp, labels, passthrough, config, rng)
+
+
+def candidate_samples(
+    queries: pl.DataFrame,
+    candidates: pl.DataFrame,
+    future: pl.DataFrame,
+    config: SampleConfig,
+    *,
+    rng: np.random.Generator | None = None,
+) -> pl.DataFrame:
+    """Samples from recall candidates, labelled by the users' events after the query time.
+
+    Args:
+        queries: ``[Q]`` with ``query_id`` (unique), ``user_idx``, ``timestamp`` (as-of time).
+        candidates: ``[C]`` with ``query_id``, ``item_idx`` and any further columns (the
+            Candidates table: source, source_rank, recall_score, ...), all passed through.
+        future: interactions with ``user_idx``, ``item_idx``, ``timestamp``, ``event``; only
+            events at or after each query's time (within a task's window) count.
+        config: tasks, attribution, negative subsampling.
+        rng: randomness for subsampling; default ``np.random.default_rng(config.seed)``.
+
+    Returns:
+        The Samples table ``[N]``: one row per distinct (query, candidate item), in candidate
+        order within each query, queries in ``query_id`` order.
+
+    Raises:
+        ValueError: a required column is missing, ``query_id`` repeats in ``queries``, or a
+            candidate names a query that is not in ``queries``.
+
+    Example:
+        >>> q = pl.DataFrame({"query_id": [7], "user_idx": [0], "timestamp": [100]})
+        >>> c = pl.DataFrame({"query_id": [7, 7], "item_idx": [3, 4], "source_rank": [1, 2]})
+        >>> f = pl.DataFrame({"user_idx": [0], "item_idx": [4], "timestamp": [500],
+        ...     "event": ["order"]})
+        >>> candidate_samples(q, c, f, SampleConfig())["label_order"].to_list()
+        [0.0, 1.0]
+    """
+    _require(queries, ("query_id", "user_idx", "timestamp"), "queries")
+    _require(candidates, ("query_id", "item_idx"), "candidates")
+    _require(future, ("user_idx", "item_idx", "timestamp", "event"), "future")
+    rng = np.random.default_rng(config.seed) if rng is None else rng
+    if queries["query_id"].n_unique() != queries.height:
+        raise ValueError("queries: column 'query_id' has repeated values")
+    q = queries.select(
+        pl.col("query_id").cast(pl.Int64), "user_idx", pl.col("timestamp").cast(pl.Int64)
+    )
+    cand = candidates.drop([c for c in ("user_idx", "timestamp") if c in candidates.columns])
+    cand = cand.with_columns(pl.col("query_id").cast(pl.Int64)).with_row_index("_row")
+    samples = cand.join(q, on="query_id", how="left")
+    orphan = samples["user_idx"].is_null()
+    if orphan.any():
+        qid = samples.filter(orphan)["query_id"][0]
+        raise ValueError(f"candidates: query_id {qid} is not in queries")
+    samples = samples.sort("query_id", "_row").unique(
+        ["query_id", "item_idx"], keep="first", maintain_order=True
+    )
+    passthrough = [c for c in cand.columns if c not in (*KEY_COLUMNS, "_row")]
+    labels = label_exposures(samples, future, config.tasks, config.attribution)
+    return _finish(samples, labels, passthrough, config, rng)

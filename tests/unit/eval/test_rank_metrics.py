@@ -1,0 +1,238 @@
+"""Hand-computed checks of the ranking-model metrics, plus sklearn cross-checks."""
+
+import math
+
+import numpy as np
+import pytest
+from sklearn.metrics import log_loss, roc_auc_score
+
+from funnelrec.eval.rank_metrics import (
+    GAUCResult,
+    auc,
+    calibration,
+    ece,
+    gauc,
+    grouped_ndcg,
+    logloss,
+    rank_report,
+)
+
+# ---------------------------------------------------------------- auc
+
+
+def test_auc_perfect_and_reversed() -> None:
+    y = np.array([0, 0, 1, 1])
+    assert auc(y, np.array([0.1, 0.2, 0.3, 0.4])) == 1.0
+    assert auc(y, np.array([0.4, 0.3, 0.2, 0.1])) == 0.0
+
+
+def test_auc_ties_count_half() -> None:
+    # pairs (pos, neg): (.4,.1)=1 (.4,.4)=.5 (.8,.1)=1 (.8,.4)=1 -> 3.5 / 4
+    assert auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.4, 0.4, 0.8])) == 0.875
+    # all scores equal -> every pair is a tie
+    assert auc(np.array([0, 1, 1, 0, 1]), np.zeros(5)) == 0.5
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 500)
+    s = rng.integers(0, 7, 500).astype(float)  # heavy ties
+    assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+
+
+def test_auc_single_class_raises() -> None:
+    with pytest.raises(ValueError, match="both classes"):
+        auc(np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]))
+
+
+def test_auc_rejects_non_binary_and_nan() -> None:
+    with pytest.raises(ValueError, match="binary"):
+        auc(np.array([0, 2]), np.array([0.1, 0.2]))
+    with pytest.raises(ValueError, match="NaN"):
+        auc(np.array([0, 1]), np.array([0.1, np.nan]))
+
+
+# ---------------------------------------------------------------- gauc
+
+
+def test_gauc_hand_computed() -> None:
+    # group 1 (3 rows): positives .9, .2 beat negative .1 -> AUC 1
+    # group 2 (2 rows): positive .5 below negative .8 -> AUC 0
+    # group 3 (1 row): single class -> skipped
+    r = gauc(
+        np.array([0, 1, 1, 0, 1, 1]),
+        np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.3]),
+        np.array([1, 1, 1, 2, 2, 3]),
+    )
+    assert r == GAUCResult(pytest.approx(0.6), 2, 1)  # (3 * 1 + 2 * 0) / 5
+
+
+def test_gauc_order_of_rows_is_irrelevant() -> None:
+    y = np.array([0, 1, 1, 0, 1, 1])
+    s = np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.3])
+    g = np.array([1, 1, 1, 2, 2, 3])
+    perm = np.array([5, 3, 0, 4, 2, 1])
+    assert gauc(y[perm], s[perm], g[perm]).value == pytest.approx(gauc(y, s, g).value)
+
+
+def test_gauc_ties_within_group_only() -> None:
+    # Same score .5 in two groups must not be treated as tied across groups.
+    # group 0: pos .5 vs neg .5 -> .5 ; group 1: pos .5 vs neg .2 -> 1 ; sizes 2, 2
+    r = gauc(np.array([1, 0, 1, 0]), np.array([0.5, 0.5, 0.5, 0.2]), np.array([0, 0, 1, 1]))
+    assert r.value == pytest.approx(0.75)
+
+
+def test_gauc_custom_weights() -> None:
+    # same groups as the hand-computed case; weighting by clicks: group 1 has 2, group 2 has 1
+    y = np.array([0, 1, 1, 0, 1, 1])
+    r = gauc(y, np.array([0.1, 0.9, 0.2, 0.8, 0.5, 0.3]), np.array([1, 1, 1, 2, 2, 3]), y)
+    assert r.value == pytest.approx(2 / 3)
+
+
+def test_gauc_counts_skipped_groups() -> None:
+    y = np.array([1, 1, 0, 0, 1, 0, 1])
+    s = np.arange(7, dtype=float)
+    g = np.array([0, 0, 1, 1, 2, 2, 3])  # groups 0 (all pos), 1 (all neg), 3 (single) skipped
+    r = gauc(y, s, g)
+    assert (r.n_groups_used, r.n_groups_skipped) == (1, 3)
+    assert r.value == 0.0  # group 2: positive 4 below negative 5
+
+
+def test_gauc_all_skipped_is_nan() -> None:
+    r = gauc(np.array([1, 0]), np.array([0.3, 0.1]), np.array([0, 1]))
+    assert math.isnan(r.value)
+    assert (r.n_groups_used, r.n_groups_skipped) == (0, 2)
+
+
+def test_gauc_matches_sklearn_loop_random_with_ties() -> None:
+    rng = np.random.default_rng(7)
+    n = 3000
+    group = rng.integers(0, 200, n) * 13 - 500  # arbitrary, negative, unsorted ids
+    y = (rng.random(n) < 0.3).astype(np.float32)
+    s = np.round(rng.random(n) + 0.3 * y, 1)  # rounding creates many ties
+    r = gauc(y, s, group)
+
+    num = den = 0.0
+    used = skipped = 0
+    for q in np.unique(group):
+        m = group == q
+        if len(np.unique(y[m])) < 2:
+            skipped += 1
+            continue
+        used += 1
+        num += m.sum() * roc_auc_score(y[m], s[m])
+        den += m.sum()
+    assert (r.n_groups_used, r.n_groups_skipped) == (used, skipped)
+    assert skipped > 0
+    assert r.value == pytest.approx(num / den, abs=1e-12)
+
+
+# ---------------------------------------------------------------- logloss / calibration / ece
+
+
+def test_logloss_hand_computed() -> None:
+    # -(log .8 + log(1 - .4)) / 2
+    expected = -(math.log(0.8) + math.log(0.6)) / 2
+    assert logloss(np.array([1, 0]), np.array([0.8, 0.4])) == pytest.approx(expected)
+
+
+def test_logloss_clips_and_matches_sklearn() -> None:
+    assert logloss(np.array([1]), np.array([0.0]), eps=1e-3) == pytest.approx(-math.log(1e-3))
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 100)
+    p = rng.random(100)
+    assert logloss(y, p) == pytest.approx(log_loss(y, p), rel=1e-9)
+
+
+def test_calibration() -> None:
+    # mean p = .25, positive rate = .5
+    assert calibration(np.array([1, 0]), np.array([0.3, 0.2])) == pytest.approx(0.5)
+    assert math.isnan(calibration(np.array([0, 0]), np.array([0.3, 0.2])))
+
+
+def test_ece_hand_computed() -> None:
+    y = np.array([0, 1, 1, 0, 1])
+    p = np.array([0.05, 0.15, 0.55, 0.65, 1.0])
+    # 10 bins: b0 {.05|0} gap .05; b1 {.15|1} gap .85; b5 {.55|1} gap .45; b6 {.65|0} gap .65;
+    # b9 {1.0|1} gap 0 -> each bin holds 1 of 5 rows
+    assert ece(y, p) == pytest.approx((0.05 + 0.85 + 0.45 + 0.65 + 0.0) / 5)
+    # 1 bin: |mean p - mean y| = |.48 - .6|
+    assert ece(y, p, n_bins=1) == pytest.approx(0.12)
+
+
+def test_ece_perfectly_calibrated_bins_is_zero() -> None:
+    y = np.array([0, 1, 0, 0])
+    p = np.array([0.25, 0.25, 0.25, 0.25])
+    assert ece(y, p, n_bins=4) == pytest.approx(0.0)
+
+
+def test_probs_outside_unit_interval_rejected() -> None:
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ece(np.array([0, 1]), np.array([0.2, 1.2]))
+
+
+# ---------------------------------------------------------------- ndcg
+
+
+def test_grouped_ndcg_hand_computed() -> None:
+    value = np.array([1.0, 2.0, 0.0, 0.0, 3.0, 0.0, 0.0])
+    scores = np.array([0.9, 0.5, 0.1, 0.8, 0.2, 0.7, 0.3])
+    group = np.array([7, 7, 7, 2, 2, 4, 4])
+    # group 7 @2: ranked [1, 2] -> (1 + 2/log2 3) / (2 + 1/log2 3)
+    g7 = (1 + 2 / math.log2(3)) / (2 + 1 / math.log2(3))
+    # group 2 @2: ranked [0, 3] -> (3/log2 3) / 3
+    g2 = 1 / math.log2(3)
+    # group 4 has no value -> skipped
+    assert grouped_ndcg(value, scores, group, k=2) == pytest.approx((g7 + g2) / 2)
+    # k=1: group 7 -> 1/2, group 2 -> 0
+    assert grouped_ndcg(value, scores, group, k=1) == pytest.approx(0.25)
+
+
+def test_grouped_ndcg_ties_are_pessimistic() -> None:
+    # both items tied: worst order puts the valued item second
+    r = grouped_ndcg(np.array([0.0, 1.0]), np.array([0.5, 0.5]), np.array([0, 0]), k=2)
+    assert r == pytest.approx(1 / math.log2(3))
+    assert grouped_ndcg(np.array([1.0, 0.0]), np.array([0.5, 0.5]), np.array([0, 0]), 1) == 0.0
+
+
+def test_grouped_ndcg_perfect_and_no_value() -> None:
+    v = np.array([3.0, 1.0, 0.0])
+    assert grouped_ndcg(v, v, np.zeros(3, dtype=np.int64), k=3) == pytest.approx(1.0)
+    assert math.isnan(grouped_ndcg(np.zeros(3), v, np.zeros(3, dtype=np.int64), k=3))
+
+
+def test_grouped_ndcg_rejects_negative_value() -> None:
+    with pytest.raises(ValueError, match="non-negative"):
+        grouped_ndcg(np.array([-1.0]), np.array([0.1]), np.array([0]), 1)
+
+
+# ---------------------------------------------------------------- report
+
+
+def test_rank_report_keys_and_values() -> None:
+    labels = {"click": np.array([0, 1, 1, 0]), "order": np.array([0, 0, 0, 0])}
+    probs = {"click": np.array([0.2, 0.7, 0.6, 0.4]), "order": np.array([0.1, 0.1, 0.1, 0.1])}
+    r = rank_report(labels, probs, np.array([0, 0, 1, 1]))
+    assert set(r["click"]) == {
+        "auc",
+        "gauc",
+        "gauc_groups",
+        "gauc_skipped",
+        "logloss",
+        "calibration",
+        "ece",
+        "positive_rate",
+    }
+    assert r["click"]["auc"] == 1.0
+    assert r["click"]["gauc"] == 1.0
+    assert r["click"]["calibration"] == pytest.approx(0.475 / 0.5)
+    assert math.isnan(r["order"]["auc"])
+    assert math.isnan(r["order"]["gauc"])
+    assert r["order"]["gauc_skipped"] == 2.0
+    assert r["order"]["logloss"] == pytest.approx(-math.log(0.9))
+    assert r["order"]["positive_rate"] == 0.0
+
+
+def test_rank_report_missing_task() -> None:
+    with pytest.raises(ValueError, match="lack tasks"):
+        rank_report({"cart": np.array([0, 1])}, {"click": np.array([0.1, 0.2])}, np.array([0, 0]))
