@@ -48,6 +48,22 @@ def test_run_writes_metrics(run_dir: Path) -> None:
     assert (run_dir / "artifacts" / "manifest.json").is_file()
 
 
+def test_run_includes_the_ranking_stage(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    rank = metrics["rank"]
+    for task in ("click", "cart", "order"):
+        assert 0.0 <= rank[task]["auc"] <= 1.0
+        assert 0.0 <= rank[task]["gauc"] <= 1.0 or rank[task]["gauc"] != rank[task]["gauc"]
+        assert rank[task]["logloss"] > 0
+    for k in KS:
+        assert 0.0 <= rank["list"][f"ndcg@{k}"] <= 1.0
+        assert 0.0 <= rank["list"][f"recall_order_ndcg@{k}"] <= 1.0
+    assert "ranked" in metrics["recall"]
+    assert "fit.rank" in metrics["timings_s"]
+    assert (run_dir / "artifacts" / "rank" / "ranker.npz").is_file()
+    assert (run_dir / "diagnostics" / "diagnostics.jsonl").is_file()
+
+
 def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:
     data = tmp_path / "csv"
     data.mkdir()

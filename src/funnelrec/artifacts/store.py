@@ -7,6 +7,8 @@
     history.parquet      positives (user_idx, item_idx, timestamp): users' histories
     users.npz            user attribute codes + their vocabularies, category vocabulary
     channels/<name>.npz  each channel's state arrays (np.savez, loaded with allow_pickle=False)
+    rank/ranker.npz      the ranker's state (featurizer, model weights / booster texts, fusion)
+    rank/log.parquet     the interaction log its point-in-time features read
 
 Loading verifies every hash first and never executes code from the directory.
 """
@@ -26,6 +28,7 @@ from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import FunnelrecError
 from funnelrec.features.user_attributes import UserAttributeEncoder
 from funnelrec.pipeline.recommender import Recommender, UserContext
+from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.factory import retriever_from_state
 
 FORMAT_VERSION = 1
@@ -68,6 +71,13 @@ def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
         path = out_dir / "channels" / f"{name}.npz"
         np.savez(path, **channel.state())
         files.append(path)
+    if recommender.ranker is not None and recommender.rank_log is not None:
+        (out_dir / "rank").mkdir(exist_ok=True)
+        ranker_path = out_dir / "rank" / "ranker.npz"
+        np.savez(ranker_path, **recommender.ranker.state())
+        log_path = out_dir / "rank" / "log.parquet"
+        recommender.rank_log.write_parquet(log_path)
+        files += [ranker_path, log_path]
     manifest = {
         "format_version": FORMAT_VERSION,
         "funnelrec_version": __version__,
@@ -116,7 +126,7 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
             npz["codes"],
             Vocabulary(pl.Series("id", npz["categories"].tolist(), dtype=pl.String)),
         )
-    return Recommender(
+    recommender = Recommender(
         config,
         channels,
         Vocabulary.load(root / "vocab" / "users.parquet"),
@@ -124,3 +134,10 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
         pl.read_parquet(root / "history.parquet"),
         users,
     )
+    if "rank/ranker.npz" in files:
+        with np.load(root / "rank" / "ranker.npz", allow_pickle=False) as npz:
+            state = {key: npz[key] for key in npz.files}
+        recommender.attach_ranker(
+            Ranker.from_state(config.rank, state), pl.read_parquet(root / "rank" / "log.parquet")
+        )
+    return recommender

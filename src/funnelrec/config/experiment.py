@@ -1,4 +1,4 @@
-"""The experiment config: data, split, recall channels, merge, evaluation."""
+"""The experiment config: data, split, recall channels, merge, ranking, evaluation."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
+from funnelrec.rank.ranker import RankConfig
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
 from funnelrec.recall.content import ContentConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
@@ -37,8 +38,9 @@ class DataConfig(_Frozen):
 
 def _default_channels() -> dict[str, ChannelConfig]:
     # Users with history: ItemCF and the two-tower model, plus content similarity over fresh
-    # items (how brand-new items get recalled). Users without: onboarding tags, their demographic group, and
-    # recent popularity; the merge fills a short list from whichever channels have items.
+    # items (how brand-new items get recalled). Users without: onboarding tags, their
+    # demographic group, the two-tower user tower (attributes) and recent popularity; the
+    # merge fills a short list from whichever channels have items.
     return {
         "itemcf": ItemCFConfig(),
         "two_tower": TwoTowerConfig(),
@@ -100,4 +102,5 @@ class ExperimentConfig(_Frozen):
     data: DataConfig = DataConfig()
     split: SplitConfig = TemporalSplitConfig()
     recall: RecallConfig = RecallConfig()
+    rank: RankConfig = RankConfig()
     eval: EvalConfig = EvalConfig()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -15,7 +16,15 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
 from funnelrec.eval.metrics import catalogue_coverage, hit_matrix, novelty, ranking_metrics
+from funnelrec.eval.rank_stage import (
+    RankData,
+    build_rank_data,
+    candidate_rank_metrics,
+    fit_ranker,
+    impression_rank_metrics,
+)
 from funnelrec.pipeline.recommender import Recommender
+from funnelrec.rank.samples import index_log
 from funnelrec.recall.base import Queries
 from funnelrec.recall.merge import candidates_to_matrix
 
@@ -33,6 +42,7 @@ class EvalQueries:
     n_cold_users: int  # queries whose user has no history at query time
     mask_ptr: NDArray[np.int64] | None = None
     mask_idx: NDArray[np.int64] | None = None
+    user_ids: pl.Series | None = None  # external ids, rows aligned with the queries
 
 
 @dataclass(frozen=True)
@@ -116,7 +126,9 @@ def build_eval_queries(
         np.cumsum(counts, out=mask_ptr[1:])
         mask_idx = per_query["item_idx"].to_numpy()
     n_without_history = int((queries.history_len == 0).sum())
-    return EvalQueries(queries, truth_ptr, truth_idx, n_without_history, mask_ptr, mask_idx)
+    return EvalQueries(
+        queries, truth_ptr, truth_idx, n_without_history, mask_ptr, mask_idx, per_user["user_id"]
+    )
 
 
 def _mask_rows(
@@ -151,14 +163,18 @@ def evaluate_recall(
     train: Dataset,
     config: ExperimentConfig,
     progress: ProgressFn | None = None,
+    scored_parts: list[pl.DataFrame] | None = None,
 ) -> tuple[dict[str, dict[str, float]], dict[str, float], dict[str, NDArray[np.int32]]]:
-    """Per-channel and merged metrics at every K, summed stage timings, and the lists."""
+    """Per-channel, merged (and ranked, with a ranker) metrics at every K, summed stage
+    timings, and the lists. With a ranker, each batch's Scores table is appended to
+    ``scored_parts`` when given."""
     ks = tuple(sorted(config.eval.ks))
     k_max = ks[-1]
     queries = eval_queries.queries
     n = len(queries)
     names = list(recommender.channels)
-    recs = {name: np.full((n, k_max), -1, dtype=np.int32) for name in [*names, "merged"]}
+    lists_out = [*names, "merged"] + (["ranked"] if recommender.ranker is not None else [])
+    recs = {name: np.full((n, k_max), -1, dtype=np.int32) for name in lists_out}
     timings: dict[str, float] = {}
     for start in range(0, n, config.eval.batch_size):
         rows = np.arange(start, min(start + config.eval.batch_size, n))
@@ -170,6 +186,14 @@ def evaluate_recall(
         lists["merged"] = candidates_to_matrix(
             rec.candidates, batch.query_id, recommender.config.recall.merge.k
         )
+        if rec.scored is not None:
+            lists["ranked"] = candidates_to_matrix(
+                rec.scored, batch.query_id, recommender.ranker.config.score_k, rank_column="rank"
+            )
+            if scored_parts is not None:
+                keep = ["query_id", "item_idx", "merged_rank", "rank", "score"]
+                keep += [c for c in rec.scored.columns if c.startswith("p_")]
+                scored_parts.append(rec.scored.select(keep))
         for name, matrix in lists.items():
             if eval_queries.mask_ptr is not None:
                 matrix = drop_masked(matrix, *_mask_rows(eval_queries, rows))
@@ -248,8 +272,11 @@ def run_experiment(
     users: pl.DataFrame | None,
     config: ExperimentConfig,
     progress: ProgressFn | None = None,
+    work_dir: Path | None = None,
 ) -> ExperimentResult:
-    """Split, fit on the training side, evaluate; returns the fitted recommender and metrics."""
+    """Split, fit on the training side, evaluate; returns the fitted recommender and metrics.
+
+    ``work_dir`` receives run by-products (the ranker's training-health diagnostics)."""
     rng = np.random.default_rng(config.seed)
     timings: dict[str, float] = {}
     start = time.perf_counter()
@@ -275,10 +302,26 @@ def run_experiment(
         start = time.perf_counter()
         n_new_items = recommender.ingest_items(items).shape[0]
         timings["ingest_new_items"] = time.perf_counter() - start
+    rank_data = None
+    if config.rank.enabled:
+        if progress is not None:
+            progress("rank.fit", 0, 1)
+        start = time.perf_counter()
+        rank_data = build_rank_data(train, config, rng)
+        timings["rank.samples"] = time.perf_counter() - start
+        health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
+        ranker, rank_timings = fit_ranker(rank_data, train, config, health_dir)
+        timings.update(rank_timings)
+        recommender.attach_ranker(ranker, train.interactions)
+        if progress is not None:
+            progress("rank.fit", 1, 1)
     start = time.perf_counter()
     eval_queries = build_eval_queries(split, train, config, rng, recommender, users)
     timings["build_queries"] = time.perf_counter() - start
-    recall, eval_timings, recs = evaluate_recall(recommender, eval_queries, train, config, progress)
+    scored_parts: list[pl.DataFrame] = []
+    recall, eval_timings, recs = evaluate_recall(
+        recommender, eval_queries, train, config, progress, scored_parts
+    )
     timings.update(eval_timings)
     slices = slice_metrics(recs, eval_queries, train.n_items, tuple(sorted(config.eval.ks)))
     metrics = {
@@ -300,4 +343,77 @@ def run_experiment(
         },
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }
+    if rank_data is not None and recommender.ranker is not None:
+        start = time.perf_counter()
+        metrics["rank"] = rank_metrics(
+            recommender, rank_data, eval_queries, scored_parts, interactions, train, split, config
+        )
+        metrics["timings_s"]["rank.evaluate"] = round(time.perf_counter() - start, 4)
     return ExperimentResult(recommender, train, metrics)
+
+
+def rank_metrics(
+    recommender: Recommender,
+    rank_data: RankData,
+    eval_queries: EvalQueries,
+    scored_parts: list[pl.DataFrame],
+    interactions: pl.DataFrame,
+    train: Dataset,
+    split: Split,
+    config: ExperimentConfig,
+) -> dict:
+    """metrics.json ``rank``: per task (AUC, GAUC, LogLoss, calibration) on test exposures,
+    the ranked list's NDCG@K against the recall order, and how the ranker was trained.
+
+    Test exposures are the logged impression slates after the cutoff when the ranker was
+    trained on impressions, otherwise the eval queries' candidates (labelled by each user's
+    test-period events)."""
+    ranker = recommender.ranker
+    assert ranker is not None
+    full = index_log(interactions, train)
+    # Candidates carry the recommender's catalogue ids (training items + ingested ones).
+    future = full.filter(pl.col("timestamp") >= split.as_of).with_columns(
+        pl.Series(
+            "item_idx",
+            recommender.item_vocab.encode(
+                full.filter(pl.col("timestamp") >= split.as_of)["item_id"]
+            ),
+        )
+    )
+    users = full.select("user_id", "user_idx").unique("user_id")
+    request = (
+        pl.DataFrame(
+            {
+                "query_id": eval_queries.queries.query_id,
+                "user_id": eval_queries.user_ids,
+                "timestamp": eval_queries.queries.timestamp,
+            }
+        )
+        .join(users, on="user_id", how="left", maintain_order="left")
+        .select("query_id", "user_idx", "timestamp")
+    )
+    scored = pl.concat(scored_parts) if scored_parts else pl.DataFrame()
+    on_candidates = candidate_rank_metrics(
+        ranker, rank_data, scored, request, future, tuple(sorted(config.eval.ks))
+    )
+    out: dict = {}
+    rng = np.random.default_rng(config.seed)
+    on_impressions = (
+        impression_rank_metrics(ranker, rank_data, full, split.as_of, rng)
+        if rank_data.source == "impressions"
+        else {}
+    )
+    headline = on_impressions or on_candidates
+    out.update(headline.get("tasks", {}))
+    out["evaluated_on"] = "test impressions" if on_impressions else "test-user candidates"
+    out["n_samples"] = headline.get("n_samples", 0)
+    out["n_queries"] = headline.get("n_queries", 0)
+    out["list"] = on_candidates.get("list", {})
+    out["candidates"] = on_candidates.get("tasks", {})
+    out["model"] = ranker.config.model.kind
+    out["training"] = {
+        **rank_data.info,
+        **{k: v for k, v in ranker.stats.items() if k != "history"},
+        "epochs_detail": ranker.stats.get("history", []),
+    }
+    return out

@@ -21,7 +21,9 @@ def run_tables(
     """Evaluate ``config`` on ``tables``; write metrics.json and artifacts/ under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result = run_experiment(tables.interactions, tables.items, tables.users, config, progress)
+    result = run_experiment(
+        tables.interactions, tables.items, tables.users, config, progress, work_dir=out_dir
+    )
     metrics = result.metrics
     metrics["data"]["dropped_rows"] = {
         f"{r.table}:{reason}": count for r in tables.reports for reason, count in r.dropped.items()

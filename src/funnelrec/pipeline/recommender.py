@@ -21,6 +21,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import MissingInputError
 from funnelrec.features.user_attributes import UserAttributeEncoder
+from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.factory import build_retriever
 from funnelrec.recall.merge import merge_channels
@@ -37,12 +38,15 @@ class Recommendation:
         candidates: the merged Candidates table (all merged candidates, not only the top k).
         channels: per-channel results, rows aligned with the queries.
         timings_s: wall time per stage for this call.
+        scored: with a ranker, the Scores table of the ranked candidates (``query_id,
+            item_idx, source, merged_rank, ..., p_<task>, score, rank``); else None.
     """
 
     ranked: pl.DataFrame
     candidates: pl.DataFrame
     channels: dict[str, ChannelResult]
     timings_s: dict[str, float]
+    scored: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class Recommender:
         self.history = history.select("user_idx", "item_idx", "timestamp")
         self.users = users
         self.skipped: dict[str, str] = {}
+        self.ranker: Ranker | None = None
+        self.rank_log: pl.DataFrame | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
         merge = config.recall.merge
         self.merge_config = merge.model_copy(
@@ -191,18 +197,74 @@ class Recommender:
             timings[f"recall.{name}"] = time.perf_counter() - start
         return results, timings
 
+    def attach_ranker(self, ranker: Ranker, log: pl.DataFrame) -> None:
+        """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
+        item_idx, timestamp, event``), point in time."""
+        self.ranker = ranker
+        self.rank_log = log.select("user_idx", "item_idx", "timestamp", "event")
+
     def recommend(self, queries: Queries, k: int) -> Recommendation:
-        """Top-k per query through the funnel (recall -> merge so far)."""
+        """Top-k per query through the funnel: recall -> merge -> rank (when a ranker is
+        attached; the ranked list is the ranker's top ``k`` of the first
+        ``max(rank.score_k, k)`` merged candidates)."""
         results, timings = self.retrieve(queries)
         start = time.perf_counter()
         candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
         timings["merge"] = time.perf_counter() - start
-        top = candidates.filter(pl.col("merged_rank") <= k)
+        scored = None
+        if self.ranker is None:
+            top = candidates.filter(pl.col("merged_rank") <= k)
+            rank_col, score_col = pl.col("merged_rank"), pl.col("recall_score")
+        else:
+            start = time.perf_counter()
+            scored = self._rank(queries, candidates, k)
+            timings["rank"] = time.perf_counter() - start
+            top = scored.filter(pl.col("rank") <= k)
+            rank_col, score_col = pl.col("rank"), pl.col("score")
         ranked = top.select(
             "query_id",
             pl.Series("item_id", self.item_vocab.decode(top["item_idx"].to_numpy())),
-            pl.col("merged_rank").alias("rank"),
-            pl.col("recall_score").alias("score"),
+            rank_col.alias("rank"),
+            score_col.alias("score"),
             "source",
         )
-        return Recommendation(ranked, candidates, results, timings)
+        return Recommendation(ranked, candidates, results, timings, scored)
+
+    def _rank(self, queries: Queries, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
+        """Score the candidates the ranker can judge and order them by score; the others keep
+        their recall position.
+
+        The ranker's features are behavioural, so for a user with no history it would only
+        re-sort by item statistics and throw away what the cold-start channels know (tags,
+        demographics), and it has never seen items published after training. Measured on
+        the simulator demo, ranking those cut cold-user Recall@10 from 0.059 to 0.029 and
+        cold-item Recall@50 from 0.129 to 0: they keep the merge order, and the scored items
+        fill the remaining slots in score order.
+        """
+        assert self.ranker is not None and self.rank_log is not None
+        request = pl.DataFrame(
+            {
+                "query_id": queries.query_id,
+                "user_idx": queries.user_idx.astype(np.int32),
+                "timestamp": queries.timestamp.astype(np.int64),
+                "_warm": queries.history_len > 0,
+            }
+        )
+        # Score rank.score_k candidates, or more when the caller asks for more.
+        depth = max(self.ranker.config.score_k, k)
+        pool = candidates.filter(pl.col("merged_rank") <= depth).join(
+            request, on="query_id", how="left"
+        )
+        judged = pl.col("_warm") & (pl.col("item_idx") < self.ranker.known_items)
+        scored = self.ranker.score(pool.filter(judged).drop("_warm"), self.rank_log)
+        held = pool.filter(~judged).drop("_warm")
+        held = held.with_columns(
+            *[pl.lit(None, dtype=pl.Float32).alias(f"p_{t}") for t in self.ranker.tasks],
+            pl.lit(None, dtype=pl.Float32).alias("score"),
+            pl.col("merged_rank").alias("rank"),
+        )
+        # The scored items take the slots the held ones leave free, best score first.
+        scored = scored.sort(
+            ["query_id", "score", "merged_rank"], descending=[False, True, False]
+        ).with_columns(pl.col("merged_rank").sort().over("query_id").alias("rank"))
+        return pl.concat([scored, held.select(scored.columns)]).sort("query_id", "rank")

@@ -182,13 +182,16 @@ def merge_channels(
     )
 
 
-def candidates_to_matrix(candidates: pl.DataFrame, query_id: np.ndarray, k: int) -> np.ndarray:
-    """Candidates -> ``[B, k]`` item_idx matrix in merged order (-1 padding), rows = query_id."""
+def candidates_to_matrix(
+    candidates: pl.DataFrame, query_id: np.ndarray, k: int, rank_column: str = "merged_rank"
+) -> np.ndarray:
+    """Candidates -> ``[B, k]`` item_idx matrix in ``rank_column`` order (1-based; -1
+    padding), rows = query_id."""
     row_of = {int(q): r for r, q in enumerate(np.asarray(query_id))}
     out = np.full((len(row_of), k), -1, dtype=np.int32)
     if candidates.height == 0:
         return out
-    top = candidates.filter(pl.col("merged_rank") <= k)
+    top = candidates.filter(pl.col(rank_column) <= k)
     rows = top["query_id"].replace_strict(row_of, return_dtype=pl.Int64).to_numpy()
-    out[rows, top["merged_rank"].to_numpy() - 1] = top["item_idx"].to_numpy()
+    out[rows, top[rank_column].to_numpy() - 1] = top["item_idx"].to_numpy()
     return out

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
 from funnelrec.artifacts import load_recommender, save_recommender
@@ -41,3 +42,44 @@ def test_tampered_file_refused(saved) -> None:
 def test_not_an_artifact_dir(tmp_path: Path) -> None:
     with pytest.raises(FunnelrecError, match="no manifest"):
         load_recommender(tmp_path)
+
+
+def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
+    from funnelrec.data.simulator import SimulatorConfig, simulate
+    from funnelrec.eval.protocol import run_experiment
+
+    sim = simulate(SimulatorConfig.for_interactions(30_000, seed=1))
+    config = load_config(
+        overrides=[
+            "recall.channels.two_tower.train.epochs=1",
+            "rank.model.kind=deepfm",
+            "rank.train.epochs=1",
+            "rank.max_train_samples=20000",
+            "rank.fusion_trials=3",
+        ]
+    )
+    result = run_experiment(sim.interactions, sim.items, sim.users, config)
+    rec = result.recommender
+    assert rec.ranker is not None
+    save_recommender(rec, tmp_path / "art")
+    loaded = load_recommender(tmp_path / "art")
+    assert loaded.ranker is not None
+    users = rec.user_vocab.ids.head(30)
+    as_of = int(rec.history["timestamp"].max()) + 1
+    a = rec.recommend(rec.queries(users, as_of), k=10)
+    b = loaded.recommend(loaded.queries(users, as_of), k=10)
+    assert a.ranked.equals(b.ranked)
+    # The ranked list is the ranker's order (scored items by score; items it cannot judge
+    # keep their recall position).
+    assert a.scored is not None
+    top = a.scored.filter(pl.col("score").is_not_null()).sort("query_id", "rank")
+    assert top.height > 0
+    ordered = top.group_by("query_id", maintain_order=True).agg(
+        pl.col("score").is_sorted(descending=True)
+    )
+    assert ordered["score"].all()
+    # A user with no history keeps the recall order (the ranker has nothing to judge them by).
+    cold = rec.recommend(rec.queries(pl.Series(["nobody"]), as_of), k=10)
+    merged = cold.candidates.filter(pl.col("merged_rank") <= 10)["item_idx"].to_list()
+    assert cold.scored is not None
+    assert cold.scored.filter(pl.col("rank") <= 10)["item_idx"].to_list() == merged
