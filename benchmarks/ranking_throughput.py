@@ -45,7 +45,6 @@ from funnelrec.rank.models import (
     DeepFMConfig,
     DINConfig,
     MMoEConfig,
-    RankModelConfig,
     build_rank_model,
 )
 from funnelrec.rank.modules.mlp import MLPConfig
@@ -271,30 +270,30 @@ def compare(
     return result
 
 
-def build(config: RankModelConfig, spec: FeatureSpec) -> nn.Module:
-    return build_rank_model(config, spec)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch", type=int, default=2048)
     parser.add_argument(
         "--steps", type=int, default=20, help="timed train steps per side (inference: 3x)"
     )
-    parser.add_argument("--models", nargs="+", default=["mmoe", "deepfm", "din"])
+    parser.add_argument("--models", nargs="+", default=list(YARDSTICKS), choices=list(YARDSTICKS))
     args = parser.parse_args()
     torch.manual_seed(0)
     deep = MLPConfig(hidden=DEEP)
     one, two = make_spec(("click",)), make_spec(("click", "buy"))
     cases = {
         "mmoe": (
-            build(MMoEConfig(embed_dim=EMBED_DIM, n_experts=8, expert=deep), two),
+            build_rank_model(MMoEConfig(embed_dim=EMBED_DIM, n_experts=8, expert=deep), two),
             RefMMoE(two, 8, DEEP),
             two,
         ),
-        "deepfm": (build(DeepFMConfig(embed_dim=EMBED_DIM, deep=deep), one), RefDeepFM(one), one),
+        "deepfm": (
+            build_rank_model(DeepFMConfig(embed_dim=EMBED_DIM, deep=deep), one),
+            RefDeepFM(one),
+            one,
+        ),
         "din": (
-            build(
+            build_rank_model(
                 DINConfig(embed_dim=EMBED_DIM, deep=deep, attention=MLPConfig(hidden=(64, 32))),
                 one,
             ),

@@ -17,6 +17,7 @@ from funnelrec.rank.models import (
     DeepFMConfig,
     DINConfig,
     ESMMConfig,
+    FlatInput,
     MMoE,
     MMoEConfig,
     PLEConfig,
@@ -192,6 +193,20 @@ def test_field_embedding_rejects_codes_outside_their_field() -> None:
         emb.lookup_fields(torch.tensor([[2, 5]]), (0, 1))
 
 
+def test_forward_with_equals_separate_lookups() -> None:
+    emb = FieldEmbedding((3, 5, 2), dim=4)
+    codes = torch.tensor([[0, 4, 1], [2, 0, 0]])
+    extra = torch.tensor([[[4, 1], [0, 0], [3, 1]]] * 2)  # [2, 3, K=2] of fields (1, 2)
+    fields, rows = emb.forward_with(codes, extra, (1, 2))
+    torch.testing.assert_close(fields, emb(codes))
+    torch.testing.assert_close(rows, emb.lookup_fields(extra, (1, 2)))
+    (fields.sum() + 2 * rows.sum()).backward()
+    together = emb.table.weight.grad.clone()
+    emb.table.weight.grad = None
+    (emb(codes).sum() + 2 * emb.lookup_fields(extra, (1, 2)).sum()).backward()
+    torch.testing.assert_close(together, emb.table.weight.grad)
+
+
 def test_gather_rows_gradient_equals_nn_embedding() -> None:
     weight = torch.randn(13, 3, dtype=torch.float64, requires_grad=True)
     index = torch.randint(0, 13, (6, 9))  # many duplicates
@@ -239,20 +254,39 @@ def test_mlp_initialises_for_its_activation() -> None:
 
 @pytest.mark.parametrize("shared_input", [True, False])
 def test_expert_bank_equals_a_loop_over_members(shared_input: bool) -> None:
-    bank = ExpertBank(6, 3, MLPConfig(hidden=(5, 4), activation="tanh"), out_dim=2)
+    bank = ExpertBank(6, 3, MLPConfig(hidden=(5, 4), activation="tanh"), out_dim=2).double()
     x = torch.randn(7, 6) if shared_input else torch.randn(3, 7, 6)
+    x = x.double().requires_grad_()
     out = bank(x)
     assert out.shape == (3, 7, 2)
     layers = [m for m in bank.layers if hasattr(m, "weight")]
+    loop = []
     for n in range(3):
         h = x if shared_input else x[n]
         for i, layer in enumerate(layers):
             h = h @ layer.weight[n] + layer.bias[n]
             if i < len(layers) - 1:
                 h = torch.tanh(h)
-        torch.testing.assert_close(out[n], h)
+        loop.append(h)
+    expected = torch.stack(loop)
+    torch.testing.assert_close(out, expected)
+    # gradients (the shared-input layer has its own backward) match autograd's loop
+    grad = torch.randn_like(out)
+    params = [x, *bank.parameters()]
+    ours = torch.autograd.grad(out, params, grad)
+    theirs = torch.autograd.grad(expected, params, grad)
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
     with pytest.raises(ValueError):
-        bank(torch.randn(2, 7, 6))
+        bank(torch.randn(2, 7, 6).double())
+
+
+def test_expert_bank_batch_norm_and_dropout_run() -> None:
+    bank = ExpertBank(6, 3, MLPConfig(hidden=(5,), batch_norm=True, dropout=0.2), out_dim=1)
+    out = bank(torch.randn(9, 6))
+    assert out.shape == (3, 9, 1)
+    out.sum().backward()
+    assert all(p.grad is not None for p in bank.parameters())
 
 
 def test_mix_and_masked_softmax() -> None:
@@ -268,14 +302,15 @@ def test_mix_and_masked_softmax() -> None:
 
 def naive_din_unit(att: TargetAttention, q: Tensor, k: Tensor, mask: Tensor) -> Tensor:
     qe = q.unsqueeze(1).expand_as(k)
-    h = att.first(torch.cat([qe, k, qe - k, qe * k], dim=-1))
+    h = att.post(att.first(torch.cat([qe, k, qe - k, qe * k], dim=-1)))
     b, length, _ = k.shape
-    h = att.rest(att.post(h.reshape(b * length, -1)))
+    h = att.rest(h.reshape(b * length, -1))
     return att.out(h).view(b, length) * mask
 
 
-def test_target_attention_factorisation_equals_the_concat_unit() -> None:
-    att = TargetAttention(6, MLPConfig(hidden=(8, 4)))
+@pytest.mark.parametrize("batch_norm", [False, True])
+def test_target_attention_factorisation_equals_the_concat_unit(batch_norm: bool) -> None:
+    att = TargetAttention(6, MLPConfig(hidden=(8, 4), batch_norm=batch_norm))
     q, k = torch.randn(5, 6), torch.randn(5, 7, 6)
     mask = torch.rand(5, 7) < 0.6
     torch.testing.assert_close(att.scores(q, k, mask), naive_din_unit(att, q, k, mask))
@@ -316,6 +351,23 @@ def test_cross_layer_formula(low_rank: int | None) -> None:
         assert layer.down is not None
         w = layer.up.weight @ layer.down.weight
     torch.testing.assert_close(layer(x0, x), x0 * (x @ w.t() + layer.up.bias) + x)
+
+
+def test_flat_input_mean_pools_the_real_behaviours() -> None:
+    layer = FlatInput(SPEC, 4, sequence_pooling="mean")
+    batch = random_batch(SPEC, n=8)
+    batch["seq_item"][0] = torch.tensor([3, 5, 0, 0, 0, 0])
+    batch["seq_category"][0] = torch.tensor([1, 2, 0, 0, 0, 0])
+    batch["seq_item"][1] = 0
+    fields, flat = layer(batch)
+    emb = layer.embedding
+    n_fields = SPEC.n_sparse * 4
+    torch.testing.assert_close(flat[:, :n_fields], fields.flatten(1))
+    item = (emb.lookup(1, torch.tensor(3)) + emb.lookup(1, torch.tensor(5))) / 2
+    category = (emb.lookup(2, torch.tensor(1)) + emb.lookup(2, torch.tensor(2))) / 2
+    torch.testing.assert_close(flat[0, n_fields : n_fields + 8], torch.cat([item, category]))
+    torch.testing.assert_close(flat[1, n_fields : n_fields + 8], torch.zeros(8))
+    torch.testing.assert_close(flat[:, n_fields + 8 :], batch["dense"])
 
 
 # --------------------------------------------------------------------------- DIN

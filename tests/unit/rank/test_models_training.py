@@ -9,6 +9,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from funnelrec.rank.models import (
+    ESMM,
     DCNv2Config,
     DeepFMConfig,
     DINConfig,
@@ -129,6 +130,21 @@ def test_model_learns_planted_signal(name: str) -> None:
     floor = 0.85 if problem == "sequence" else 0.8
     assert auc["click"] > floor, auc
     assert auc["buy"] > floor - 0.05, auc
+
+
+def test_esmm_conditional_tower_learns_cvr_on_the_entire_space() -> None:
+    """ESMM never sees a CVR label: p(buy | click) is learned only through pCTCVR on all
+    exposures. On clicked test samples its conditional logit must rank conversions."""
+    data, test = planted(4000, seed=1), planted(4000, seed=2)
+    model = build_rank_model(ESMMConfig(embed_dim=8, tower=SMALL), SPEC)
+    loss = MultiTaskLoss(MultiTaskLossConfig(tasks=SPEC.tasks))
+    train(model, loss, batches(data, 256), TrainLoopConfig(epochs=6, lr=5e-3))
+    clicked = test["label_click"] > 0
+    assert isinstance(model, ESMM)
+    with torch.no_grad():
+        cvr = model.conditional_logits(test)["buy"][clicked]
+    auc = roc_auc_score(test["label_buy"][clicked].numpy(), cvr.numpy())
+    assert auc > 0.75
 
 
 def test_uncertainty_weighting_trains_log_vars() -> None:

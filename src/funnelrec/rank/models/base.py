@@ -106,29 +106,32 @@ class FlatInput(nn.Module):
         Returns:
             ``fields [B, F, E]`` and ``flat [B, F * E (+ 2E) + D]``.
         """
-        fields = self.embedding(batch["sparse"])
-        parts = [fields.flatten(1)]
         if self.pool:
-            parts.append(self.pooled_sequence(batch))
+            spec = self.spec
+            codes = torch.stack([batch["seq_item"], batch["seq_category"]], dim=-1)  # [B, L, 2]
+            fields, keys = self.embedding.forward_with(
+                batch["sparse"], codes, (spec.item_field, spec.category_field)
+            )
+            parts = [fields.flatten(1), mean_pool(keys.flatten(-2), batch["seq_item"])]
+        else:
+            fields = self.embedding(batch["sparse"])
+            parts = [fields.flatten(1)]
         if self.spec.n_dense:
             parts.append(batch["dense"].to(fields.dtype))
         flat = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
         return fields, flat
 
-    def pooled_sequence(self, batch: Batch) -> Tensor:
-        """Mean of the real behaviours' ``[item, category]`` embeddings ``[B, 2E]`` (zero for an
-        empty history)."""
-        seq_item = batch["seq_item"]
-        mask = sequence_mask(seq_item).to(self.embedding.table.weight.dtype)
-        keys = torch.cat(
-            [
-                self.embedding.lookup(self.spec.item_field, seq_item),
-                self.embedding.lookup(self.spec.category_field, batch["seq_category"]),
-            ],
-            dim=-1,
-        )  # [B, L, 2E]
-        total = torch.bmm(mask.unsqueeze(1), keys).squeeze(1)
-        return total / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
+
+def mean_pool(keys: Tensor, seq_item: Tensor) -> Tensor:
+    """Mean of the real behaviours ``[B, L, D]`` -> ``[B, D]`` (zero for an empty history).
+
+    Args:
+        keys: ``[B, L, D]`` behaviour embeddings.
+        seq_item: ``[B, L]`` (0 = padding).
+    """
+    mask = sequence_mask(seq_item).to(keys.dtype)
+    total = torch.bmm(mask.unsqueeze(1), keys).squeeze(1)
+    return total / mask.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
 class RankModel(nn.Module):

@@ -74,21 +74,22 @@ class DIN(RankModel):
             self.deep = MLP(self.in_dim, config.deep)
             self.head = linear(self.deep.out_dim, len(self.tasks), "linear")
 
-    def interest(self, batch: Batch, fields: Tensor) -> Tensor:
-        """The attention-pooled behaviours ``[B, 2E]``.
+    def embed(self, batch: Batch) -> tuple[Tensor, Tensor, Tensor]:
+        """Field embeddings, candidate and behaviours, from one gather of the shared table.
 
         Args:
-            batch: ``seq_item``, ``seq_category`` ``[B, L]``.
-            fields: ``[B, F, E]`` the field embeddings of the same batch.
+            batch: ``sparse [B, F]``, ``seq_item`` / ``seq_category`` ``[B, L]``.
+
+        Returns:
+            ``fields [B, F, E]``, ``query [B, 2E]`` (candidate ``[item, category]``) and
+            ``keys [B, L, 2E]`` (behaviours ``[item, category]``).
         """
         spec = self.spec
-        b = fields.shape[0]
-        query = fields[:, [spec.item_field, spec.category_field]].reshape(b, -1)  # [B, 2E]
-        seq_item = batch["seq_item"]
-        codes = torch.stack([seq_item, batch["seq_category"]], dim=-1)  # [B, L, 2]
-        keys = self.embedding.lookup_fields(codes, (spec.item_field, spec.category_field))
-        keys = keys.flatten(-2)  # [B, L, 2E]
-        return self.attention(query, keys, sequence_mask(seq_item))
+        pair = (spec.item_field, spec.category_field)
+        codes = torch.stack([batch["seq_item"], batch["seq_category"]], dim=-1)  # [B, L, 2]
+        fields, keys = self.embedding.forward_with(batch["sparse"], codes, pair)
+        query = fields[:, list(pair)].flatten(1)  # [B, 2E]
+        return fields, query, keys.flatten(-2)
 
     def forward(self, batch: Batch) -> dict[str, Tensor]:
         """Score a batch.
@@ -100,8 +101,9 @@ class DIN(RankModel):
         Returns:
             ``{task: logit [B]}``.
         """
-        fields = self.embedding(batch["sparse"])  # [B, F, E]
-        parts = [fields.flatten(1), self.interest(batch, fields)]
+        fields, query, keys = self.embed(batch)
+        interest = self.attention(query, keys, sequence_mask(batch["seq_item"]))  # [B, 2E]
+        parts = [fields.flatten(1), interest]
         if self.spec.n_dense:
             parts.append(batch["dense"].to(fields.dtype))
         return self.as_dict(self.head(self.deep(torch.cat(parts, dim=1))))

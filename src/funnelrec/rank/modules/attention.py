@@ -24,6 +24,20 @@ import torch
 from torch import Tensor, nn
 
 from funnelrec.rank.modules.mlp import MLP, MLPConfig, activation_layer, linear
+from funnelrec.train.init import make_activation
+
+
+class LastDimBatchNorm(nn.Module):
+    """``BatchNorm1d`` over the last axis of a ``[..., C]`` tensor (statistics over all
+    leading axes)."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.norm = nn.BatchNorm1d(channels)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``[..., C]`` -> ``[..., C]``."""
+        return self.norm(x.reshape(-1, x.shape[-1])).view(x.shape)
 
 
 class TargetAttention(nn.Module):
@@ -54,8 +68,14 @@ class TargetAttention(nn.Module):
         self.normalise = normalise
         first = config.hidden[0]
         self.first = linear(4 * dim, first, config.activation, bias=not config.batch_norm)
-        post: list[nn.Module] = [nn.BatchNorm1d(first)] if config.batch_norm else []
-        post.append(activation_layer(config.activation))
+        # `post` runs on [B, L, H]. In-place activation only straight on the batched product's
+        # output: in place on a view (the reshaped batch norm output) would cost autograd a
+        # full copy of the gradient.
+        post: list[nn.Module] = []
+        if config.batch_norm:
+            post += [LastDimBatchNorm(first), make_activation(config.activation)]
+        else:
+            post.append(activation_layer(config.activation))
         if config.dropout > 0:
             post.append(nn.Dropout(config.dropout))
         self.post = nn.Sequential(*post)
@@ -74,9 +94,8 @@ class TargetAttention(nn.Module):
         w_q, w_k, w_d, w_p = self.first.weight.split(d, dim=1)  # each [H, D]
         q_part = nn.functional.linear(query, w_q + w_d, self.first.bias)  # [B, H]
         per_sample = (w_k - w_d).t().unsqueeze(0) + query.unsqueeze(2) * w_p.t()  # [B, D, H]
-        hidden = torch.baddbmm(q_part.unsqueeze(1), keys, per_sample)  # [B, L, H]
-        hidden = self.post(hidden.view(b * length, -1))
-        logits = self.out(self.rest(hidden)).view(b, length)
+        hidden = self.post(torch.baddbmm(q_part.unsqueeze(1), keys, per_sample))  # [B, L, H]
+        logits = self.out(self.rest(hidden.view(b * length, -1))).view(b, length)
         if self.normalise == "softmax":
             # A finite fill keeps all-padding rows NaN-free; the mask then zeroes them.
             logits = logits.masked_fill(~mask, torch.finfo(logits.dtype).min)

@@ -129,6 +129,31 @@ class FieldEmbedding(nn.Module):
             self._check(codes, self.limits[list(fields)])
         return gather_rows(self.table.weight, codes + self.offsets[list(fields)])
 
+    def forward_with(
+        self, codes: Tensor, extra: Tensor, fields: Sequence[int]
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` and :meth:`lookup_fields` in ONE gather (and one gradient
+        accumulation into the table instead of two full-size ones).
+
+        Args:
+            codes: ``[B, F]`` as for :meth:`forward`.
+            extra: ``[..., K]``, entry ``k`` a code of field ``fields[k]``.
+            fields: ``K`` field indices.
+
+        Returns:
+            ``[B, F, E]`` and ``[..., K, E]``.
+        """
+        extra_limits = self.limits[list(fields)]
+        if codes.device.type == "cpu":
+            self._check(codes, self.limits)
+            self._check(extra, extra_limits)
+        index = torch.cat(
+            [(codes + self.offsets).reshape(-1), (extra + self.offsets[list(fields)]).reshape(-1)]
+        )
+        # split (not slicing): its backward is one concatenation, not zero-fill + copy per part
+        head, tail = gather_rows(self.table.weight, index).split([codes.numel(), extra.numel()])
+        return head.view(*codes.shape, self.dim), tail.view(*extra.shape, self.dim)
+
     def _check(self, codes: Tensor, limits: Tensor) -> None:
         bad = (codes < 0) | (codes >= limits)
         if bool(bad.any()):

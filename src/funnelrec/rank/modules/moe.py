@@ -2,19 +2,61 @@
 
 An :class:`ExpertBank` holds ``N`` MLPs of identical shape as stacked weights
 ``[N, in, out]`` per layer; every layer is one batched GEMM (``torch.baddbmm``), whether the
-input is shared by all members (MMoE experts and gates, Shared-Bottom towers: the input is
-broadcast with a stride-0 ``expand``, no copy) or one per member (PLE experts above the first
-level, per-task towers after a mixture). Activations stay contiguous in ``[N, B, H]``, so no
-layer pays for a transpose copy. Mixtures of experts are one batched product (:func:`mix`).
+input is shared by all members (MMoE experts and gates, Shared-Bottom and ESMM towers: the
+input is broadcast with a stride-0 ``expand``, no copy, and the backward runs as two large
+GEMMs, see :class:`_SharedInputBank`) or one per member (PLE experts above the first level,
+per-task towers after a mixture). Activations stay contiguous in ``[N, B, H]``, so no layer
+pays for a transpose copy. Mixtures of experts are one batched product (:func:`mix`).
+
+Measured on a 2-core CPU (``benchmarks/ranking_throughput.py``): an MMoE with 8 experts
+``[256, 128]`` trains ~1.1x and infers ~1.2x as fast as the same network written with a Python
+loop over ``nn.Sequential`` experts; the naive batched variants (a transposed ``[B, N * H]``
+first layer, or autograd's own backward of the expand) were 5-10% *slower* than that loop.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from funnelrec.rank.modules.mlp import MLPConfig, activation_layer, linear
 from funnelrec.train.init import Activation
+
+
+class _SharedInputBank(torch.autograd.Function):
+    """``out[n] = x @ weight[n] + bias[n]`` for one input ``x`` shared by ``N`` members.
+
+    Forward: one ``baddbmm`` over a stride-0 expand of ``x`` (output contiguous in
+    ``[N, B, out]``). Backward: the member gradients are laid side by side once
+    (``[B, N * out]``) so that ``grad_x`` and ``grad_weight`` are each ONE large GEMM with
+    inner dimension ``N * out`` / ``B``, instead of ``N`` small ones plus a reduction over the
+    members (autograd's backward of the expand), which is ~1.5x slower on CPU.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+        ctx.save_for_backward(x, weight)
+        n = weight.shape[0]
+        return torch.baddbmm(bias.unsqueeze(1), x.unsqueeze(0).expand(n, -1, -1), weight)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, Tensor | None, Tensor | None]:
+        x, weight = ctx.saved_tensors
+        n, in_dim, out_dim = weight.shape
+        side_by_side = grad.transpose(0, 1).reshape(x.shape[0], n * out_dim)  # [B, N * out]
+        grad_x = grad_weight = grad_bias = None
+        if ctx.needs_input_grad[0]:
+            stacked = weight.transpose(1, 2).reshape(n * out_dim, in_dim)  # [N * out, in]
+            grad_x = side_by_side @ stacked
+        if ctx.needs_input_grad[1]:
+            flat = x.t() @ side_by_side  # [in, N * out]
+            grad_weight = flat.view(in_dim, n, out_dim).transpose(0, 1).contiguous()
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad.sum(dim=1)
+        return grad_x, grad_weight, grad_bias
 
 
 class _BankLayer(nn.Module):
@@ -30,8 +72,7 @@ class _BankLayer(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x`` ``[B, in]`` (shared) or ``[N, B, in]`` (per member) -> ``[N, B, out]``."""
         if x.dim() == 2:
-            # A stride-0 expand: no copy; the output comes out contiguous in [N, B, out].
-            x = x.unsqueeze(0).expand(self.weight.shape[0], -1, -1)
+            return _SharedInputBank.apply(x, self.weight, self.bias)
         return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight)
 
 
@@ -45,7 +86,8 @@ class _BankNorm(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         n, b, d = x.shape
         y = self.norm(x.transpose(0, 1).reshape(b, n * d))
-        return y.view(b, n, d).transpose(0, 1)
+        # A fresh contiguous tensor (not a view), so the in-place activation after it is cheap.
+        return y.view(b, n, d).transpose(0, 1).contiguous()
 
 
 class ExpertBank(nn.Module):
