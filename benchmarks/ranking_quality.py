@@ -58,9 +58,10 @@ from funnelrec.data.convert import read_format
 from funnelrec.data.convert.taobao import WINDOW as TAOBAO_WINDOW
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables
-from funnelrec.data.split import Split, TemporalSplitConfig, make_split
+from funnelrec.data.split import Split, TemporalSplitConfig
+from funnelrec.eval.protocol import split_and_index
 from funnelrec.eval.rank_metrics import rank_report
-from funnelrec.eval.rank_stage import RankData, build_rank_data
+from funnelrec.eval.rank_stage import RankData, build_rank_data, take_queries
 from funnelrec.features.pit import PointInTimeFeatures
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.fusion import FusionConfig
@@ -160,17 +161,6 @@ def experiment_config(dataset: str, args: argparse.Namespace) -> ExperimentConfi
     )
     recall = CHEAP_RECALL if settings["source"] == "recall" else base.recall
     return ExperimentConfig(split=TemporalSplitConfig(), recall=recall, rank=rank)
-
-
-def take_queries(samples: pl.DataFrame, max_samples: int | None, rng: np.random.Generator):
-    """Whole queries, at random, until about ``max_samples`` rows (as the protocol does)."""
-    if max_samples is None or samples.height <= max_samples:
-        return samples
-    sizes = samples.group_by("query_id").len().sort("query_id")
-    order = rng.permutation(sizes.height)
-    cum = np.cumsum(sizes["len"].to_numpy()[order])
-    keep = sizes["query_id"].to_numpy()[order[: int(np.searchsorted(cum, max_samples)) + 1]]
-    return samples.filter(pl.col("query_id").is_in(keep))
 
 
 def merged_candidates(recommender: Recommender, queries, k: int, batch_size: int) -> pl.DataFrame:
@@ -292,16 +282,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
     timings: dict[str, float] = {}
 
     start = time.perf_counter()
-    split = make_split(
-        tables.interactions, tables.items, tables.users, config.split, config.data.positive_events
-    )
-    train = Dataset.build(
-        split.train_interactions,
-        split.train_items,
-        split.train_users,
-        as_of=split.as_of,
-        positive_events=config.data.positive_events,
-    )
+    split, train = split_and_index(tables.interactions, tables.items, tables.users, config)
     timings["split"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -266,6 +266,25 @@ def _subset_metrics(
     return result
 
 
+def split_and_index(
+    interactions: pl.DataFrame,
+    items: pl.DataFrame | None,
+    users: pl.DataFrame | None,
+    config: ExperimentConfig,
+) -> tuple[Split, Dataset]:
+    """The configured split and the indexed training Dataset (vocabularies, statistics and
+    ``as_of`` from the training side only)."""
+    split = make_split(interactions, items, users, config.split, config.data.positive_events)
+    train = Dataset.build(
+        split.train_interactions,
+        split.train_items,
+        split.train_users,
+        as_of=split.as_of,
+        positive_events=config.data.positive_events,
+    )
+    return split, train
+
+
 def run_experiment(
     interactions: pl.DataFrame,
     items: pl.DataFrame | None,
@@ -280,14 +299,7 @@ def run_experiment(
     rng = np.random.default_rng(config.seed)
     timings: dict[str, float] = {}
     start = time.perf_counter()
-    split = make_split(interactions, items, users, config.split, config.data.positive_events)
-    train = Dataset.build(
-        split.train_interactions,
-        split.train_items,
-        split.train_users,
-        as_of=split.as_of,
-        positive_events=config.data.positive_events,
-    )
+    split, train = split_and_index(interactions, items, users, config)
     timings["split"] = time.perf_counter() - start
     if progress is not None:
         progress("fit", 0, 1)

@@ -79,7 +79,7 @@ def sample_config(rank: RankConfig, log: pl.DataFrame, source: str) -> SampleCon
     )
 
 
-def _take_queries(samples: pl.DataFrame, max_samples: int | None, rng: np.random.Generator):
+def take_queries(samples: pl.DataFrame, max_samples: int | None, rng: np.random.Generator):
     """Whole queries, at random, until about ``max_samples`` rows."""
     if max_samples is None or samples.height <= max_samples:
         return samples
@@ -120,7 +120,7 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
     else:
         samples = _recall_samples(train, config, cfg, window_start, rng)
-    samples = _take_queries(samples, rank.max_train_samples, rng)
+    samples = take_queries(samples, rank.max_train_samples, rng)
     fit_part, valid_part = _split_valid(samples, rank.valid_fraction)
     if fit_part.height == 0:
         raise ValueError(
@@ -208,7 +208,7 @@ def impression_rank_metrics(
     if not (future["event"] == "impression").any():
         return {}
     samples = impression_samples(future, data.sample_config, rng=rng)
-    samples = _take_queries(samples, ranker.config.max_test_samples, rng)
+    samples = take_queries(samples, ranker.config.max_test_samples, rng)
     if samples.height == 0:
         return {}
     probs = ranker.predict(samples, full_log)

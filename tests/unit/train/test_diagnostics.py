@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,15 +31,6 @@ from funnelrec.train.init import init_linear, make_activation
 from funnelrec.train.loop import NonFiniteLossError, TrainLoopConfig, train
 
 Batch = dict[str, Tensor]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """Tiny models: one thread is faster and immune to oversubscribed CI cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def make_data(n: int = 2000, d: int = 10, seed: int = 0) -> tuple[Tensor, Tensor]:

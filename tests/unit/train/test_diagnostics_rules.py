@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -22,14 +21,6 @@ from funnelrec.train.diagnostics import (
 from funnelrec.train.loop import Callback, LoopState, NonFiniteLossError, TrainLoopConfig, train
 
 Batch = dict[str, Tensor]
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 class Net(nn.Module):
