@@ -93,6 +93,12 @@ class EvalConfig(_Frozen):
         description="Before querying, ingest the metadata of items that appeared after the "
         "training cutoff, so channels that can embed new items may recall them.",
     )
+    latency_requests: int = Field(
+        200,
+        ge=0,
+        description="Time this many single-user requests through the whole funnel for the "
+        "per-stage p50/p99 latency (0 = skip).",
+    )
 
 
 class ExperimentConfig(_Frozen):

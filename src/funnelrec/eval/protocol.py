@@ -355,6 +355,10 @@ def run_experiment(
         },
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
     }
+    if config.eval.latency_requests:
+        metrics["latency_ms"] = request_latency(
+            recommender, eval_queries.queries, config.eval.latency_requests, 10, rng
+        )
     if rank_data is not None and recommender.ranker is not None:
         start = time.perf_counter()
         metrics["rank"] = rank_metrics(
@@ -362,6 +366,33 @@ def run_experiment(
         )
         metrics["timings_s"]["rank.evaluate"] = round(time.perf_counter() - start, 4)
     return ExperimentResult(recommender, train, metrics)
+
+
+def request_latency(
+    recommender: Recommender, queries: Queries, n: int, k: int, rng: np.random.Generator
+) -> dict[str, dict[str, float]]:
+    """Per-stage latency of single-user requests (ms, p50/p99/mean over ``n`` random queries),
+    as a service would see it (batch evaluation amortises per-call costs and would hide them).
+    """
+    if n <= 0 or len(queries) == 0:
+        return {}
+    rows = rng.choice(len(queries), min(n, len(queries)), replace=False)
+    recommender.recommend(queries.take(rows[:1]), k=k)  # warm-up: JIT, caches
+    per_stage: dict[str, list[float]] = {}
+    for row in rows:
+        start = time.perf_counter()
+        rec = recommender.recommend(queries.take(np.array([row])), k=k)
+        total = time.perf_counter() - start
+        for stage, seconds in {**rec.timings_s, "total": total}.items():
+            per_stage.setdefault(stage, []).append(seconds * 1000.0)
+    return {
+        stage: {
+            "p50": float(np.percentile(values, 50)),
+            "p99": float(np.percentile(values, 99)),
+            "mean": float(np.mean(values)),
+        }
+        for stage, values in per_stage.items()
+    }
 
 
 def rank_metrics(
