@@ -43,7 +43,6 @@ steps over all epochs, validation passes included) and inference samples/s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import time
 from typing import Any
@@ -52,10 +51,9 @@ import numpy as np
 import polars as pl
 import torch
 
-from _common import SHARED_DATA, console, load_tables, render, write_json
+from _common import SHARED_DATA, console, load_tables, render, taobao_in_window, write_json
 from funnelrec.config.experiment import ExperimentConfig, RecallConfig
 from funnelrec.data.convert import read_format
-from funnelrec.data.convert.taobao import WINDOW as TAOBAO_WINDOW
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables
 from funnelrec.data.split import Split, TemporalSplitConfig
@@ -135,12 +133,7 @@ def load(dataset: str, sim_interactions: int) -> tuple[RawTables | None, dict]:
         return read_format("mind", path), notes
     tables = load_tables(dataset, sim_interactions=sim_interactions)
     if tables is not None and dataset == "taobao":
-        # A few events lie weeks before the official window; kept, they would stretch the
-        # time span so that the "last 10%" held out would be most of the log.
-        lo, hi = TAOBAO_WINDOW
-        inside = tables.interactions.filter(pl.col("timestamp").is_between(lo, hi, closed="left"))
-        notes["dropped_outside_window"] = tables.interactions.height - inside.height
-        tables = dataclasses.replace(tables, interactions=inside)
+        tables, notes["dropped_outside_window"] = taobao_in_window(tables)
     return tables, notes
 
 

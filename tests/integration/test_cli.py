@@ -38,8 +38,9 @@ def test_run_writes_metrics(run_dir: Path) -> None:
     assert {"itemcf", "content", "demographic", "onboarding", "popular", "merged"} <= set(
         metrics["recall"]
     )
-    for values in metrics["recall"].values():
-        for k in KS:
+    for list_name, values in metrics["recall"].items():
+        # the re-ranked list is at most rerank.pool (100) long
+        for k in KS if list_name != "reranked" else [k for k in KS if k <= 100]:
             for name in ("recall", "hit", "ndcg", "mrr"):
                 assert 0.0 <= values[f"{name}@{k}"] <= 1.0
     assert metrics["split"]["kind"] == "temporal"
@@ -62,6 +63,45 @@ def test_run_includes_the_ranking_stage(run_dir: Path) -> None:
     assert "fit.rank" in metrics["timings_s"]
     assert (run_dir / "artifacts" / "rank" / "ranker.npz").is_file()
     assert (run_dir / "diagnostics" / "diagnostics.jsonl").is_file()
+
+
+def test_run_reports_the_funnel_stage_by_stage(run_dir: Path) -> None:
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    stages = {row["stage"]: row for row in metrics["funnel"]["stages"]}
+    assert list(stages) == ["recall", "merge", "rank", "rerank"]
+    # Each stage hands on a subset of what it received.
+    assert stages["recall"]["candidate_recall"] >= stages["merge"]["candidate_recall"]
+    assert stages["merge"]["candidate_recall"] >= stages["rank"]["candidate_recall"]
+    for stage in ("merge", "rank", "rerank"):
+        assert 0.0 <= stages[stage]["ild@10"] <= 2.0
+        assert 0.0 <= stages[stage]["category_coverage@10"] <= 1.0
+        assert stages[stage]["p50_ms"] <= stages[stage]["p99_ms"]
+    assert "reranked" in metrics["recall"]
+    assert "recall@200" not in metrics["recall"]["reranked"]  # longer than rerank.pool
+    shares = metrics["funnel"]["channels"]
+    assert sum(v["share"] for v in shares.values()) == pytest.approx(1.0)
+    sweep = metrics["rerank"]
+    assert sweep["tradeoff"]["mmr"][0]["param"] == 1.0
+    # lambda = 1 is the ranked order: same accuracy as no re-ranking.
+    assert sweep["tradeoff"]["mmr"][0]["ndcg@10"] == pytest.approx(sweep["baseline"]["ndcg@10"])
+    assert sweep["tradeoff"]["mmr"][-1]["ild@10"] > sweep["baseline"]["ild@10"]
+    assert metrics["latency_ms"]["total"]["p99"] > 0
+
+
+def test_report_renders_html_with_plots(run_dir: Path) -> None:
+    result = runner.invoke(app, ["report", str(run_dir)])
+    assert result.exit_code == 0, result.output
+    page = (run_dir / "report" / "index.html").read_text()
+    for plot in ("tradeoff.png", "channels.png", "latency.png"):
+        assert f'src="{plot}"' in page
+        assert (run_dir / "report" / plot).read_bytes()[:4] == b"\x89PNG"
+    assert "Funnel, stage by stage" in page
+
+
+def test_report_of_a_folder_without_metrics_is_a_clear_error(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no metrics.json" in result.output
 
 
 def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:

@@ -6,9 +6,12 @@
     vocab/items.parquet  external item ids in index order
     history.parquet      positives (user_idx, item_idx, timestamp): users' histories
     users.npz            user attribute codes + their vocabularies, category vocabulary
+    items.npz            item categories and creation times (what the re-ranker reads)
     channels/<name>.npz  each channel's state arrays (np.savez, loaded with allow_pickle=False)
     rank/ranker.npz      the ranker's state (featurizer, model weights / booster texts, fusion)
     rank/log.parquet     the interaction log its point-in-time features read
+    golden.json          golden set: 32 requests with their top-k items and scores, re-scored
+                         by the serving self-check (funnelrec.serve.selfcheck)
 
 Loading verifies every hash first and never executes code from the directory.
 """
@@ -27,9 +30,10 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import FunnelrecError
 from funnelrec.features.user_attributes import UserAttributeEncoder
-from funnelrec.pipeline.recommender import Recommender, UserContext
+from funnelrec.pipeline.recommender import ItemContext, Recommender, UserContext
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.factory import retriever_from_state
+from funnelrec.serve.selfcheck import GOLDEN_FILE, golden_set
 
 FORMAT_VERSION = 1
 
@@ -67,6 +71,20 @@ def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
         **{f"encoder_{k}": v for k, v in ctx.encoder.state().items()},
     )
     files.append(users_path)
+    items_path = out_dir / "items.npz"
+    item_ctx = recommender.items
+    np.savez(
+        items_path,
+        **{
+            name: value
+            for name, value in (
+                ("category", item_ctx.category),
+                ("created_at", item_ctx.created_at),
+            )
+            if value is not None
+        },
+    )
+    files.append(items_path)
     for name, channel in recommender.channels.items():
         path = out_dir / "channels" / f"{name}.npz"
         np.savez(path, **channel.state())
@@ -78,6 +96,9 @@ def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
         log_path = out_dir / "rank" / "log.parquet"
         recommender.rank_log.write_parquet(log_path)
         files += [ranker_path, log_path]
+    golden_path = out_dir / GOLDEN_FILE
+    golden_path.write_text(json.dumps(golden_set(recommender)))
+    files.append(golden_path)
     manifest = {
         "format_version": FORMAT_VERSION,
         "funnelrec_version": __version__,
@@ -126,6 +147,13 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
             npz["codes"],
             Vocabulary(pl.Series("id", npz["categories"].tolist(), dtype=pl.String)),
         )
+    items = ItemContext(None, None)
+    if "items.npz" in files:  # absent from artifacts written before re-ranking existed
+        with np.load(root / "items.npz", allow_pickle=False) as npz:
+            items = ItemContext(
+                npz["category"] if "category" in npz.files else None,
+                npz["created_at"] if "created_at" in npz.files else None,
+            )
     recommender = Recommender(
         config,
         channels,
@@ -133,6 +161,7 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
         Vocabulary.load(root / "vocab" / "items.parquet"),
         pl.read_parquet(root / "history.parquet"),
         users,
+        items,
     )
     if "rank/ranker.npz" in files:
         with np.load(root / "rank" / "ranker.npz", allow_pickle=False) as npz:
@@ -141,3 +170,18 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
             Ranker.from_state(config.rank, state), pl.read_parquet(root / "rank" / "log.parquet")
         )
     return recommender
+
+
+def load_golden(artifacts_dir: Path) -> dict | None:
+    """The artifact's golden set (``golden.json``), or None for artifacts saved without one.
+
+    Call after :func:`load_recommender`, which verified its hash with the others.
+    """
+    root = Path(artifacts_dir)
+    manifest = json.loads((root / "manifest.json").read_text())
+    if GOLDEN_FILE not in manifest["files"]:
+        return None
+    try:
+        return json.loads((root / GOLDEN_FILE).read_text())
+    except json.JSONDecodeError as e:
+        raise FunnelrecError(f"{root / GOLDEN_FILE}: unreadable golden set ({e})") from None

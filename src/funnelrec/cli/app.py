@@ -180,6 +180,101 @@ def diagnose(
     console.print(render_summary(summary))
 
 
+@app.command()
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="The --out folder of funnelrec run / demo.")],
+) -> None:
+    """Render RUN_DIR/report/index.html: the funnel table, the accuracy-diversity trade-off of
+    MMR and DPP, per-channel contribution and per-stage latency (PNG plots)."""
+    from funnelrec.eval.report import write_report
+
+    index = _guard(lambda: write_report(run_dir))
+    console.print(f"wrote {index}")
+
+
+@app.command()
+def serve(
+    artifacts: Annotated[Path, typer.Option(help="Artifact folder written by run/demo.")],
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535)] = 8000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(help="Event store, feature log, reload control (default: ARTIFACTS/../serve)"),
+    ] = None,
+    store: Annotated[
+        str | None, typer.Option(help="sqlite:///PATH or redis://HOST:PORT/DB (default: SQLite).")
+    ] = None,
+    feature_log: Annotated[Path | None, typer.Option(help="JSON-lines feature log.")] = None,
+    clock: Annotated[
+        str, typer.Option(help="wall, or artifact: 'now' starts at the artifact's last event.")
+    ] = "wall",
+    self_check: Annotated[
+        bool, typer.Option("--self-check/--no-self-check", help="Re-score the golden set first.")
+    ] = True,
+    recall_budget_ms: Annotated[
+        float, typer.Option(min=0.001, help="Budget of each recall channel.")
+    ] = 250.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve recommendations over HTTP (POST /v1/recommend, /v1/events; /metrics; /docs)."""
+    from funnelrec.serve.launch import serve as serve_fn
+    from funnelrec.serve.settings import Budgets, ServeSettings
+
+    if clock not in ("wall", "artifact"):
+        _fail(f"--clock must be 'wall' or 'artifact', got '{clock}'")
+    settings = ServeSettings(
+        artifacts=artifacts,
+        state_dir=state_dir or artifacts.resolve().parent / "serve",
+        store=store,
+        feature_log=feature_log,
+        self_check=self_check,
+        budgets=Budgets(recall_ms=recall_budget_ms),
+    )
+    err_console.print(f"funnelrec serve: loading {artifacts} ...", highlight=False)
+    _guard(
+        lambda: serve_fn(
+            settings,
+            host=host,
+            port=port,
+            workers=workers,
+            clock=clock,  # type: ignore[arg-type]
+            log_level=log_level,
+        )
+    )
+
+
+@app.command()
+def consistency(
+    artifacts: Annotated[Path, typer.Option(help="Artifact folder the requests were served from.")],
+    log: Annotated[Path, typer.Option(help="The service's feature log (JSON lines).")],
+    limit: Annotated[int | None, typer.Option(min=1, help="Replay at most N requests.")] = None,
+    atol: Annotated[float, typer.Option(min=0.0, help="Absolute float tolerance.")] = 1e-5,
+    show: Annotated[int, typer.Option(min=0, help="Mismatches listed.")] = 20,
+) -> None:
+    """Replay logged requests through the offline pipeline; exit 1 when any differs (or when
+    none could be replayed: all served from another artifact)."""
+    from funnelrec.serve.consistency import replay_feature_log
+
+    report = _guard(lambda: replay_feature_log(artifacts, log, atol=atol, limit=limit))
+    console.print(
+        f"replayed {report.replayed}/{report.requests} logged requests against artifact "
+        f"{report.artifact_id}; {report.mismatched_requests} differ",
+        highlight=False,
+    )
+    for reason, count in report.skipped.items():
+        console.print(f"  skipped {count}: {reason}", highlight=False)
+    if report.max_abs_diff:
+        worst = ", ".join(f"{c} {d:.2g}" for c, d in sorted(report.max_abs_diff.items()))
+        console.print(f"  largest float difference per column: {worst}", highlight=False)
+    for column, count in report.by_column().items():
+        console.print(f"  {column}: {count} mismatches", highlight=False)
+    for mismatch in report.mismatches[:show]:
+        console.print(f"  {mismatch.describe()}", highlight=False, soft_wrap=True)
+    if not report.ok or (report.requests and not report.replayed):
+        raise typer.Exit(code=1)
+
+
 def main() -> None:
     """Entry point of the ``funnelrec`` script."""
     app(prog_name="funnelrec", args=sys.argv[1:])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -21,15 +22,12 @@ def recall_table(metrics: dict, title: str = "Recall stage (held-out users)") ->
         table.add_column(f"HR@{k}", justify="right")
     table.add_column(f"cov@{ks[-1]}", justify="right")
     for name, values in recall.items():
-        row = [f"{values[f'recall@{k}']:.4f}" for k in ks]
+        # the re-ranked list is at most rerank.pool long: no value at larger K
+        row = [_cell(values.get(f"recall@{k}")) for k in ks]
         for k in ks[:1]:
-            row += [
-                f"{values[f'ndcg@{k}']:.4f}",
-                f"{values[f'mrr@{k}']:.4f}",
-                f"{values[f'hit@{k}']:.4f}",
-            ]
-        row.append(f"{values[f'coverage@{ks[-1]}']:.3f}")
-        table.add_row(name, *row, style="bold" if name == "merged" else None)
+            row += [_cell(values.get(f"{m}@{k}")) for m in ("ndcg", "mrr", "hit")]
+        row.append(_cell(values.get(f"coverage@{ks[-1]}"), 3))
+        table.add_row(name, *row, style="bold" if name in ("merged", "reranked") else None)
     return table
 
 
@@ -72,6 +70,75 @@ def list_table(rank: dict) -> Table:
     return table
 
 
+def _cell(value: object, digits: int = 4) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def funnel_table(funnel: dict) -> Table:
+    """Stage by stage: what each stage hands on, its accuracy, diversity and latency."""
+    k = funnel["k"]
+    table = Table(
+        title=f"Funnel per stage (held-out users; K = {k}; latency per request)",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    # category coverage stays in metrics.json and the HTML report: 80 columns hold ten.
+    columns = {
+        "stage": "stage",
+        "candidates": "cands",
+        "candidate_recall": "cand R",
+        f"recall@{k}": f"R@{k}",
+        f"ndcg@{k}": f"NDCG@{k}",
+        f"ild@{k}": "ILD",
+        f"category_ild@{k}": "catILD",
+        f"novelty@{k}": "novel",
+        "p50_ms": "p50ms",
+        "p99_ms": "p99ms",
+    }
+    rows = []
+    for row in funnel["stages"]:
+        cells = []
+        for key in columns:
+            value = row.get(key)
+            if key == "candidates" and value is not None:
+                cells.append(f"{value:.0f}")
+            elif key in ("p50_ms", "p99_ms", f"novelty@{k}") and value is not None:
+                cells.append(f"{value:.1f}")
+            else:
+                cells.append(_cell(value, 3))
+        rows.append(cells)
+    for i, (key, title) in enumerate(columns.items()):
+        width = max([len(title), *(len(cells[i]) for cells in rows)])
+        table.add_column(title, justify="left" if key == "stage" else "right", min_width=width)
+    for cells in rows:
+        table.add_row(*cells)
+    return table
+
+
+def rerank_table(rerank: dict) -> Table:
+    """The accuracy-diversity sweep: NDCG and ILD at each lambda (MMR) / theta (DPP)."""
+    k = rerank["k"]
+    table = Table(
+        title=f"Re-ranking trade-off on {rerank['sweep_queries']} queries "
+        f"(default {rerank['method']} {rerank['params']}, similarity {rerank['similarity']})"
+    )
+    metric_keys = [m for m in rerank["baseline"] if m.endswith(f"@{k}")]
+    for column in ("method", "param", *metric_keys):
+        title = column.replace("category_", "cat_").replace("coverage", "cov")
+        table.add_column(title, justify="left" if column == "method" else "right", no_wrap=True)
+    table.add_row("none", "-", *[_cell(rerank["baseline"][m]) for m in metric_keys])
+    table.add_row("default", "-", *[_cell(rerank["default"][m]) for m in metric_keys], style="bold")
+    for method, points in rerank["tradeoff"].items():
+        for point in points:
+            table.add_row(method, f"{point['param']:g}", *[_cell(point[m]) for m in metric_keys])
+    return table
+
+
 def timings_table(metrics: dict) -> Table:
     table = Table(title="Stage timings")
     table.add_column("stage")
@@ -99,4 +166,8 @@ def print_report(console: Console, metrics: dict) -> None:
         findings = metrics["rank"].get("training", {}).get("health_findings", [])
         for finding in findings:
             console.print(f"[yellow]training health:[/yellow] {finding['message']}")
+    if "rerank" in metrics:
+        console.print(rerank_table(metrics["rerank"]))
+    if "funnel" in metrics:
+        console.print(funnel_table(metrics["funnel"]))
     console.print(timings_table(metrics))

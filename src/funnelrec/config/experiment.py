@@ -14,6 +14,7 @@ from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
 from funnelrec.recall.two_tower.config import TwoTowerConfig
+from funnelrec.rerank.config import RerankConfig
 
 ChannelConfig = Annotated[
     ItemCFConfig
@@ -99,6 +100,12 @@ class EvalConfig(_Frozen):
         description="Time this many single-user requests through the whole funnel for the "
         "per-stage p50/p99 latency (0 = skip).",
     )
+    rerank_sweep_queries: int = Field(
+        1000,
+        ge=0,
+        description="Re-rank this many queries' ranked lists over a grid of MMR lambdas and "
+        "DPP thetas for the accuracy-diversity trade-off in the report (0 = skip).",
+    )
 
 
 class ExperimentConfig(_Frozen):
@@ -109,4 +116,5 @@ class ExperimentConfig(_Frozen):
     split: SplitConfig = TemporalSplitConfig()
     recall: RecallConfig = RecallConfig()
     rank: RankConfig = RankConfig()
+    rerank: RerankConfig = RerankConfig()
     eval: EvalConfig = EvalConfig()

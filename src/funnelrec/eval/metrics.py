@@ -125,3 +125,92 @@ def ranking_metrics(
         out[f"mrr@{k}"] = mrr_at_k(hits, k)
         out[f"precision@{k}"] = precision_at_k(hits, k)
     return out
+
+
+def intra_list_diversity(
+    recs: NDArray[np.integer], embeddings: NDArray[np.floating], k: int
+) -> float:
+    """Mean pairwise cosine distance ``1 - cos(i, j)`` within each top-k list (ILD).
+
+    Args:
+        recs: ``[B, k]`` recommendations (-1 padding is skipped).
+        embeddings: ``[n_items, d]`` item vectors; rows of items beyond it, and zero rows,
+            count as orthogonal to everything (distance 1), as an item we know nothing about.
+        k: cut-off.
+
+    Lists with fewer than two items are left out of the mean.
+
+    Example:
+        >>> emb = np.array([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
+        >>> round(intra_list_diversity(np.array([[0, 1, 2]]), emb, 3), 4)  # pairs: 0, 1, 1
+        0.6667
+    """
+    top = np.asarray(recs, dtype=np.int64)[:, :k]
+    emb = np.asarray(embeddings, dtype=np.float32)
+    norms = np.linalg.norm(emb, axis=1, keepdims=True)
+    unit = np.vstack([emb / np.where(norms > 0, norms, 1.0), np.zeros((1, emb.shape[1]))])
+    unit = unit.astype(np.float32)
+    ratios: list[NDArray[np.float64]] = []
+    for lo in range(0, top.shape[0], _ILD_CHUNK):  # bounds the [rows, k, d] gather
+        part = top[lo : lo + _ILD_CHUNK]
+        known = (part >= 0) & (part < emb.shape[0])
+        vec = unit[np.where(known, part, emb.shape[0])]  # unknown -> zero vector
+        valid = (part >= 0).astype(np.float64)
+        n = valid.sum(axis=1)
+        summed = (vec * valid[:, :, None]).sum(axis=1)
+        # sum over ordered pairs i != j of cos = |sum v|^2 - sum |v|^2 (valid rows only)
+        cos_pairs = (summed.astype(np.float64) ** 2).sum(1) - (valid * (vec**2).sum(-1)).sum(1)
+        pairs = n * (n - 1)
+        rows = pairs > 0
+        ratios.append(1.0 - cos_pairs[rows] / pairs[rows])
+    flat = np.concatenate(ratios) if ratios else np.zeros(0)
+    return float(np.mean(flat)) if flat.size else 0.0
+
+
+_ILD_CHUNK = 4096
+
+
+def category_diversity(
+    recs: NDArray[np.integer], categories: NDArray[np.integer], k: int
+) -> tuple[float, float]:
+    """Category ILD and category coverage of the top-k lists.
+
+    Returns ``(ild, coverage)``: the mean share of item pairs in a list whose categories
+    differ, and the mean number of distinct categories per list divided by
+    ``min(list length, n categories)`` (1 = as many categories as the list can hold). Items
+    with an unknown category (-1 or beyond ``categories``) count as a category of their own.
+
+    Example:
+        >>> category_diversity(np.array([[0, 1, 2, -1]]), np.array([5, 5, 7, 8]), 4)
+        (0.6666666666666666, 0.6666666666666666)
+    """
+    top = np.asarray(recs, dtype=np.int64)[:, :k]
+    cats = np.asarray(categories, dtype=np.int64)
+    known = (top >= 0) & (top < cats.shape[0])
+    cat = np.where(known, cats[np.where(known, top, 0)], -1)
+    # Unknown categories are made distinct per item so they never look alike.
+    cat = np.where(cat >= 0, cat, -2 - top)
+    valid = top >= 0
+    n = valid.sum(axis=1)
+    same = (cat[:, :, None] == cat[:, None, :]) & valid[:, :, None] & valid[:, None, :]
+    pairs = n * (n - 1)
+    differ = pairs - (same.sum(axis=(1, 2)) - n)
+    rows = pairs > 0
+    ild = float(np.mean(differ[rows] / pairs[rows])) if rows.any() else 0.0
+    pad = np.iinfo(np.int64).max
+    sorted_cat = np.sort(np.where(valid, cat, pad), axis=1)
+    distinct = ((np.diff(sorted_cat, axis=1) != 0) & (sorted_cat[:, 1:] != pad)).sum(1) + (n > 0)
+    n_categories = max(int(np.unique(cats[cats >= 0]).shape[0]), 1)
+    has = n > 0
+    cover = distinct[has] / np.minimum(n[has], n_categories)
+    return ild, float(np.mean(cover)) if has.any() else 0.0
+
+
+def drop_masked(
+    recs: NDArray[np.int32], mask_ptr: NDArray[np.int64], mask_idx: NDArray[np.int64]
+) -> NDArray[np.int32]:
+    """Remove each row's masked items from ``recs`` ``[B, k]``, shifting the rest left."""
+    hidden = hit_matrix(recs, mask_ptr, mask_idx)
+    order = np.argsort(hidden, axis=1, kind="stable")
+    out = np.take_along_axis(np.where(hidden, -1, recs), order, axis=1)
+    return out.astype(np.int32)

@@ -15,7 +15,14 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
-from funnelrec.eval.metrics import catalogue_coverage, hit_matrix, novelty, ranking_metrics
+from funnelrec.eval.funnel import csr_rows, diversity_metrics, funnel_summary, rerank_sweep
+from funnelrec.eval.metrics import (
+    catalogue_coverage,
+    drop_masked,
+    hit_matrix,
+    novelty,
+    ranking_metrics,
+)
 from funnelrec.eval.rank_stage import (
     RankData,
     build_rank_data,
@@ -131,25 +138,6 @@ def build_eval_queries(
     )
 
 
-def _mask_rows(
-    eval_queries: EvalQueries, rows: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The masked-item CSR of a contiguous block of query rows."""
-    ptr = eval_queries.mask_ptr
-    first, last = ptr[rows[0]], ptr[rows[-1] + 1]
-    return ptr[rows[0] : rows[-1] + 2] - first, eval_queries.mask_idx[first:last]
-
-
-def drop_masked(
-    recs: NDArray[np.int32], mask_ptr: NDArray[np.int64], mask_idx: NDArray[np.int64]
-) -> NDArray[np.int32]:
-    """Remove each row's masked items from ``recs`` ``[B, k]``, shifting the rest left."""
-    hidden = hit_matrix(recs, mask_ptr, mask_idx)
-    order = np.argsort(hidden, axis=1, kind="stable")
-    out = np.take_along_axis(np.where(hidden, -1, recs), order, axis=1)
-    return out.astype(np.int32)
-
-
 def _item_popularity(train: Dataset) -> NDArray[np.float64]:
     users_per_item = train.positives.group_by("item_idx").agg(pl.col("user_idx").n_unique())
     pop = np.zeros(train.n_items, dtype=np.float64)
@@ -173,8 +161,17 @@ def evaluate_recall(
     queries = eval_queries.queries
     n = len(queries)
     names = list(recommender.channels)
-    lists_out = [*names, "merged"] + (["ranked"] if recommender.ranker is not None else [])
+    lists_out = [*names, "merged"]
+    lists_out += ["ranked"] if recommender.ranker is not None else []
+    lists_out += ["reranked"] if recommender.reranker is not None else []
     recs = {name: np.full((n, k_max), -1, dtype=np.int32) for name in lists_out}
+    k_min = ks[0]
+    shown = np.zeros(len(names), dtype=np.int64)  # final top-k_min items per source channel
+    shown_hits = np.zeros(len(names), dtype=np.int64)
+    # Candidate recall of whole stages (not cut at k_max): the union of all channels, the
+    # merged set, the set the ranker scores. Per row: hits and list length.
+    stage_hits = {s: np.zeros(n, dtype=np.int64) for s in ("recall", "merge", "rank")}
+    stage_sizes = {s: np.zeros(n, dtype=np.int64) for s in stage_hits}
     timings: dict[str, float] = {}
     for start in range(0, n, config.eval.batch_size):
         rows = np.arange(start, min(start + config.eval.batch_size, n))
@@ -186,32 +183,106 @@ def evaluate_recall(
         lists["merged"] = candidates_to_matrix(
             rec.candidates, batch.query_id, recommender.config.recall.merge.k
         )
+        stage_lists = {"recall": _dedupe_rows(np.hstack(list(lists.values()))), "merge": None}
+        stage_lists["merge"] = lists["merged"]
         if rec.scored is not None:
             lists["ranked"] = candidates_to_matrix(
                 rec.scored, batch.query_id, recommender.ranker.config.score_k, rank_column="rank"
             )
+            stage_lists["rank"] = lists["ranked"]
             if scored_parts is not None:
-                keep = ["query_id", "item_idx", "merged_rank", "rank", "score"]
+                keep = ["query_id", "item_idx", "merged_rank", "rank", "score", "source"]
                 keep += [c for c in rec.scored.columns if c.startswith("p_")]
                 scored_parts.append(rec.scored.select(keep))
+        final = rec.scored if rec.reranked is None else rec.reranked
+        if rec.reranked is not None:
+            lists["reranked"] = candidates_to_matrix(
+                rec.reranked, batch.query_id, k_max, rank_column="rank"
+            )
+        if final is None:
+            final = rec.candidates.rename({"merged_rank": "rank"})
+        truth_ptr, truth_idx = csr_rows(eval_queries.truth_ptr, eval_queries.truth_idx, rows)
+        mask = None
+        if eval_queries.mask_ptr is not None:
+            mask = csr_rows(eval_queries.mask_ptr, eval_queries.mask_idx, rows)
+        source, items = _source_matrix(final, batch.query_id, k_min, names)
+        hit = hit_matrix(items, truth_ptr, truth_idx)
+        shown += np.bincount(source[source >= 0], minlength=len(names))
+        shown_hits += np.bincount(source[(source >= 0) & hit], minlength=len(names))
         for name, matrix in lists.items():
-            if eval_queries.mask_ptr is not None:
-                matrix = drop_masked(matrix, *_mask_rows(eval_queries, rows))
+            if mask is not None:
+                matrix = drop_masked(matrix, *mask)
             width = min(k_max, matrix.shape[1])
             recs[name][rows, :width] = matrix[:, :width]
+        for stage, matrix in stage_lists.items():
+            if mask is not None:
+                matrix = drop_masked(matrix, *mask)
+            stage_hits[stage][rows] = hit_matrix(matrix, truth_ptr, truth_idx).sum(axis=1)
+            stage_sizes[stage][rows] = (matrix >= 0).sum(axis=1)
         if progress is not None:
             progress("evaluate", int(rows[-1]) + 1, n)
     popularity = _item_popularity(train)
     n_catalogue = len(recommender.item_vocab)
     popularity = np.concatenate([popularity, np.zeros(n_catalogue - popularity.shape[0])])
+    side = recommender.item_side()
     metrics: dict[str, dict[str, float]] = {}
     for name, matrix in recs.items():
-        values = ranking_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, ks)
-        for k in ks:
+        list_ks = ks
+        if name == "reranked":  # re-ranking returns at most rerank.pool items
+            list_ks = tuple(k for k in ks if k <= recommender.config.rerank.pool) or ks[:1]
+        values = ranking_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, list_ks)
+        for k in list_ks:
             values[f"coverage@{k}"] = catalogue_coverage(matrix, n_catalogue, k)
             values[f"novelty@{k}"] = novelty(matrix, popularity, k)
+            values.update(diversity_metrics(matrix, side, k))
         metrics[name] = values
+    truth_sizes = np.diff(eval_queries.truth_ptr)
+    metrics["_stages"] = {
+        stage: {
+            "candidate_recall": float(np.mean(stage_hits[stage] / truth_sizes)),
+            "mean_candidates": float(np.mean(stage_sizes[stage])),
+        }
+        for stage in stage_hits
+        if stage != "rank" or recommender.ranker is not None
+    }
+    metrics["_channels"] = {
+        name: {
+            "share": float(shown[i] / max(shown.sum(), 1)),
+            "hit_share": float(shown_hits[i] / max(shown_hits.sum(), 1)),
+        }
+        for i, name in enumerate(names)
+    }
     return metrics, timings, recs
+
+
+def _dedupe_rows(matrix: NDArray[np.int32]) -> NDArray[np.int32]:
+    """Rows with repeated items reduced to one copy (the rest -1); order is not kept."""
+    ordered = np.sort(matrix, axis=1)
+    repeat = np.zeros_like(ordered, dtype=bool)
+    repeat[:, 1:] = ordered[:, 1:] == ordered[:, :-1]
+    return np.where(repeat, -1, ordered).astype(np.int32)
+
+
+def _source_matrix(
+    table: pl.DataFrame, query_id: NDArray[np.int64], k: int, names: list[str]
+) -> tuple[NDArray[np.int16], NDArray[np.int32]]:
+    """``[B, k]`` index into ``names`` of each final item's source channel (-1 = none; the
+    merge credits an item to the first channel, in quota order, that recalled it) and the
+    ``[B, k]`` items."""
+    row_of = {int(q): r for r, q in enumerate(np.asarray(query_id))}
+    source = np.full((len(row_of), k), -1, dtype=np.int16)
+    items = np.full((len(row_of), k), -1, dtype=np.int32)
+    top = table.filter(pl.col("rank") <= k)
+    if top.height == 0:
+        return source, items
+    code = {name: i for i, name in enumerate(names)}
+    rows = top["query_id"].replace_strict(row_of, return_dtype=pl.Int64).to_numpy()
+    cols = top["rank"].to_numpy() - 1
+    source[rows, cols] = (
+        top["source"].replace_strict(code, default=-1, return_dtype=pl.Int16).to_numpy()
+    )
+    items[rows, cols] = top["item_idx"].to_numpy()
+    return source, items
 
 
 SLICE_METRICS = ("recall", "ndcg", "hit", "mrr")
@@ -335,6 +406,7 @@ def run_experiment(
         recommender, eval_queries, train, config, progress, scored_parts
     )
     timings.update(eval_timings)
+    stages, channel_share = recall.pop("_stages"), recall.pop("_channels")
     slices = slice_metrics(recs, eval_queries, train.n_items, tuple(sorted(config.eval.ks)))
     metrics = {
         "recall": recall,
@@ -359,6 +431,15 @@ def run_experiment(
         metrics["latency_ms"] = request_latency(
             recommender, eval_queries.queries, config.eval.latency_requests, 10, rng
         )
+    if recommender.reranker is not None and scored_parts and config.eval.rerank_sweep_queries:
+        start = time.perf_counter()
+        metrics["rerank"] = rerank_sweep(
+            recommender, eval_queries, pl.concat(scored_parts), config, rng
+        )
+        metrics["timings_s"]["rerank.sweep"] = round(time.perf_counter() - start, 4)
+    metrics["funnel"] = funnel_summary(
+        recall, stages, channel_share, metrics.get("latency_ms"), min(config.eval.ks)
+    )
     if rank_data is not None and recommender.ranker is not None:
         start = time.perf_counter()
         metrics["rank"] = rank_metrics(
@@ -383,7 +464,8 @@ def request_latency(
         start = time.perf_counter()
         rec = recommender.recommend(queries.take(np.array([row])), k=k)
         total = time.perf_counter() - start
-        for stage, seconds in {**rec.timings_s, "total": total}.items():
+        recall = sum(v for s, v in rec.timings_s.items() if s.startswith("recall."))
+        for stage, seconds in {**rec.timings_s, "recall": recall, "total": total}.items():
             per_stage.setdefault(stage, []).append(seconds * 1000.0)
     return {
         stage: {

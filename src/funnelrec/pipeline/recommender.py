@@ -1,4 +1,4 @@
-"""The funnel as one object: recall channels -> merge -> (rank -> re-rank in later stages).
+"""The funnel as one object: recall channels -> merge -> rank -> re-rank.
 
 ``Recommender.recommend`` is the single entry point used by ``funnelrec run`` (offline
 evaluation), ``funnelrec recommend`` and the service, so offline numbers are the numbers of the
@@ -25,8 +25,18 @@ from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.factory import build_retriever
 from funnelrec.recall.merge import merge_channels
+from funnelrec.rerank.base import ItemSide, ListReranker
 
 logger = logging.getLogger(__name__)
+
+
+def consumed_items(queries: Queries) -> dict[int, set[int]]:
+    """Each query's history items: what the rules' consumed-item filter drops."""
+    ptr, items = queries.history_ptr, queries.history_item
+    return {
+        int(qid): set(items[ptr[row] : ptr[row + 1]].tolist())
+        for row, qid in enumerate(queries.query_id)
+    }
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,8 @@ class Recommendation:
         timings_s: wall time per stage for this call.
         scored: with a ranker, the Scores table of the ranked candidates (``query_id,
             item_idx, source, merged_rank, ..., p_<task>, score, rank``); else None.
+        reranked: with a re-ranker, the re-ranked list (the scored columns plus
+            ``pre_rerank_rank``; ``rank`` is the final position); else None.
     """
 
     ranked: pl.DataFrame
@@ -47,6 +59,7 @@ class Recommendation:
     channels: dict[str, ChannelResult]
     timings_s: dict[str, float]
     scored: pl.DataFrame | None = None
+    reranked: pl.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,38 @@ class UserContext:
         return cls(data.user_attr_encoder, data.user_attr, data.category_vocab)
 
 
+@dataclass(frozen=True)
+class ItemContext:
+    """Item attributes the re-ranker reads (index = item_idx; grows as items are ingested).
+
+    Attributes:
+        category: ``[n_items]`` int32 category index (-1 = unknown), or None without categories.
+        created_at: ``[n_items]`` int64 unix seconds (0 = unknown), or None.
+    """
+
+    category: NDArray[np.int32] | None
+    created_at: NDArray[np.int64] | None
+
+    @classmethod
+    def from_dataset(cls, data: Dataset) -> ItemContext:
+        return cls(data.item_categories, data.item_created_at)
+
+    def extended(self, items: pl.DataFrame, n_new: int, category_vocab: Vocabulary) -> ItemContext:
+        """With ``n_new`` ingested items (rows of ``items``) appended."""
+        category = created = None
+        if self.category is not None:
+            new = np.full(n_new, -1, dtype=np.int32)
+            if "category" in items.columns:
+                new = category_vocab.encode(items["category"].cast(pl.String)).astype(np.int32)
+            category = np.concatenate([self.category, new])
+        if self.created_at is not None:
+            new_t = np.zeros(n_new, dtype=np.int64)
+            if "created_at" in items.columns:
+                new_t = items["created_at"].cast(pl.Int64, strict=False).fill_null(0).to_numpy()
+            created = np.concatenate([self.created_at, new_t])
+        return ItemContext(category, created)
+
+
 class Recommender:
     """Fitted channels + the positives that make up each user's history + vocabularies."""
 
@@ -79,6 +124,7 @@ class Recommender:
         item_vocab: Vocabulary,
         history: pl.DataFrame,
         users: UserContext,
+        items: ItemContext | None = None,
     ) -> None:
         self.config = config
         self.channels = channels
@@ -86,6 +132,10 @@ class Recommender:
         self.item_vocab = item_vocab
         self.history = history.select("user_idx", "item_idx", "timestamp")
         self.users = users
+        self.items = items if items is not None else ItemContext(None, None)
+        # method 'none' still applies the business rules.
+        self.reranker: ListReranker | None = ListReranker(config.rerank)
+        self._item_side: ItemSide | None = None
         self.skipped: dict[str, str] = {}
         self.ranker: Ranker | None = None
         self.rank_log: pl.DataFrame | None = None
@@ -121,6 +171,7 @@ class Recommender:
             data.item_vocab,
             data.positives,
             UserContext.from_dataset(data),
+            ItemContext.from_dataset(data),
         )
         recommender.skipped = skipped
         return recommender, timings
@@ -184,6 +235,8 @@ class Recommender:
         for channel in self.channels.values():
             if channel.supports_new_items:
                 channel.add_items(new, item_idx)
+        self.items = self.items.extended(new, new.height, self.users.category_vocab)
+        self._item_side = None
         return item_idx
 
     def retrieve(self, queries: Queries) -> tuple[dict[str, ChannelResult], dict[str, float]]:
@@ -205,30 +258,69 @@ class Recommender:
 
     def recommend(self, queries: Queries, k: int) -> Recommendation:
         """Top-k per query through the funnel: recall -> merge -> rank (when a ranker is
-        attached; the ranked list is the ranker's top ``k`` of the first
-        ``max(rank.score_k, k)`` merged candidates)."""
+        attached; the ranker scores the first ``max(rank.score_k, k)`` merged candidates) ->
+        re-rank (when configured: MMR or DPP over the ``rerank.pool`` best, then the business
+        rules; the final list has ``min(k, what the rules let through)`` items)."""
         results, timings = self.retrieve(queries)
         start = time.perf_counter()
         candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
         timings["merge"] = time.perf_counter() - start
         scored = None
         if self.ranker is None:
-            top = candidates.filter(pl.col("merged_rank") <= k)
-            rank_col, score_col = pl.col("merged_rank"), pl.col("recall_score")
+            ordered = candidates.with_columns(
+                pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
+            )
         else:
             start = time.perf_counter()
-            scored = self._rank(queries, candidates, k)
+            ordered = scored = self._rank(queries, candidates, k)
             timings["rank"] = time.perf_counter() - start
-            top = scored.filter(pl.col("rank") <= k)
-            rank_col, score_col = pl.col("rank"), pl.col("score")
+        reranked = None
+        if self.reranker is not None:
+            start = time.perf_counter()
+            ordered = reranked = self.reranker.rerank(
+                ordered,
+                k,
+                self.item_side(),
+                consumed=consumed_items(queries),
+                now=queries.timestamp,
+            )
+            timings["rerank"] = time.perf_counter() - start
+        top = ordered.filter(pl.col("rank") <= k)
         ranked = top.select(
             "query_id",
             pl.Series("item_id", self.item_vocab.decode(top["item_idx"].to_numpy())),
-            rank_col.alias("rank"),
-            score_col.alias("score"),
+            "rank",
+            "score",
             "source",
         )
-        return Recommendation(ranked, candidates, results, timings, scored)
+        return Recommendation(ranked, candidates, results, timings, scored, reranked)
+
+    def item_side(self) -> ItemSide:
+        """What the re-ranker knows about items: vectors for similarity (``rerank.similarity``:
+        the two-tower item tower, else content embeddings), categories, creation times."""
+        if self._item_side is None:
+            self._item_side = ItemSide(
+                self._similarity_vectors(), self.items.category, self.items.created_at
+            )
+        return self._item_side
+
+    def _similarity_vectors(self) -> NDArray[np.float32] | None:
+        source = self.config.rerank.similarity
+        if source == "category":
+            return None
+        order = ("two_tower", "content") if source == "auto" else (source,)
+        for kind in order:
+            for channel in self.channels.values():
+                if getattr(channel.config, "kind", None) != kind:
+                    continue
+                if kind == "two_tower":
+                    return channel.item_vectors
+                return channel.item_embeddings
+        if source != "auto":
+            raise MissingInputError(
+                f"rerank.similarity = '{source}' but no '{source}' recall channel was fitted"
+            )
+        return None
 
     def _rank(self, queries: Queries, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
         """Score the candidates the ranker can judge and order them by score; the others keep

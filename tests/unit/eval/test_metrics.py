@@ -7,8 +7,10 @@ import pytest
 
 from funnelrec.eval.metrics import (
     catalogue_coverage,
+    category_diversity,
     hit_matrix,
     hit_rate_at_k,
+    intra_list_diversity,
     mrr_at_k,
     ndcg_at_k,
     novelty,
@@ -82,3 +84,47 @@ def test_ranking_metrics_keys() -> None:
     assert set(out) == {
         f"{m}@{k}" for m in ("recall", "hit", "ndcg", "mrr", "precision") for k in (1, 4)
     }
+
+
+def _brute_ild(recs: np.ndarray, emb: np.ndarray, k: int) -> float:
+    values = []
+    for row in recs[:, :k]:
+        items = [i for i in row if i >= 0]
+        dist = []
+        for a in items:
+            for b in items:
+                if a == b:
+                    continue
+                va = emb[a] if a < len(emb) else np.zeros(emb.shape[1])
+                vb = emb[b] if b < len(emb) else np.zeros(emb.shape[1])
+                na, nb = np.linalg.norm(va), np.linalg.norm(vb)
+                cos = va @ vb / (na * nb) if na > 0 and nb > 0 else 0.0
+                dist.append(1.0 - cos)
+        if dist:
+            values.append(np.mean(dist))
+    return float(np.mean(values))
+
+
+def test_intra_list_diversity_matches_pairwise_definition() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(30, 8))
+    emb[3] = 0.0  # an item we know nothing about
+    recs = rng.choice(32, size=(7, 6), replace=True)
+    recs = np.array([np.unique(r)[:5].tolist() + [-1] * (6 - len(np.unique(r)[:5])) for r in recs])
+    recs[0, 2:] = -1
+    got = intra_list_diversity(recs, emb, 6)
+    assert got == pytest.approx(_brute_ild(recs, emb, 6), abs=1e-5)
+
+
+def test_intra_list_diversity_identical_items_is_zero() -> None:
+    emb = np.ones((4, 3))
+    assert intra_list_diversity(np.array([[0, 1, 2, 3]]), emb, 4) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_category_diversity() -> None:
+    cats = np.array([0, 0, 1, 2, -1])
+    ild, cover = category_diversity(np.array([[0, 1, -1], [2, 3, 4]]), cats, 3)
+    # row 0: both items category 0 -> ILD 0, 1 distinct of min(2, 3) -> 0.5
+    # row 1: categories 1, 2, unknown -> ILD 1, 3 distinct of 3 -> 1.0
+    assert ild == pytest.approx(0.5)
+    assert cover == pytest.approx(0.75)

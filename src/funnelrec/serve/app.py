@@ -1,0 +1,246 @@
+"""The HTTP API (FastAPI): ``create_app(settings)`` with a lifespan that loads the artifact.
+
+Endpoints: ``POST /v1/recommend``, ``POST /v1/events``, ``GET /healthz``, ``GET /readyz``,
+``GET /metrics`` (Prometheus text), ``POST /admin/reload``, ``GET /admin/status``, and the
+OpenAPI docs at ``/docs`` and ``/openapi.json``. Every error is JSON: ``{"error": message,
+"detail": [...]}`` with a 4xx status for client mistakes (400 malformed JSON, 413 too large,
+422 invalid values or unknown ids/attributes/events).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+from starlette.concurrency import run_in_threadpool
+
+from funnelrec import __version__
+from funnelrec.serve.metrics import ServeMetrics, exposition
+from funnelrec.serve.schemas import (
+    ErrorResponse,
+    EventsRequest,
+    EventsResponse,
+    RecommendRequest,
+    RecommendResponse,
+    ReloadRequest,
+)
+from funnelrec.serve.service import RecommendService, RequestError, limit_threads
+from funnelrec.serve.settings import ServeSettings
+
+logger = logging.getLogger(__name__)
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "Malformed JSON."},
+    413: {"model": ErrorResponse, "description": "Payload too large."},
+    422: {"model": ErrorResponse, "description": "Invalid or unknown values."},
+}
+
+
+async def _send_json(send: Send, status: int, body: dict) -> None:
+    payload = json.dumps(body).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(payload)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": payload})
+
+
+class EdgeMiddleware:
+    """Body size limit (``Content-Length`` or streamed bytes) and per-route request counts."""
+
+    def __init__(self, app: Any, max_body_bytes: int, metrics: ServeMetrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        status = {"code": 500, "started": False, "rejected": False}
+        limit = self.max_body_bytes
+
+        async def counting_send(message: Message) -> None:
+            if status["rejected"]:
+                return  # the 413 went out already; the app's own answer is dropped
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+                status["started"] = True
+            await send(message)
+
+        try:
+            length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
+            if length is not None and int(length) > limit:
+                await _send_json(
+                    counting_send,
+                    413,
+                    {"error": f"payload of {int(length)} bytes is over the {limit}-byte limit"},
+                )
+                return
+            received = 0
+
+            async def limited_receive() -> Message:
+                nonlocal received
+                message = await receive()
+                if message["type"] == "http.request":
+                    received += len(message.get("body", b""))
+                    if received > limit and not status["started"]:
+                        # Streamed past the limit: answer 413 now, end the app's read.
+                        await _send_json(
+                            counting_send, 413, {"error": f"payload over the {limit}-byte limit"}
+                        )
+                        status["rejected"] = True
+                        return {"type": "http.disconnect"}
+                return message
+
+            try:
+                await self.app(scope, limited_receive, counting_send)
+            except Exception:
+                if not status["rejected"]:
+                    raise
+        finally:
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        first = next(e for e in errors if e.get("type") == "json_invalid")
+        reason = (first.get("ctx") or {}).get("error", "invalid JSON")
+        return JSONResponse({"error": f"malformed JSON body: {reason}"}, status_code=400)
+    detail = [
+        {
+            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+            "message": e.get("msg", ""),
+            "type": e.get("type", ""),
+        }
+        for e in errors
+    ]
+    shown = "; ".join(f"{d['field']}: {d['message']}" for d in detail[:3])
+    return JSONResponse({"error": f"invalid request: {shown}", "detail": detail}, status_code=422)
+
+
+def create_app(settings: ServeSettings, service: RecommendService | None = None) -> FastAPI:
+    """The FastAPI app serving ``settings.artifacts`` (or an already built ``service``).
+
+    The lifespan loads and self-checks the artifact before the first request is accepted;
+    a refused artifact stops the start with its message.
+    """
+    metrics = service.metrics if service is not None else ServeMetrics()
+    holder: dict[str, RecommendService] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        limit_threads(settings.torch_threads)
+        svc = service or RecommendService(settings, metrics=metrics)
+        await run_in_threadpool(svc.start)
+        holder["service"] = svc
+        try:
+            yield
+        finally:
+            svc.close()
+
+    app = FastAPI(
+        title="funnelrec",
+        version=__version__,
+        description="Multi-stage recommendations (recall -> merge -> rank -> re-rank) from one "
+        "artifact, the same Recommender.recommend as offline evaluation.",
+        lifespan=lifespan,
+    )
+    app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
+
+    def svc() -> RecommendService:
+        if "service" not in holder:
+            raise RequestError(503, "the service is starting")
+        return holder["service"]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(RequestError)
+    async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+        body: dict[str, Any] = {"error": str(exc)}
+        if exc.field:
+            body["field"] = exc.field
+        return JSONResponse(body, status_code=exc.status)
+
+    @app.exception_handler(Exception)
+    async def _internal(_: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error: %r", exc)
+        return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+    @app.post("/v1/recommend", response_model=RecommendResponse, responses=ERRORS)
+    def recommend(body: RecommendRequest, request: Request) -> dict:
+        """Top-k items for one user through recall -> merge -> rank -> re-rank. Unknown users
+        take the cold-start path (attributes and onboarding tags help); events posted earlier
+        for the user are part of their history."""
+        return svc().recommend(
+            body.user_id,
+            body.k,
+            timestamp=body.timestamp,
+            attributes=body.attributes,
+            tags=body.tags,
+            context=body.context,
+            request_id=request.headers.get("x-request-id"),
+        )
+
+    @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS)
+    def events(body: EventsRequest) -> dict:
+        """Record feedback (impression, click, cart, order, ...); the next request of the user
+        sees it (history for recall, the ranker's behaviour features)."""
+        return svc().post_events([e.model_dump() for e in body.events])
+
+    @app.get("/healthz")
+    async def healthz() -> dict:
+        """Liveness: the process answers."""
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    def readyz() -> JSONResponse:
+        """Readiness: an artifact is loaded (and self-checked) and the event store answers."""
+        ok, body = svc().ready()
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics")
+    async def metrics_endpoint() -> Response:
+        """Prometheus text format: request counts, latency and per-stage histograms,
+        degraded stages, events, reloads."""
+        data = exposition(metrics, settings.metrics_dir)
+        return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+    if settings.admin:
+
+        @app.post("/admin/reload", status_code=202, responses=ERRORS)
+        def reload(body: ReloadRequest | None = None) -> dict:
+            """Load an artifact folder in the background, self-check it and swap it in; requests
+            in flight finish on the old one, a refused artifact leaves the old one serving."""
+            path = Path(body.path) if body is not None and body.path else None
+            return svc().reload(path)
+
+        @app.get("/admin/status")
+        def status() -> dict:
+            """The serving artifact and the last reload's state."""
+            return svc().ready()[1]
+
+    return app

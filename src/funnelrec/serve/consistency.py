@@ -1,0 +1,246 @@
+"""Online/offline consistency: replay logged requests through the offline pipeline and report
+every difference, stage by stage.
+
+The replay loads the artifact with ``load_recommender`` (what ``funnelrec recommend`` and the
+evaluation use), appends the logged store events to the *full* history and rank log (no
+per-request slices, no wrappers around the ranker), leaves out the channels the served request
+dropped, and calls the same ``Recommender.recommend``. An unmodified deployment reports
+nothing; a difference points at the stage that diverged (recall source/score, merge position,
+``p_<task>``, fused score, final rank).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import torch
+
+from funnelrec.artifacts import load_recommender
+from funnelrec.serve.featurelog import read_feature_log
+from funnelrec.serve.request import (
+    DroppedChannel,
+    RequestSpec,
+    event_frames,
+    make_view,
+    popularity_order,
+    run_request,
+)
+from funnelrec.serve.service import _columns, artifact_id
+from funnelrec.serve.store import Event
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """One difference between a logged request and its replay."""
+
+    request_id: str
+    line: int
+    part: str  # "items" (the returned list) or "pool" (the logged ranked pool)
+    column: str  # item_id (membership/order), source, merged_rank, p_<task>, score, rank, ...
+    item_id: Any
+    logged: Any
+    replayed: Any
+
+    def describe(self) -> str:
+        return (
+            f"line {self.line} request {self.request_id}: {self.part}.{self.column}"
+            f"{'' if self.item_id is None else f' item {self.item_id}'}: logged {self.logged!r}, "
+            f"replayed {self.replayed!r}"
+        )
+
+
+@dataclass(frozen=True)
+class ConsistencyReport:
+    """What :func:`replay_feature_log` found."""
+
+    log: Path
+    artifacts: Path
+    artifact_id: str
+    requests: int
+    replayed: int
+    skipped: dict[str, int]
+    mismatched_requests: int
+    mismatches: list[Mismatch] = field(default_factory=list)
+    max_abs_diff: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatched_requests == 0
+
+    def by_column(self) -> dict[str, int]:
+        return dict(Counter(f"{m.part}.{m.column}" for m in self.mismatches))
+
+
+def _close(a: Any, b: Any, atol: float, rtol: float) -> tuple[bool, float]:
+    if a is None or b is None:
+        return a is None and b is None, 0.0
+    if isinstance(a, float) or isinstance(b, float):
+        fa, fb = float(a), float(b)
+        if math.isnan(fa) and math.isnan(fb):
+            return True, 0.0
+        diff = abs(fa - fb)
+        return diff <= atol + rtol * abs(fa), diff
+    return a == b, 0.0
+
+
+def _compare(
+    request_id: str,
+    line: int,
+    part: str,
+    logged: dict[str, list],
+    replayed: dict[str, list],
+    *,
+    atol: float,
+    rtol: float,
+    worst: dict[str, float],
+) -> list[Mismatch]:
+    """Items (membership and order) and every logged column of the items both lists hold."""
+    out: list[Mismatch] = []
+    want = [str(i) for i in logged["item_id"]]
+    got = [str(i) for i in replayed["item_id"]]
+    if want != got:
+        out.append(Mismatch(request_id, line, part, "item_id", None, want, got))
+    position = {item: n for n, item in enumerate(got)}
+    for column, values in logged.items():
+        if column == "item_id":
+            continue
+        if column not in replayed:
+            out.append(Mismatch(request_id, line, part, column, None, "present", "missing"))
+            continue
+        for n, item in enumerate(want):
+            if item not in position:
+                continue
+            a, b = values[n], replayed[column][position[item]]
+            ok, diff = _close(a, b, atol, rtol)
+            worst[column] = max(worst.get(column, 0.0), diff)
+            if not ok:
+                out.append(Mismatch(request_id, line, part, column, item, a, b))
+    return out
+
+
+def replay_feature_log(
+    artifacts: Path,
+    log_path: Path,
+    *,
+    atol: float = 1e-5,
+    rtol: float = 1e-4,
+    limit: int | None = None,
+) -> ConsistencyReport:
+    """Replay every logged request of ``artifacts`` through the offline pipeline.
+
+    Args:
+        artifacts: the artifact folder the requests were served from.
+        log_path: the service's feature log (JSON lines).
+        atol, rtol: float tolerance (the service computes one request at a time with one torch
+            thread; tiny differences can come from a different thread count).
+        limit: replay at most this many requests.
+
+    Returns:
+        A report; ``ok`` when no replayed request differs. Requests served from another
+        artifact are skipped and counted.
+
+    Raises:
+        FunnelrecError: the artifact fails its hash check, or the log is unreadable.
+    """
+    artifacts = Path(artifacts)
+    rec = load_recommender(artifacts)
+    current = artifact_id(artifacts)
+    item_ids = rec.item_vocab.ids.to_list()
+    item_index = {str(i): n for n, i in enumerate(item_ids)}
+    popularity = popularity_order(rec)
+    skipped: Counter[str] = Counter()
+    mismatches: list[Mismatch] = []
+    worst: dict[str, float] = {}
+    requests = replayed = mismatched = 0
+    for line, record in read_feature_log(log_path):
+        requests += 1
+        if limit is not None and replayed >= limit:
+            skipped["over limit"] += 1
+            continue
+        if record["artifact_id"] != current:
+            skipped[f"served from artifact {record['artifact_id']}"] += 1
+            continue
+        if record.get("ranker_failed") and record.get("fallback"):
+            skipped["served popular items after an error"] += 1
+            continue
+        events = tuple(
+            Event(record["user_id"], str(i), str(ev), int(ts), float(v))
+            for i, ev, ts, v in record["events"]
+        )
+        spec = RequestSpec(
+            record["user_id"],
+            int(record["k"]),
+            int(record["timestamp"]),
+            record.get("attributes"),
+            record.get("tags"),
+            events,
+            tuple(record.get("dropped") or ()),
+            bool(record.get("ranker_failed")),
+        )
+        user_idx = int(rec.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
+        extra_history, extra_log = event_frames(rec, user_idx, events, item_index)
+        history = pl.concat([rec.history, extra_history])
+        rank_log = None
+        if rec.rank_log is not None:
+            rank_log = pl.concat([rec.rank_log, extra_log.select(rec.rank_log.columns)])
+        channels = {
+            name: DroppedChannel(channel, name) if name in spec.dropped else channel
+            for name, channel in rec.channels.items()
+        }
+        view = make_view(
+            rec,
+            history=history,
+            rank_log=rank_log,
+            channels=channels,
+            drop_ranker=spec.ranker_failed,
+        )
+        with torch.inference_mode():
+            served, _ = run_request(view, spec, popularity)
+        replayed += 1
+        found: list[Mismatch] = []
+        rid = record["request_id"]
+        if bool(record.get("fallback")) != served.fallback:
+            found.append(
+                Mismatch(rid, line, "items", "fallback", None, record["fallback"], served.fallback)
+            )
+        found += _compare(
+            rid,
+            line,
+            "items",
+            record["items"],
+            _columns(served.top, item_ids),
+            atol=atol,
+            rtol=rtol,
+            worst=worst,
+        )
+        if record.get("pool") is not None:
+            depth = len(record["pool"]["item_id"])
+            found += _compare(
+                rid,
+                line,
+                "pool",
+                record["pool"],
+                _columns(served.pool.head(depth), item_ids),
+                atol=atol,
+                rtol=rtol,
+                worst=worst,
+            )
+        if found:
+            mismatched += 1
+            mismatches += found
+    return ConsistencyReport(
+        log=Path(log_path),
+        artifacts=artifacts,
+        artifact_id=current,
+        requests=requests,
+        replayed=replayed,
+        skipped=dict(skipped),
+        mismatched_requests=mismatched,
+        mismatches=mismatches,
+        max_abs_diff=worst,
+    )

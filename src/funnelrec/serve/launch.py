@@ -1,0 +1,120 @@
+"""``funnelrec serve``: check the artifact, then run uvicorn with one or several workers.
+
+With one worker the app runs in this process on the artifact already loaded and checked here.
+With several, uvicorn spawns worker processes that rebuild the app from the settings passed in
+the environment (``FUNNELREC_SERVE_SETTINGS``, read only by :func:`worker_app`, the workers'
+entry point) and prometheus_client runs in multiprocess mode.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Literal
+
+from fastapi import FastAPI
+
+from funnelrec.serve.settings import ServeSettings
+
+SETTINGS_ENV = "FUNNELREC_SERVE_SETTINGS"
+
+
+def free_port() -> int:
+    """A loopback TCP port nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def serve_command(artifacts: Path, port: int, state_dir: Path, *extra: str) -> list[str]:
+    """The ``funnelrec serve`` command line (this interpreter) that tests and the load
+    benchmark start as a subprocess, with the artifact's own clock."""
+    return [
+        sys.executable,
+        "-m",
+        "funnelrec",
+        "serve",
+        "--artifacts",
+        str(artifacts),
+        "--port",
+        str(port),
+        "--state-dir",
+        str(state_dir),
+        "--clock",
+        "artifact",
+        *extra,
+    ]
+
+
+def serve(
+    settings: ServeSettings,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    clock: Literal["wall", "artifact"] = "wall",
+    log_level: str = "warning",
+) -> None:
+    """Load + self-check ``settings.artifacts`` (raising a FunnelrecError that explains a
+    refusal), then serve until interrupted.
+
+    ``clock="artifact"`` starts the service's 'now' at the artifact's as-of time (its last
+    event + 1 s) and lets it run from there: for artifacts trained on replayed or simulated
+    data, whose time windows would otherwise all be empty.
+    """
+    import uvicorn
+
+    from funnelrec.serve.app import create_app
+    from funnelrec.serve.service import RecommendService, load_for_serving
+
+    settings.state_dir.mkdir(parents=True, exist_ok=True)
+    model = load_for_serving(settings.artifacts, check=settings.self_check)
+    if clock == "artifact":
+        offset = model.cutoff + 1 - int(time.time())
+        settings = settings.model_copy(update={"clock_offset_s": offset})
+    control = settings.control_file
+    control.write_text(
+        json.dumps(
+            {"artifacts": str(settings.artifacts.resolve()), "generation": f"start-{uuid.uuid4()}"}
+        )
+    )
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers <= 1:
+        service = RecommendService(settings, model=model)
+        uvicorn.run(create_app(settings, service), **common)  # type: ignore[arg-type]
+        return
+    del model  # each worker loads its own copy
+    metrics_dir = settings.metrics_dir or settings.state_dir / "prometheus"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    threads = str(settings.torch_threads)
+    for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        os.environ.setdefault(name, threads)  # read by the workers' imports
+    worker_settings = settings.model_copy(update={"metrics_dir": metrics_dir})
+    os.environ[SETTINGS_ENV] = worker_settings.model_dump_json()
+    uvicorn.run(
+        "funnelrec.serve.launch:worker_app",
+        factory=True,
+        workers=workers,
+        **common,  # type: ignore[arg-type]
+    )
+
+
+def worker_app() -> FastAPI:
+    """Entry point of a uvicorn worker process (``factory=True``)."""
+    from funnelrec.serve.app import create_app
+
+    return create_app(ServeSettings.model_validate_json(os.environ[SETTINGS_ENV]))

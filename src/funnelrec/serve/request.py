@@ -1,0 +1,302 @@
+"""One recommendation request through ``Recommender.recommend``: the code the service runs and
+the offline replay (:mod:`funnelrec.serve.consistency`) re-runs.
+
+A request runs on a *view* of the loaded recommender: a shallow copy sharing every fitted part
+(channels, ranker, vocabularies) whose ``history`` and ``rank_log`` are replaced by what this
+request may read, the artifact's rows plus the events the store recorded for the user after
+training. The funnel itself (``recommend``: recall -> merge -> rank -> re-rank) is the same
+method offline evaluation calls.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from funnelrec.data.dataset import NON_POSITIVE_EVENTS
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.serve.store import Event
+
+logger = logging.getLogger(__name__)
+
+FALLBACK_SOURCE = "fallback_popular"
+STAGE_COLUMNS = (
+    "source",
+    "source_rank",
+    "recall_score",
+    "merged_rank",
+    "pre_rerank_rank",
+    "score",
+    "rank",
+)
+HISTORY_SCHEMA = {"user_idx": pl.Int32, "item_idx": pl.Int32, "timestamp": pl.Int64}
+LOG_SCHEMA = {**HISTORY_SCHEMA, "event": pl.String}
+
+
+@dataclass(frozen=True)
+class RequestSpec:
+    """Everything a request's result depends on besides the artifact (what the feature log
+    records and the replay reads back).
+
+    Attributes:
+        user_id: external user id (as a string).
+        k: items wanted.
+        timestamp: as-of time (unix s); nothing later is read.
+        attributes: user attributes for users the model does not know (age, gender, ...).
+        tags: onboarding categories.
+        events: the store's events of this user used by the request (after the artifact).
+        dropped: recall channels left out (failed or over budget) in the served request.
+        ranker_failed: the ranker raised and the merge order was served.
+    """
+
+    user_id: str
+    k: int
+    timestamp: int
+    attributes: Mapping[str, Any] | None = None
+    tags: Sequence[str] | None = None
+    events: Sequence[Event] = ()
+    dropped: Sequence[str] = ()
+    ranker_failed: bool = False
+
+
+@dataclass(frozen=True)
+class Served:
+    """A request's result.
+
+    Attributes:
+        top: the returned rows, best first: ``item_idx``, the stage columns present
+            (``source, source_rank, recall_score, merged_rank, [pre_rerank_rank], p_<task>...,
+            score, rank``).
+        pool: the ranked pool (every candidate the ranker saw, best first) with the same
+            columns; equals ``top`` without a ranker beyond the merge.
+        timings_s: per-stage wall time.
+        known_user: the user is in the artifact's vocabulary.
+        history_len: positives the request's history held.
+        fallback: nothing was retrieved and popular items were served.
+    """
+
+    top: pl.DataFrame
+    pool: pl.DataFrame
+    timings_s: dict[str, float]
+    known_user: bool
+    history_len: int
+    fallback: bool = False
+
+
+def positive_mask(recommender: Recommender, events: Sequence[str]) -> np.ndarray:
+    """Which events count as positives (the artifact's ``data.positive_events`` rule)."""
+    chosen = recommender.config.data.positive_events
+    if chosen is None:
+        return np.array([e not in NON_POSITIVE_EVENTS for e in events], dtype=bool)
+    return np.array([e in chosen for e in events], dtype=bool)
+
+
+def event_frames(
+    recommender: Recommender,
+    user_idx: int,
+    events: Sequence[Event],
+    item_index: Mapping[str, int],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The store's events as extra history rows (positives) and extra rank-log rows (all).
+    Items the artifact does not know are left out."""
+    kept = [e for e in events if e.item_id in item_index]
+    items = np.array([item_index[e.item_id] for e in kept], dtype=np.int32)
+    times = np.array([e.timestamp for e in kept], dtype=np.int64)
+    users = np.full(len(kept), user_idx, dtype=np.int32)
+    names = [e.event for e in kept]
+    log = pl.DataFrame(
+        {"user_idx": users, "item_idx": items, "timestamp": times, "event": names},
+        schema=LOG_SCHEMA,
+    )
+    positive = positive_mask(recommender, names)
+    history = log.filter(pl.Series(positive, dtype=pl.Boolean)).drop("event")
+    return history, log
+
+
+def empty_channel_result(name: str, n_queries: int) -> ChannelResult:
+    """A channel result with no candidates (one padding column)."""
+    return ChannelResult(
+        name,
+        np.full((n_queries, 1), -1, dtype=np.int32),
+        np.full((n_queries, 1), -np.inf, dtype=np.float32),
+    )
+
+
+class DroppedChannel:
+    """A channel that returns nothing (left out of this request, the rest delegated)."""
+
+    def __init__(self, channel: Any, name: str) -> None:
+        self._channel = channel
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._channel, attr)
+
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        return empty_channel_result(self._name, len(queries))
+
+
+@dataclass
+class ChannelOutcomes:
+    """What the guarded channels of one request did: ``{channel: 'error' | 'timeout'}``."""
+
+    dropped: dict[str, str] = field(default_factory=dict)
+    errors: dict[str, str] = field(default_factory=dict)
+
+
+class GuardedChannel:
+    """A channel whose failure or overrun drops it from the request instead of failing it.
+
+    The budget is checked when the call returns (Python cannot pre-empt a running call): a
+    channel over budget has its result discarded, so a slow channel never changes the answer
+    non-deterministically half-way, and the request goes on with the others.
+    """
+
+    def __init__(
+        self, channel: Any, name: str, budget_s: float | None, outcomes: ChannelOutcomes
+    ) -> None:
+        self._channel = channel
+        self._name = name
+        self._budget_s = budget_s
+        self._outcomes = outcomes
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(self._channel, attr)
+
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        start = time.perf_counter()
+        try:
+            result = self._channel.retrieve(queries, k)
+        except Exception as e:  # a failing channel must not fail the request
+            logger.warning("recall channel '%s' failed, dropped: %r", self._name, e)
+            self._outcomes.dropped[self._name] = "error"
+            self._outcomes.errors[self._name] = repr(e)
+            return empty_channel_result(self._name, len(queries))
+        elapsed = time.perf_counter() - start
+        if self._budget_s is not None and elapsed > self._budget_s:
+            logger.warning(
+                "recall channel '%s' took %.1f ms (budget %.1f ms), dropped",
+                self._name,
+                elapsed * 1e3,
+                self._budget_s * 1e3,
+            )
+            self._outcomes.dropped[self._name] = "timeout"
+            return empty_channel_result(self._name, len(queries))
+        return result
+
+
+def make_view(
+    recommender: Recommender,
+    *,
+    history: pl.DataFrame,
+    rank_log: pl.DataFrame | None,
+    channels: Mapping[str, Any] | None = None,
+    ranker: Any = None,
+    drop_ranker: bool = False,
+    user_vocab: Any = None,
+) -> Recommender:
+    """A shallow copy of ``recommender`` reading ``history`` and ``rank_log`` (and, when given,
+    other channel objects, ranker or an equivalent user vocabulary); the fitted parts are
+    shared, never modified."""
+    view = copy.copy(recommender)
+    view.history = history
+    if user_vocab is not None:
+        view.user_vocab = user_vocab
+    if recommender.ranker is not None:
+        view.rank_log = rank_log
+    if channels is not None:
+        view.channels = dict(channels)
+    if drop_ranker:
+        view.ranker = None
+    elif ranker is not None:
+        view.ranker = ranker
+    return view
+
+
+def attributes_frame(attributes: Mapping[str, Any] | None) -> pl.DataFrame | None:
+    """One-row frame of user attributes (numeric age stays numeric for its buckets)."""
+    if not attributes:
+        return None
+    columns: dict[str, pl.Series] = {}
+    for name, value in attributes.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            columns[name] = pl.Series(name, [None if value is None else str(value)], pl.String)
+        else:
+            columns[name] = pl.Series(name, [int(value)], pl.Int64)
+    return pl.DataFrame(columns)
+
+
+def _ordered(result: Any) -> pl.DataFrame:
+    if getattr(result, "reranked", None) is not None:
+        return result.reranked
+    if result.scored is not None:
+        return result.scored
+    return result.candidates.with_columns(
+        pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
+    )
+
+
+def stage_columns(frame: pl.DataFrame) -> list[str]:
+    """The per-stage columns of a ranked table, in a fixed order (p_<task> before score)."""
+    probs = [c for c in frame.columns if c.startswith("p_")]
+    cols = [c for c in STAGE_COLUMNS[:5] if c in frame.columns]
+    return ["item_idx", *cols, *probs, *[c for c in STAGE_COLUMNS[5:] if c in frame.columns]]
+
+
+def fallback_items(
+    popularity: np.ndarray, seen: np.ndarray, k: int, n_queries: int = 1
+) -> pl.DataFrame:
+    """The ``k`` most popular items the user has not seen, as a ranked table."""
+    ranked = popularity[~np.isin(popularity, seen)][:k].astype(np.int32)
+    n = ranked.shape[0]
+    return pl.DataFrame(
+        {
+            "item_idx": ranked,
+            "source": [FALLBACK_SOURCE] * n,
+            "source_rank": np.arange(1, n + 1, dtype=np.int32),
+            "recall_score": pl.Series([None] * n, dtype=pl.Float32),
+            "merged_rank": np.arange(1, n + 1, dtype=np.int32),
+            "score": pl.Series([None] * n, dtype=pl.Float32),
+            "rank": np.arange(1, n + 1, dtype=np.int32),
+        }
+    )
+
+
+def run_request(
+    view: Recommender, spec: RequestSpec, popularity: np.ndarray
+) -> tuple[Served, Queries]:
+    """Build the request's queries on ``view`` and run ``view.recommend``; when nothing at all
+    is retrieved, serve the most popular unseen items (``popularity``: item_idx, most popular
+    first)."""
+    user_ids = pl.Series("user_id", [spec.user_id], dtype=pl.String)
+    queries = view.queries(
+        user_ids,
+        np.int64(spec.timestamp),
+        attributes=attributes_frame(spec.attributes),
+        tags=[list(spec.tags)] if spec.tags else None,
+    )
+    result = view.recommend(queries, k=spec.k)
+    ordered = _ordered(result).sort("rank")
+    known = bool(queries.user_idx[0] >= 0)
+    history_len = int(queries.history_len[0])
+    if ordered.height == 0:
+        top = fallback_items(popularity, queries.history_item, spec.k)
+        return Served(top, top, dict(result.timings_s), known, history_len, True), queries
+    pool = ordered.select(stage_columns(ordered))
+    top = pool.filter(pl.col("rank") <= spec.k)
+    return Served(top, pool, dict(result.timings_s), known, history_len), queries
+
+
+def popularity_order(recommender: Recommender) -> np.ndarray:
+    """Item indices by descending count of positives in the artifact's history."""
+    items = recommender.history["item_idx"].to_numpy()
+    counts = np.bincount(items[items >= 0], minlength=len(recommender.item_vocab))
+    return np.argsort(-counts, kind="stable")

@@ -1,0 +1,611 @@
+"""The recommendation service without any web framework: load + self-check, per-request views
+over the event store, degradation, feature logging, metrics and hot reload.
+
+``funnelrec.serve.app`` maps HTTP onto :class:`RecommendService`; tests and the benchmark can
+drive it directly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numba
+import numpy as np
+import polars as pl
+import torch
+
+from funnelrec.artifacts.store import load_golden, load_recommender
+from funnelrec.errors import FunnelrecError
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.serve.featurelog import FEATURE_LOG_VERSION, FeatureLogger
+from funnelrec.serve.lookup import DictVocabulary, HistoryIndex, IndexedRanker, LogIndex
+from funnelrec.serve.metrics import ServeMetrics
+from funnelrec.serve.request import (
+    FALLBACK_SOURCE,
+    ChannelOutcomes,
+    GuardedChannel,
+    RequestSpec,
+    Served,
+    event_frames,
+    fallback_items,
+    make_view,
+    popularity_order,
+    run_request,
+)
+from funnelrec.serve.selfcheck import SelfCheckError, SelfCheckResult, as_of, self_check
+from funnelrec.serve.settings import ServeSettings
+from funnelrec.serve.store import Event, EventStore, open_store
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_EVENTS = ("impression", "click", "cart", "order", "like", "fav")
+
+
+class RequestError(FunnelrecError):
+    """A client mistake: ``status`` is the HTTP status the API answers with."""
+
+    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.field = field
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A recommender ready to serve plus the lookups built for it at load time."""
+
+    recommender: Recommender
+    path: Path
+    artifact_id: str
+    cutoff: int
+    history_index: HistoryIndex
+    log_index: LogIndex | None
+    user_index: dict[str, int]
+    user_vocab: DictVocabulary
+    item_index: dict[str, int]
+    item_ids: list[Any]
+    popularity: np.ndarray
+    event_names: frozenset[str]
+    attribute_names: tuple[str, ...]
+    check: SelfCheckResult | None
+    loaded_at: float = field(default_factory=time.time)
+
+
+def artifact_id(path: Path) -> str:
+    """Short content id of an artifact (hash of its manifest, which hashes every file)."""
+    return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()[:16]
+
+
+def _eval_mode(recommender: Recommender) -> None:
+    """Every torch module of the channels and the ranker in eval mode (no dropout)."""
+    owners: list[Any] = [*recommender.channels.values()]
+    if recommender.ranker is not None:
+        owners.append(recommender.ranker)
+    for owner in owners:
+        for value in vars(owner).values():
+            if isinstance(value, torch.nn.Module):
+                value.eval()
+
+
+def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None) -> LoadedModel:
+    """Build the per-request lookups of a loaded recommender."""
+    if getattr(recommender, "reranker", None) is not None:
+        recommender.item_side()  # computed once here, shared by every request view
+    log = recommender.rank_log
+    events = set(DEFAULT_EVENTS)
+    if log is not None:
+        events |= set(log["event"].unique().to_list())
+    if recommender.config.data.positive_events is not None:
+        events |= set(recommender.config.data.positive_events)
+    item_ids = recommender.item_vocab.ids.to_list()
+    return LoadedModel(
+        recommender=recommender,
+        path=Path(path),
+        artifact_id=artifact_id(path),
+        cutoff=as_of(recommender) - 1,
+        history_index=HistoryIndex(recommender.history),
+        log_index=None if log is None else LogIndex(log),
+        user_index={str(u): idx for idx, u in enumerate(recommender.user_vocab.ids.to_list())},
+        user_vocab=DictVocabulary(recommender.user_vocab),
+        item_index={str(i): idx for idx, i in enumerate(item_ids)},
+        item_ids=item_ids,
+        popularity=popularity_order(recommender),
+        event_names=frozenset(events),
+        attribute_names=tuple(recommender.users.encoder.columns),
+        check=check,
+    )
+
+
+def load_for_serving(path: Path, *, check: bool = True) -> LoadedModel:
+    """Load an artifact for serving: verify hashes, eval mode, self-check the golden set.
+
+    Raises:
+        FunnelrecError: not an artifact, a hash mismatch, no golden set (with ``check``), or
+            a self-check that does not reproduce the recorded results.
+    """
+    path = Path(path)
+    recommender = load_recommender(path)
+    _eval_mode(recommender)
+    result = None
+    if check:
+        golden = load_golden(path)
+        if golden is None:
+            raise SelfCheckError(
+                f"{path}: the artifact has no golden set (saved by an older funnelrec), so it "
+                "cannot be self-checked; re-save it (load_recommender + save_recommender) or "
+                "serve it with --no-self-check"
+            )
+        with torch.inference_mode():
+            result = self_check(recommender, golden)
+    return prepare(recommender, path, result)
+
+
+def limit_threads(n: int) -> None:
+    """Cap the thread pools of torch, faiss (OpenMP) and BLAS for this process, and numba's
+    for the calling thread (numba's setting is per thread).
+
+    A worker computes one request at a time on a small machine: library thread pools only
+    fight each other (and the other workers) for the cores. Measured on the 2-core demo box
+    with another process busy: 231 ms median per request with default pools, 56 ms capped.
+    """
+    torch.set_num_threads(n)
+    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    try:
+        import faiss
+
+        faiss.omp_set_num_threads(n)
+    except ImportError:  # pragma: no cover - faiss is a dependency
+        pass
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(n)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list]:
+    data = frame.to_dict(as_series=False)
+    out: dict[str, list] = {"item_id": [item_ids[i] for i in data.pop("item_idx")]}
+    for name, values in data.items():
+        out[name] = [_finite(v) for v in values] if frame[name].dtype.is_float() else values
+    return out
+
+
+class RecommendService:
+    """Serve recommendations from one loaded artifact at a time (see module docstring)."""
+
+    def __init__(
+        self,
+        settings: ServeSettings,
+        *,
+        model: LoadedModel | None = None,
+        store: EventStore | None = None,
+        metrics: ServeMetrics | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics or ServeMetrics()
+        settings.state_dir.mkdir(parents=True, exist_ok=True)
+        self.store: EventStore = store or open_store(settings.store_url)
+        self.feature_log = FeatureLogger(settings.feature_log_path)
+        self._model: LoadedModel | None = model
+        self._slots = threading.BoundedSemaphore(settings.inflight)
+        self._reload_lock = threading.Lock()
+        self._reload: dict[str, Any] = {"state": "idle"}
+        self._generation: str | None = None
+        self._control_mtime = 0.0
+        self._stop = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._numba_threads = min(settings.torch_threads, numba.config.NUMBA_NUM_THREADS)
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        """Load the configured artifact (unless given) and start watching for reloads."""
+        if self._model is None:
+            self._model = load_for_serving(self.settings.artifacts, check=self.settings.self_check)
+        self.metrics.loaded.set(self._model.loaded_at)
+        control = self._read_control()
+        if control is not None:
+            self._generation = control.get("generation")
+        self._watcher = threading.Thread(target=self._watch, name="reload-watch", daemon=True)
+        self._watcher.start()
+
+    def close(self) -> None:
+        """Stop the reload watcher, flush the feature log, close the store (idempotent)."""
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        if self._watcher is not None:
+            self._watcher.join(timeout=5)
+        self.feature_log.close()
+        self.store.close()
+
+    @property
+    def model(self) -> LoadedModel:
+        if self._model is None:
+            raise RequestError(503, "no artifact loaded yet")
+        return self._model
+
+    def now(self) -> int:
+        return int(time.time()) + self.settings.clock_offset_s
+
+    # ------------------------------------------------------------------ recommend
+    def recommend(
+        self,
+        user_id: str | int,
+        k: int,
+        *,
+        timestamp: int | None = None,
+        attributes: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+        context: Mapping[str, Any] | None = None,
+        request_id: str | None = None,
+    ) -> dict:
+        """Top-``k`` for one user; the response dict of ``RecommendResponse``.
+
+        Raises:
+            RequestError: ``k`` out of range or unknown attribute names (422).
+        """
+        start = time.perf_counter()
+        model = self.model  # one artifact for the whole request, even across a reload
+        if not 1 <= k <= self.settings.max_k:
+            raise RequestError(422, f"k must be in 1..{self.settings.max_k}, got {k}", field="k")
+        unknown = sorted(set(attributes or {}) - set(model.attribute_names))
+        if unknown:
+            known = ", ".join(model.attribute_names) or "none"
+            raise RequestError(
+                422,
+                f"unknown user attribute(s) {unknown} (this artifact knows: {known})",
+                field="attributes",
+            )
+        request_id = request_id or uuid.uuid4().hex
+        as_of_ts = self.now() if timestamp is None else int(timestamp)
+        uid = str(user_id)
+        with self._slots:
+            queue_s = time.perf_counter() - start  # waiting for this worker's compute slot
+            numba.set_num_threads(self._numba_threads)  # per thread: requests run in a pool
+            t_store = time.perf_counter()
+            events = [
+                e
+                for e in self.store.recent(uid, self.settings.store_events_per_request)
+                if e.timestamp > model.cutoff
+            ]
+            store_s = time.perf_counter() - t_store
+            spec = RequestSpec(uid, k, as_of_ts, attributes, tags, tuple(events))
+            with torch.inference_mode():
+                served, spec = self._run(model, spec)
+        served.timings_s["store"] = store_s
+        served.timings_s["queue"] = queue_s
+        total_s = time.perf_counter() - start
+        response = self._respond(model, spec, served, request_id, total_s)
+        self._record(model, spec, served, request_id, context, total_s)
+        return response
+
+    def _run(self, model: LoadedModel, spec: RequestSpec) -> tuple[Served, RequestSpec]:
+        rec = model.recommender
+        user_idx = model.user_index.get(spec.user_id)
+        if user_idx is None:  # not the canonical spelling of a known id: the vocabulary decides
+            user_idx = int(model.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
+        extra_history, extra_log = event_frames(rec, user_idx, spec.events, model.item_index)
+        base = model.history_index.for_user(user_idx)
+        history = pl.concat([base, extra_history]) if extra_history.height else base
+        outcomes = ChannelOutcomes()
+        budgets = self.settings.budgets
+        channels = {
+            name: GuardedChannel(channel, name, budgets.channel_s(name), outcomes)
+            for name, channel in rec.channels.items()
+        }
+        ranker = None
+        if rec.ranker is not None and model.log_index is not None:
+            ranker = IndexedRanker(rec.ranker, model.log_index)
+        view = make_view(
+            rec,
+            history=history,
+            rank_log=extra_log,
+            channels=channels,
+            ranker=ranker,
+            user_vocab=model.user_vocab,
+        )
+        try:
+            served, _ = run_request(view, spec, model.popularity)
+            failed = False
+        except FunnelrecError as e:
+            raise RequestError(422, str(e)) from None
+        except Exception:  # degrade: the merge order, then popular items
+            logger.exception("request failed with the ranker; serving the merge order")
+            self.metrics.degraded.labels("rank", "error").inc()
+            failed = True
+            view = make_view(
+                rec,
+                history=history,
+                rank_log=extra_log,
+                channels=channels,
+                drop_ranker=True,
+                user_vocab=model.user_vocab,
+            )
+            try:
+                served, _ = run_request(view, spec, model.popularity)
+            except Exception:
+                logger.exception("request failed without the ranker; serving popular items")
+                seen = history["item_idx"].to_numpy()
+                top = fallback_items(model.popularity, seen, spec.k)
+                served = Served(top, top, {}, user_idx >= 0, int(seen.shape[0]), True)
+        spec = RequestSpec(
+            spec.user_id,
+            spec.k,
+            spec.timestamp,
+            spec.attributes,
+            spec.tags,
+            spec.events,
+            tuple(outcomes.dropped),
+            failed,
+        )
+        for name, reason in outcomes.dropped.items():
+            self.metrics.degraded.labels(f"recall.{name}", reason).inc()
+        if served.fallback:
+            self.metrics.degraded.labels("recall", "fallback_popular").inc()
+        return served, spec
+
+    def _respond(
+        self, model: LoadedModel, spec: RequestSpec, served: Served, request_id: str, total_s: float
+    ) -> dict:
+        cols = _columns(served.top, model.item_ids)
+        tasks = [c for c in cols if c.startswith("p_")]
+        items = []
+        for i in range(len(cols["item_id"])):
+            items.append(
+                {
+                    "item_id": cols["item_id"][i],
+                    "rank": cols["rank"][i],
+                    "score": cols["score"][i],
+                    "source": cols["source"][i],
+                    "merged_rank": cols["merged_rank"][i],
+                    "source_rank": cols.get("source_rank", [None] * (i + 1))[i],
+                    "recall_score": cols.get("recall_score", [None] * (i + 1))[i],
+                    "pre_rerank_rank": cols.get("pre_rerank_rank", [None] * (i + 1))[i],
+                    "probabilities": {t.removeprefix("p_"): cols[t][i] for t in tasks},
+                }
+            )
+        timings = {name: round(s * 1e3, 3) for name, s in served.timings_s.items()}
+        timings["total"] = round(total_s * 1e3, 3)
+        self._observe(served, total_s)
+        degraded = [f"recall.{n}" for n in spec.dropped]
+        if spec.ranker_failed:
+            degraded.append("rank")
+        if served.fallback:
+            degraded.append(FALLBACK_SOURCE)
+        return {
+            "request_id": request_id,
+            "user_id": spec.user_id,
+            "known_user": served.known_user,
+            "history_len": served.history_len,
+            "k": spec.k,
+            "timestamp": spec.timestamp,
+            "artifact_id": model.artifact_id,
+            "items": items,
+            "degraded": degraded,
+            "timings_ms": timings,
+        }
+
+    def _observe(self, served: Served, total_s: float) -> None:
+        m, budgets = self.metrics, self.settings.budgets
+        m.request_seconds.observe(total_s)
+        limits = {
+            "merge": budgets.merge_ms,
+            "rank": budgets.rank_ms,
+            "rerank": budgets.rerank_ms,
+        }
+        for stage, seconds in served.timings_s.items():
+            m.stage_seconds.labels(stage).observe(seconds)
+            if stage in limits and seconds * 1e3 > limits[stage]:
+                m.over_budget.labels(stage).inc()
+        if total_s * 1e3 > budgets.request_ms:
+            m.over_budget.labels("request").inc()
+        if not served.known_user:
+            m.cold_requests.inc()
+
+    def _record(
+        self,
+        model: LoadedModel,
+        spec: RequestSpec,
+        served: Served,
+        request_id: str,
+        context: Mapping[str, Any] | None,
+        total_s: float,
+    ) -> None:
+        depth = self.settings.log_depth
+        record = {
+            "version": FEATURE_LOG_VERSION,
+            "request_id": request_id,
+            "time": time.time(),
+            "artifact_id": model.artifact_id,
+            "user_id": spec.user_id,
+            "k": spec.k,
+            "timestamp": spec.timestamp,
+            "attributes": dict(spec.attributes) if spec.attributes else None,
+            "tags": list(spec.tags) if spec.tags else None,
+            "context": dict(context) if context else None,
+            "events": [[e.item_id, e.event, e.timestamp, e.value] for e in spec.events],
+            "dropped": list(spec.dropped),
+            "ranker_failed": spec.ranker_failed,
+            "fallback": served.fallback,
+            "known_user": served.known_user,
+            "timings_ms": {n: round(s * 1e3, 3) for n, s in served.timings_s.items()}
+            | {"total": round(total_s * 1e3, 3)},
+            "items": _columns(served.top, model.item_ids),
+            "pool": _columns(served.pool.head(depth), model.item_ids) if depth else None,
+        }
+        try:
+            self.feature_log.write(record)
+        except (TypeError, ValueError) as e:  # never fail a served request on logging
+            logger.error("feature log: record of %s not written: %s", request_id, e)
+
+    # ------------------------------------------------------------------ events
+    def post_events(self, events: Sequence[Mapping[str, Any]]) -> dict:
+        """Validate and store feedback events (``user_id, item_id, event[, timestamp, value]``).
+
+        Raises:
+            RequestError: too many events, unknown item ids or event types (422); nothing is
+                stored then.
+        """
+        model = self.model
+        if not events:
+            raise RequestError(422, "no events", field="events")
+        if len(events) > self.settings.max_events_per_post:
+            raise RequestError(
+                413,
+                f"{len(events)} events in one post (at most {self.settings.max_events_per_post})",
+                field="events",
+            )
+        now = self.now()
+        parsed: list[Event] = []
+        unknown_items: list[str] = []
+        unknown_events: list[str] = []
+        for e in events:
+            item = str(e["item_id"])
+            if item not in model.item_index:
+                unknown_items.append(item)
+            if e["event"] not in model.event_names:
+                unknown_events.append(str(e["event"]))
+            ts = e.get("timestamp")
+            parsed.append(
+                Event(
+                    str(e["user_id"]),
+                    item,
+                    str(e["event"]),
+                    now if ts is None else int(ts),
+                    float(e.get("value", 1.0)),
+                )
+            )
+        if unknown_items:
+            raise RequestError(
+                422,
+                f"unknown item_id(s) {sorted(set(unknown_items))[:10]}: not in the catalogue of "
+                f"artifact {model.artifact_id}; no event was stored",
+                field="item_id",
+            )
+        if unknown_events:
+            raise RequestError(
+                422,
+                f"unknown event type(s) {sorted(set(unknown_events))[:10]} (known: "
+                f"{', '.join(sorted(model.event_names))}); no event was stored",
+                field="event",
+            )
+        start = time.perf_counter()
+        self.store.append(parsed)
+        self.metrics.stage_seconds.labels("store.append").observe(time.perf_counter() - start)
+        for e in parsed:
+            self.metrics.events.labels(e.event).inc()
+        return {"accepted": len(parsed), "timestamp": now}
+
+    # ------------------------------------------------------------------ health
+    def health(self) -> dict:
+        return {"status": "ok", "pid": os.getpid()}
+
+    def ready(self) -> tuple[bool, dict]:
+        model = self._model
+        store_ok, store_error = True, None
+        try:
+            self.store.ping()
+        except Exception as e:
+            store_ok, store_error = False, repr(e)
+        body = {
+            "ready": model is not None and store_ok,
+            "artifact_id": None if model is None else model.artifact_id,
+            "artifacts": None if model is None else str(model.path),
+            "store": "ok" if store_ok else store_error,
+            "reload": dict(self._reload),
+        }
+        return bool(body["ready"]), body
+
+    # ------------------------------------------------------------------ reload
+    def reload(self, path: Path | None = None) -> dict:
+        """Load ``path`` (default: the current artifact folder again) in the background and
+        swap it in when it passed the self-check; requests keep the old one until then.
+        Other worker processes follow through the control file.
+
+        Raises:
+            RequestError: not a folder (422), or a reload already running (409).
+        """
+        target = Path(path) if path is not None else self.model.path
+        if not target.is_dir():
+            raise RequestError(422, f"{target}: not a folder", field="path")
+        generation = uuid.uuid4().hex
+        self._start_reload(target, generation)
+        self._write_control(target, generation)
+        return dict(self._reload)
+
+    def _start_reload(self, path: Path, generation: str) -> None:
+        with self._reload_lock:
+            if self._reload.get("state") == "loading":
+                raise RequestError(409, "a reload is already in progress")
+            self._generation = generation
+            self._reload = {
+                "state": "loading",
+                "path": str(path),
+                "generation": generation,
+                "started": time.time(),
+            }
+        threading.Thread(
+            target=self._do_reload, args=(path, generation), name="reload", daemon=True
+        ).start()
+
+    def _do_reload(self, path: Path, generation: str) -> None:
+        try:
+            model = load_for_serving(path, check=self.settings.self_check)
+        except Exception as e:
+            logger.error("reload of %s refused: %s", path, e)
+            self.metrics.reloads.labels("failed").inc()
+            state = {"state": "failed", "error": str(e)}
+        else:
+            self._model = model  # atomic swap; in-flight requests finish on the old one
+            self.metrics.loaded.set(model.loaded_at)
+            self.metrics.reloads.labels("ok").inc()
+            state = {"state": "done", "artifact_id": model.artifact_id}
+        with self._reload_lock:
+            self._reload = {**self._reload, **state, "finished": time.time()}
+
+    def _write_control(self, path: Path, generation: str) -> None:
+        control = self.settings.control_file
+        tmp = control.with_name(f".{control.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"artifacts": str(path.resolve()), "generation": generation}))
+        tmp.replace(control)
+
+    def _read_control(self) -> dict | None:
+        try:
+            stat = self.settings.control_file.stat()
+            data = json.loads(self.settings.control_file.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        self._control_mtime = stat.st_mtime
+        return data if isinstance(data, dict) else None
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.settings.reload_poll_s):
+            try:
+                mtime = self.settings.control_file.stat().st_mtime
+            except OSError:
+                continue
+            if mtime == self._control_mtime:
+                continue
+            control = self._read_control()
+            if not control or control.get("generation") in (None, self._generation):
+                continue
+            try:
+                self._start_reload(Path(control["artifacts"]), control["generation"])
+            except RequestError:
+                self._control_mtime = 0.0  # busy: look again next round
