@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from dataclasses import dataclass
-from typing import Literal, Self
+from typing import Any, Literal, Self
 
 import numpy as np
 import polars as pl
@@ -171,6 +171,75 @@ def _marked(values: NDArray[np.int64], wanted: NDArray[np.int64]) -> NDArray[np.
     return np.where(values >= 0, table[np.maximum(values, 0)], False)
 
 
+@dataclass(frozen=True)
+class _MergedEvents:
+    """Two :class:`KeyedEvents` of one kind read as one (a fixed log + events since)."""
+
+    base: KeyedEvents
+    extra: KeyedEvents
+
+    def query(self, key: NDArray[np.int64], t: NDArray[np.int64]) -> tuple[Query, Query]:
+        return self.base.query(key, t), self.extra.query(key, t)
+
+    def count_before(self, q: tuple[Query, Query]) -> NDArray[np.int64]:
+        return self.base.count_before(q[0]) + self.extra.count_before(q[1])
+
+    def count_since(self, q: tuple[Query, Query], t_lo: NDArray[np.int64]) -> NDArray[np.int64]:
+        return self.base.count_since(q[0], t_lo) + self.extra.count_since(q[1], t_lo)
+
+    def last_time(self, q: tuple[Query, Query]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        t_base, has_base = self.base.last_time(q[0])
+        t_extra, has_extra = self.extra.last_time(q[1])
+        return np.maximum(t_base, t_extra), has_base | has_extra
+
+
+@dataclass(frozen=True)
+class PreparedLog:
+    """An event log indexed once for many small :meth:`PointInTimeFeatures.transform` calls
+    (serving): the item-side lookups over the whole log, sorted once, and the rows of each user.
+
+    ``transform(samples, prepared.with_extra(events))`` computes exactly the features of
+    ``transform(samples, pl.concat([log, events]))``: item-side features add the two logs'
+    counts, and everything keyed by the user reads only the samples' users' rows of both. A
+    request then costs lookups into the item index plus work on one user's rows, instead of
+    sorting every event of every candidate item (tens of thousands of rows for popular ones).
+    Made by :meth:`PointInTimeFeatures.prepare`.
+    """
+
+    log: pl.DataFrame
+    t0: int
+    t_max: int
+    item_events: dict[str, KeyedEvents]
+    user_ptr: NDArray[np.int64]
+    user_rows: NDArray[np.int64]
+    extra: pl.DataFrame | None = None
+
+    def with_extra(self, events: pl.DataFrame | None) -> PreparedLog:
+        """The same index plus ``events`` (rows after the log, e.g. posted since training)."""
+        if events is None or events.height == 0:
+            return dataclasses.replace(self, extra=None)
+        _require(events, LOG_COLUMNS, "events")
+        return dataclasses.replace(self, extra=events.select(LOG_COLUMNS))
+
+    def combined(self) -> pl.DataFrame:
+        """The whole log followed by the extra events (what the index stands for)."""
+        return self._append_extra(self.log.select(LOG_COLUMNS))
+
+    def _append_extra(self, base: pl.DataFrame) -> pl.DataFrame:
+        if self.extra is None:
+            return base
+        return pl.concat([base, self.extra.cast(dict(base.schema))])
+
+    def rows_of_users(self, users: NDArray[np.int64]) -> pl.DataFrame:
+        """The log rows of ``users`` then the extra events, each in their original order."""
+        wanted = np.unique(users[(users >= 0) & (users < self.user_ptr.shape[0] - 1)])
+        starts, ends = self.user_ptr[wanted], self.user_ptr[wanted + 1]
+        lens = ends - starts
+        gather = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
+        rows = np.sort(self.user_rows[gather])
+        return self._append_extra(self.log[rows].select(LOG_COLUMNS))
+
+
 def _require(df: pl.DataFrame, columns: tuple[str, ...], table: str) -> None:
     for col in columns:
         if col not in df.columns:
@@ -283,7 +352,7 @@ class PointInTimeFeatures:
             self.config, impressions=f.has_impressions, created_at=f.item_created_at is not None
         )
 
-    def transform(self, samples: pl.DataFrame, log: pl.DataFrame) -> RankFeatures:
+    def transform(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> RankFeatures:
         """Features of ``samples`` from the events of ``log`` strictly before each sample.
 
         Args:
@@ -293,6 +362,7 @@ class PointInTimeFeatures:
                 fitted vocabularies; ids new since fitting may carry indices >= the fitted
                 sizes (see ``funnelrec.rank.samples.index_log``): they get sparse id 0 but
                 their events still count. Events at or after a sample's time are never read.
+                Or a :class:`PreparedLog` (same features, faster for small requests).
 
         Returns:
             :class:`RankFeatures` with ``sparse [N, F]`` int64, ``dense [N, D]`` float32,
@@ -305,6 +375,12 @@ class PointInTimeFeatures:
         """
         f = self._state
         _require(samples, SAMPLE_COLUMNS, "samples")
+        prepared = log if isinstance(log, PreparedLog) else None
+        if prepared is not None and not self._fits_prepared(prepared, samples):
+            log = prepared.combined()
+            prepared = None
+        if isinstance(log, PreparedLog):
+            log = log.rows_of_users(samples["user_idx"].to_numpy().astype(np.int64))
         _require(log, LOG_COLUMNS, "log")
         present = [t for t in f.tasks if f"label_{t}" in samples.columns]
         if present and len(present) != len(f.tasks):
@@ -315,8 +391,9 @@ class PointInTimeFeatures:
         item = samples["item_idx"].to_numpy().astype(np.int64)
         ts = samples["timestamp"].to_numpy().astype(np.int64)
 
-        log = _relevant_events(log, samples)
-        dense = (self._raw_dense(f, samples, log) - f.dense_mean) / f.dense_std
+        if prepared is None:
+            log = _relevant_events(log, samples)
+        dense = (self._raw_dense(f, samples, log, prepared) - f.dense_mean) / f.dense_std
         dense = np.clip(np.nan_to_num(dense, nan=0.0), -cfg.clip, cfg.clip).astype(np.float32)
 
         known_u = (user >= 0) & (user < f.n_users)
@@ -335,7 +412,9 @@ class PointInTimeFeatures:
             ]
         ).astype(np.int64)
 
-        seq_item, seq_cat, seq_gap = self._sequences(f, samples, log)
+        seq_item, seq_cat, seq_gap = self._sequences(
+            f, samples, log, None if prepared is None else prepared.t0
+        )
         extra: dict[str, NDArray] = {"item_idx": item, "timestamp": ts}
         for col in EXTRA_COLUMNS:
             if col in samples.columns and samples[col].dtype.is_numeric():
@@ -354,6 +433,49 @@ class PointInTimeFeatures:
             user_idx=user,
             extra=extra,
         )
+
+    def prepare(self, log: pl.DataFrame) -> PreparedLog:
+        """Index ``log`` once for many :meth:`transform` calls (see :class:`PreparedLog`)."""
+        _require(log, LOG_COLUMNS, "log")
+        log = log.select(LOG_COLUMNS)
+        ts = log["timestamp"].to_numpy().astype(np.int64)
+        t0 = int(ts.min()) if ts.size else 0
+        t_max = int(ts.max()) if ts.size else 0
+        if t_max - t0 > TIME_MASK:
+            raise ValueError(f"log timestamps span {t_max - t0} s, more than the 2**32 s supported")
+        l_t = ts - t0
+        item = log["item_idx"].to_numpy().astype(np.int64)
+        flags = self._flags(log)
+        events = {"pos": KeyedEvents.build(item, l_t, flags["pos"])}
+        if self._state.has_impressions:
+            events["ctr"] = KeyedEvents.build(item, l_t, flags["ctr"])
+            events["imp"] = KeyedEvents.build(item, l_t, flags["imp"])
+        user = log["user_idx"].to_numpy().astype(np.int64)
+        valid = np.flatnonzero(user >= 0)
+        user_rows = valid[np.argsort(user[valid], kind="stable")]
+        counts = np.bincount(user[valid], minlength=int(user.max(initial=-1)) + 1)
+        user_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
+        np.cumsum(counts, out=user_ptr[1:])
+        return PreparedLog(log, t0, t_max, events, user_ptr, user_rows)
+
+    @staticmethod
+    def _fits_prepared(prepared: PreparedLog, samples: pl.DataFrame) -> bool:
+        """Whether every time lies in the prepared index's 32-bit window from its t0 (else
+        the caller falls back to the plain path, which picks its own reference time)."""
+        times = [samples["timestamp"].to_numpy()]
+        if prepared.extra is not None:
+            times.append(prepared.extra["timestamp"].to_numpy())
+        lo = min((int(t.min()) for t in times if t.size), default=prepared.t0)
+        hi = max([prepared.t_max, *(int(t.max()) for t in times if t.size)])
+        return lo >= prepared.t0 and hi - prepared.t0 <= TIME_MASK
+
+    def _flags(self, log: pl.DataFrame) -> dict[str, NDArray[np.bool_]]:
+        flags = log.select(
+            self._positive_expr().alias("pos"),
+            (pl.col("event") == IMPRESSION).alias("imp"),
+            (pl.col("event") == self.config.ctr_event).alias("ctr"),
+        )
+        return {name: flags[name].to_numpy() for name in ("pos", "imp", "ctr")}
 
     def raw_dense(self, samples: pl.DataFrame, log: pl.DataFrame) -> NDArray[np.float64]:
         """``[N, D]`` dense features before standardisation (columns: :attr:`dense_names`).
@@ -381,20 +503,31 @@ class PointInTimeFeatures:
         return pl.col("event").is_in(events)
 
     def _times(
-        self, samples: pl.DataFrame, log: pl.DataFrame
+        self, samples: pl.DataFrame, log: pl.DataFrame, t0: int | None = None
     ) -> tuple[int, NDArray[np.int64], NDArray[np.int64]]:
-        """Reference time t0 and relative sample ``[N]`` and log ``[E]`` times (N > 0)."""
+        """Reference time t0 (given, or the earliest time) and relative sample ``[N]`` and log
+        ``[E]`` times (N > 0)."""
         s_ts = samples["timestamp"].to_numpy().astype(np.int64)
         l_ts = log["timestamp"].to_numpy().astype(np.int64)
-        t0, hi = int(s_ts.min()), int(s_ts.max())
+        lo, hi = int(s_ts.min()), int(s_ts.max())
         if l_ts.size:
-            t0, hi = min(t0, int(l_ts.min())), max(hi, int(l_ts.max()))
+            lo, hi = min(lo, int(l_ts.min())), max(hi, int(l_ts.max()))
+        t0 = lo if t0 is None else t0
         if hi - t0 > TIME_MASK:
             raise ValueError(f"timestamps span {hi - t0} s, more than the 2**32 s supported")
         return t0, s_ts - t0, l_ts - t0
 
-    def _raw_dense(self, f: _Fitted, samples: pl.DataFrame, log: pl.DataFrame) -> NDArray:
-        """``[N, D]`` float64 unstandardised dense features (names: :attr:`dense_names`)."""
+    def _raw_dense(
+        self,
+        f: _Fitted,
+        samples: pl.DataFrame,
+        log: pl.DataFrame,
+        prepared: PreparedLog | None = None,
+    ) -> NDArray:
+        """``[N, D]`` float64 unstandardised dense features (names: :attr:`dense_names`).
+
+        With ``prepared``, ``log`` holds only the samples' users' rows (and the extra events)
+        and item-side lookups read the prepared index plus the extra events."""
         cfg = self.config
         n = samples.height
         if n == 0:
@@ -404,30 +537,24 @@ class PointInTimeFeatures:
                 )
             )
             return np.zeros((0, n_dense))
-        _, s_t, l_t = self._times(samples, log)
+        _, s_t, l_t = self._times(samples, log, None if prepared is None else prepared.t0)
         user = samples["user_idx"].to_numpy().astype(np.int64)
         item = samples["item_idx"].to_numpy().astype(np.int64)
-        flags = log.select(
-            self._positive_expr().alias("pos"),
-            (pl.col("event") == IMPRESSION).alias("imp"),
-            (pl.col("event") == cfg.ctr_event).alias("ctr"),
-        )
-        is_pos = flags["pos"].to_numpy()
-        is_imp = flags["imp"].to_numpy()
-        is_ctr = flags["ctr"].to_numpy()
+        flags = self._flags(log)
+        is_pos, is_imp, is_ctr = flags["pos"], flags["imp"], flags["ctr"]
         l_user = log["user_idx"].to_numpy().astype(np.int64)
         l_item = log["item_idx"].to_numpy().astype(np.int64)
         cap = float(cfg.recency_cap_s)
         cols: list[NDArray[np.float64]] = []
 
-        def counts(ev: KeyedEvents, q: Query, recency: bool) -> None:
+        def counts(ev: Any, q: Any, recency: bool) -> None:
             cols.extend(np.log1p(ev.count_since(q, s_t - w)) for w in cfg.windows_s)
             cols.append(np.log1p(ev.count_before(q)))
             if recency:
                 last, has = ev.last_time(q)
                 cols.append(np.log1p(np.where(has, np.minimum(s_t - last, cap), cap)))
 
-        def rate(clicks: KeyedEvents, imps: KeyedEvents, key: NDArray[np.int64]) -> None:
+        def rate(clicks: Any, imps: Any, key: NDArray[np.int64]) -> None:
             n_imp = imps.count_before(imps.query(key, s_t))
             n_click = clicks.count_before(clicks.query(key, s_t))
             cols.append(np.log1p(n_imp))
@@ -435,15 +562,26 @@ class PointInTimeFeatures:
             ctr = (n_click + prior * f.global_ctr) / np.maximum(n_imp + prior, 1e-9)
             cols.append(np.minimum(ctr, 1.0))
 
+        def side_events(side: str, l_key: NDArray[np.int64], mask: NDArray, kind: str) -> Any:
+            if side == "u" or prepared is None:
+                return KeyedEvents.build(l_key, l_t, mask)
+            if prepared.extra is None:
+                return prepared.item_events[kind]
+            extra = log.height - prepared.extra.height  # the extra events come last
+            return _MergedEvents(
+                prepared.item_events[kind],
+                KeyedEvents.build(l_key[extra:], l_t[extra:], mask[extra:]),
+            )
+
         side_totals = {}
         for side, s_key, l_key in (("u", user, l_user), ("i", item, l_item)):
-            pos = KeyedEvents.build(l_key, l_t, is_pos)
+            pos = side_events(side, l_key, is_pos, "pos")
             q = pos.query(s_key, s_t)
             side_totals[side] = pos.count_before(q)
             counts(pos, q, recency=True)
             if f.has_impressions:
-                clicks = KeyedEvents.build(l_key, l_t, is_ctr)
-                rate(clicks, KeyedEvents.build(l_key, l_t, is_imp), s_key)
+                clicks = side_events(side, l_key, is_ctr, "ctr")
+                rate(clicks, side_events(side, l_key, is_imp, "imp"), s_key)
         if f.item_created_at is not None:
             created = np.zeros(n, dtype=np.int64)
             known = (item >= 0) & (item < f.n_items)
@@ -483,7 +621,7 @@ class PointInTimeFeatures:
         return np.column_stack(cols).astype(np.float64)
 
     def _sequences(
-        self, f: _Fitted, samples: pl.DataFrame, log: pl.DataFrame
+        self, f: _Fitted, samples: pl.DataFrame, log: pl.DataFrame, t0: int | None = None
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
         """``[N, L]`` last-L positive items, categories, log1p gaps (0 = padding)."""
         cfg = self.config
@@ -493,7 +631,7 @@ class PointInTimeFeatures:
         seq_gap = np.zeros((n, length), dtype=np.float32)
         if n == 0:
             return seq_item, seq_cat, seq_gap
-        _, s_t, l_t = self._times(samples, log)
+        _, s_t, l_t = self._times(samples, log, t0)
         events = cfg.seq_events if cfg.seq_events is not None else cfg.positive_events
         keep_expr = (
             ~pl.col("event").is_in(NON_POSITIVE_EVENTS)

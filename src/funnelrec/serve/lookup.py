@@ -2,9 +2,8 @@
 of scanning the whole history and rank log.
 
 Both are exact: ``Queries.from_history`` only reads the history rows of the queried users, and
-the ranker's point-in-time features only read the log rows of the samples' users and items
-(``funnelrec.features.pit._relevant_events``). Handing them exactly those rows, in the original
-order, gives bit-identical queries and features; the offline replay
+the ranker's point-in-time features read a prepared index of the log that gives the features
+of the whole log (``funnelrec.features.pit.PreparedLog``). The offline replay
 (:mod:`funnelrec.serve.consistency`) runs the plain full-table path and checks it.
 """
 
@@ -17,6 +16,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.data.vocab import UNKNOWN, Vocabulary
+from funnelrec.features.pit import PreparedLog
 from funnelrec.rank.ranker import Ranker
 
 
@@ -67,54 +67,28 @@ class HistoryIndex:
         return self.history[rows] if rows.size else self.history.clear()
 
 
-class LogIndex:
-    """The ranker's log by user and by item.
-
-    The per-request copy gathers tens of thousands of rows for popular candidates, so the
-    ``event`` column is held as Categorical (a gather of strings costs ~3x more); the values,
-    and so every feature, are the same.
-    """
-
-    def __init__(self, log: pl.DataFrame) -> None:
-        self.log = log.with_columns(pl.col("event").cast(pl.Categorical))
-        self._by_user = RowIndex(log["user_idx"].to_numpy())
-        self._by_item = RowIndex(log["item_idx"].to_numpy())
-
-    def relevant(self, users: NDArray[np.integer], items: NDArray[np.integer]) -> pl.DataFrame:
-        """The log rows of any of ``users`` or ``items``, in log order."""
-        rows = np.concatenate(
-            [self._by_user.rows(np.unique(users)), self._by_item.rows(np.unique(items))]
-        )
-        if rows.size == 0:
-            return self.log.clear()
-        mark = np.zeros(self.log.height, dtype=bool)
-        mark[rows] = True
-        return self.log[np.flatnonzero(mark)]
-
-
 class IndexedRanker:
-    """The recommender's :class:`Ranker`, handed only the log rows its features read.
+    """The recommender's :class:`Ranker`, reading the artifact's log through a
+    :class:`~funnelrec.features.pit.PreparedLog` built once at load.
 
     ``Recommender._rank`` calls ``ranker.score(samples, recommender.rank_log)``; in a request
     view the view's ``rank_log`` holds only the events recorded after training (the store's),
-    and this wrapper prepends the artifact log's rows of the samples' users and items, exactly
-    what ``ranker.score(samples, concat([artifact_log, store_events]))`` reads. Everything else
-    is the wrapped ranker's.
+    and this wrapper scores with ``prepared.with_extra(those events)``: exactly the features of
+    ``ranker.score(samples, concat([artifact_log, store_events]))`` (tested in
+    ``tests/unit/features/test_pit.py``), but a request only searches the sorted item index
+    and reads its user's rows instead of sorting every event of every candidate item.
+    Everything else is the wrapped ranker's.
     """
 
-    def __init__(self, ranker: Ranker, index: LogIndex) -> None:
+    def __init__(self, ranker: Ranker, prepared: PreparedLog) -> None:
         self._ranker = ranker
-        self._index = index
+        self._prepared = prepared
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._ranker, name)
 
     def score(self, samples: pl.DataFrame, log: pl.DataFrame) -> pl.DataFrame:
-        base = self._index.relevant(samples["user_idx"].to_numpy(), samples["item_idx"].to_numpy())
-        if log.height == 0:
-            return self._ranker.score(samples, base)
-        extra = log.select(base.columns).with_columns(pl.col("event").cast(pl.Categorical))
-        return self._ranker.score(samples, pl.concat([base, extra]))
+        return self._ranker.score(samples, self._prepared.with_extra(log))
 
 
 class DictVocabulary:

@@ -27,9 +27,10 @@ import torch
 
 from funnelrec.artifacts.store import load_golden, load_recommender
 from funnelrec.errors import FunnelrecError
+from funnelrec.features.pit import PreparedLog
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.featurelog import FEATURE_LOG_VERSION, FeatureLogger
-from funnelrec.serve.lookup import DictVocabulary, HistoryIndex, IndexedRanker, LogIndex
+from funnelrec.serve.lookup import DictVocabulary, HistoryIndex, IndexedRanker
 from funnelrec.serve.metrics import ServeMetrics
 from funnelrec.serve.request import (
     FALLBACK_SOURCE,
@@ -70,7 +71,7 @@ class LoadedModel:
     artifact_id: str
     cutoff: int
     history_index: HistoryIndex
-    log_index: LogIndex | None
+    prepared_log: PreparedLog | None
     user_index: dict[str, int]
     user_vocab: DictVocabulary
     item_index: dict[str, int]
@@ -115,7 +116,11 @@ def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None)
         artifact_id=artifact_id(path),
         cutoff=as_of(recommender) - 1,
         history_index=HistoryIndex(recommender.history),
-        log_index=None if log is None else LogIndex(log),
+        prepared_log=(
+            None
+            if log is None or recommender.ranker is None or recommender.ranker.features is None
+            else recommender.ranker.features.prepare(log)
+        ),
         user_index={str(u): idx for idx, u in enumerate(recommender.user_vocab.ids.to_list())},
         user_vocab=DictVocabulary(recommender.user_vocab),
         item_index={str(i): idx for idx, i in enumerate(item_ids)},
@@ -310,8 +315,8 @@ class RecommendService:
             for name, channel in rec.channels.items()
         }
         ranker = None
-        if rec.ranker is not None and model.log_index is not None:
-            ranker = IndexedRanker(rec.ranker, model.log_index)
+        if rec.ranker is not None and model.prepared_log is not None:
+            ranker = IndexedRanker(rec.ranker, model.prepared_log)
         view = make_view(
             rec,
             history=history,
