@@ -29,7 +29,7 @@ import torch
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
+from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures, PreparedLog
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
 from funnelrec.rank.models import RankModelConfig, build_rank_model
@@ -49,6 +49,10 @@ AnyRankModelConfig = Annotated[
 
 DEFAULT_VALUE_WEIGHTS = {"click": 1.0, "like": 2.0, "fav": 2.0, "cart": 3.0, "order": 10.0}
 """Business value of each task's positive, for the fusion target (unknown tasks weigh 1)."""
+
+PREPARED_MAX_SAMPLES = 20_000
+"""Requests up to this many samples read a prepared index of a repeatedly used log; bigger
+batches (offline evaluation) sort their own rows, which is cheaper than gathering per user."""
 
 
 class RankConfig(BaseModel):
@@ -133,6 +137,8 @@ class Ranker:
         )
         self.stats: dict = {}
         self._device = resolve_device(config.device)
+        # The last plain log scored against, and its index once seen twice (see _log_for).
+        self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
 
     # ------------------------------------------------------------------ fit
     @property
@@ -314,14 +320,34 @@ class Ranker:
             for t, v in outputs.items()
         }
 
-    def predict(self, samples: pl.DataFrame, log: pl.DataFrame) -> dict[str, NDArray[np.float64]]:
+    def predict(
+        self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
+    ) -> dict[str, NDArray[np.float64]]:
         """``{task: probability [N]}`` for Samples, features read from ``log``."""
         if self.features is None:
             raise RuntimeError("the ranker is not fitted")
         unlabelled = samples.drop([c for c in samples.columns if c.startswith("label_")])
+        log = self._log_for(unlabelled, log)
         return self.predict_features(self.features.transform(unlabelled, log))
 
-    def score(self, samples: pl.DataFrame, log: pl.DataFrame) -> pl.DataFrame:
+    def _log_for(
+        self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
+    ) -> pl.DataFrame | PreparedLog:
+        """The log to read: a small request against a log it was already scored against once
+        reads that log's :class:`PreparedLog` (built on the second sighting, so a log passed
+        once, like a replay's, never pays for an index). Same features either way."""
+        assert self.features is not None
+        if isinstance(log, PreparedLog) or samples.height > PREPARED_MAX_SAMPLES:
+            return log
+        seen = self._log_seen
+        if seen is None or seen[0] is not log:
+            self._log_seen = (log, None)
+            return log
+        if seen[1] is None:
+            self._log_seen = (log, self.features.prepare(log))
+        return self._log_seen[1]
+
+    def score(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> pl.DataFrame:
         """The Scores table: ``samples`` + ``p_<task>`` + fused ``score``."""
         probs = self.predict(samples, log)
         fused = fuse(probs, self.fusion_config) if len(samples) else np.zeros(0)

@@ -122,3 +122,21 @@ def test_recall_source_samples_come_from_candidates(sim_train: Dataset) -> None:
     )
     hits = pos.join(window.select("user_idx", "item_idx").unique(), on=["user_idx", "item_idx"])
     assert pos.height > 0 and hits.height == pos.height
+
+
+def test_repeated_small_requests_read_a_prepared_log(sim_train: Dataset, rank_data) -> None:
+    """The second small request against the same log reads its PreparedLog: same scores."""
+    config = _config({"kind": "lightgbm", "n_estimators": 10}).rank
+    ranker = Ranker(config, rank_data.tasks).fit(
+        sim_train, rank_data.train, rank_data.valid, rank_data.log
+    )
+    first_query = rank_data.valid["query_id"][0]
+    request = rank_data.valid.filter(pl.col("query_id") == first_query)
+    plain = ranker.score(request, rank_data.log)
+    assert ranker._log_seen is not None and ranker._log_seen[1] is None
+    again = ranker.score(request, rank_data.log)
+    assert ranker._log_seen[1] is not None  # the index now exists
+    assert again["score"].to_list() == plain["score"].to_list()
+    # A log seen once (e.g. a replay's own concatenation) never gets an index.
+    ranker.score(request, rank_data.log.clone())
+    assert ranker._log_seen[1] is None
