@@ -3,6 +3,7 @@ hot reload without dropped requests, and the feature log replayed with no differ
 
 from __future__ import annotations
 
+import json
 import shutil
 import threading
 import time
@@ -211,13 +212,15 @@ def test_two_workers_follow_a_reload(tiny_artifacts: Path, tmp_path: Path, start
             assert c.post("/admin/reload", json={"path": str(new)}).status_code == 202
             deadline = time.monotonic() + 60
             seen: set[str] = set()
+            statuses: list[dict] = []
             while time.monotonic() < deadline:
                 # Fresh connections spread over both workers.
-                seen = {httpx.get(f"{base}/admin/status").json()["artifacts"] for _ in range(8)}
+                statuses = [httpx.get(f"{base}/admin/status").json() for _ in range(8)]
+                seen = {status["artifacts"] for status in statuses}
                 if seen == {str(new)}:
                     break
                 time.sleep(0.2)
-            assert seen == {str(new)}
+            assert seen == {str(new)}, json.dumps(statuses)
             for _ in range(4):
                 r = httpx.post(f"{base}/v1/recommend", json={"user_id": "x", "k": 3}, timeout=30)
                 assert r.status_code == 200, r.text

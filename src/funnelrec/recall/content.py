@@ -237,7 +237,8 @@ class Content:
         weight = np.power(cfg.recency_decay, rank.astype(np.float64))
         extra = self._seen_counts(queries, usable) if cfg.exclude_seen else np.zeros(b, np.int64)
         if cfg.aggregate == "mean":
-            hist = sp.csr_matrix((weight, (rows, item)), shape=(b, emb.shape[0]))
+            # float32 weights: a float64 matrix would upcast (copy) every embedding per call
+            hist = sp.csr_matrix((weight.astype(np.float32), (rows, item)), shape=(b, emb.shape[0]))
             qvec = np.asarray(hist @ emb, dtype=np.float32)
             live = np.flatnonzero(np.bincount(rows, minlength=b) > 0)
             out_rows, out_item, out_score = self._search(

@@ -220,10 +220,16 @@ class RecommendService:
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Load the configured artifact (unless given) and start watching for reloads."""
-        if self._model is None:
-            self._model = load_for_serving(self.settings.artifacts, check=self.settings.self_check)
-        self.metrics.loaded.set(self._model.loaded_at)
+        # Read the control file before loading: a worker that starts while another one is
+        # already reloading must load what the control file names, and a change during this
+        # load leaves a newer mtime for the watcher to act on.
         control = self._read_control()
+        if self._model is None:
+            path = self.settings.artifacts
+            if control is not None and control.get("artifacts"):
+                path = Path(control["artifacts"])
+            self._model = load_for_serving(path, check=self.settings.self_check)
+        self.metrics.loaded.set(self._model.loaded_at)
         if control is not None:
             self._generation = control.get("generation")
         self._watcher = threading.Thread(target=self._watch, name="reload-watch", daemon=True)
