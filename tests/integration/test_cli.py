@@ -126,6 +126,8 @@ def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:
     metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert metrics["split"]["kind"] == "leave_last_out"
     assert metrics["split"]["n_queries"] == 200
+    # The held-out events label the ranked candidates (not only events after the cutoff).
+    assert metrics["rank"]["candidates"]["click"]["positive_rate"] > 0
     # No items table: the channels that need one are skipped and say why, never silently.
     assert {"content", "onboarding"} <= set(metrics["skipped_channels"])
     assert "skipped" in result.output

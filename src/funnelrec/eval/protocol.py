@@ -497,14 +497,20 @@ def rank_metrics(
     ranker = recommender.ranker
     assert ranker is not None
     full = index_log(interactions, train)
-    # Candidates carry the recommender's catalogue ids (training items + ingested ones).
-    future = full.filter(pl.col("timestamp") >= split.as_of).with_columns(
-        pl.Series(
-            "item_idx",
-            recommender.item_vocab.encode(
-                full.filter(pl.col("timestamp") >= split.as_of)["item_id"]
-            ),
+    if split.info.get("kind") == "temporal":
+        future = full.filter(pl.col("timestamp") >= split.as_of)
+    else:
+        # Leave-last-out and random splits hold out events from inside the training span:
+        # the future is those events, dated at their query's time (labels need event >= query).
+        held = split.test.select("user_id", "item_id", "timestamp", "query_ts")
+        future = (
+            full.join(held, on=["user_id", "item_id", "timestamp"], how="inner")
+            .with_columns(pl.col("query_ts").alias("timestamp"))
+            .drop("query_ts")
         )
+    # Candidates carry the recommender's catalogue ids (training items + ingested ones).
+    future = future.with_columns(
+        pl.Series("item_idx", recommender.item_vocab.encode(future["item_id"]))
     )
     users = full.select("user_id", "user_idx").unique("user_id")
     request = (
