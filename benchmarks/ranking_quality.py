@@ -59,7 +59,7 @@ from funnelrec.data.io import RawTables
 from funnelrec.data.split import Split, TemporalSplitConfig
 from funnelrec.eval.protocol import split_and_index
 from funnelrec.eval.rank_metrics import rank_report
-from funnelrec.eval.rank_stage import RankData, build_rank_data, take_queries
+from funnelrec.eval.rank_stage import RankData, build_rank_data, merged_candidates, take_queries
 from funnelrec.features.pit import PointInTimeFeatures
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.fusion import FusionConfig
@@ -154,16 +154,6 @@ def experiment_config(dataset: str, args: argparse.Namespace) -> ExperimentConfi
     )
     recall = CHEAP_RECALL if settings["source"] == "recall" else base.recall
     return ExperimentConfig(split=TemporalSplitConfig(), recall=recall, rank=rank)
-
-
-def merged_candidates(recommender: Recommender, queries, k: int, batch_size: int) -> pl.DataFrame:
-    """Merged candidates (recall order) of ``queries``, at most ``k`` per query."""
-    parts = []
-    for start in range(0, len(queries), batch_size):
-        batch = queries.take(np.arange(start, min(start + batch_size, len(queries))))
-        merged = recommender.recommend(batch, k=k).candidates
-        parts.append(merged.filter(pl.col("merged_rank") <= k))
-    return pl.concat(parts)
 
 
 def impression_test_samples(

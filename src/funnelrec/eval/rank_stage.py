@@ -22,6 +22,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import polars as pl
@@ -39,6 +40,10 @@ from funnelrec.rank.samples import (
     tasks_for_events,
 )
 from funnelrec.schema import INTERACTIONS
+
+if TYPE_CHECKING:
+    from funnelrec.pipeline.recommender import Recommender
+    from funnelrec.recall.base import Queries
 
 logger = logging.getLogger(__name__)
 
@@ -162,7 +167,7 @@ def _recall_samples(
     window = log.filter(pl.col("timestamp") >= window_start)
     active = window.filter(pl.col("event") != "impression")["user_id"].unique().sort()
     queries = recall.queries(active, window_start)
-    candidates = _candidates(recall, queries, config.rank.score_k, config.eval.batch_size)
+    candidates = merged_candidates(recall, queries, config.rank.score_k, config.eval.batch_size)
     # Candidate item_idx are in the earlier vocabulary: map them to the training one.
     item_ids = recall.item_vocab.decode(candidates["item_idx"].to_numpy())
     candidates = candidates.with_columns(
@@ -178,12 +183,15 @@ def _recall_samples(
     return candidate_samples(query_frame, candidates, window, cfg, rng=rng)
 
 
-def _candidates(recommender, queries, k: int, batch_size: int) -> pl.DataFrame:
-    """Merged candidates (recall order) of ``queries``, at most ``k`` per query."""
+def merged_candidates(
+    recommender: Recommender, queries: Queries, k: int, batch_size: int
+) -> pl.DataFrame:
+    """Merged candidates (recall order) of ``queries``, at most ``k`` per query: recall and
+    merge only, in batches."""
     parts = []
     for start in range(0, len(queries), batch_size):
         batch = queries.take(np.arange(start, min(start + batch_size, len(queries))))
-        merged = recommender.recommend(batch, k=k).candidates
+        merged = recommender.candidates(batch)[1]
         parts.append(merged.filter(pl.col("merged_rank") <= k))
     return pl.concat(parts)
 

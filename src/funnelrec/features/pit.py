@@ -40,7 +40,7 @@ from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funnelrec.data.dataset import NON_POSITIVE_EVENTS, Dataset
-from funnelrec.features.sequence import TIME_MASK, KeyedEvents, Query, dense_keys
+from funnelrec.features.sequence import TIME_MASK, KeyedEvents, Query, RowIndex, dense_keys
 from funnelrec.rank.spec import FeatureSpec, RankFeatures
 
 logger = logging.getLogger(__name__)
@@ -210,8 +210,7 @@ class PreparedLog:
     t0: int
     t_max: int
     item_events: dict[str, KeyedEvents]
-    user_ptr: NDArray[np.int64]
-    user_rows: NDArray[np.int64]
+    user_rows: RowIndex
     extra: pl.DataFrame | None = None
 
     def with_extra(self, events: pl.DataFrame | None) -> PreparedLog:
@@ -232,11 +231,7 @@ class PreparedLog:
 
     def rows_of_users(self, users: NDArray[np.int64]) -> pl.DataFrame:
         """The log rows of ``users`` then the extra events, each in their original order."""
-        wanted = np.unique(users[(users >= 0) & (users < self.user_ptr.shape[0] - 1)])
-        starts, ends = self.user_ptr[wanted], self.user_ptr[wanted + 1]
-        lens = ends - starts
-        gather = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(lens.sum())
-        rows = np.sort(self.user_rows[gather])
+        rows = np.sort(self.user_rows.rows(np.unique(users)))
         return self._append_extra(self.log[rows].select(LOG_COLUMNS))
 
 
@@ -450,13 +445,8 @@ class PointInTimeFeatures:
         if self._state.has_impressions:
             events["ctr"] = KeyedEvents.build(item, l_t, flags["ctr"])
             events["imp"] = KeyedEvents.build(item, l_t, flags["imp"])
-        user = log["user_idx"].to_numpy().astype(np.int64)
-        valid = np.flatnonzero(user >= 0)
-        user_rows = valid[np.argsort(user[valid], kind="stable")]
-        counts = np.bincount(user[valid], minlength=int(user.max(initial=-1)) + 1)
-        user_ptr = np.zeros(counts.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=user_ptr[1:])
-        return PreparedLog(log, t0, t_max, events, user_ptr, user_rows)
+        user_rows = RowIndex(log["user_idx"].to_numpy())
+        return PreparedLog(log, t0, t_max, events, user_rows)
 
     @staticmethod
     def _fits_prepared(prepared: PreparedLog, samples: pl.DataFrame) -> bool:

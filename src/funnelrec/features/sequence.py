@@ -153,3 +153,37 @@ class Query:
     key: NDArray[np.int64]
     start: NDArray[np.int64]
     end: NDArray[np.int64]
+
+
+class RowIndex:
+    """Row numbers of a table grouped by a non-negative integer key (CSR), original order kept
+    within a key.
+
+    Example:
+        >>> idx = RowIndex(np.array([2, 0, 2, -1, 0]))
+        >>> idx.rows(np.array([0, 2])).tolist(), idx.rows(np.array([7])).tolist()
+        ([1, 4, 0, 2], [])
+    """
+
+    def __init__(self, keys: NDArray[np.integer]) -> None:
+        keys = np.asarray(keys, dtype=np.int64)
+        valid = keys >= 0
+        size = int(keys.max(initial=-1)) + 1
+        self.order = np.flatnonzero(valid)[np.argsort(keys[valid], kind="stable")]
+        counts = np.bincount(keys[valid], minlength=size)
+        self.ptr = np.zeros(size + 1, dtype=np.int64)
+        np.cumsum(counts, out=self.ptr[1:])
+
+    def rows(self, wanted: NDArray[np.integer]) -> NDArray[np.int64]:
+        """Rows of the ``wanted`` keys (unknown and negative keys give none), key by key."""
+        wanted = np.asarray(wanted, dtype=np.int64)
+        wanted = wanted[(wanted >= 0) & (wanted < self.ptr.shape[0] - 1)]
+        starts = self.ptr[wanted]
+        lens = self.ptr[wanted + 1] - starts
+        total = int(lens.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        offsets = np.zeros(wanted.shape[0], dtype=np.int64)
+        np.cumsum(lens[:-1], out=offsets[1:])
+        gather = np.repeat(starts - offsets, lens) + np.arange(total)
+        return self.order[gather]

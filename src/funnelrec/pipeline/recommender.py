@@ -261,10 +261,7 @@ class Recommender:
         attached; the ranker scores the first ``max(rank.score_k, k)`` merged candidates) ->
         re-rank (when configured: MMR or DPP over the ``rerank.pool`` best, then the business
         rules; the final list has ``min(k, what the rules let through)`` items)."""
-        results, timings = self.retrieve(queries)
-        start = time.perf_counter()
-        candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
-        timings["merge"] = time.perf_counter() - start
+        results, candidates, timings = self.candidates(queries)
         scored = None
         if self.ranker is None:
             ordered = candidates.with_columns(
@@ -294,6 +291,17 @@ class Recommender:
             "source",
         )
         return Recommendation(ranked, candidates, results, timings, scored, reranked)
+
+    def candidates(
+        self, queries: Queries
+    ) -> tuple[dict[str, ChannelResult], pl.DataFrame, dict[str, float]]:
+        """The recall half of the funnel: every channel's result, the merged Candidates table
+        and the stage timings (what ranking samples are built from, without ranking)."""
+        results, timings = self.retrieve(queries)
+        start = time.perf_counter()
+        candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
+        timings["merge"] = time.perf_counter() - start
+        return results, candidates, timings
 
     def item_side(self) -> ItemSide:
         """What the re-ranker knows about items: vectors for similarity (``rerank.similarity``:
