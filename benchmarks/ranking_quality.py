@@ -58,7 +58,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables
 from funnelrec.data.split import Split, TemporalSplitConfig
 from funnelrec.eval.protocol import split_and_index
-from funnelrec.eval.rank_metrics import rank_report
+from funnelrec.metrics.rank import rank_report
 from funnelrec.eval.rank_stage import RankData, build_rank_data, merged_candidates, take_queries
 from funnelrec.features.pit import PointInTimeFeatures
 from funnelrec.pipeline.recommender import Recommender
@@ -75,7 +75,7 @@ from funnelrec.rank.models import (
 )
 from funnelrec.rank.ranker import Ranker
 from funnelrec.rank.samples import candidate_samples, impression_samples, index_log
-from funnelrec.rank.spec import RankFeatures
+from funnelrec.features.spec import RankFeatures
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig

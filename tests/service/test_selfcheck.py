@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 from funnelrec.artifacts import load_recommender
 from funnelrec.artifacts.store import load_golden
 from funnelrec.cli.app import app
-from funnelrec.serve.selfcheck import GOLDEN_FILE, SelfCheckError, self_check
+from funnelrec.artifacts.golden import GOLDEN_FILE, SelfCheckError, self_check
 from funnelrec.serve.service import load_for_serving
 
 

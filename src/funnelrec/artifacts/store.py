@@ -11,7 +11,7 @@
     rank/ranker.npz      the ranker's state (featurizer, model weights / booster texts, fusion)
     rank/log.parquet     the interaction log its point-in-time features read
     golden.json          golden set: 32 requests with their top-k items and scores, re-scored
-                         by the serving self-check (funnelrec.serve.selfcheck)
+                         by the serving self-check (funnelrec.artifacts.golden)
 
 Loading verifies every hash first and never executes code from the directory.
 """
@@ -29,11 +29,11 @@ from funnelrec import __version__
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import FunnelrecError
-from funnelrec.features.user_attributes import UserAttributeEncoder
+from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.pipeline.recommender import ItemContext, Recommender, UserContext
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.factory import retriever_from_state
-from funnelrec.serve.selfcheck import GOLDEN_FILE, golden_set
+from funnelrec.artifacts.golden import GOLDEN_FILE, golden_set
 
 FORMAT_VERSION = 1
 

@@ -129,7 +129,7 @@ def recommend(
     k: Annotated[int, typer.Option(help="Items per user.")] = 10,
 ) -> None:
     """Top-k items for every listed user (unknown users take the cold-start path)."""
-    from funnelrec.pipeline.batch import recommend_file
+    from funnelrec.serve.batch import recommend_file
 
     frame = _guard(lambda: recommend_file(artifacts, users, k, out))
     console.print(f"wrote {frame.height} rows for {frame['user_id'].n_unique()} users to {out}")

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
-from funnelrec.rank.ranker import RankConfig
+from funnelrec.rank.config import RankConfig
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
 from funnelrec.recall.content import ContentConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
@@ -99,6 +99,9 @@ class EvalConfig(_Frozen):
         ge=0,
         description="Time this many single-user requests through the whole funnel for the "
         "per-stage p50/p99 latency (0 = skip).",
+    )
+    rank_test_samples: int | None = Field(
+        400_000, gt=0, description="Subsample test queries for the ranker's per-task metrics."
     )
     rerank_sweep_queries: int = Field(
         1000,

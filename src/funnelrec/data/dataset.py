@@ -10,7 +10,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.data.vocab import Vocabulary
-from funnelrec.features.user_attributes import UserAttributeEncoder
+from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS, check_schema
 
 NON_POSITIVE_EVENTS = ("impression",)

@@ -16,7 +16,8 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.eval.metrics import (
+from funnelrec.data.csr import csr_rows
+from funnelrec.metrics.topn import (
     category_diversity,
     drop_masked,
     hit_matrix,
@@ -85,17 +86,6 @@ def funnel_summary(
             }
         )
     return {"k": k, "stages": rows, "channels": dict(channel_share)}
-
-
-def csr_rows(
-    ptr: NDArray[np.int64], idx: NDArray[np.int64], rows: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """The CSR (``ptr``, ``idx``) restricted to ``rows``, in that order."""
-    lens = ptr[rows + 1] - ptr[rows]
-    out_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lens, out=out_ptr[1:])
-    gather = np.repeat(ptr[rows] - out_ptr[:-1], lens) + np.arange(out_ptr[-1])
-    return out_ptr, idx[gather]
 
 
 def rerank_sweep(

@@ -15,8 +15,9 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
-from funnelrec.eval.funnel import csr_rows, diversity_metrics, funnel_summary, rerank_sweep
-from funnelrec.eval.metrics import (
+from funnelrec.data.csr import csr_rows
+from funnelrec.eval.funnel import diversity_metrics, funnel_summary, rerank_sweep
+from funnelrec.metrics.topn import (
     catalogue_coverage,
     drop_masked,
     hit_matrix,

@@ -29,7 +29,7 @@ import polars as pl
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
-from funnelrec.eval.rank_metrics import grouped_ndcg, rank_report
+from funnelrec.metrics.rank import grouped_ndcg, rank_report
 from funnelrec.rank.ranker import RankConfig, Ranker
 from funnelrec.rank.samples import (
     SampleConfig,

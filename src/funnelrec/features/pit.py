@@ -2,7 +2,7 @@
 sample's own timestamp.
 
 :class:`PointInTimeFeatures` turns a Samples table (``funnelrec.rank.samples``) and an event
-log into :class:`~funnelrec.rank.spec.RankFeatures`:
+log into :class:`~funnelrec.features.spec.RankFeatures`:
 
 * **sparse** ``[N, F]``: user, item, the item's category, the user's attributes (age bucket,
   gender, region, occupation where the users table has them), hour of day and weekday (UTC) of
@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funnelrec.data.dataset import NON_POSITIVE_EVENTS, Dataset
 from funnelrec.features.sequence import TIME_MASK, KeyedEvents, Query, RowIndex, dense_keys
-from funnelrec.rank.spec import FeatureSpec, RankFeatures
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 
 logger = logging.getLogger(__name__)
 

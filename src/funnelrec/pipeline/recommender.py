@@ -20,7 +20,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import MissingInputError
-from funnelrec.features.user_attributes import UserAttributeEncoder
+from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.factory import build_retriever

@@ -27,7 +27,7 @@ import polars as pl
 from numpy.typing import ArrayLike, NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from funnelrec.eval.rank_metrics import gauc, grouped_ndcg
+from funnelrec.metrics.rank import gauc, grouped_ndcg
 
 __all__ = [
     "FusionConfig",

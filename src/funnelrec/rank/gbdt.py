@@ -33,7 +33,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
-from funnelrec.rank.spec import FeatureSpec, RankFeatures
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 
 __all__ = ["SEQ_AGGREGATES", "LightGBMConfig", "LightGBMRanker"]
 
@@ -216,7 +216,7 @@ class LightGBMRanker:
     it predicts its training base rate (0 or 1) for every row.
 
     Example:
-        >>> from funnelrec.rank.spec import FeatureSpec, RankFeatures
+        >>> from funnelrec.features.spec import FeatureSpec, RankFeatures
         >>> rng = np.random.default_rng(0)
         >>> n = 400
         >>> spec = FeatureSpec(("item", "cat"), (50, 4), 1, 0, 0, 1, ("click",))

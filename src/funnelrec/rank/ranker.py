@@ -8,9 +8,9 @@ only when training) plus the interaction log the features may look at, and retur
 table: the samples with ``p_<task>`` and ``score``.
 
 Example:
-    >>> cfg = RankConfig(model={"kind": "deepfm"})
-    >>> cfg.model.kind, cfg.batch_size
-    ('deepfm', 2048)
+    >>> ranker = Ranker(RankConfig(model={"kind": "deepfm"}), ("click",))
+    >>> ranker.tasks, ranker.is_neural
+    (('click',), True)
 """
 
 from __future__ import annotations
@@ -21,97 +21,29 @@ import logging
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Literal, Self
+from typing import Self
 
 import numpy as np
 import polars as pl
 import torch
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict, Field
 
-from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures, PreparedLog
+from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
+from funnelrec.rank.config import RankConfig
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
-from funnelrec.rank.models import RankModelConfig, build_rank_model
+from funnelrec.rank.models import build_rank_model
 from funnelrec.rank.models.base import GatedRankModel
-from funnelrec.rank.models.mmoe import MMoEConfig
-from funnelrec.rank.spec import RankFeatures
+from funnelrec.features.spec import RankFeatures
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.diagnostics import HealthConfig, HealthMonitor
-from funnelrec.train.loop import EarlyStopping, TrainLoopConfig, resolve_device, train
+from funnelrec.train.loop import EarlyStopping, resolve_device, train
 
 logger = logging.getLogger(__name__)
-
-AnyRankModelConfig = Annotated[
-    RankModelConfig | LightGBMConfig,
-    Field(discriminator="kind"),
-]
-
-DEFAULT_VALUE_WEIGHTS = {"click": 1.0, "like": 2.0, "fav": 2.0, "cart": 3.0, "order": 10.0}
-"""Business value of each task's positive, for the fusion target (unknown tasks weigh 1)."""
 
 PREPARED_MAX_SAMPLES = 20_000
 """Requests up to this many samples read a prepared index of a repeatedly used log; bigger
 batches (offline evaluation) sort their own rows, which is cheaper than gathering per user."""
-
-
-class RankConfig(BaseModel):
-    """The ranking stage: samples, features, model, training and fusion."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(True, description="Run the ranking stage after the merge.")
-    model: AnyRankModelConfig = Field(default_factory=MMoEConfig)
-    source: Literal["auto", "impressions", "recall"] = Field(
-        "recall",
-        description="Training exposures: logged impression slates (non-clicked = negatives), "
-        "recall candidates (not interacted = negatives), or auto = impressions when the log "
-        "has them. The funnel's ranker re-orders recall candidates, so it trains on them by "
-        "default: on the simulator an impression-trained ranker scored NDCG@10 0.064 on the "
-        "test users' candidates against 0.141 for the recall order (see docs/ranking.md).",
-    )
-    tasks: tuple[str, ...] | None = Field(
-        None, description="Tasks to rank for (None = every known task the log supports)."
-    )
-    features: PointInTimeConfig = PointInTimeConfig()
-    uncertainty_weighting: bool = Field(False, description="Learn per-task loss weights.")
-    train: TrainLoopConfig = TrainLoopConfig(epochs=3, lr=1e-3, clip_grad_norm=5.0)
-    patience: int = Field(1, ge=1, description="Early stopping on the validation loss.")
-    batch_size: int = Field(2048, gt=1)
-    inference_batch_size: int = Field(16384, gt=0)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    seed: int = Field(0, ge=0)
-    window_fraction: float = Field(
-        0.25,
-        gt=0,
-        lt=1,
-        description="The last share of the training time span whose exposures become ranking "
-        "samples (recall source: recall is re-fitted on the time before it).",
-    )
-    valid_fraction: float = Field(
-        0.2, gt=0, lt=1, description="Latest share of sample queries for early stopping/fusion."
-    )
-    max_train_samples: int | None = Field(
-        200_000, gt=0, description="Subsample training queries down to about this many samples."
-    )
-    max_test_samples: int | None = Field(
-        400_000, gt=0, description="Subsample test queries for the per-task metrics."
-    )
-    max_negatives_per_query: int | None = Field(
-        None, gt=0, description="Subsample negatives per query (all positives kept)."
-    )
-    score_k: int = Field(200, gt=0, description="Merged candidates scored per request.")
-    fusion: FusionConfig | None = Field(
-        None, description="Fixed fusion formula; None = tune on the validation samples."
-    )
-    fusion_metric: Literal["ndcg", "gauc"] = "ndcg"
-    fusion_k: int = Field(10, gt=0)
-    value_weights: dict[str, float] = Field(
-        default_factory=lambda: dict(DEFAULT_VALUE_WEIGHTS),
-        description="Value of each task's positive for the fusion target.",
-    )
-    fusion_trials: int = Field(40, gt=0)
-    health: bool = Field(True, description="Record training-health diagnostics (neural).")
 
 
 def _tensor_arrays(features: RankFeatures) -> dict[str, torch.Tensor]:
@@ -132,11 +64,11 @@ class Ranker:
         self.features: PointInTimeFeatures | None = None
         self.network: torch.nn.Module | None = None
         self.boosters: LightGBMRanker | None = None
-        self.fusion_config: FusionConfig = config.fusion or FusionConfig(
+        self.fusion_config: FusionConfig = config.fusion.formula or FusionConfig(
             kind="weighted_sum", weights={t: 1.0 for t in self.tasks}
         )
         self.stats: dict = {}
-        self._device = resolve_device(config.device)
+        self._device = resolve_device(config.train.device)
         # The last plain log scored against, and its index once seen twice (see _log_for).
         self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
 
@@ -188,14 +120,14 @@ class Ranker:
             )
         self.stats["train_s"] = time.perf_counter() - start
         self.stats["train_samples"] = len(x_train)
-        if self.config.fusion is None and len(self.tasks) > 1 and len(x_valid) > 0:
+        if self.config.fusion.formula is None and len(self.tasks) > 1 and len(x_valid) > 0:
             self._tune_fusion(x_valid)
         return self
 
     def _batches(self, arrays: dict[str, torch.Tensor], n: int, epoch: int) -> Iterator[dict]:
-        generator = torch.Generator().manual_seed(self.config.seed * 1000 + epoch)
+        generator = torch.Generator().manual_seed(self.config.train.seed * 1000 + epoch)
         order = torch.randperm(n, generator=generator)
-        size = self.config.batch_size
+        size = self.config.train.batch_size
         for start in range(0, n, size):
             rows = order[start : start + size]
             yield {key: value[rows] for key, value in arrays.items()}
@@ -205,7 +137,7 @@ class Ranker:
     ) -> None:
         network = build_rank_model(self.config.model, x_train.spec)
         loss = MultiTaskLoss(
-            MultiTaskLossConfig(tasks=self.tasks, uncertainty=self.config.uncertainty_weighting)
+            MultiTaskLossConfig(tasks=self.tasks, uncertainty=self.config.train.uncertainty_weighting)
         )
         arrays = _tensor_arrays(x_train)
         valid = _tensor_arrays(x_valid)
@@ -224,16 +156,16 @@ class Ranker:
                 best["state"] = copy.deepcopy(model.state_dict())
             return {"valid_loss": value}
 
-        callbacks: list = [EarlyStopping("valid_loss", patience=self.config.patience)]
+        callbacks: list = [EarlyStopping("valid_loss", patience=self.config.train.patience)]
         monitor = None
-        if self.config.health and health_dir is not None:
+        if self.config.train.health and health_dir is not None:
             monitor = HealthMonitor(HealthConfig(out_dir=health_dir, every_n_steps=50))
             callbacks.append(monitor)
         result = train(
             network,
             loss,
             lambda epoch: self._batches(arrays, n, epoch),
-            self.config.train,
+            self.config.train.loop,
             device=self._device,
             callbacks=callbacks,
             evaluate=evaluate if len(x_valid) else None,
@@ -265,23 +197,23 @@ class Ranker:
             }
 
     def _inference_batches(self, arrays: dict[str, torch.Tensor], n: int) -> Iterator[dict]:
-        size = self.config.inference_batch_size
+        size = self.config.serve.inference_batch_size
         for start in range(0, n, size):
             yield {k: v[start : start + size].to(self._device) for k, v in arrays.items()}
 
     def _tune_fusion(self, x_valid: RankFeatures) -> None:
         probs = self.predict_features(x_valid)
-        weights = {t: self.config.value_weights.get(t, 1.0) for t in self.tasks}
+        weights = {t: self.config.fusion.value_weights.get(t, 1.0) for t in self.tasks}
         target = FusionTarget(
-            metric=self.config.fusion_metric, k=self.config.fusion_k, value_weights=weights
+            metric=self.config.fusion.metric, k=self.config.fusion.k, value_weights=weights
         )
         result = search_fusion(
             probs,
             {t: x_valid.labels[t] for t in self.tasks},
             x_valid.group,
             target,
-            n_trials=self.config.fusion_trials,
-            rng=np.random.default_rng(self.config.seed),
+            n_trials=self.config.fusion.trials,
+            rng=np.random.default_rng(self.config.train.seed),
         )
         self.fusion_config = result.best
         self.stats["fusion"] = {

@@ -10,6 +10,7 @@ import polars as pl
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field
 
+from funnelrec.data.csr import take_rows
 from funnelrec.data.dataset import Dataset
 
 
@@ -20,17 +21,6 @@ class RetrieverConfig(BaseModel):
 
     k: int = Field(200, gt=0, description="How many candidates this channel fetches per query.")
     exclude_seen: bool = Field(True, description="Never return an item in the query's history.")
-
-
-def _take_csr(
-    ptr: NDArray[np.int64], rows: NDArray[np.int64]
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """Offsets and gather positions of the CSR rows ``rows`` (in that order)."""
-    starts = ptr[rows]
-    lens = ptr[rows + 1] - starts
-    new_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
-    np.cumsum(lens, out=new_ptr[1:])
-    return new_ptr, np.repeat(starts - new_ptr[:-1], lens) + np.arange(new_ptr[-1])
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,10 +65,10 @@ class Queries:
     def take(self, rows: NDArray[np.integer]) -> Queries:
         """The sub-batch of the given rows, in that order."""
         rows = np.asarray(rows, dtype=np.int64)
-        ptr, gather = _take_csr(self.history_ptr, rows)
+        ptr, gather = take_rows(self.history_ptr, rows)
         tags_ptr = tags_idx = None
         if self.tags_ptr is not None and self.tags_idx is not None:
-            tags_ptr, tags_gather = _take_csr(self.tags_ptr, rows)
+            tags_ptr, tags_gather = take_rows(self.tags_ptr, rows)
             tags_idx = self.tags_idx[tags_gather]
         return Queries(
             self.query_id[rows],

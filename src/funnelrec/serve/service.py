@@ -44,7 +44,7 @@ from funnelrec.serve.request import (
     popularity_order,
     run_request,
 )
-from funnelrec.serve.selfcheck import SelfCheckError, SelfCheckResult, as_of, self_check
+from funnelrec.artifacts.golden import SelfCheckError, SelfCheckResult, as_of, self_check
 from funnelrec.serve.settings import ServeSettings
 from funnelrec.serve.store import Event, EventStore, open_store
 

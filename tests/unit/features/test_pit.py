@@ -11,7 +11,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
 from funnelrec.rank.samples import SampleConfig, impression_samples, index_log
-from funnelrec.rank.spec import RankFeatures
+from funnelrec.features.spec import RankFeatures
 
 DAY = 86400
 T0 = 1_700_000_000

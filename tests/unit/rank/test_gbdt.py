@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from funnelrec.eval.rank_metrics import auc
+from funnelrec.metrics.rank import auc
 from funnelrec.rank.gbdt import SEQ_AGGREGATES, LightGBMConfig, LightGBMRanker
-from funnelrec.rank.spec import FeatureSpec, RankFeatures
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 
 SPEC = FeatureSpec(
     sparse_names=("user", "item", "category"),

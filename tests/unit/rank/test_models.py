@@ -37,7 +37,7 @@ from funnelrec.rank.modules import (
     masked_softmax,
     mix,
 )
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 SPEC = FeatureSpec(
     ("user", "item", "category", "context"), (11, 23, 7, 4), 3, 6, 1, 2, ("click", "buy", "like")

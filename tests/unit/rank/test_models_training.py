@@ -21,7 +21,7 @@ from funnelrec.rank.models import (
     build_rank_model,
 )
 from funnelrec.rank.modules.mlp import MLPConfig
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.loop import TrainLoopConfig, train
 

@@ -11,7 +11,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.data.split import TemporalSplitConfig, make_split
-from funnelrec.eval.rank_metrics import auc
+from funnelrec.metrics.rank import auc
 from funnelrec.eval.rank_stage import build_rank_data
 from funnelrec.rank.ranker import Ranker
 from funnelrec.train.loop import TrainLoopConfig

@@ -22,7 +22,7 @@ from funnelrec.rank.models.esmm import ESMM, ESMMConfig, product_logit
 from funnelrec.rank.models.mmoe import MMoE, MMoEConfig
 from funnelrec.rank.models.ple import PLE, PLEConfig
 from funnelrec.rank.models.shared_bottom import SharedBottom, SharedBottomConfig
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 RankModelConfig = Annotated[
     DeepFMConfig

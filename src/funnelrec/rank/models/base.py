@@ -1,8 +1,8 @@
 """What every ranking model shares: config fields, the flat input layer, seeding, outputs.
 
 Every model is built as ``Model(config, spec)`` from its frozen config and a
-:class:`~funnelrec.rank.spec.FeatureSpec`, reads a batch under the keys of
-:mod:`funnelrec.rank.spec` and returns ``{task: logit [B]}`` for every task in ``spec.tasks``
+:class:`~funnelrec.features.spec.FeatureSpec`, reads a batch under the keys of
+:mod:`funnelrec.features.spec` and returns ``{task: logit [B]}`` for every task in ``spec.tasks``
 (logits, never probabilities; the loss lives in :mod:`funnelrec.rank.task`).
 """
 
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
 from funnelrec.rank.modules.embedding import FieldEmbedding
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 Batch = Mapping[str, Tensor]
 

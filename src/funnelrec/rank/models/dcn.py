@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
 from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 class DCNv2Config(FlatInputConfig):

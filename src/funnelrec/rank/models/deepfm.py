@@ -19,7 +19,7 @@ from torch import Tensor
 from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
 from funnelrec.rank.modules.embedding import FieldEmbedding
 from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 class DeepFMConfig(FlatInputConfig):

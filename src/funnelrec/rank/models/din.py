@@ -26,7 +26,7 @@ from funnelrec.rank.models.base import (
 from funnelrec.rank.modules.attention import TargetAttention
 from funnelrec.rank.modules.embedding import FieldEmbedding
 from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 class DINConfig(RankModelConfigBase):

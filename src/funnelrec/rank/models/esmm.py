@@ -33,7 +33,7 @@ from torch import Tensor
 from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
 from funnelrec.rank.modules.mlp import MLPConfig
 from funnelrec.rank.modules.moe import ExpertBank
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 def _esmm_tower() -> MLPConfig:

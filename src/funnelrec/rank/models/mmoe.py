@@ -16,7 +16,7 @@ from torch import Tensor
 from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, GatedRankModel, seeded
 from funnelrec.rank.modules.mlp import MLPConfig
 from funnelrec.rank.modules.moe import ExpertBank, mix
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 GATE = MLPConfig(hidden=())
 

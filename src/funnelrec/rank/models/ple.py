@@ -25,7 +25,7 @@ from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, GatedR
 from funnelrec.rank.models.mmoe import GATE, tower_config
 from funnelrec.rank.modules.mlp import MLPConfig
 from funnelrec.rank.modules.moe import ExpertBank, masked_softmax, mix
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 class PLEConfig(FlatInputConfig):

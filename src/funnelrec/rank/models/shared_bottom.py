@@ -11,7 +11,7 @@ from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankMo
 from funnelrec.rank.models.mmoe import tower_config
 from funnelrec.rank.modules.mlp import MLP, MLPConfig
 from funnelrec.rank.modules.moe import ExpertBank
-from funnelrec.rank.spec import FeatureSpec
+from funnelrec.features.spec import FeatureSpec
 
 
 class SharedBottomConfig(FlatInputConfig):

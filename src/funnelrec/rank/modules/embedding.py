@@ -59,7 +59,7 @@ class FieldEmbedding(nn.Module):
 
     Args:
         cardinalities: codes per field (code 0 is each field's "unknown" row, as in
-            :class:`~funnelrec.rank.spec.FeatureSpec`).
+            :class:`~funnelrec.features.spec.FeatureSpec`).
         dim: embedding width ``E``.
         init_std: standard deviation of the normal initialisation.
 

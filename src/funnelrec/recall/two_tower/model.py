@@ -9,7 +9,7 @@ Index conventions (house rule 2: padding and unknown are explicit rows, never an
 * category codes ``1..n_categories``, ``0`` = unknown/none (also used at padded positions);
 * creation-time bucket codes ``1..time_buckets``, ``0`` = unknown;
 * user attribute codes ``1..card-1`` per attribute, ``0`` = unknown (see
-  :class:`~funnelrec.features.user_attributes.UserAttributeEncoder`).
+  :class:`~funnelrec.data.user_attributes.UserAttributeEncoder`).
 
 Both towers end in an MLP and L2 normalisation; the training logits are cosines divided by
 the temperature.

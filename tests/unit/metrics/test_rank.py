@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import log_loss, roc_auc_score
 
-from funnelrec.eval.rank_metrics import (
+from funnelrec.metrics.rank import (
     GAUCResult,
     auc,
     calibration,

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from funnelrec.eval.metrics import (
+from funnelrec.metrics.topn import (
     catalogue_coverage,
     category_diversity,
     hit_matrix,
