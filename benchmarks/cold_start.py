@@ -23,7 +23,7 @@ from funnelrec.config.experiment import EvalConfig, ExperimentConfig, RecallConf
 from funnelrec.data.split import TemporalSplitConfig
 from funnelrec.eval.protocol import run_experiment
 from funnelrec.recall.cold_start import DemographicPopularConfig
-from funnelrec.recall.content import ContentConfig
+from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
 from funnelrec.recall.two_tower import TwoTowerConfig

@@ -63,7 +63,7 @@ from funnelrec.eval.rank_stage import RankData, build_rank_data, merged_candidat
 from funnelrec.features.pit import PointInTimeFeatures
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.fusion import FusionConfig
-from funnelrec.rank.gbdt import LightGBMConfig
+from funnelrec.rank.gbdt_config import LightGBMConfig
 from funnelrec.rank.models import (
     DCNv2Config,
     DeepFMConfig,
@@ -176,7 +176,7 @@ def candidate_test_samples(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Recall candidates of the held-out users at the cutoff, labelled by their test-period
     events; features read the training log (every sample is at the cutoff)."""
-    recommender, _ = Recommender.fit(config, train, rng=rng)
+    recommender = Recommender.fit(train, config, rng=rng)
     full = index_log(tables.interactions, train)
     future = full.filter(pl.col("timestamp") >= split.as_of)
     users = split.test["user_id"].unique().sort()

@@ -47,7 +47,7 @@ from funnelrec.rank.models import (
     MMoEConfig,
     build_rank_model,
 )
-from funnelrec.rank.modules.mlp import MLPConfig
+from funnelrec.rank.models.config import MLPConfig
 from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 

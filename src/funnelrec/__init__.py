@@ -1,3 +1,87 @@
-"""funnelrec: an industrial multi-stage recommender funnel."""
+"""funnelrec: an industrial multi-stage recommender funnel.
+
+The public API (what a notebook user types)::
+
+    import funnelrec as fr
+    ds = fr.Dataset.from_frame(interactions_df, items=items_df, users=users_df)
+    rec = fr.Recommender.fit(ds, fr.FunnelConfig.default())  # the same fit_funnel as `train`
+    top = rec.recommend([17, 42], k=10)   # user_id, item_id, rank, score, source
+    fr.ItemCF().fit(ds).recommend([17, 42], k=10)            # any channel alone, same shape
+    rec.save("artifacts/"); fr.Recommender.load("artifacts/")
+
+Names are resolved on first use (PEP 562), so ``import funnelrec.config`` or a serving worker
+that needs one submodule does not pay for torch, LightGBM and Faiss.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+# public name -> module that defines it
+_EXPORTS = {
+    "Dataset": "funnelrec.data.dataset",
+    "FunnelConfig": "funnelrec.config.experiment",
+    "load_config": "funnelrec.config.loading",
+    "Recommender": "funnelrec.pipeline.recommender",
+    "Recommendation": "funnelrec.pipeline.recommender",
+    "RequestContext": "funnelrec.pipeline.context",
+    "fit_funnel": "funnelrec.pipeline.fit",
+    "ItemCF": "funnelrec.recall.itemcf",
+    "ItemCFConfig": "funnelrec.recall.itemcf",
+    "Popular": "funnelrec.recall.popular",
+    "PopularConfig": "funnelrec.recall.popular",
+    "TwoTower": "funnelrec.recall.two_tower",
+    "TwoTowerConfig": "funnelrec.recall.two_tower",
+    "Content": "funnelrec.recall.content",
+    "ContentConfig": "funnelrec.recall.content",
+    "DemographicPopular": "funnelrec.recall.cold_start",
+    "DemographicPopularConfig": "funnelrec.recall.cold_start",
+    "Onboarding": "funnelrec.recall.cold_start",
+    "OnboardingConfig": "funnelrec.recall.cold_start",
+    "Ranker": "funnelrec.rank.ranker",
+    "RankConfig": "funnelrec.rank.config",
+    "ListReranker": "funnelrec.rerank.base",
+    "RerankConfig": "funnelrec.rerank.config",
+    "FunnelrecError": "funnelrec.errors",
+}
+
+__all__ = ["__version__", *_EXPORTS]
+
+if TYPE_CHECKING:  # what type checkers and IDEs see
+    from funnelrec.config.experiment import FunnelConfig
+    from funnelrec.config.loading import load_config
+    from funnelrec.data.dataset import Dataset
+    from funnelrec.errors import FunnelrecError
+    from funnelrec.pipeline.context import RequestContext
+    from funnelrec.pipeline.fit import fit_funnel
+    from funnelrec.pipeline.recommender import Recommendation, Recommender
+    from funnelrec.rank.config import RankConfig
+    from funnelrec.rank.ranker import Ranker
+    from funnelrec.recall.cold_start import (
+        DemographicPopular,
+        DemographicPopularConfig,
+        Onboarding,
+        OnboardingConfig,
+    )
+    from funnelrec.recall.content import Content, ContentConfig
+    from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
+    from funnelrec.recall.popular import Popular, PopularConfig
+    from funnelrec.recall.two_tower import TwoTower, TwoTowerConfig
+    from funnelrec.rerank.base import ListReranker
+    from funnelrec.rerank.config import RerankConfig
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'funnelrec' has no attribute '{name}'")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

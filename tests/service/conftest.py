@@ -19,10 +19,10 @@ TINY_OVERRIDES = [
     "recall.channels.two_tower.text.n_features=512",
     "recall.channels.content.encoder.n_features=512",
     "rank.model.kind=deepfm",
-    "rank.train.epochs=1",
-    "rank.max_train_samples=20000",
-    "rank.fusion_trials=3",
-    "rank.health=false",
+    "rank.train.loop.epochs=1",
+    "rank.samples.max_train_samples=20000",
+    "rank.fusion.trials=3",
+    "rank.train.health=false",
     "eval.latency_requests=0",
     "eval.rerank_sweep_queries=0",
     "eval.max_queries=50",
@@ -32,7 +32,7 @@ TINY_OVERRIDES = [
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved artifact folder (with its golden set). Treat as read-only: copy to modify."""
-    from funnelrec.artifacts import save_recommender
+    from funnelrec.pipeline.persist import save_recommender
     from funnelrec.config import load_config
     from funnelrec.data.simulator import SimulatorConfig, simulate
     from funnelrec.eval.protocol import run_experiment

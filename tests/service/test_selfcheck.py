@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from funnelrec.artifacts import load_recommender
-from funnelrec.artifacts.store import load_golden
+from funnelrec.pipeline.persist import load_recommender
+from funnelrec.pipeline.persist import load_golden
 from funnelrec.cli.app import app
-from funnelrec.artifacts.golden import GOLDEN_FILE, SelfCheckError, self_check
+from funnelrec.artifacts import GOLDEN_FILE
+from funnelrec.pipeline.golden import SelfCheckError, self_check
 from funnelrec.serve.service import load_for_serving
 
 

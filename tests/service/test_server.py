@@ -14,7 +14,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from funnelrec.artifacts import load_recommender
+from funnelrec.pipeline.persist import load_recommender
 from funnelrec.cli.app import app
 from funnelrec.serve.consistency import replay_feature_log
 

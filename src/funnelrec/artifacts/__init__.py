@@ -1,5 +1,11 @@
-"""Save and load a fitted funnel: config + arrays + vocabularies, never pickled objects."""
+"""The artifact directory format: config + arrays + vocabularies, never pickled objects."""
 
-from funnelrec.artifacts.store import load_recommender, save_recommender
+from funnelrec.artifacts.store import (
+    GOLDEN_FILE,
+    ArtifactContents,
+    read_artifact,
+    read_manifest,
+    write_artifact,
+)
 
-__all__ = ["load_recommender", "save_recommender"]
+__all__ = ["GOLDEN_FILE", "ArtifactContents", "read_artifact", "read_manifest", "write_artifact"]

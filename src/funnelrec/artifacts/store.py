@@ -1,4 +1,8 @@
-"""Artifact directory layout::
+"""The artifact directory format: what a fitted funnel is on disk, verified on read.
+
+This layer knows files, hashes and arrays, not the objects built from them (the pipeline turns
+a Recommender into :class:`ArtifactContents` and back), so it sits below ``pipeline`` and the
+package graph stays one-way. Layout::
 
     manifest.json        format version, funnelrec version, sha256 of every file below
     config.json          the resolved ExperimentConfig
@@ -10,35 +14,65 @@
     channels/<name>.npz  each channel's state arrays (np.savez, loaded with allow_pickle=False)
     rank/ranker.npz      the ranker's state (featurizer, model weights / booster texts, fusion)
     rank/log.parquet     the interaction log its point-in-time features read
-    golden.json          golden set: 32 requests with their top-k items and scores, re-scored
-                         by the serving self-check (funnelrec.artifacts.golden)
+    golden.json          golden set: requests with their top-k items and scores, re-scored
+                         by the self-check (funnelrec.pipeline.golden)
 
-Loading verifies every hash first and never executes code from the directory.
+Reading verifies every hash first and never executes code from the directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from funnelrec import __version__
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import FunnelrecError
-from funnelrec.data.user_attributes import UserAttributeEncoder
-from funnelrec.pipeline.recommender import ItemContext, Recommender, UserContext
-from funnelrec.rank.ranker import Ranker
-from funnelrec.recall.factory import retriever_from_state
-from funnelrec.artifacts.golden import GOLDEN_FILE, golden_set
 
 FORMAT_VERSION = 1
+GOLDEN_FILE = "golden.json"
+
+Arrays = dict[str, NDArray[Any]]
 
 
-def _sha256(path: Path) -> str:
+@dataclass(frozen=True)
+class ArtifactContents:
+    """Everything an artifact directory holds, as plain values.
+
+    Attributes:
+        config: the resolved configuration.
+        user_vocab / item_vocab: external ids in index order.
+        history: positives ``user_idx, item_idx, timestamp``.
+        users: user-side arrays (attribute codes, encoder state, category vocabulary).
+        items: item-side arrays (``category``, ``created_at``; either may be absent).
+        channels: each fitted channel's state arrays, by channel name.
+        ranker: the ranker's state arrays, or None without a ranker.
+        rank_log: the log the ranker's features read, or None without a ranker.
+        golden: the golden set (JSON-able), or None.
+    """
+
+    config: ExperimentConfig
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+    history: pl.DataFrame
+    users: Arrays
+    items: Arrays
+    channels: dict[str, Arrays]
+    ranker: Arrays | None = None
+    rank_log: pl.DataFrame | None = None
+    golden: dict[str, Any] | None = field(default=None, compare=False)
+
+
+def sha256(path: Path) -> str:
+    """Hex sha256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -46,79 +80,55 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
-    """Write ``recommender`` to ``out_dir`` (created); returns the manifest path."""
+def write_artifact(contents: ArtifactContents, out_dir: Path) -> Path:
+    """Write ``contents`` to ``out_dir`` (created); returns the manifest path."""
     out_dir = Path(out_dir)
     (out_dir / "vocab").mkdir(parents=True, exist_ok=True)
     (out_dir / "channels").mkdir(exist_ok=True)
     files: list[Path] = []
-    config_path = out_dir / "config.json"
-    config_path.write_text(recommender.config.model_dump_json(indent=2))
-    files.append(config_path)
-    for name, vocab in (("users", recommender.user_vocab), ("items", recommender.item_vocab)):
-        path = out_dir / "vocab" / f"{name}.parquet"
-        vocab.save(path)
-        files.append(path)
-    history_path = out_dir / "history.parquet"
-    recommender.history.write_parquet(history_path)
-    files.append(history_path)
-    users_path = out_dir / "users.npz"
-    ctx = recommender.users
-    np.savez(
-        users_path,
-        codes=ctx.codes,
-        categories=ctx.category_vocab.ids.cast(pl.String).to_numpy().astype(np.str_),
-        **{f"encoder_{k}": v for k, v in ctx.encoder.state().items()},
-    )
-    files.append(users_path)
-    items_path = out_dir / "items.npz"
-    item_ctx = recommender.items
-    np.savez(
-        items_path,
-        **{
-            name: value
-            for name, value in (
-                ("category", item_ctx.category),
-                ("created_at", item_ctx.created_at),
-            )
-            if value is not None
-        },
-    )
-    files.append(items_path)
-    for name, channel in recommender.channels.items():
-        path = out_dir / "channels" / f"{name}.npz"
-        np.savez(path, **channel.state())
-        files.append(path)
-    if recommender.ranker is not None and recommender.rank_log is not None:
+
+    def put(rel: str) -> Path:
+        files.append(out_dir / rel)
+        return out_dir / rel
+
+    put("config.json").write_text(contents.config.model_dump_json(indent=2))
+    contents.user_vocab.save(put("vocab/users.parquet"))
+    contents.item_vocab.save(put("vocab/items.parquet"))
+    contents.history.write_parquet(put("history.parquet"))
+    np.savez(put("users.npz"), **contents.users)  # type: ignore[arg-type]
+    np.savez(put("items.npz"), **contents.items)  # type: ignore[arg-type]
+    for name, state in contents.channels.items():
+        np.savez(put(f"channels/{name}.npz"), **state)  # type: ignore[arg-type]
+    if contents.ranker is not None and contents.rank_log is not None:
         (out_dir / "rank").mkdir(exist_ok=True)
-        ranker_path = out_dir / "rank" / "ranker.npz"
-        np.savez(ranker_path, **recommender.ranker.state())
-        log_path = out_dir / "rank" / "log.parquet"
-        recommender.rank_log.write_parquet(log_path)
-        files += [ranker_path, log_path]
-    golden_path = out_dir / GOLDEN_FILE
-    golden_path.write_text(json.dumps(golden_set(recommender)))
-    files.append(golden_path)
+        np.savez(put("rank/ranker.npz"), **contents.ranker)  # type: ignore[arg-type]
+        contents.rank_log.write_parquet(put("rank/log.parquet"))
+    if contents.golden is not None:
+        put(GOLDEN_FILE).write_text(json.dumps(contents.golden))
     manifest = {
         "format_version": FORMAT_VERSION,
         "funnelrec_version": __version__,
-        "files": {str(p.relative_to(out_dir)): _sha256(p) for p in files},
+        "files": {str(p.relative_to(out_dir)): sha256(p) for p in files},
     }
     manifest_path = out_dir / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2))
     return manifest_path
 
 
-def load_recommender(artifacts_dir: Path) -> Recommender:
-    """Load and verify an artifact directory written by :func:`save_recommender`."""
-    root = Path(artifacts_dir)
+def read_manifest(root: Path) -> dict[str, str]:
+    """The manifest's ``{relative path: sha256}``, after checking every file against it.
+
+    Raises:
+        FunnelrecError: not an artifact directory, an unreadable or unsupported manifest, a
+            listed file missing, or a hash mismatch.
+    """
     manifest_path = root / "manifest.json"
     if not manifest_path.is_file():
         raise FunnelrecError(f"{root}: not an artifact directory (no manifest.json)")
     try:
         manifest = json.loads(manifest_path.read_text())
-        files = manifest["files"]
-    except (json.JSONDecodeError, KeyError) as e:
+        files: dict[str, str] = manifest["files"]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise FunnelrecError(f"{manifest_path}: unreadable manifest ({e})") from None
     if manifest.get("format_version") != FORMAT_VERSION:
         raise FunnelrecError(
@@ -129,59 +139,46 @@ def load_recommender(artifacts_dir: Path) -> Recommender:
         path = root / rel
         if not path.is_file():
             raise FunnelrecError(f"{path}: listed in the manifest but missing")
-        if _sha256(path) != expected:
+        if sha256(path) != expected:
             raise FunnelrecError(f"{path}: content does not match the manifest hash")
-    config = ExperimentConfig.model_validate_json((root / "config.json").read_text())
-    channels = {}
-    for name, channel_config in config.recall.channels.items():
-        if f"channels/{name}.npz" not in files:
-            continue  # skipped at fit time (its data was missing)
-        with np.load(root / "channels" / f"{name}.npz", allow_pickle=False) as npz:
-            state = {key: npz[key] for key in npz.files}
-        channels[name] = retriever_from_state(channel_config, state)
-    with np.load(root / "users.npz", allow_pickle=False) as npz:
-        users = UserContext(
-            UserAttributeEncoder.from_state(
-                {k.removeprefix("encoder_"): npz[k] for k in npz.files if k.startswith("encoder_")}
-            ),
-            npz["codes"],
-            Vocabulary(pl.Series("id", npz["categories"].tolist(), dtype=pl.String)),
-        )
-    items = ItemContext(None, None)
-    if "items.npz" in files:  # absent from artifacts written before re-ranking existed
-        with np.load(root / "items.npz", allow_pickle=False) as npz:
-            items = ItemContext(
-                npz["category"] if "category" in npz.files else None,
-                npz["created_at"] if "created_at" in npz.files else None,
-            )
-    recommender = Recommender(
-        config,
-        channels,
-        Vocabulary.load(root / "vocab" / "users.parquet"),
-        Vocabulary.load(root / "vocab" / "items.parquet"),
-        pl.read_parquet(root / "history.parquet"),
-        users,
-        items,
-    )
-    if "rank/ranker.npz" in files:
-        with np.load(root / "rank" / "ranker.npz", allow_pickle=False) as npz:
-            state = {key: npz[key] for key in npz.files}
-        recommender.attach_ranker(
-            Ranker.from_state(config.rank, state), pl.read_parquet(root / "rank" / "log.parquet")
-        )
-    return recommender
+    return files
 
 
-def load_golden(artifacts_dir: Path) -> dict | None:
-    """The artifact's golden set (``golden.json``), or None for artifacts saved without one.
+def _arrays(path: Path) -> Arrays:
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
 
-    Call after :func:`load_recommender`, which verified its hash with the others.
-    """
+
+def read_artifact(artifacts_dir: Path) -> ArtifactContents:
+    """Read and verify an artifact directory written by :func:`write_artifact`."""
     root = Path(artifacts_dir)
-    manifest = json.loads((root / "manifest.json").read_text())
-    if GOLDEN_FILE not in manifest["files"]:
-        return None
-    try:
-        return json.loads((root / GOLDEN_FILE).read_text())
-    except json.JSONDecodeError as e:
-        raise FunnelrecError(f"{root / GOLDEN_FILE}: unreadable golden set ({e})") from None
+    files = read_manifest(root)
+    config = ExperimentConfig.model_validate_json((root / "config.json").read_text())
+    channels = {
+        name: _arrays(root / "channels" / f"{name}.npz")
+        for name in config.recall.channels
+        if f"channels/{name}.npz" in files  # absent: skipped at fit time (missing input)
+    }
+    ranker = rank_log = None
+    if "rank/ranker.npz" in files:
+        ranker = _arrays(root / "rank" / "ranker.npz")
+        rank_log = pl.read_parquet(root / "rank" / "log.parquet")
+    golden = None
+    if GOLDEN_FILE in files:
+        try:
+            golden = json.loads((root / GOLDEN_FILE).read_text())
+        except json.JSONDecodeError as e:
+            raise FunnelrecError(f"{root / GOLDEN_FILE}: unreadable golden set ({e})") from None
+    return ArtifactContents(
+        config=config,
+        user_vocab=Vocabulary.load(root / "vocab" / "users.parquet"),
+        item_vocab=Vocabulary.load(root / "vocab" / "items.parquet"),
+        history=pl.read_parquet(root / "history.parquet"),
+        users=_arrays(root / "users.npz"),
+        # absent from artifacts written before re-ranking existed
+        items=_arrays(root / "items.npz") if "items.npz" in files else {},
+        channels=channels,
+        ranker=ranker,
+        rank_log=rank_log,
+        golden=golden,
+    )

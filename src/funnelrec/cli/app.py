@@ -122,6 +122,33 @@ def run(
 
 
 @app.command()
+def train(
+    data: Annotated[
+        Path, typer.Option(help="Folder with interactions.(csv|parquet) [+ items, users].")
+    ],
+    out: Annotated[Path, typer.Option(help="Artifact folder for serve / recommend.")],
+    config: ConfigOpt = None,
+    set_: SetOpt = None,
+) -> None:
+    """Production: fit the funnel on every row and write self-checked artifacts."""
+    from funnelrec.pipeline.production import train_dir
+
+    cfg = _guard(lambda: load_config(config, set_ or []))
+    with _progress() as progress:
+        result = _guard(lambda: train_dir(data, out, cfg, progress))
+    summary = result.summary
+    console.print(
+        f"trained on {summary['interactions']:,} rows ({summary['users']:,} users, "
+        f"{summary['items']:,} items) as of {summary['as_of']}; channels "
+        f"{', '.join(summary['channels'])}; ranker {summary['ranker'] or 'off'}",
+        highlight=False,
+    )
+    for name, reason in summary["skipped_channels"].items():
+        console.print(f"  skipped channel {name}: {reason}", highlight=False)
+    console.print(f"artifacts: {out} (self-check passed on {summary['self_check_requests']})")
+
+
+@app.command()
 def recommend(
     artifacts: Annotated[Path, typer.Option(help="Artifact folder written by run/demo.")],
     users: Annotated[Path, typer.Option(help="CSV with user_id, or one id per line.")],

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
 from funnelrec.rank.config import RankConfig
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
-from funnelrec.recall.content import ContentConfig
+from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
@@ -121,3 +121,12 @@ class ExperimentConfig(_Frozen):
     rank: RankConfig = RankConfig()
     rerank: RerankConfig = RerankConfig()
     eval: EvalConfig = EvalConfig()
+
+    @classmethod
+    def default(cls) -> ExperimentConfig:
+        """The defaults every field documents (what ``funnelrec run`` uses without a file)."""
+        return cls()
+
+
+FunnelConfig = ExperimentConfig
+"""The public name of the funnel's configuration (``funnelrec.FunnelConfig``)."""

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from funnelrec.data.vocab import Vocabulary
+from funnelrec.data.events import positive_expr
+from funnelrec.data.frames import canonical_frames
 from funnelrec.data.user_attributes import UserAttributeEncoder
+from funnelrec.data.vocab import Vocabulary
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS, check_schema
-
-NON_POSITIVE_EVENTS = ("impression",)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,37 @@ class Dataset:
     items: pl.DataFrame | None = None
     users: pl.DataFrame | None = None
     positive_events: tuple[str, ...] | None = None
+
+    @classmethod
+    def from_frame(
+        cls,
+        interactions: Any,
+        items: Any = None,
+        users: Any = None,
+        *,
+        positive_events: tuple[str, ...] | None = None,
+    ) -> Dataset:
+        """A Dataset from in-memory tables (pandas or polars), validated like a data folder.
+
+        Args:
+            interactions: ``user_id, item_id, timestamp`` (unix s or ISO-8601) and optionally
+                ``event`` (default ``click``), ``value`` (default 1.0), ``session_id``, ...
+            items: optional ``item_id`` + attributes (``category``, ``created_at``, ``title``).
+            users: optional ``user_id`` + attributes (``age``, ``gender``, ...).
+            positive_events: events that count as positives (default: all but impression).
+
+        Raises:
+            DataError: a missing or mistyped column, an unparsable value, no usable row.
+
+        Example:
+            >>> import pandas as pd
+            >>> ds = Dataset.from_frame(pd.DataFrame(
+            ...     {"user_id": [1, 2], "item_id": ["a", "b"], "timestamp": [5, 6]}))
+            >>> ds.n_users, ds.n_items, ds.interactions["event"].to_list()
+            (2, 2, ['click', 'click'])
+        """
+        inter, item_table, user_table, _ = canonical_frames(interactions, items, users)
+        return cls.build(inter, item_table, user_table, positive_events=positive_events)
 
     @classmethod
     def build(
@@ -77,7 +109,8 @@ class Dataset:
             users = users.filter(pl.col("user_idx") >= 0).unique("user_idx", keep="first")
             users = users.sort("user_idx")
         if as_of is None:
-            as_of = int(inter["timestamp"].max()) + 1 if inter.height else 0
+            latest = inter["timestamp"].max()  # None when there are no rows
+            as_of = int(latest) + 1 if isinstance(latest, int) else 0
         return cls(inter, user_vocab, item_vocab, as_of, items, users, positive_events)
 
     @property
@@ -90,10 +123,9 @@ class Dataset:
 
     @cached_property
     def positives(self) -> pl.DataFrame:
-        """Interactions that count as positive feedback, sorted by time."""
-        if self.positive_events is None:
-            return self.interactions.filter(~pl.col("event").is_in(NON_POSITIVE_EVENTS))
-        return self.interactions.filter(pl.col("event").is_in(self.positive_events))
+        """Interactions that count as positive feedback (:mod:`funnelrec.data.events`), sorted
+        by time."""
+        return self.interactions.filter(positive_expr(self.positive_events))
 
     @cached_property
     def item_categories(self) -> NDArray[np.int32] | None:

@@ -22,7 +22,7 @@ import numpy as np
 import polars as pl
 from pydantic import BaseModel, ConfigDict, Field
 
-from funnelrec.data.dataset import NON_POSITIVE_EVENTS
+from funnelrec.data.events import positive_expr
 from funnelrec.errors import DataError
 
 
@@ -74,10 +74,13 @@ class Split:
     masked: pl.DataFrame | None = None
 
 
-def _positive_mask(events: tuple[str, ...] | None) -> pl.Expr:
-    if events is None:
-        return ~pl.col("event").is_in(NON_POSITIVE_EVENTS)
-    return pl.col("event").is_in(events)
+def _time_range(interactions: pl.DataFrame) -> tuple[int, int]:
+    """Earliest and latest interaction time (unix s)."""
+    ts = interactions["timestamp"]
+    lo, hi = ts.min(), ts.max()
+    if not isinstance(lo, int) or not isinstance(hi, int):  # no rows, or all null
+        raise DataError("no interaction timestamps to split on")
+    return lo, hi
 
 
 def _existing_before(table: pl.DataFrame | None, column: str, cutoff: int) -> pl.DataFrame | None:
@@ -94,14 +97,13 @@ def temporal_split(
     positive_events: tuple[str, ...] | None = None,
 ) -> Split:
     """Hold out the last ``test_fraction`` of the time span (by time, not by row count)."""
-    ts = interactions["timestamp"]
-    t_min, t_max = int(ts.min()), int(ts.max())
+    t_min, t_max = _time_range(interactions)
     if t_max <= t_min:
         raise DataError("all interactions share one timestamp: a temporal split is impossible")
     cutoff = int(np.ceil(t_max - (t_max - t_min) * config.test_fraction))
     train = interactions.filter(pl.col("timestamp") < cutoff)
     test = (
-        interactions.filter((pl.col("timestamp") >= cutoff) & _positive_mask(positive_events))
+        interactions.filter((pl.col("timestamp") >= cutoff) & positive_expr(positive_events))
         .select("user_id", "item_id", "timestamp")
         .with_columns(pl.lit(cutoff, dtype=pl.Int64).alias("query_ts"))
     )
@@ -135,7 +137,7 @@ def leave_last_out_split(
 ) -> Split:
     """Per user, hold out the last positive on an item the user had not interacted with before."""
     ordered = _user_order(interactions).with_columns(
-        _positive_mask(positive_events).alias("_pos"),
+        positive_expr(positive_events).alias("_pos"),
         pl.int_range(pl.len()).over("user_id").alias("_seq"),
     )
     first_pos = ordered.filter("_pos").with_columns(
@@ -158,7 +160,7 @@ def leave_last_out_split(
     dropped_after = with_target.height - train.height - targets.height
     train = train.sort("_row").drop("_row", "_pos", "_seq", "_target_seq")
     test = targets.select("user_id", "item_id", "timestamp", pl.col("timestamp").alias("query_ts"))
-    as_of = int(interactions["timestamp"].max()) + 1
+    as_of = _time_range(interactions)[1] + 1
     info = {
         "kind": "leave_last_out",
         "train_rows": train.height,
@@ -180,7 +182,7 @@ def random_ratio_split(
     if np.any(ratios < 0) or not np.isclose(ratios.sum(), 1.0):
         raise DataError(f"split ratios must be non-negative and sum to 1, got {config.ratios}")
     pos = (
-        interactions.filter(_positive_mask(positive_events))
+        interactions.filter(positive_expr(positive_events))
         .sort("timestamp")
         .unique(["user_id", "item_id"], keep="first", maintain_order=True)
         .sort("user_id", "timestamp", "item_id")
@@ -205,7 +207,7 @@ def random_ratio_split(
     pos = pos.with_columns(part.alias("_part"))
     train = pos.filter(pl.col("_part") == "train").drop("_rand", "_r", "_n", "_part")
     test = pos.filter(pl.col("_part") == "test")
-    as_of = int(interactions["timestamp"].max()) + 1
+    as_of = _time_range(interactions)[1] + 1
     test = test.select(
         "user_id", "item_id", "timestamp", pl.lit(as_of, dtype=pl.Int64).alias("query_ts")
     )

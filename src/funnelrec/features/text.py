@@ -26,6 +26,7 @@ import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from numpy.typing import NDArray
+from polars.datatypes import DataTypeClass
 from pydantic import BaseModel, ConfigDict, Field
 
 from funnelrec.errors import ConfigError
@@ -67,7 +68,7 @@ class TextEncoderConfig(BaseModel):
     )
 
 
-def _is_text(dtype: pl.DataType) -> bool:
+def _is_text(dtype: pl.DataType | DataTypeClass) -> bool:
     if isinstance(dtype, pl.List):
         return _is_text(dtype.inner)
     return dtype in (pl.String, pl.Categorical) or isinstance(dtype, pl.Enum)
@@ -178,7 +179,7 @@ class TextEncoder:
     def dim(self) -> int:
         """Embedding size D."""
         if self.config.kind == "minilm":
-            return int(_load_minilm(_device(self.config)).get_sentence_embedding_dimension())
+            return _minilm_dim(_load_minilm(_device(self.config)))
         return self.config.dim
 
     @property
@@ -219,8 +220,8 @@ class TextEncoder:
     def encode(self, texts: Sequence[str]) -> NDArray[np.float32]:
         """Embed texts. ``[N]`` -> ``[N, D]`` float32, rows L2-normalised (empty text -> 0)."""
         texts = list(texts)
-        empty = pl.Series(texts, dtype=pl.String).str.strip_chars().str.len_chars() == 0
-        empty = empty.to_numpy()
+        lengths = pl.Series(texts, dtype=pl.String).str.strip_chars().str.len_chars()
+        empty = (lengths == 0).to_numpy()
         if self.config.kind == "minilm":
             out = _encode_minilm(texts, self.config)
         else:
@@ -296,10 +297,18 @@ def _load_minilm(device: str) -> SentenceTransformer:
     return SentenceTransformer(str(path), device=device, local_files_only=True)
 
 
+def _minilm_dim(model: SentenceTransformer) -> int:
+    """The model's embedding size D (the stubs allow None: a model without a fixed size)."""
+    dim = model.get_sentence_embedding_dimension()
+    if dim is None:
+        raise RuntimeError("the MiniLM model reports no embedding dimension")
+    return int(dim)
+
+
 def _encode_minilm(texts: list[str], config: TextEncoderConfig) -> NDArray[np.float32]:
     model = _load_minilm(_device(config))
     if not texts:
-        dim = int(model.get_sentence_embedding_dimension())
+        dim = _minilm_dim(model)
         return np.zeros((0, dim), dtype=np.float32)
     out = model.encode(
         texts,

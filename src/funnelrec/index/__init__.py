@@ -1,5 +1,9 @@
 """Vector indexes for embedding recall: exact search (the oracle) and Faiss HNSW / IVF.
 
+Importing this package does not load Faiss: the configs live in :mod:`funnelrec.index.config`,
+:func:`build_index` imports :mod:`funnelrec.index.faiss_index` when it builds an approximate
+index, and :class:`HNSWIndex` / :class:`IVFIndex` are resolved on first attribute access.
+
 Example:
     >>> import numpy as np
     >>> from funnelrec.index import ExactIndexConfig, build_index
@@ -10,19 +14,45 @@ Example:
     [[4, 3, -1]]
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from funnelrec.index.base import (
     METRICS,
     BaseIndex,
-    IndexConfigBase,
     Metric,
     MetricMismatchError,
     VectorIndex,
     assert_metric,
     recall_at_k,
 )
-from funnelrec.index.exact import ExactIndex, ExactIndexConfig
-from funnelrec.index.factory import IndexConfig, build_index, index_from_state, recall_vs_exact
-from funnelrec.index.faiss_index import HNSWIndex, HNSWIndexConfig, IVFIndex, IVFIndexConfig
+from funnelrec.index.config import (
+    ExactIndexConfig,
+    HNSWIndexConfig,
+    IndexConfig,
+    IndexConfigBase,
+    IVFIndexConfig,
+)
+from funnelrec.index.exact import ExactIndex
+from funnelrec.index.factory import build_index, index_from_state, recall_vs_exact
+
+if TYPE_CHECKING:
+    from funnelrec.index.faiss_index import HNSWIndex, IVFIndex
+
+# Names served by __getattr__, with the module that defines them (imported on first use).
+_LAZY = {"HNSWIndex": "funnelrec.index.faiss_index", "IVFIndex": "funnelrec.index.faiss_index"}
+
+
+def __getattr__(name: str) -> object:
+    """PEP 562 hook: import the Faiss-backed classes only when they are asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "METRICS",

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Literal, Protocol, Self, get_args
+from typing import Any, Literal, Protocol, Self, get_args
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import BaseModel, ConfigDict
 
 from funnelrec.errors import ConfigError
+from funnelrec.index.config import IndexConfigBase
 
 Metric = Literal["ip", "cosine", "l2"]
 METRICS: tuple[Metric, ...] = get_args(Metric)
@@ -29,18 +29,6 @@ METRICS: tuple[Metric, ...] = get_args(Metric)
 
 class MetricMismatchError(ConfigError, ValueError):
     """The index metric differs from the similarity the embeddings were trained with."""
-
-
-class IndexConfigBase(BaseModel):
-    """Fields every index config shares. Subclasses add ``kind: Literal[...]`` and knobs.
-
-    ``search_fields`` names the knobs that only affect search (e.g. ``ef_search``, ``nprobe``):
-    they may differ between the config an index was built with and the one it is loaded with.
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    search_fields: ClassVar[frozenset[str]] = frozenset()
 
 
 class VectorIndex(Protocol):

@@ -12,26 +12,13 @@ a busy machine.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
 
-from funnelrec.index.base import BaseIndex, IndexConfigBase, Metric
-
-
-class ExactIndexConfig(IndexConfigBase):
-    """Brute-force index.
-
-    ``block_size``: scores (queries x items) materialised at once; bounds memory at
-    ``4 * block_size`` bytes (default 64 MiB). Search-only: may change when loading.
-    """
-
-    kind: Literal["exact"] = "exact"
-    block_size: int = Field(1 << 24, gt=0, description="Query x item scores per block.")
-
-    search_fields: ClassVar[frozenset[str]] = frozenset({"block_size"})
+from funnelrec.index.base import BaseIndex, Metric
+from funnelrec.index.config import ExactIndexConfig
 
 
 def block_scores(

@@ -1,23 +1,22 @@
 """Build or restore a vector index from its config (dispatch on the config type, no registry).
 
 Also :func:`recall_vs_exact`, the runtime check of an approximate index against the oracle.
+
+:mod:`funnelrec.index.faiss_index` is imported inside the functions that need it, so that
+importing this module (and :mod:`funnelrec.index`) does not load Faiss: exact-only callers
+and config readers never pay for it.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
 
 from funnelrec.index.base import BaseIndex, Metric, assert_metric, recall_at_k
-from funnelrec.index.exact import ExactIndex, ExactIndexConfig
-from funnelrec.index.faiss_index import HNSWIndex, HNSWIndexConfig, IVFIndex, IVFIndexConfig
+from funnelrec.index.config import ExactIndexConfig, HNSWIndexConfig, IndexConfig, IVFIndexConfig
+from funnelrec.index.exact import ExactIndex
 
-IndexConfig = Annotated[
-    ExactIndexConfig | HNSWIndexConfig | IVFIndexConfig, Field(discriminator="kind")
-]
+__all__ = ["IndexConfig", "build_index", "index_from_state", "recall_vs_exact"]
 
 
 def build_index(config: IndexConfig, metric: Metric) -> BaseIndex:
@@ -38,8 +37,12 @@ def build_index(config: IndexConfig, metric: Metric) -> BaseIndex:
         case ExactIndexConfig():
             return ExactIndex(config, metric)
         case HNSWIndexConfig():
+            from funnelrec.index.faiss_index import HNSWIndex
+
             return HNSWIndex(config, metric)
         case IVFIndexConfig():
+            from funnelrec.index.faiss_index import IVFIndex
+
             return IVFIndex(config, metric)
     raise TypeError(f"no index for config {type(config).__name__}")
 
@@ -55,8 +58,12 @@ def index_from_state(config: IndexConfig, metric: Metric, state: dict[str, NDArr
         case ExactIndexConfig():
             index: BaseIndex = ExactIndex.from_state(config, state)
         case HNSWIndexConfig():
+            from funnelrec.index.faiss_index import HNSWIndex
+
             index = HNSWIndex.from_state(config, state)
         case IVFIndexConfig():
+            from funnelrec.index.faiss_index import IVFIndex
+
             index = IVFIndex.from_state(config, state)
         case _:
             raise TypeError(f"no index for config {type(config).__name__}")

@@ -20,16 +20,15 @@ model with :func:`~funnelrec.index.factory.recall_vs_exact`.
 
 from __future__ import annotations
 
-import math
 from abc import abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import faiss
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import Field
 
-from funnelrec.index.base import BaseIndex, IndexConfigBase, Metric
+from funnelrec.index.base import BaseIndex, Metric
+from funnelrec.index.config import HNSWIndexConfig, IndexConfigBase, IVFIndexConfig
 
 _FAISS_METRIC: dict[Metric, int] = {
     "ip": faiss.METRIC_INNER_PRODUCT,
@@ -51,47 +50,6 @@ def check_faiss_metric(index: faiss.Index, metric: Metric) -> None:
             f"Faiss index metric_type {index.metric_type} does not match metric {metric!r} "
             f"(expected {expected}); the ANN metric must equal the training similarity"
         )
-
-
-class HNSWIndexConfig(IndexConfigBase):
-    """HNSW graph index (``faiss.IndexHNSWFlat``).
-
-    ``M``: neighbours per node (memory ~ ``N * M * 8`` bytes on top of the vectors).
-    ``ef_construction``: candidate list while inserting (build time vs graph quality).
-    ``ef_search``: candidate list while searching, at least ``k`` is used (speed vs recall);
-    search-only, may change when loading.
-    """
-
-    kind: Literal["hnsw"] = "hnsw"
-    M: int = Field(32, ge=2, le=512)
-    ef_construction: int = Field(200, gt=0)
-    ef_search: int = Field(128, gt=0)
-
-    search_fields: ClassVar[frozenset[str]] = frozenset({"ef_search"})
-
-
-class IVFIndexConfig(IndexConfigBase):
-    """Inverted-file index (``faiss.IndexIVFFlat``), k-means coarse quantizer.
-
-    ``nlist``: inverted lists; None = ``round(4 * sqrt(N))`` at build. Always capped at
-    ``N // min_train_points`` (at least 1) so k-means has enough points per centroid.
-    ``nprobe``: lists visited per query (speed vs recall); search-only, may change when loading.
-    ``seed``: k-means initialisation and training subsample. Items added after :meth:`build`
-    go to the lists of the already trained centroids.
-    """
-
-    kind: Literal["ivf"] = "ivf"
-    nlist: int | None = Field(None, gt=0)
-    nprobe: int = Field(48, gt=0)
-    min_train_points: int = Field(39, gt=0, description="Fewest training vectors per list.")
-    seed: int = Field(0, ge=0)
-
-    search_fields: ClassVar[frozenset[str]] = frozenset({"nprobe"})
-
-    def lists_for(self, n: int) -> int:
-        """The ``nlist`` used for ``n`` training vectors."""
-        wanted = self.nlist if self.nlist is not None else round(4 * math.sqrt(n))
-        return max(1, min(wanted, n // self.min_train_points))
 
 
 class FaissIndex(BaseIndex):

@@ -308,7 +308,9 @@ def grouped_ndcg(value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int) 
         codes, starts = _sorted_runs(gs)
         pos = np.arange(n) - starts[codes]
         gain = np.where(pos < k, v[order] / np.log2(pos + 2.0), 0.0)
-        return np.bincount(codes, weights=gain, minlength=int(codes[-1]) + 1)
+        # With weights bincount returns float64 (no copy here); the stubs say intp.
+        sums = np.bincount(codes, weights=gain, minlength=int(codes[-1]) + 1)
+        return sums.astype(np.float64, copy=False)
 
     # lexsort: last key is primary. Ranked: group, score desc, value asc (pessimistic ties).
     dcg = _dcg(np.lexsort((v, -s, g)))

@@ -23,7 +23,8 @@ def hit_matrix(
     """
     recs = np.asarray(recs, dtype=np.int64)
     n_rows = recs.shape[0]
-    lens = np.diff(np.asarray(truth_ptr, dtype=np.int64))
+    ptr = np.asarray(truth_ptr, dtype=np.int64)
+    lens = ptr[1:] - ptr[:-1]  # not np.diff: its stubs type an int64 diff as timedelta64
     if lens.shape[0] != n_rows:
         raise ValueError(f"truth has {lens.shape[0]} rows, recs has {n_rows}")
     width = int(max(recs.max(initial=0), np.max(truth_idx, initial=0))) + 2

@@ -1,8 +1,23 @@
 """The funnel as one object: recall channels -> merge -> rank -> re-rank.
 
-``Recommender.recommend`` is the single entry point used by ``funnelrec run`` (offline
-evaluation), ``funnelrec recommend`` and the service, so offline numbers are the numbers of the
-code that serves.
+:meth:`Recommender.run` is the single entry point used by ``funnelrec run`` (offline
+evaluation), ``funnelrec recommend``, the golden self-check and the service, so offline
+numbers are the numbers of the code that serves. :meth:`Recommender.recommend` is the same
+call for external user ids, returning a DataFrame (the notebook API).
+
+Example:
+    >>> import polars as pl
+    >>> import funnelrec as fr
+    >>> log = pl.DataFrame({"user_id": [1, 1, 2, 2, 3], "item_id": [10, 11, 10, 12, 11],
+    ...                     "timestamp": [1, 2, 3, 4, 5]})
+    >>> ds = fr.Dataset.from_frame(log)
+    >>> config = fr.FunnelConfig(
+    ...     recall={"channels": {"popular": {"kind": "popular"}}, "merge": {"quotas": {}}},
+    ...     rank={"enabled": False},
+    ... )
+    >>> rec = fr.Recommender.fit(ds, config)
+    >>> rec.recommend([1], k=2)["item_id"].to_list()
+    [12]
 """
 
 from __future__ import annotations
@@ -10,24 +25,32 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import MissingInputError
-from funnelrec.data.user_attributes import UserAttributeEncoder
+from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
-from funnelrec.recall.factory import build_retriever
 from funnelrec.recall.merge import merge_channels
 from funnelrec.rerank.base import ItemSide, ListReranker
 
+if TYPE_CHECKING:
+    from funnelrec.data.dataset import Dataset
+    from funnelrec.features.pit import PreparedLog
+    from funnelrec.pipeline.fit import FitReport, ProgressFn
+
 logger = logging.getLogger(__name__)
+
+RANKED_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 
 
 def consumed_items(queries: Queries) -> dict[int, set[int]]:
@@ -41,10 +64,13 @@ def consumed_items(queries: Queries) -> dict[int, set[int]]:
 
 @dataclass(frozen=True)
 class Recommendation:
-    """What one ``recommend`` call produced, stage by stage.
+    """What one :meth:`Recommender.run` call produced, stage by stage.
 
     Attributes:
-        ranked: Ranked table ``query_id, item_id, rank, score, source``.
+        ranked: Ranked table ``query_id, item_id, rank, score, source`` (top k per query).
+        final: the ordered table the top k was cut from, with every stage column (``item_idx,
+            source, source_rank, recall_score, merged_rank, [p_<task>..., score], [pre_rerank_
+            rank], rank``): the re-ranked list, else the ranked one, else the merge order.
         candidates: the merged Candidates table (all merged candidates, not only the top k).
         channels: per-channel results, rows aligned with the queries.
         timings_s: wall time per stage for this call.
@@ -55,6 +81,7 @@ class Recommendation:
     """
 
     ranked: pl.DataFrame
+    final: pl.DataFrame
     candidates: pl.DataFrame
     channels: dict[str, ChannelResult]
     timings_s: dict[str, float]
@@ -62,59 +89,12 @@ class Recommendation:
     reranked: pl.DataFrame | None = None
 
 
-@dataclass(frozen=True)
-class UserContext:
-    """What the recommender knows about users besides their history.
-
-    Attributes:
-        encoder: attribute vocabularies (fitted on the training users).
-        codes: ``[n_users, A]`` attribute codes of known users (0 = unknown).
-        category_vocab: category string <-> index, for onboarding tags.
-    """
-
-    encoder: UserAttributeEncoder
-    codes: NDArray[np.int32]
-    category_vocab: Vocabulary
-
-    @classmethod
-    def from_dataset(cls, data: Dataset) -> UserContext:
-        return cls(data.user_attr_encoder, data.user_attr, data.category_vocab)
-
-
-@dataclass(frozen=True)
-class ItemContext:
-    """Item attributes the re-ranker reads (index = item_idx; grows as items are ingested).
-
-    Attributes:
-        category: ``[n_items]`` int32 category index (-1 = unknown), or None without categories.
-        created_at: ``[n_items]`` int64 unix seconds (0 = unknown), or None.
-    """
-
-    category: NDArray[np.int32] | None
-    created_at: NDArray[np.int64] | None
-
-    @classmethod
-    def from_dataset(cls, data: Dataset) -> ItemContext:
-        return cls(data.item_categories, data.item_created_at)
-
-    def extended(self, items: pl.DataFrame, n_new: int, category_vocab: Vocabulary) -> ItemContext:
-        """With ``n_new`` ingested items (rows of ``items``) appended."""
-        category = created = None
-        if self.category is not None:
-            new = np.full(n_new, -1, dtype=np.int32)
-            if "category" in items.columns:
-                new = category_vocab.encode(items["category"].cast(pl.String)).astype(np.int32)
-            category = np.concatenate([self.category, new])
-        if self.created_at is not None:
-            new_t = np.zeros(n_new, dtype=np.int64)
-            if "created_at" in items.columns:
-                new_t = items["created_at"].cast(pl.Int64, strict=False).fill_null(0).to_numpy()
-            created = np.concatenate([self.created_at, new_t])
-        return ItemContext(category, created)
-
-
 class Recommender:
-    """Fitted channels + the positives that make up each user's history + vocabularies."""
+    """Fitted channels, ranker and re-ranker + each user's history + vocabularies.
+
+    Build with :meth:`fit` (the same :func:`~funnelrec.pipeline.fit.fit_funnel` that ``funnelrec
+    run`` and ``funnelrec train`` call) or :meth:`load`.
+    """
 
     def __init__(
         self,
@@ -125,6 +105,8 @@ class Recommender:
         history: pl.DataFrame,
         users: UserContext,
         items: ItemContext | None = None,
+        *,
+        skipped: dict[str, str] | None = None,
     ) -> None:
         self.config = config
         self.channels = channels
@@ -136,53 +118,90 @@ class Recommender:
         # method 'none' still applies the business rules.
         self.reranker: ListReranker | None = ListReranker(config.rerank)
         self._item_side: ItemSide | None = None
-        self.skipped: dict[str, str] = {}
+        self.skipped: dict[str, str] = dict(skipped or {})
         self.ranker: Ranker | None = None
         self.rank_log: pl.DataFrame | None = None
+        self.fit_report: FitReport | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
         merge = config.recall.merge
         self.merge_config = merge.model_copy(
             update={"quotas": {n: q for n, q in merge.quotas.items() if n in channels}}
         )
 
+    # ----------------------------------------------------------------- building
     @classmethod
     def fit(
-        cls, config: ExperimentConfig, data: Dataset, *, rng: np.random.Generator
-    ) -> tuple[Recommender, dict[str, float]]:
-        """Fit every configured channel on ``data``; returns the recommender and fit times."""
-        channels: dict[str, Retriever] = {}
-        timings: dict[str, float] = {}
-        skipped: dict[str, str] = {}
-        for name, channel_config in config.recall.channels.items():
-            start = time.perf_counter()
-            try:
-                channels[name] = build_retriever(channel_config).fit(data, rng=rng)
-            except MissingInputError as e:
-                logger.warning("recall channel '%s' skipped: %s", name, e)
-                skipped[name] = str(e)
-                continue
-            timings[f"fit.{name}"] = time.perf_counter() - start
-        if not channels:
-            raise MissingInputError(f"no recall channel could be fitted: {skipped}")
-        recommender = cls(
-            config,
-            channels,
-            data.user_vocab,
-            data.item_vocab,
-            data.positives,
-            UserContext.from_dataset(data),
-            ItemContext.from_dataset(data),
-        )
-        recommender.skipped = skipped
-        return recommender, timings
+        cls,
+        dataset: Dataset,
+        config: ExperimentConfig | None = None,
+        *,
+        rng: np.random.Generator | None = None,
+        work_dir: Path | None = None,
+        progress: ProgressFn | None = None,
+    ) -> Recommender:
+        """Fit the whole funnel on ``dataset`` (:func:`~funnelrec.pipeline.fit.fit_funnel`).
 
+        Args:
+            dataset: what to learn from (see :meth:`Dataset.from_frame`).
+            config: the funnel's configuration; default :meth:`FunnelConfig.default`.
+            rng: randomness; default seeded from ``config.seed``.
+            work_dir: where training by-products (ranker diagnostics) go.
+            progress: optional ``progress(stage, done, total)`` callback.
+
+        Returns:
+            The fitted recommender; its :attr:`fit_report` says what was fitted and skipped.
+        """
+        # fit_funnel builds Recommenders itself: imported here to keep the module graph
+        # one-way (pipeline.fit -> pipeline.recommender).
+        from funnelrec.pipeline.fit import fit_funnel
+
+        config = config or ExperimentConfig()
+        rng = rng if rng is not None else np.random.default_rng(config.seed)
+        recommender, report = fit_funnel(
+            config, dataset, rng, work_dir=work_dir, progress=progress
+        )
+        recommender.fit_report = report
+        return recommender
+
+    def set_ranker(self, ranker: Ranker, log: pl.DataFrame) -> None:
+        """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
+        item_idx, timestamp, event``), point in time."""
+        self.ranker = ranker
+        self.rank_log = log.select("user_idx", "item_idx", "timestamp", "event")
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted funnel to the artifact directory ``path`` (see
+        :mod:`funnelrec.artifacts`); returns the manifest path."""
+        from funnelrec.pipeline.persist import save_recommender  # persist imports this module
+
+        return save_recommender(self, Path(path))
+
+    @classmethod
+    def load(cls, path: str | Path) -> Recommender:
+        """Load and verify an artifact directory written by :meth:`save`."""
+        from funnelrec.pipeline.persist import load_recommender  # persist imports this module
+
+        return load_recommender(Path(path))
+
+    @property
+    def as_of(self) -> int:
+        """The funnel's as-of time: one second after the last event it knows (history or the
+        ranker's log). Requests without a time are answered as of it."""
+        latest = self.history["timestamp"].max()
+        if self.rank_log is not None and self.rank_log.height:
+            log_latest = self.rank_log["timestamp"].max()
+            latest = log_latest if latest is None else max(latest, log_latest)  # type: ignore[type-var]
+        return int(latest or 0) + 1  # type: ignore[call-overload]
+
+    # ------------------------------------------------------------------ queries
     def queries(
         self,
         user_ids: pl.Series,
-        timestamp: NDArray[np.int64] | int,
+        timestamp: NDArray[np.int64] | np.integer | int,
         *,
         attributes: pl.DataFrame | None = None,
         tags: list[list[str]] | None = None,
+        context: RequestContext | None = None,
     ) -> Queries:
         """Requests for external user ids as of ``timestamp``.
 
@@ -192,11 +211,15 @@ class Recommender:
             attributes: optional user attributes (rows aligned with ``user_ids``, columns such
                 as age, gender, region) used for users the model does not know.
             tags: optional onboarding categories per query (new users' chosen interests).
+            context: a request's own history rows (serving); default the whole history.
         """
         user_idx = self.user_vocab.encode(user_ids)
         ts = np.broadcast_to(np.asarray(timestamp, dtype=np.int64), user_idx.shape)
+        history = self.history
+        if context is not None and context.history is not None:
+            history = context.history
         queries = Queries.from_history(
-            np.arange(user_idx.shape[0], dtype=np.int64), user_idx, ts, self.history
+            np.arange(user_idx.shape[0], dtype=np.int64), user_idx, ts, history
         )
         codes = np.zeros((user_idx.shape[0], self.users.codes.shape[1]), dtype=np.int32)
         known = user_idx >= 0
@@ -239,45 +262,72 @@ class Recommender:
         self._item_side = None
         return item_idx
 
-    def retrieve(self, queries: Queries) -> tuple[dict[str, ChannelResult], dict[str, float]]:
-        """Run every channel; each result is renamed to its channel key."""
-        results: dict[str, ChannelResult] = {}
-        timings: dict[str, float] = {}
-        for name, channel in self.channels.items():
-            start = time.perf_counter()
-            result = channel.retrieve(queries)
-            results[name] = dataclasses.replace(result, channel=name)
-            timings[f"recall.{name}"] = time.perf_counter() - start
-        return results, timings
+    # ------------------------------------------------------------------ the funnel
+    def recommend(
+        self,
+        users: Sequence[Any] | pl.Series,
+        k: int = 10,
+        *,
+        timestamp: int | None = None,
+        attributes: pl.DataFrame | None = None,
+        tags: list[list[str]] | None = None,
+    ) -> pl.DataFrame:
+        """Top-``k`` items for external user ids, through the whole funnel.
 
-    def attach_ranker(self, ranker: Ranker, log: pl.DataFrame) -> None:
-        """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
-        item_idx, timestamp, event``), point in time."""
-        self.ranker = ranker
-        self.rank_log = log.select("user_idx", "item_idx", "timestamp", "event")
+        Args:
+            users: ``[B]`` external user ids; users the model never saw take the cold-start
+                path (popularity, demographic groups from ``attributes``, onboarding ``tags``).
+            k: items per user.
+            timestamp: as-of time (unix s); default :attr:`as_of`.
+            attributes: optional rows aligned with ``users`` (``age``, ``gender``, ...).
+            tags: optional onboarding categories per user.
 
-    def recommend(self, queries: Queries, k: int) -> Recommendation:
+        Returns:
+            ``user_id, item_id, rank, score, source``, ``k`` rows per user when the catalogue
+            allows, best first, ids as the input tables spelled them.
+        """
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        ids = users if isinstance(users, pl.Series) else pl.Series("user_id", list(users))
+        ids = ids.rename("user_id")
+        when = self.as_of if timestamp is None else int(timestamp)
+        queries = self.queries(ids, when, attributes=attributes, tags=tags)
+        ranked = self.run(queries, k=k).ranked
+        order = pl.DataFrame({"query_id": np.arange(ids.len(), dtype=np.int64), "user_id": ids})
+        return ranked.join(order, on="query_id").sort("query_id", "rank").select(RANKED_COLUMNS)
+
+    def run(
+        self, queries: Queries, k: int, *, context: RequestContext | None = None
+    ) -> Recommendation:
         """Top-k per query through the funnel: recall -> merge -> rank (when a ranker is
-        attached; the ranker scores the first ``max(rank.score_k, k)`` merged candidates) ->
-        re-rank (when configured: MMR or DPP over the ``rerank.pool`` best, then the business
-        rules; the final list has ``min(k, what the rules let through)`` items)."""
-        results, candidates, timings = self.candidates(queries)
+        set; it scores the first ``max(rank.serve.score_k, k)`` merged candidates) ->
+        re-rank (MMR or DPP over the ``rerank.pool`` best, then the business rules; the final
+        list has ``min(k, what the rules let through)`` items).
+
+        Args:
+            queries: the requests (:meth:`queries`).
+            k: items per query.
+            context: per-request serving state (:class:`RequestContext`); None = offline.
+        """
+        context = context or RequestContext()
+        results, candidates, timings = self.candidates(queries, context=context)
         scored = None
-        if self.ranker is None:
+        if self.ranker is None or not context.use_ranker:
             ordered = candidates.with_columns(
                 pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
             )
         else:
             start = time.perf_counter()
-            ordered = scored = self._rank(queries, candidates, k)
+            ordered = scored = self._rank(queries, candidates, k, context)
             timings["rank"] = time.perf_counter() - start
         reranked = None
         if self.reranker is not None:
             start = time.perf_counter()
+            side = self.item_side()  # first: it may switch the re-ranker to rules only
             ordered = reranked = self.reranker.rerank(
                 ordered,
                 k,
-                self.item_side(),
+                side,
                 consumed=consumed_items(queries),
                 now=queries.timestamp,
             )
@@ -290,14 +340,32 @@ class Recommender:
             "score",
             "source",
         )
-        return Recommendation(ranked, candidates, results, timings, scored, reranked)
+        return Recommendation(ranked, ordered, candidates, results, timings, scored, reranked)
+
+    def retrieve(
+        self, queries: Queries, *, context: RequestContext | None = None
+    ) -> tuple[dict[str, ChannelResult], dict[str, float]]:
+        """Run every channel (through ``context.channels`` when given); each result is renamed
+        to its channel key."""
+        policy = None if context is None else context.channels
+        results: dict[str, ChannelResult] = {}
+        timings: dict[str, float] = {}
+        for name, channel in self.channels.items():
+            start = time.perf_counter()
+            if policy is None:
+                result = channel.retrieve(queries)
+            else:
+                result = policy.retrieve(name, channel, queries)
+            results[name] = dataclasses.replace(result, channel=name)
+            timings[f"recall.{name}"] = time.perf_counter() - start
+        return results, timings
 
     def candidates(
-        self, queries: Queries
+        self, queries: Queries, *, context: RequestContext | None = None
     ) -> tuple[dict[str, ChannelResult], pl.DataFrame, dict[str, float]]:
         """The recall half of the funnel: every channel's result, the merged Candidates table
         and the stage timings (what ranking samples are built from, without ranking)."""
-        results, timings = self.retrieve(queries)
+        results, timings = self.retrieve(queries, context=context)
         start = time.perf_counter()
         candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
         timings["merge"] = time.perf_counter() - start
@@ -307,10 +375,22 @@ class Recommender:
         """What the re-ranker knows about items: vectors for similarity (``rerank.similarity``:
         the two-tower item tower, else content embeddings), categories, creation times."""
         if self._item_side is None:
-            self._item_side = ItemSide(
-                self._similarity_vectors(), self.items.category, self.items.created_at
-            )
+            side = ItemSide(self._similarity_vectors(), self.items.category, self.items.created_at)
+            if side.embeddings is None and side.category is None and self.reranker is not None:
+                self._rules_only()
+            self._item_side = side
         return self._item_side
+
+    def _rules_only(self) -> None:
+        """Nothing to measure diversity with (no item vectors, no categories): MMR/DPP cannot
+        run, so the re-ranker applies the business rules alone, and says so."""
+        config = self.config.rerank
+        if config.method == "rules":
+            return
+        reason = f"rerank.method '{config.method}' needs item vectors or categories; rules only"
+        logger.warning(reason)
+        self.skipped["rerank.diversity"] = reason
+        self.reranker = ListReranker(config.model_copy(update={"method": "rules"}))
 
     def _similarity_vectors(self) -> NDArray[np.float32] | None:
         source = self.config.rerank.similarity
@@ -319,18 +399,19 @@ class Recommender:
         order = ("two_tower", "content") if source == "auto" else (source,)
         for kind in order:
             for channel in self.channels.values():
-                if getattr(channel.config, "kind", None) != kind:
-                    continue
-                if kind == "two_tower":
-                    return channel.item_vectors
-                return channel.item_embeddings
+                if channel.config.kind == kind:
+                    vectors = channel.similarity_vectors()
+                    if vectors is not None:
+                        return vectors
         if source != "auto":
             raise MissingInputError(
                 f"rerank.similarity = '{source}' but no '{source}' recall channel was fitted"
             )
         return None
 
-    def _rank(self, queries: Queries, candidates: pl.DataFrame, k: int) -> pl.DataFrame:
+    def _rank(
+        self, queries: Queries, candidates: pl.DataFrame, k: int, context: RequestContext
+    ) -> pl.DataFrame:
         """Score the candidates the ranker can judge and order them by score; the others keep
         their recall position.
 
@@ -342,6 +423,9 @@ class Recommender:
         fill the remaining slots in score order.
         """
         assert self.ranker is not None and self.rank_log is not None
+        log: pl.DataFrame | PreparedLog = self.rank_log
+        if context.rank_log is not None:
+            log = context.rank_log
         request = pl.DataFrame(
             {
                 "query_id": queries.query_id,
@@ -350,13 +434,13 @@ class Recommender:
                 "_warm": queries.history_len > 0,
             }
         )
-        # Score rank.score_k candidates, or more when the caller asks for more.
-        depth = max(self.ranker.config.score_k, k)
+        # Score rank.serve.score_k candidates, or more when the caller asks for more.
+        depth = max(self.ranker.config.serve.score_k, k)
         pool = candidates.filter(pl.col("merged_rank") <= depth).join(
             request, on="query_id", how="left"
         )
         judged = pl.col("_warm") & (pl.col("item_idx") < self.ranker.known_items)
-        scored = self.ranker.score(pool.filter(judged).drop("_warm"), self.rank_log)
+        scored = self.ranker.score(pool.filter(judged).drop("_warm"), log)
         held = pool.filter(~judged).drop("_warm")
         held = held.with_columns(
             *[pl.lit(None, dtype=pl.Float32).alias(f"p_{t}") for t in self.ranker.tasks],

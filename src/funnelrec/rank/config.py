@@ -16,10 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from funnelrec.features.pit import PointInTimeConfig
 from funnelrec.rank.fusion import FusionConfig
-from funnelrec.rank.gbdt import LightGBMConfig
-from funnelrec.rank.models import RankModelConfig
-from funnelrec.rank.models.mmoe import MMoEConfig
-from funnelrec.train.loop import TrainLoopConfig
+from funnelrec.rank.gbdt_config import LightGBMConfig
+from funnelrec.rank.models.config import MMoEConfig, RankModelConfig
+from funnelrec.train.config import TrainLoopConfig
 
 AnyRankModelConfig = Annotated[
     RankModelConfig | LightGBMConfig,

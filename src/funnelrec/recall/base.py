@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self
 
 import numpy as np
 import polars as pl
@@ -19,6 +19,7 @@ class RetrieverConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    kind: str = Field(description="The channel kind (each subclass narrows it to a literal).")
     k: int = Field(200, gt=0, description="How many candidates this channel fetches per query.")
     exclude_seen: bool = Field(True, description="Never return an item in the query's history.")
 
@@ -146,8 +147,14 @@ class ChannelResult:
 class Retriever(Protocol):
     """A recall channel: fit on a Dataset, return top-k candidates per query.
 
-    ``supports_cold_users``: serves queries with no history. ``supports_new_items``: has
-    ``add_items(items, item_idx)`` that makes items ingested after training retrievable.
+    Everything the pipeline calls is declared here, so a channel is usable by the funnel,
+    the service and the artifact store without any attribute probing:
+
+    * ``supports_cold_users``: serves queries with no history.
+    * ``supports_new_items``: ``add_items(items, item_idx)`` makes items ingested after
+      training retrievable (others raise ``NotImplementedError``).
+    * ``similarity_vectors()``: item vectors the re-ranker may measure similarity with, or None.
+    * ``state()`` / ``from_state(config, state)``: fitted arrays, saved without pickle.
     """
 
     config: RetrieverConfig
@@ -158,6 +165,15 @@ class Retriever(Protocol):
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult: ...
 
-    def state(self) -> dict[str, NDArray]:
+    def add_items(self, items: pl.DataFrame, item_idx: NDArray[np.int32]) -> None: ...
+
+    def similarity_vectors(self) -> NDArray[np.float32] | None: ...
+
+    def state(self) -> dict[str, NDArray[Any]]:
         """Fitted arrays, saved without pickle and fed back to ``from_state``."""
+        ...
+
+    @classmethod
+    def from_state(cls, config: Any, state: dict[str, NDArray[Any]]) -> Self:
+        """The fitted retriever ``state()`` described."""
         ...

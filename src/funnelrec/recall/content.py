@@ -19,88 +19,28 @@ reliably puts them in front of the ranker.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from numpy.typing import NDArray
-from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
-from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
-from funnelrec.index import BaseIndex, ExactIndexConfig, IndexConfig, build_index, index_from_state
-from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
+from funnelrec.features.text import TextEncoder, item_text
+from funnelrec.index import BaseIndex, Metric, build_index, index_from_state
+from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.content_config import ContentConfig
+from funnelrec.recall.history import recent_items
 from funnelrec.recall.topk import sparse_topk
+
+# ContentConfig lives in content_config (no Faiss/torch) and is re-exported for the factory.
+__all__ = ["METRIC", "Content", "ContentConfig"]
 
 logger = logging.getLogger(__name__)
 
-METRIC = "cosine"
-
-
-class ContentConfig(RetrieverConfig):
-    """Content-based item-to-item channel.
-
-    Example:
-        >>> ContentConfig(encoder=TextEncoderConfig(kind="hashing", dim=32)).index.kind
-        'exact'
-    """
-
-    kind: Literal["content"] = "content"
-    encoder: TextEncoderConfig = TextEncoderConfig()
-    index: IndexConfig = Field(default_factory=ExactIndexConfig)
-    text_columns: tuple[str, ...] | None = Field(
-        None, description="Item columns forming the text (None = title, category, genres, ...)."
-    )
-    history_len: int = Field(20, gt=0, description="Most recent distinct history items used.")
-    recency_decay: float = Field(0.8, gt=0, le=1, description="Weight of the r-th newest item.")
-    aggregate: Literal["mean", "sum"] = Field(
-        "mean",
-        description="'mean': one search with the weighted mean vector; 'sum': one search per "
-        "history item, similarities summed with the recency weights.",
-    )
-    pool: Literal["all", "fresh"] = Field(
-        "all",
-        description="Candidates: every embedded item, or only items created within "
-        "fresh_age_s before the query time (and items ingested after training).",
-    )
-    fresh_age_s: float = Field(7 * 86_400.0, gt=0, description="pool='fresh': maximum age.")
-
-
-def recent_history(
-    queries: Queries, history_len: int, usable: NDArray[np.bool_]
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """The last ``history_len`` distinct usable items of each query, newest first.
-
-    Args:
-        queries: the batch ``[B]`` (histories oldest first).
-        history_len: items kept per query.
-        usable: ``[N]`` bool, items that may be used (others, and ids outside ``[0, N)``, are
-            skipped).
-
-    Returns:
-        ``(row [M], item [M], rank [M])``: query row, item_idx and recency rank (0 = newest),
-        sorted by row then rank.
-    """
-    rows = queries.history_row()
-    item = queries.history_item.astype(np.int64)
-    pos = np.arange(item.shape[0], dtype=np.int64)
-    inside = (item >= 0) & (item < usable.shape[0])
-    keep = inside.copy()
-    keep[inside] = usable[item[inside]]
-    rows, item, pos = rows[keep], item[keep], pos[keep]
-    # Newest first per row; the first entry of each (row, item) is its last occurrence.
-    order = np.lexsort((-pos, item, rows))
-    rows, item, pos = rows[order], item[order], pos[order]
-    first = np.ones(rows.shape[0], dtype=bool)
-    first[1:] = (rows[1:] != rows[:-1]) | (item[1:] != item[:-1])
-    rows, item, pos = rows[first], item[first], pos[first]
-    order = np.lexsort((-pos, rows))
-    rows, item = rows[order], item[order]
-    rank = np.arange(rows.shape[0], dtype=np.int64) - np.searchsorted(rows, rows, side="left")
-    keep = rank < history_len
-    return rows[keep], item[keep], rank[keep]
+METRIC: Metric = "cosine"
 
 
 def _fetch_buckets(k: int, extra: NDArray[np.int64], limit: int) -> NDArray[np.int64]:
@@ -113,6 +53,7 @@ class Content:
     """Content-embedding item-to-item retriever (see :class:`ContentConfig`).
 
     Example:
+        >>> from funnelrec.features.text import TextEncoderConfig
         >>> inter = pl.DataFrame({"user_id": [1], "item_id": [10], "timestamp": [0],
         ...     "event": ["click"], "value": [1.0]})
         >>> items = pl.DataFrame({"item_id": [10, 11, 12],
@@ -233,7 +174,8 @@ class Content:
         emb, index = self._fitted()
         b = len(queries)
         usable = self._usable
-        rows, item, rank = recent_history(queries, cfg.history_len, usable)
+        recent = recent_items(queries, cfg.history_len, usable)
+        rows, item, rank = recent.row, recent.item, recent.rank
         weight = np.power(cfg.recency_decay, rank.astype(np.float64))
         extra = self._seen_counts(queries, usable) if cfg.exclude_seen else np.zeros(b, np.int64)
         if cfg.aggregate == "mean":
@@ -266,7 +208,7 @@ class Content:
 
     def _seen_counts(self, queries: Queries, usable: NDArray[np.bool_]) -> NDArray[np.int64]:
         """``[B]`` distinct indexed items in each history (searched for on top of ``k``)."""
-        rows = recent_history(queries, int(np.iinfo(np.int32).max), usable)[0]
+        rows = recent_items(queries, int(np.iinfo(np.int32).max), usable).row
         return np.bincount(rows, minlength=len(queries)).astype(np.int64)
 
     def _search(
@@ -313,6 +255,10 @@ class Content:
         """``[n_items, D]`` float32 unit-norm content vectors (zero = no text)."""
         return self._fitted()[0]
 
+    def similarity_vectors(self) -> NDArray[np.float32] | None:
+        """The content embeddings: what the re-ranker measures similarity with."""
+        return self.item_embeddings
+
     def state(self) -> dict[str, NDArray]:
         """Embeddings, creation times, encoder state (``encoder.*``), index state (``index.*``)."""
         emb, index = self._fitted()
@@ -328,7 +274,7 @@ class Content:
     @classmethod
     def from_state(cls, config: ContentConfig, state: dict[str, NDArray]) -> Content:
         model = cls(config)
-        sub = {"encoder": {}, "index": {}}
+        sub: dict[str, dict[str, NDArray]] = {"encoder": {}, "index": {}}
         for key, value in state.items():
             head, _, rest = key.partition(".")
             if head in sub and rest:

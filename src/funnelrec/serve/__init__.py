@@ -2,7 +2,7 @@
 
 Importing this package imports nothing heavy; ``funnelrec.serve.app`` pulls in FastAPI.
 
-* :mod:`funnelrec.artifacts.golden`: the golden set written with every artifact and the
+* :mod:`funnelrec.pipeline.golden`: the golden set written with every artifact and the
   start-up self-check that re-scores it.
 * :mod:`funnelrec.serve.store`: the event store (SQLite or Redis) behind one protocol.
 * :mod:`funnelrec.serve.request`: one request through ``Recommender.recommend``, shared by the

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
-from funnelrec.artifacts import load_recommender
+from funnelrec.pipeline.persist import load_recommender
 from funnelrec.errors import DataError
 
 
@@ -63,20 +62,8 @@ def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.D
         raise DataError(f"--k must be positive, got {k}")
     recommender = load_recommender(artifacts)
     users = read_users(users_file)
-    user_ids = users["user_id"]
-    as_of = int(recommender.history["timestamp"].max() or 0) + 1
-    queries = recommender.queries(user_ids, np.int64(as_of), attributes=users, tags=_tags(users))
-    ranked = recommender.recommend(queries, k=k).ranked
-    out_frame = (
-        ranked.join(
-            pl.DataFrame(
-                {"query_id": np.arange(user_ids.len(), dtype=np.int64), "user_id": user_ids}
-            ),
-            on="query_id",
-        )
-        .sort("query_id", "rank")
-        .select("user_id", pl.col("item_id").cast(pl.String), "rank", "score", "source")
-    )
+    ranked = recommender.recommend(users["user_id"], k, attributes=users, tags=_tags(users))
+    out_frame = ranked.with_columns(pl.col("item_id").cast(pl.String))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     out_frame.write_csv(out)
     return out_frame

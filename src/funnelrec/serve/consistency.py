@@ -3,8 +3,8 @@ every difference, stage by stage.
 
 The replay loads the artifact with ``load_recommender`` (what ``funnelrec recommend`` and the
 evaluation use), appends the logged store events to the *full* history and rank log (no
-per-request slices, no wrappers around the ranker), leaves out the channels the served request
-dropped, and calls the same ``Recommender.recommend``. An unmodified deployment reports
+per-request slices, no prepared log index), leaves out the channels the served request
+dropped, and calls the same ``Recommender.run``. An unmodified deployment reports
 nothing; a difference points at the stage that diverged (recall source/score, merge position,
 ``p_<task>``, fused score, final rank).
 """
@@ -20,13 +20,13 @@ from typing import Any
 import polars as pl
 import torch
 
-from funnelrec.artifacts import load_recommender
+from funnelrec.pipeline.persist import load_recommender
 from funnelrec.serve.featurelog import read_feature_log
+from funnelrec.pipeline.context import RequestContext
 from funnelrec.serve.request import (
-    DroppedChannel,
+    LeftOutChannels,
     RequestSpec,
     event_frames,
-    make_view,
     popularity_order,
     run_request,
 )
@@ -188,19 +188,14 @@ def replay_feature_log(
         rank_log = None
         if rec.rank_log is not None:
             rank_log = pl.concat([rec.rank_log, extra_log.select(rec.rank_log.columns)])
-        channels = {
-            name: DroppedChannel(channel, name) if name in spec.dropped else channel
-            for name, channel in rec.channels.items()
-        }
-        view = make_view(
-            rec,
+        context = RequestContext(
             history=history,
             rank_log=rank_log,
-            channels=channels,
-            drop_ranker=spec.ranker_failed,
+            channels=LeftOutChannels(frozenset(spec.dropped)),
+            use_ranker=not spec.ranker_failed,
         )
         with torch.inference_mode():
-            served, _ = run_request(view, spec, popularity)
+            served, _ = run_request(rec, spec, popularity, context)
         replayed += 1
         found: list[Mismatch] = []
         rid = record["request_id"]

@@ -1,16 +1,15 @@
-"""One recommendation request through ``Recommender.recommend``: the code the service runs and
-the offline replay (:mod:`funnelrec.serve.consistency`) re-runs.
+"""One recommendation request through ``Recommender.run``: the code the service runs and the
+offline replay (:mod:`funnelrec.serve.consistency`) re-runs.
 
-A request runs on a *view* of the loaded recommender: a shallow copy sharing every fitted part
-(channels, ranker, vocabularies) whose ``history`` and ``rank_log`` are replaced by what this
-request may read, the artifact's rows plus the events the store recorded for the user after
-training. The funnel itself (``recommend``: recall -> merge -> rank -> re-rank) is the same
-method offline evaluation calls.
+A request reads what a :class:`~funnelrec.pipeline.RequestContext` gives it: the artifact's
+rows of its user plus the events the store recorded after training, the ranker's log index with
+those events added, and a channel policy (time budgets; failures drop the channel instead of
+the request). The funnel itself (recall -> merge -> rank -> re-rank) is the same method offline
+evaluation calls, on the same fitted objects.
 """
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from collections.abc import Mapping, Sequence
@@ -20,9 +19,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from funnelrec.data.dataset import NON_POSITIVE_EVENTS
+from funnelrec.data.events import is_positive
+from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.recommender import Recommender
-from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.base import ChannelResult, Queries, Retriever
+from funnelrec.serve.settings import Budgets
 from funnelrec.serve.store import Event
 
 logger = logging.getLogger(__name__)
@@ -93,10 +94,7 @@ class Served:
 
 def positive_mask(recommender: Recommender, events: Sequence[str]) -> np.ndarray:
     """Which events count as positives (the artifact's ``data.positive_events`` rule)."""
-    chosen = recommender.config.data.positive_events
-    if chosen is None:
-        return np.array([e not in NON_POSITIVE_EVENTS for e in events], dtype=bool)
-    return np.array([e in chosen for e in events], dtype=bool)
+    return is_positive(events, recommender.config.data.positive_events)
 
 
 def event_frames(
@@ -116,7 +114,7 @@ def event_frames(
         {"user_idx": users, "item_idx": items, "timestamp": times, "event": names},
         schema=LOG_SCHEMA,
     )
-    positive = positive_mask(recommender, names)
+    positive = is_positive(names, recommender.config.data.positive_events)
     history = log.filter(pl.Series(positive, dtype=pl.Boolean)).drop("event")
     return history, log
 
@@ -130,20 +128,6 @@ def empty_channel_result(name: str, n_queries: int) -> ChannelResult:
     )
 
 
-class DroppedChannel:
-    """A channel that returns nothing (left out of this request, the rest delegated)."""
-
-    def __init__(self, channel: Any, name: str) -> None:
-        self._channel = channel
-        self._name = name
-
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._channel, attr)
-
-    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
-        return empty_channel_result(self._name, len(queries))
-
-
 @dataclass
 class ChannelOutcomes:
     """What the guarded channels of one request did: ``{channel: 'error' | 'timeout'}``."""
@@ -152,73 +136,53 @@ class ChannelOutcomes:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-class GuardedChannel:
-    """A channel whose failure or overrun drops it from the request instead of failing it.
+@dataclass(frozen=True)
+class BudgetedChannels:
+    """A :class:`~funnelrec.pipeline.context.ChannelPolicy` whose failing or overrunning
+    channel is dropped from the request instead of failing it.
 
     The budget is checked when the call returns (Python cannot pre-empt a running call): a
     channel over budget has its result discarded, so a slow channel never changes the answer
     non-deterministically half-way, and the request goes on with the others.
     """
 
-    def __init__(
-        self, channel: Any, name: str, budget_s: float | None, outcomes: ChannelOutcomes
-    ) -> None:
-        self._channel = channel
-        self._name = name
-        self._budget_s = budget_s
-        self._outcomes = outcomes
+    budgets: Budgets
+    outcomes: ChannelOutcomes
 
-    def __getattr__(self, attr: str) -> Any:
-        return getattr(self._channel, attr)
-
-    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+    def retrieve(self, name: str, channel: Retriever, queries: Queries) -> ChannelResult:
+        budget_s = self.budgets.channel_s(name)
         start = time.perf_counter()
         try:
-            result = self._channel.retrieve(queries, k)
+            result = channel.retrieve(queries)
         except Exception as e:  # a failing channel must not fail the request
-            logger.warning("recall channel '%s' failed, dropped: %r", self._name, e)
-            self._outcomes.dropped[self._name] = "error"
-            self._outcomes.errors[self._name] = repr(e)
-            return empty_channel_result(self._name, len(queries))
+            logger.warning("recall channel '%s' failed, dropped: %r", name, e)
+            self.outcomes.dropped[name] = "error"
+            self.outcomes.errors[name] = repr(e)
+            return empty_channel_result(name, len(queries))
         elapsed = time.perf_counter() - start
-        if self._budget_s is not None and elapsed > self._budget_s:
+        if budget_s is not None and elapsed > budget_s:
             logger.warning(
                 "recall channel '%s' took %.1f ms (budget %.1f ms), dropped",
-                self._name,
+                name,
                 elapsed * 1e3,
-                self._budget_s * 1e3,
+                budget_s * 1e3,
             )
-            self._outcomes.dropped[self._name] = "timeout"
-            return empty_channel_result(self._name, len(queries))
+            self.outcomes.dropped[name] = "timeout"
+            return empty_channel_result(name, len(queries))
         return result
 
 
-def make_view(
-    recommender: Recommender,
-    *,
-    history: pl.DataFrame,
-    rank_log: pl.DataFrame | None,
-    channels: Mapping[str, Any] | None = None,
-    ranker: Any = None,
-    drop_ranker: bool = False,
-    user_vocab: Any = None,
-) -> Recommender:
-    """A shallow copy of ``recommender`` reading ``history`` and ``rank_log`` (and, when given,
-    other channel objects, ranker or an equivalent user vocabulary); the fitted parts are
-    shared, never modified."""
-    view = copy.copy(recommender)
-    view.history = history
-    if user_vocab is not None:
-        view.user_vocab = user_vocab
-    if recommender.ranker is not None:
-        view.rank_log = rank_log
-    if channels is not None:
-        view.channels = dict(channels)
-    if drop_ranker:
-        view.ranker = None
-    elif ranker is not None:
-        view.ranker = ranker
-    return view
+@dataclass(frozen=True)
+class LeftOutChannels:
+    """A channel policy that leaves out the named channels (what a replay does for the
+    channels the served request dropped)."""
+
+    names: frozenset[str]
+
+    def retrieve(self, name: str, channel: Retriever, queries: Queries) -> ChannelResult:
+        if name in self.names:
+            return empty_channel_result(name, len(queries))
+        return channel.retrieve(queries)
 
 
 def attributes_frame(attributes: Mapping[str, Any] | None) -> pl.DataFrame | None:
@@ -232,16 +196,6 @@ def attributes_frame(attributes: Mapping[str, Any] | None) -> pl.DataFrame | Non
         else:
             columns[name] = pl.Series(name, [int(value)], pl.Int64)
     return pl.DataFrame(columns)
-
-
-def _ordered(result: Any) -> pl.DataFrame:
-    if getattr(result, "reranked", None) is not None:
-        return result.reranked
-    if result.scored is not None:
-        return result.scored
-    return result.candidates.with_columns(
-        pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
-    )
 
 
 def stage_columns(frame: pl.DataFrame) -> list[str]:
@@ -271,20 +225,21 @@ def fallback_items(
 
 
 def run_request(
-    view: Recommender, spec: RequestSpec, popularity: np.ndarray
+    recommender: Recommender, spec: RequestSpec, popularity: np.ndarray, context: RequestContext
 ) -> tuple[Served, Queries]:
-    """Build the request's queries on ``view`` and run ``view.recommend``; when nothing at all
-    is retrieved, serve the most popular unseen items (``popularity``: item_idx, most popular
-    first)."""
+    """Build the request's queries and run ``recommender.run`` in ``context``; when nothing at
+    all is retrieved, serve the most popular unseen items (``popularity``: item_idx, most
+    popular first)."""
     user_ids = pl.Series("user_id", [spec.user_id], dtype=pl.String)
-    queries = view.queries(
+    queries = recommender.queries(
         user_ids,
         np.int64(spec.timestamp),
         attributes=attributes_frame(spec.attributes),
         tags=[list(spec.tags)] if spec.tags else None,
+        context=context,
     )
-    result = view.recommend(queries, k=spec.k)
-    ordered = _ordered(result).sort("rank")
+    result = recommender.run(queries, k=spec.k, context=context)
+    ordered = result.final.sort("rank")
     known = bool(queries.user_idx[0] >= 0)
     history_len = int(queries.history_len[0])
     if ordered.height == 0:

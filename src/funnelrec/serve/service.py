@@ -7,6 +7,7 @@ drive it directly.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -25,26 +26,26 @@ import numpy as np
 import polars as pl
 import torch
 
-from funnelrec.artifacts.store import load_golden, load_recommender
 from funnelrec.errors import FunnelrecError
 from funnelrec.features.pit import PreparedLog
+from funnelrec.pipeline.context import RequestContext
+from funnelrec.pipeline.golden import SelfCheckError, SelfCheckResult, self_check
+from funnelrec.pipeline.persist import load_with_golden
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.featurelog import FEATURE_LOG_VERSION, FeatureLogger
-from funnelrec.serve.lookup import DictVocabulary, HistoryIndex, IndexedRanker
+from funnelrec.serve.lookup import HistoryIndex
 from funnelrec.serve.metrics import ServeMetrics
 from funnelrec.serve.request import (
     FALLBACK_SOURCE,
+    BudgetedChannels,
     ChannelOutcomes,
-    GuardedChannel,
     RequestSpec,
     Served,
     event_frames,
     fallback_items,
-    make_view,
     popularity_order,
     run_request,
 )
-from funnelrec.artifacts.golden import SelfCheckError, SelfCheckResult, as_of, self_check
 from funnelrec.serve.settings import ServeSettings
 from funnelrec.serve.store import Event, EventStore, open_store
 
@@ -73,7 +74,6 @@ class LoadedModel:
     history_index: HistoryIndex
     prepared_log: PreparedLog | None
     user_index: dict[str, int]
-    user_vocab: DictVocabulary
     item_index: dict[str, int]
     item_ids: list[Any]
     popularity: np.ndarray
@@ -101,7 +101,7 @@ def _eval_mode(recommender: Recommender) -> None:
 
 def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None) -> LoadedModel:
     """Build the per-request lookups of a loaded recommender."""
-    if getattr(recommender, "reranker", None) is not None:
+    if recommender.reranker is not None:
         recommender.item_side()  # computed once here, shared by every request view
     log = recommender.rank_log
     events = set(DEFAULT_EVENTS)
@@ -114,7 +114,7 @@ def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None)
         recommender=recommender,
         path=Path(path),
         artifact_id=artifact_id(path),
-        cutoff=as_of(recommender) - 1,
+        cutoff=recommender.as_of - 1,
         history_index=HistoryIndex(recommender.history),
         prepared_log=(
             None
@@ -122,7 +122,6 @@ def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None)
             else recommender.ranker.features.prepare(log)
         ),
         user_index={str(u): idx for idx, u in enumerate(recommender.user_vocab.ids.to_list())},
-        user_vocab=DictVocabulary(recommender.user_vocab),
         item_index={str(i): idx for idx, i in enumerate(item_ids)},
         item_ids=item_ids,
         popularity=popularity_order(recommender),
@@ -140,11 +139,10 @@ def load_for_serving(path: Path, *, check: bool = True) -> LoadedModel:
             a self-check that does not reproduce the recorded results.
     """
     path = Path(path)
-    recommender = load_recommender(path)
+    recommender, golden = load_with_golden(path)
     _eval_mode(recommender)
     result = None
     if check:
-        golden = load_golden(path)
         if golden is None:
             raise SelfCheckError(
                 f"{path}: the artifact has no golden set (saved by an older funnelrec), so it "
@@ -310,29 +308,21 @@ class RecommendService:
         rec = model.recommender
         user_idx = model.user_index.get(spec.user_id)
         if user_idx is None:  # not the canonical spelling of a known id: the vocabulary decides
-            user_idx = int(model.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
+            user_idx = int(rec.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
         extra_history, extra_log = event_frames(rec, user_idx, spec.events, model.item_index)
         base = model.history_index.for_user(user_idx)
         history = pl.concat([base, extra_history]) if extra_history.height else base
         outcomes = ChannelOutcomes()
-        budgets = self.settings.budgets
-        channels = {
-            name: GuardedChannel(channel, name, budgets.channel_s(name), outcomes)
-            for name, channel in rec.channels.items()
-        }
-        ranker = None
-        if rec.ranker is not None and model.prepared_log is not None:
-            ranker = IndexedRanker(rec.ranker, model.prepared_log)
-        view = make_view(
-            rec,
+        rank_log = (
+            None if model.prepared_log is None else model.prepared_log.with_extra(extra_log)
+        )
+        context = RequestContext(
             history=history,
-            rank_log=extra_log,
-            channels=channels,
-            ranker=ranker,
-            user_vocab=model.user_vocab,
+            rank_log=rank_log,
+            channels=BudgetedChannels(self.settings.budgets, outcomes),
         )
         try:
-            served, _ = run_request(view, spec, model.popularity)
+            served, _ = run_request(rec, spec, model.popularity, context)
             failed = False
         except FunnelrecError as e:
             raise RequestError(422, str(e)) from None
@@ -340,16 +330,10 @@ class RecommendService:
             logger.exception("request failed with the ranker; serving the merge order")
             self.metrics.degraded.labels("rank", "error").inc()
             failed = True
-            view = make_view(
-                rec,
-                history=history,
-                rank_log=extra_log,
-                channels=channels,
-                drop_ranker=True,
-                user_vocab=model.user_vocab,
-            )
             try:
-                served, _ = run_request(view, spec, model.popularity)
+                served, _ = run_request(
+                    rec, spec, model.popularity, dataclasses.replace(context, use_ranker=False)
+                )
             except Exception:
                 logger.exception("request failed without the ranker; serving popular items")
                 seen = history["item_idx"].to_numpy()

@@ -1,23 +1,10 @@
-"""The one training loop (model, task and loop kept separate) and its callbacks."""
+"""The one training loop (model, task and loop kept separate) and its callbacks.
 
-from funnelrec.train.loop import (
-    Callback,
-    EarlyStopping,
-    LoopState,
-    NonFiniteLossError,
-    TrainLoopConfig,
-    TrainResult,
-    resolve_device,
-    train,
-)
+Only the torch-free configuration is exported here, so that importing a config that embeds
+:class:`TrainLoopConfig` does not import torch. The loop itself lives in
+:mod:`funnelrec.train.loop` (``from funnelrec.train.loop import train``).
+"""
 
-__all__ = [
-    "Callback",
-    "EarlyStopping",
-    "LoopState",
-    "NonFiniteLossError",
-    "TrainLoopConfig",
-    "TrainResult",
-    "resolve_device",
-    "train",
-]
+from funnelrec.train.config import Activation, TrainLoopConfig
+
+__all__ = ["Activation", "TrainLoopConfig"]

@@ -18,7 +18,7 @@ Every :class:`Finding` carries a machine-readable ``remedy`` dict (keys of :clas
 
 Example:
     >>> import torch
-    >>> from funnelrec.train.loop import TrainLoopConfig
+    >>> from funnelrec.train.config import TrainLoopConfig
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     >>> finding = Finding(
     ...     "exploding_gradients", None, "critical", "NaN loss", {"lr": 0.1, "clip_grad_norm": 1.0}
@@ -39,8 +39,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
-from funnelrec.train.init import Activation, init_linear
-from funnelrec.train.loop import TrainLoopConfig
+from funnelrec.train.config import Activation, TrainLoopConfig
+from funnelrec.train.init import init_linear
 
 if TYPE_CHECKING:
     from funnelrec.train.health import HealthConfig

@@ -25,7 +25,8 @@ and a few float additions.
 
 Example:
     >>> import torch
-    >>> from funnelrec.train.loop import TrainLoopConfig, train
+    >>> from funnelrec.train.config import TrainLoopConfig
+    >>> from funnelrec.train.loop import train
     >>> model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 1))
     >>> def task(outputs, batch):
     ...     return {"loss": ((outputs["y"] - batch["y"]) ** 2).mean()}
@@ -57,8 +58,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from funnelrec.train.config import Activation
 from funnelrec.train.findings import EpochStats, Finding, LayerActivity, detect_findings
-from funnelrec.train.init import Activation
 from funnelrec.train.loop import Callback, LoopState
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,9 @@ from typing import Literal
 
 from torch import nn
 
-Activation = Literal["relu", "leaky_relu", "prelu", "gelu", "silu", "tanh", "sigmoid", "linear"]
+from funnelrec.train.config import Activation
+
+__all__ = ["ACTIVATIONS", "RELU_FAMILY", "init_linear", "make_activation"]
 
 RELU_FAMILY = frozenset({"relu", "leaky_relu", "prelu", "gelu", "silu"})
 
@@ -58,7 +60,9 @@ def init_linear(layer: nn.Linear, activation: Activation, *, bias: float = 0.0) 
     """
     if activation in RELU_FAMILY:
         slope = 0.01 if activation == "leaky_relu" else 0.0
-        nonlinearity = "leaky_relu" if activation == "leaky_relu" else "relu"
+        nonlinearity: Literal["leaky_relu", "relu"] = (
+            "leaky_relu" if activation == "leaky_relu" else "relu"
+        )
         nn.init.kaiming_normal_(layer.weight, a=slope, nonlinearity=nonlinearity)
     else:
         gain = nn.init.calculate_gain("tanh") if activation == "tanh" else 1.0

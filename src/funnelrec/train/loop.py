@@ -47,8 +47,9 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
+
+from funnelrec.train.config import TrainLoopConfig
 
 logger = logging.getLogger(__name__)
 
@@ -59,28 +60,6 @@ BatchFactory = Callable[[int], Iterable[Batch]]
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient norm became NaN/inf (``nonfinite="raise"``, or too many skips)."""
-
-
-class TrainLoopConfig(BaseModel):
-    """How the loop optimises: optimizer, schedule length, clipping and the NaN/inf policy."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["loop"] = "loop"
-    optimizer: Literal["adam", "adamw"] = "adam"
-    lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 (adam) / decoupled (adamw) decay.")
-    epochs: int = Field(1, gt=0, description="Maximum number of passes over the batches.")
-    clip_grad_norm: float | None = Field(
-        5.0, gt=0, description="Clip the global gradient L2 norm to this (None = no clipping)."
-    )
-    nonfinite: Literal["skip", "raise"] = Field(
-        "skip", description="On a NaN/inf loss or gradient: skip the step, or raise."
-    )
-    max_consecutive_skips: int = Field(
-        20, gt=0, description="Raise after this many non-finite steps in a row."
-    )
-    log_every: int = Field(0, ge=0, description="Log the step metrics every n steps (0 = off).")
 
 
 @dataclass
@@ -348,6 +327,150 @@ def _finish(
         callback.on_train_end(state, model)
 
 
+class _NonFiniteGuard:
+    """Counts consecutive skipped steps and applies ``config.nonfinite``."""
+
+    def __init__(self, config: TrainLoopConfig) -> None:
+        self.config = config
+        self.consecutive = 0
+
+    def skip(self, message: str) -> None:
+        """Record one skipped step; raise when the policy or the skip budget says so."""
+        self.consecutive += 1
+        if (
+            self.config.nonfinite == "raise"
+            or self.consecutive >= self.config.max_consecutive_skips
+        ):
+            raise NonFiniteLossError(message)
+        logger.warning("%s: step skipped", message)
+
+
+@dataclass
+class _EpochTotals:
+    """Running sums of one epoch's step metrics (taken steps only)."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    steps: int = 0
+    samples: int = 0
+    start: float = field(default_factory=time.perf_counter)
+
+    def add(self, metrics: Mapping[str, float], size: int) -> None:
+        self.steps += 1
+        self.samples += size
+        for key, value in metrics.items():
+            self.sums[key] = self.sums.get(key, 0.0) + value
+
+    def means(self, epoch: int) -> dict[str, float]:
+        """Per-step means plus ``epoch``, ``seconds`` and ``samples_per_s``."""
+        seconds = time.perf_counter() - self.start
+        out = {key: value / max(self.steps, 1) for key, value in self.sums.items()}
+        out["epoch"] = float(epoch)
+        out["seconds"] = seconds
+        out["samples_per_s"] = self.samples / seconds if seconds > 0 else 0.0
+        return out
+
+
+def _backward(
+    loss: Tensor,
+    model: nn.Module,
+    params: list[nn.Parameter],
+    max_norm: float | None,
+    state: LoopState,
+    callbacks: Sequence[Callback],
+) -> float:
+    """Backward, global pre-clip gradient norm, ``on_after_backward`` hooks, then clipping.
+
+    Returns:
+        The global gradient L2 norm before clipping; NaN without a backward pass when
+        ``loss`` is not finite (the step is then skipped by the caller).
+    """
+    if not bool(torch.isfinite(loss)):
+        return math.nan
+    loss.backward()
+    total = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    grad_norm = float(total)
+    finite = math.isfinite(grad_norm)
+    state.grad_norm = grad_norm
+    state.clipped = finite and max_norm is not None and grad_norm > max_norm
+    for callback in callbacks:
+        callback.on_after_backward(state, model)
+    if state.clipped and max_norm is not None:
+        nn.utils.clip_grads_with_norm_(params, max_norm, total)
+        state.clipped_steps += 1
+    return grad_norm
+
+
+def _train_step(
+    model: nn.Module,
+    task: Task,
+    batch: Batch,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    state: LoopState,
+    callbacks: Sequence[Callback],
+    guard: _NonFiniteGuard,
+) -> dict[str, float] | None:
+    """One ``forward -> task -> backward -> clip -> step``; the step's scalar metrics, or
+    None when a non-finite loss or gradient norm made it skip (parameters untouched)."""
+    optimizer.zero_grad(set_to_none=True)
+    losses = task(model(batch), batch)
+    loss = losses["loss"]
+    grad_norm = _backward(loss, model, params, guard.config.clip_grad_norm, state, callbacks)
+    if not math.isfinite(grad_norm):
+        # Drop whatever a partial backward left so the next step starts clean.
+        optimizer.zero_grad(set_to_none=True)
+        state.skipped_steps += 1
+        guard.skip(
+            f"non-finite loss/gradient at epoch {state.epoch} step {state.step} "
+            f"(loss={float(loss.detach())}, grad_norm={grad_norm})"
+        )
+        return None
+    guard.consecutive = 0
+    optimizer.step()
+    metrics = {key: float(value.detach()) for key, value in losses.items()}
+    metrics["grad_norm"] = grad_norm
+    return metrics
+
+
+def _run_epoch(
+    model: nn.Module,
+    task: Task,
+    batches: BatchFactory,
+    device: torch.device,
+    callbacks: Sequence[Callback],
+    evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None,
+    optimizer: torch.optim.Optimizer,
+    params: list[nn.Parameter],
+    state: LoopState,
+    guard: _NonFiniteGuard,
+) -> dict[str, float]:
+    """One pass over ``batches(state.epoch)``; the epoch's metrics (with ``evaluate``'s)."""
+    config = guard.config
+    model.train()
+    totals = _EpochTotals()
+    for raw in batches(state.epoch):
+        batch = _to_device(raw, device)
+        metrics = _train_step(model, task, batch, optimizer, params, state, callbacks, guard)
+        if metrics is None:
+            continue
+        size = _batch_size(batch)
+        state.step += 1
+        state.samples += size
+        totals.add(metrics, size)
+        if config.log_every and state.step % config.log_every == 0:
+            logger.info("epoch %d step %d: %s", state.epoch, state.step, metrics)
+        for callback in callbacks:
+            callback.on_step_end(state, metrics)
+        if state.stop:
+            break
+    epoch_metrics = totals.means(state.epoch)
+    if evaluate is not None:
+        model.eval()
+        with torch.no_grad():
+            epoch_metrics.update({k: float(v) for k, v in evaluate(model, state.epoch).items()})
+    return epoch_metrics
+
+
 def _run_epochs(
     model: nn.Module,
     task: Task,
@@ -362,72 +485,12 @@ def _run_epochs(
     result: TrainResult,
 ) -> None:
     """The epochs of :func:`train` (split out so that ``on_train_end`` runs on failure too)."""
-    max_norm = config.clip_grad_norm
-    consecutive = 0
+    guard = _NonFiniteGuard(config)
     for epoch in range(config.epochs):
         state.epoch = epoch
-        model.train()
-        sums: dict[str, float] = {}
-        n_steps = 0
-        epoch_samples = 0
-        epoch_start = time.perf_counter()
-        for raw in batches(epoch):
-            batch = _to_device(raw, device)
-            optimizer.zero_grad(set_to_none=True)
-            losses = task(model(batch), batch)
-            loss = losses["loss"]
-            finite = bool(torch.isfinite(loss))
-            grad_norm = math.nan
-            if finite:
-                loss.backward()
-                total = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
-                grad_norm = float(total)
-                finite = math.isfinite(grad_norm)
-                state.grad_norm = grad_norm
-                state.clipped = finite and max_norm is not None and grad_norm > max_norm
-                for callback in callbacks:
-                    callback.on_after_backward(state, model)
-                if state.clipped and max_norm is not None:
-                    nn.utils.clip_grads_with_norm_(params, max_norm, total)
-                    state.clipped_steps += 1
-            if not finite:
-                optimizer.zero_grad(set_to_none=True)
-                state.skipped_steps += 1
-                consecutive += 1
-                message = (
-                    f"non-finite loss/gradient at epoch {epoch} step {state.step} "
-                    f"(loss={float(loss.detach())}, grad_norm={grad_norm})"
-                )
-                if config.nonfinite == "raise" or consecutive >= config.max_consecutive_skips:
-                    raise NonFiniteLossError(message)
-                logger.warning("%s: step skipped", message)
-                continue
-            consecutive = 0
-            optimizer.step()
-            size = _batch_size(batch)
-            state.step += 1
-            state.samples += size
-            epoch_samples += size
-            n_steps += 1
-            metrics = {key: float(value.detach()) for key, value in losses.items()}
-            metrics["grad_norm"] = grad_norm
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value
-            if config.log_every and state.step % config.log_every == 0:
-                logger.info("epoch %d step %d: %s", epoch, state.step, metrics)
-            for callback in callbacks:
-                callback.on_step_end(state, metrics)
-            if state.stop:
-                break
-        seconds = time.perf_counter() - epoch_start
-        epoch_metrics = {key: value / max(n_steps, 1) for key, value in sums.items()}
-        epoch_metrics["epoch"] = float(epoch)
-        epoch_metrics["seconds"] = seconds
-        epoch_metrics["samples_per_s"] = epoch_samples / seconds if seconds > 0 else 0.0
-        if evaluate is not None:
-            model.eval()
-            with torch.no_grad():
-                epoch_metrics.update({k: float(v) for k, v in evaluate(model, epoch).items()})
+        epoch_metrics = _run_epoch(
+            model, task, batches, device, callbacks, evaluate, optimizer, params, state, guard
+        )
         result.epochs.append(epoch_metrics)
         logger.debug("epoch %d: %s", epoch, epoch_metrics)
         for callback in callbacks:

@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from funnelrec.artifacts import load_recommender, save_recommender
+from funnelrec.pipeline.persist import load_recommender, save_recommender
 from funnelrec.config import load_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import FunnelrecError
@@ -17,7 +17,7 @@ from funnelrec.pipeline.recommender import Recommender
 def saved(small_log, tmp_path: Path) -> tuple[Recommender, Path]:
     inter, items = small_log
     data = Dataset.build(inter, items)
-    rec, _ = Recommender.fit(load_config(), data, rng=np.random.default_rng(0))
+    rec = Recommender.fit(data, load_config(), rng=np.random.default_rng(0))
     save_recommender(rec, tmp_path / "art")
     return rec, tmp_path / "art"
 
@@ -26,8 +26,8 @@ def test_round_trip_identical(saved) -> None:
     rec, path = saved
     loaded = load_recommender(path)
     users = rec.user_vocab.ids.head(20)
-    a = rec.recommend(rec.queries(users, 3_000_000), k=10).ranked
-    b = loaded.recommend(loaded.queries(users, 3_000_000), k=10).ranked
+    a = rec.run(rec.queries(users, 3_000_000), k=10).ranked
+    b = loaded.run(loaded.queries(users, 3_000_000), k=10).ranked
     assert a.equals(b)
 
 
@@ -53,9 +53,9 @@ def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
         overrides=[
             "recall.channels.two_tower.train.epochs=1",
             "rank.model.kind=deepfm",
-            "rank.train.epochs=1",
-            "rank.max_train_samples=20000",
-            "rank.fusion_trials=3",
+            "rank.train.loop.epochs=1",
+            "rank.samples.max_train_samples=20000",
+            "rank.fusion.trials=3",
         ]
     )
     result = run_experiment(sim.interactions, sim.items, sim.users, config)
@@ -66,8 +66,8 @@ def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
     assert loaded.ranker is not None
     users = rec.user_vocab.ids.head(30)
     as_of = int(rec.history["timestamp"].max()) + 1
-    a = rec.recommend(rec.queries(users, as_of), k=10)
-    b = loaded.recommend(loaded.queries(users, as_of), k=10)
+    a = rec.run(rec.queries(users, as_of), k=10)
+    b = loaded.run(loaded.queries(users, as_of), k=10)
     assert a.ranked.equals(b.ranked)
     # The ranked list is the ranker's order (scored items by score; items it cannot judge
     # keep their recall position).
@@ -79,7 +79,7 @@ def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
     )
     assert ordered["score"].all()
     # A user with no history keeps the recall order (the ranker has nothing to judge them by).
-    cold = rec.recommend(rec.queries(pl.Series(["nobody"]), as_of), k=10)
+    cold = rec.run(rec.queries(pl.Series(["nobody"]), as_of), k=10)
     merged = cold.candidates.filter(pl.col("merged_rank") <= 10)["item_idx"].to_list()
     assert cold.scored is not None
     assert cold.scored.filter(pl.col("rank") <= 10)["item_idx"].to_list() == merged

@@ -50,7 +50,7 @@ def test_planted_test_period_item_is_unknown_to_every_component(small_log) -> No
     assert train.item_vocab.encode(pl.Series([PLANTED])).tolist() == [-1]
     assert int(train.interactions["timestamp"].max()) < split.as_of
     cfg = load_config()
-    recommender, _ = Recommender.fit(cfg, train, rng=np.random.default_rng(0))
+    recommender = Recommender.fit(train, cfg, rng=np.random.default_rng(0))
     # Every channel's fitted state is sized by the training catalogue only ...
     for channel in recommender.channels.values():
         for array in channel.state().values():

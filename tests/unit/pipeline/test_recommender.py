@@ -40,7 +40,7 @@ def _log() -> tuple[pl.DataFrame, pl.DataFrame]:
 def _fit(overrides: list[str]) -> Recommender:
     data = Dataset.build(*_log())
     config = load_config(overrides=[*BASE, *overrides])
-    recommender, _ = Recommender.fit(config, data, rng=np.random.default_rng(0))
+    recommender = Recommender.fit(data, config, rng=np.random.default_rng(0))
     return recommender
 
 
@@ -60,7 +60,7 @@ def test_every_list_obeys_the_rules(rules_recommender: Recommender) -> None:
     rec = rules_recommender
     users = rec.user_vocab.ids
     queries = rec.queries(users, int(rec.history["timestamp"].max()) + 1)
-    out = rec.recommend(queries, k=10)
+    out = rec.run(queries, k=10)
     assert out.reranked is not None and "rerank" in out.timings_s
     category = rec.items.category
     assert category is not None
@@ -83,7 +83,7 @@ def test_every_list_obeys_the_rules(rules_recommender: Recommender) -> None:
 def test_neutral_reranker_keeps_the_merge_order() -> None:
     rec = _fit(["rerank.method=mmr", "rerank.lam=1.0", "rerank.rules.filter_consumed=false"])
     queries = rec.queries(rec.user_vocab.ids.head(20), int(rec.history["timestamp"].max()) + 1)
-    out = rec.recommend(queries, k=10)
+    out = rec.run(queries, k=10)
     merged = out.candidates.filter(pl.col("merged_rank") <= 10).sort("query_id", "merged_rank")
     assert out.reranked is not None
     assert out.reranked.sort("query_id", "rank")["item_idx"].to_list() == (
@@ -94,7 +94,7 @@ def test_neutral_reranker_keeps_the_merge_order() -> None:
 def test_rerank_off_returns_the_merge_order() -> None:
     rec = _fit(["rerank.method=rules", "rerank.rules.filter_consumed=false"])
     queries = rec.queries(rec.user_vocab.ids.head(5), int(rec.history["timestamp"].max()) + 1)
-    out = rec.recommend(queries, k=5)
+    out = rec.run(queries, k=5)
     merged = out.candidates.filter(pl.col("merged_rank") <= 5).sort("query_id", "merged_rank")
     assert out.ranked["item_id"].to_list() == (
         rec.item_vocab.decode(merged["item_idx"].to_numpy()).to_list()

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from funnelrec.metrics.rank import auc
-from funnelrec.rank.gbdt import SEQ_AGGREGATES, LightGBMConfig, LightGBMRanker
 from funnelrec.features.spec import FeatureSpec, RankFeatures
+from funnelrec.metrics.rank import auc
+from funnelrec.rank.gbdt import SEQ_AGGREGATES, LightGBMRanker
+from funnelrec.rank.gbdt_config import LightGBMConfig
 
 SPEC = FeatureSpec(
     sparse_names=("user", "item", "category"),

@@ -10,6 +10,7 @@ import torch
 from pydantic import TypeAdapter, ValidationError
 from torch import Tensor, nn
 
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.models import (
     DIN,
     ESMM,
@@ -25,19 +26,18 @@ from funnelrec.rank.models import (
     build_rank_model,
     product_logit,
 )
+from funnelrec.rank.models.config import MLPConfig
 from funnelrec.rank.models.dcn import CrossLayer
 from funnelrec.rank.models.deepfm import fm_second_order
 from funnelrec.rank.modules import (
     MLP,
     ExpertBank,
     FieldEmbedding,
-    MLPConfig,
     TargetAttention,
     gather_rows,
     masked_softmax,
     mix,
 )
-from funnelrec.features.spec import FeatureSpec
 
 SPEC = FeatureSpec(
     ("user", "item", "category", "context"), (11, 23, 7, 4), 3, 6, 1, 2, ("click", "buy", "like")

@@ -8,6 +8,7 @@ import torch
 from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.models import (
     ESMM,
     DCNv2Config,
@@ -20,10 +21,10 @@ from funnelrec.rank.models import (
     SharedBottomConfig,
     build_rank_model,
 )
-from funnelrec.rank.modules.mlp import MLPConfig
-from funnelrec.features.spec import FeatureSpec
+from funnelrec.rank.models.config import MLPConfig
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
-from funnelrec.train.loop import TrainLoopConfig, train
+from funnelrec.train.config import TrainLoopConfig
+from funnelrec.train.loop import train
 
 SPEC = FeatureSpec(
     ("user", "item", "category", "context"), (30, 61, 9, 5), 3, 8, 1, 2, ("click", "buy")

@@ -12,9 +12,9 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.data.split import TemporalSplitConfig, make_split
 from funnelrec.metrics.rank import auc
-from funnelrec.eval.rank_stage import build_rank_data
+from funnelrec.pipeline.rank_samples import build_rank_data
 from funnelrec.rank.ranker import Ranker
-from funnelrec.train.loop import TrainLoopConfig
+from funnelrec.train.config import TrainLoopConfig
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +26,17 @@ def sim_train() -> Dataset:
     )
 
 
-def _config(model: dict, **rank) -> ExperimentConfig:
+def _config(model: dict) -> ExperimentConfig:
     return ExperimentConfig.model_validate(
         {
             "rank": {
                 "model": model,
-                "source": "impressions",
-                "train": TrainLoopConfig(epochs=2, lr=3e-3).model_dump(),
-                "fusion_trials": 5,
-                "max_train_samples": 12_000,
-                "health": False,
-                **rank,
+                "samples": {"source": "impressions", "max_train_samples": 12_000},
+                "train": {
+                    "loop": TrainLoopConfig(epochs=2, lr=3e-3).model_dump(),
+                    "health": False,
+                },
+                "fusion": {"trials": 5},
             }
         }
     )
@@ -104,7 +104,10 @@ def test_recall_source_samples_come_from_candidates(sim_train: Dataset) -> None:
                 "channels": {"popular": {"kind": "popular", "k": 50}},
                 "merge": {"k": 50, "quotas": {"popular": 50}},
             },
-            "rank": {"source": "recall", "score_k": 50, "window_fraction": 0.2},
+            "rank": {
+                "samples": {"source": "recall", "window_fraction": 0.2},
+                "serve": {"score_k": 50},
+            },
         }
     )
     data = build_rank_data(sim_train, config, np.random.default_rng(0))

@@ -235,14 +235,14 @@ def test_recommender_serves_new_users_from_attributes_and_tags() -> None:
             }
         }
     )
-    recommender, _ = Recommender.fit(config, data, rng=RNG)
+    recommender = Recommender.fit(data, config, rng=RNG)
     queries = recommender.queries(
         pl.Series(["new1", "new2"]),
         1,
         attributes=pl.DataFrame({"gender": ["m", "f"], "age": [61, 20]}),
         tags=[["x"], []],
     )
-    ranked = recommender.recommend(queries, k=2).ranked
+    ranked = recommender.run(queries, k=2).ranked
     by_query = ranked.group_by("query_id", maintain_order=True).agg("item_id", "source")
     assert by_query["item_id"].to_list() == [["a", "d"], ["a"]]
     assert by_query["source"].to_list() == [["onboarding", "demographic"], ["demographic"]]

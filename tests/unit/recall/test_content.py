@@ -12,7 +12,8 @@ from funnelrec.features.text import TextEncoderConfig
 from funnelrec.index import HNSWIndexConfig
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Queries
-from funnelrec.recall.content import Content, ContentConfig, recent_history
+from funnelrec.recall.content import Content
+from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.factory import build_retriever, retriever_from_state
 
 TOPICS = {
@@ -119,21 +120,6 @@ def test_recency_weights_favour_the_latest_item() -> None:
     assert _ids(data, result.item_idx[0, :1])[0] in {1, 2, 3, 4}
 
 
-def test_recent_history_dedupes_and_truncates() -> None:
-    q = Queries(
-        np.array([0, 1]),
-        np.array([0, 1], np.int32),
-        np.array([9, 9]),
-        np.array([0, 4, 5]),
-        np.array([3, 1, 3, 2, 7], np.int32),
-        np.arange(5, dtype=np.int64),
-    )
-    usable = np.ones(8, dtype=bool)
-    usable[2] = False
-    rows, item, rank = recent_history(q, 2, usable)
-    assert rows.tolist() == [0, 0, 1] and item.tolist() == [3, 1, 7] and rank.tolist() == [0, 1, 0]
-
-
 @pytest.mark.parametrize("aggregate", ["mean", "sum"])
 def test_state_round_trip_gives_identical_output(
     tmp_path: Path, fitted: tuple[Content, Dataset], aggregate: str
@@ -184,9 +170,9 @@ def test_recommender_ingests_new_items_into_the_content_channel() -> None:
             }
         }
     )
-    recommender, _ = Recommender.fit(config, data, rng=np.random.default_rng(0))
+    recommender = Recommender.fit(data, config, rng=np.random.default_rng(0))
     recommender.ingest_items(pl.DataFrame({"item_id": [900], "title": ["space war returns"]}))
-    ranked = recommender.recommend(recommender.queries(pl.Series([1]), 100), k=10).ranked
+    ranked = recommender.run(recommender.queries(pl.Series([1]), 100), k=10).ranked
     assert 900 in ranked["item_id"].to_list()
 
 

@@ -18,6 +18,7 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor, nn
 
 from funnelrec.errors import DataError
+from funnelrec.train.config import TrainLoopConfig
 from funnelrec.train.diagnostics import (
     PLOT_FILES,
     Finding,
@@ -28,7 +29,7 @@ from funnelrec.train.diagnostics import (
     summarise_run,
 )
 from funnelrec.train.init import init_linear, make_activation
-from funnelrec.train.loop import NonFiniteLossError, TrainLoopConfig, train
+from funnelrec.train.loop import NonFiniteLossError, train
 
 Batch = dict[str, Tensor]
 

@@ -9,6 +9,7 @@ import torch
 from pydantic import ValidationError
 from torch import Tensor, nn
 
+from funnelrec.train.config import TrainLoopConfig
 from funnelrec.train.diagnostics import (
     EpochStats,
     Finding,
@@ -18,7 +19,7 @@ from funnelrec.train.diagnostics import (
     apply_remedy,
     detect_findings,
 )
-from funnelrec.train.loop import Callback, LoopState, NonFiniteLossError, TrainLoopConfig, train
+from funnelrec.train.loop import Callback, LoopState, NonFiniteLossError, train
 
 Batch = dict[str, Tensor]
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from funnelrec.train import (
+from funnelrec.train.loop import (
     Callback,
     EarlyStopping,
     LoopState,

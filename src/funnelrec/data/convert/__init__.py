@@ -25,7 +25,8 @@ from funnelrec.data.convert import (
     movielens_latest,
     taobao,
 )
-from funnelrec.data.io import DropReport, RawTables, write_tables
+from funnelrec.data.io import RawTables, write_tables
+from funnelrec.data.validate import DropReport
 from funnelrec.errors import ConfigError
 
 _READERS: Mapping[str, Callable[[Path], RawTables]] = MappingProxyType(
@@ -55,7 +56,7 @@ class ConversionReport:
         rows: table name -> rows written.
         dropped: source file name -> {reason: records dropped}; files with no drop are absent.
         notes: facts about the conversion (synthesised timestamps, deduplication, ...).
-        reports: the full :class:`~funnelrec.data.io.DropReport` of every source file.
+        reports: the full :class:`~funnelrec.data.validate.DropReport` of every source file.
     """
 
     format: str

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from funnelrec.data.io import RowOf
+from funnelrec.data.parse import RowOf
 from funnelrec.errors import DataError
 
 

@@ -24,12 +24,16 @@ kept as an extra column. User and video feature files are not read.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import polars as pl
 
 from funnelrec.data.convert._common import require_columns, require_dir
-from funnelrec.data.io import DropReport, RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.parse import RowOf
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.errors import DataError
 from funnelrec.schema import ColumnSpec, TableSpec
 
@@ -84,6 +88,51 @@ def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[s
     raw, row_of = read_text_table(path)
     require_columns(raw, ("user_id", "video_id", "is_click"), path)
     time_col = next((c for c in ("time_ms", "timestamp") if c in raw.columns), None)
+    source, report = _coerce_log(raw, path, row_of, time_col)
+    notes = []
+    if time_col is None:
+        timestamp = pl.col("_line") + offset
+        notes.append(
+            f"{path.name} has no time column: timestamps synthesised from row order "
+            "(row i -> i seconds); only their order is meaningful"
+        )
+    elif time_col == "time_ms":
+        timestamp = pl.col("timestamp") // 1000
+    else:
+        timestamp = pl.col("timestamp")
+    base = source.with_columns(timestamp.alias("timestamp"))
+    extras = [c for c in ("scenario", "is_rand") if c in source.columns]
+    parts = _flag_events(base, extras)
+    if "play_time_ms" in source.columns:
+        watched, n_skipped = _watch_events(base, extras)
+        parts.append(watched)
+        if n_skipped:
+            notes.append(
+                f"{path.name}: {n_skipped:,} exposures without a positive "
+                "duration_ms or a play_time_ms get no watch event"
+            )
+    order = {"impression": 0, **{e: i + 1 for i, e in enumerate(FLAG_EVENTS.values())}}
+    order["watch"] = len(order)
+    inter = (
+        pl.concat(parts)
+        .sort(
+            "timestamp",
+            "_line",
+            pl.col("event").replace_strict(order, return_dtype=pl.Int8),
+            maintain_order=True,
+        )
+        .with_columns(pl.col("value").cast(pl.Float32))
+        .select("user_id", "item_id", "timestamp", "event", "value", *extras)
+    )
+    return inter, report, notes
+
+
+def _coerce_log(
+    raw: pl.DataFrame, path: Path, row_of: RowOf, time_col: str | None
+) -> tuple[pl.DataFrame, DropReport]:
+    """The log's columns under canonical names, typed and checked (flags are 0/1), plus a
+    ``_line`` column (0-based frame index) that keeps the file order and names rows in errors.
+    The watch columns are kept only when both are present."""
     watch = "play_time_ms" in raw.columns and "duration_ms" in raw.columns
     flags = [c for c in FLAG_EVENTS if c in raw.columns]
     spec = TableSpec(
@@ -128,51 +177,30 @@ def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[s
                 row=row_of(int(source["_line"][i])),
                 column=flag,
             )
-    notes = []
-    if time_col is None:
-        timestamp = pl.col("_line") + offset
-        notes.append(
-            f"{path.name} has no time column: timestamps synthesised from row order "
-            "(row i -> i seconds); only their order is meaningful"
-        )
-    elif time_col == "time_ms":
-        timestamp = pl.col("timestamp") // 1000
-    else:
-        timestamp = pl.col("timestamp")
-    keep = ["user_id", "item_id", "timestamp", "_line"]
-    keep += [c for c in ("scenario", "is_rand") if c in source.columns]
-    base = source.with_columns(timestamp.alias("timestamp"))
+    return source, report
+
+
+def _flag_events(base: pl.DataFrame, extras: Sequence[str]) -> list[pl.DataFrame]:
+    """An impression per exposure, then one frame per flag of its event where the flag is 1."""
+    keep = ["user_id", "item_id", "timestamp", "_line", *extras]
     parts = [base.select(keep).with_columns(event=pl.lit("impression"), value=pl.lit(1.0))]
-    for flag in flags:
-        parts.append(
-            base.filter(pl.col(flag) == 1)
-            .select(keep)
-            .with_columns(event=pl.lit(FLAG_EVENTS[flag]), value=pl.lit(1.0))
-        )
-    if watch:
-        ok = (pl.col("duration_ms") > 0) & pl.col("play_time_ms").is_not_null()
-        watched = base.filter(ok.fill_null(False))
-        parts.append(
-            watched.select(keep).with_columns(
-                event=pl.lit("watch"), value=watched["play_time_ms"] / watched["duration_ms"]
+    for flag, event in FLAG_EVENTS.items():
+        if flag in base.columns:
+            parts.append(
+                base.filter(pl.col(flag) == 1)
+                .select(keep)
+                .with_columns(event=pl.lit(event), value=pl.lit(1.0))
             )
-        )
-        if watched.height < base.height:
-            notes.append(
-                f"{path.name}: {base.height - watched.height:,} exposures without a positive "
-                "duration_ms or a play_time_ms get no watch event"
-            )
-    order = {"impression": 0, **{e: i + 1 for i, e in enumerate(FLAG_EVENTS.values())}}
-    order["watch"] = len(order)
-    inter = (
-        pl.concat(parts)
-        .sort(
-            "timestamp",
-            "_line",
-            pl.col("event").replace_strict(order, return_dtype=pl.Int8),
-            maintain_order=True,
-        )
-        .with_columns(pl.col("value").cast(pl.Float32))
-        .select("user_id", "item_id", "timestamp", "event", "value", *keep[4:])
+    return parts
+
+
+def _watch_events(base: pl.DataFrame, extras: Sequence[str]) -> tuple[pl.DataFrame, int]:
+    """``watch`` events valued ``play_time_ms / duration_ms`` and the number of exposures left
+    without one (no positive duration or no play time)."""
+    keep = ["user_id", "item_id", "timestamp", "_line", *extras]
+    ok = (pl.col("duration_ms") > 0) & pl.col("play_time_ms").is_not_null()
+    watched = base.filter(ok.fill_null(False))
+    events = watched.select(keep).with_columns(
+        event=pl.lit("watch"), value=watched["play_time_ms"] / watched["duration_ms"]
     )
-    return inter, report, notes
+    return events, base.height - watched.height

@@ -26,7 +26,9 @@ from pathlib import Path
 import polars as pl
 
 from funnelrec.data.convert._common import find_one, require_columns, require_dir
-from funnelrec.data.io import DropReport, RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.errors import DataError
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS
 
@@ -69,10 +71,10 @@ def read(src: Path) -> RawTables:
     inter = pl.concat(parts, how="diagonal_relaxed")
 
     items = None
-    path = find_one(folder, ("item_categories*.csv",), "item categories")
-    if path is not None:
-        raw, row_of = read_text_table(path)
-        require_columns(raw, ("video_id", "feat"), path)
+    cat_path = find_one(folder, ("item_categories*.csv",), "item categories")
+    if cat_path is not None:
+        raw, row_of = read_text_table(cat_path)
+        require_columns(raw, ("video_id", "feat"), cat_path)
         tags = raw["feat"].str.extract_all(r"-?\d+")
         items, report = coerce_table(
             raw.select(
@@ -81,7 +83,7 @@ def read(src: Path) -> RawTables:
                 tags.list.join("|").replace("", None).alias("tags"),
             ),
             ITEMS,
-            path=str(path),
+            path=str(cat_path),
             row_of=row_of,
             header_row=1,
             source_names={"item_id": "video_id"},
@@ -89,12 +91,12 @@ def read(src: Path) -> RawTables:
         reports.append(report)
 
     users = None
-    path = find_one(folder, ("user_features*.csv",), "user features")
-    if path is not None:
-        raw, row_of = read_text_table(path)
-        users, report = coerce_table(raw, USERS, path=str(path), row_of=row_of, header_row=1)
+    user_path = find_one(folder, ("user_features*.csv",), "user features")
+    if user_path is not None:
+        raw, row_of = read_text_table(user_path)
+        users, report = coerce_table(raw, USERS, path=str(user_path), row_of=row_of, header_row=1)
         reports.append(report)
-    notes = ()
+    notes: tuple[str, ...] = ()
     if len(matrices) > 1:
         notes = ("big and small matrices concatenated; the 'matrix' column tells them apart",)
     return RawTables(inter, items, users, tuple(reports), notes)

@@ -31,7 +31,10 @@ from funnelrec.data.convert._common import (
     require_dir,
     require_file,
 )
-from funnelrec.data.io import RawTables, RowOf, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.parse import RowOf
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.errors import DataError
 from funnelrec.schema import ITEMS, ColumnSpec, TableSpec
 
@@ -67,7 +70,13 @@ def read(src: Path) -> RawTables:
         DataError: a file is missing or a line is malformed (named with row and column).
     """
     folder = require_dir(src, FORMAT)
-    path = require_file(folder, "behaviors.tsv", FORMAT)
+    inter, report, notes = _read_behaviors(require_file(folder, "behaviors.tsv", FORMAT))
+    items, items_report = _read_news(require_file(folder, "news.tsv", FORMAT))
+    return RawTables(inter, items, None, (report, items_report), notes)
+
+
+def _read_behaviors(path: Path) -> tuple[pl.DataFrame, DropReport, tuple[str, ...]]:
+    """``behaviors.tsv`` -> interactions sorted by time, its drop report and the notes."""
     raw, row_of = read_text_table(
         path,
         separator="\t",
@@ -104,10 +113,13 @@ def read(src: Path) -> RawTables:
         f"history clicks have no time in MIND: {history.height:,} deduplicated history clicks "
         f"(of {n_hist_raw:,} listed) are stamped 1 s before the user's first impression",
     )
+    return inter, report, notes
 
-    news_path = require_file(folder, "news.tsv", FORMAT)
+
+def _read_news(path: Path) -> tuple[pl.DataFrame, DropReport]:
+    """``news.tsv`` -> the items table (no publication time: ``created_at`` is null)."""
     raw, row_of = read_text_table(
-        news_path,
+        path,
         separator="\t",
         columns=(
             "item_id",
@@ -121,7 +133,7 @@ def read(src: Path) -> RawTables:
         ),
         quote_char=None,
     )
-    items, items_report = coerce_table(
+    return coerce_table(
         raw.select(
             "item_id",
             "category",
@@ -131,11 +143,10 @@ def read(src: Path) -> RawTables:
             pl.lit(None, dtype=pl.Int64).alias("created_at"),
         ),
         ITEMS,
-        path=str(news_path),
+        path=str(path),
         row_of=row_of,
         source_names={"item_id": "news_id"},
     )
-    return RawTables(inter, items, None, (report, items_report), notes)
 
 
 def _impressions(beh: pl.DataFrame, *, path: Path, row_of: RowOf) -> pl.DataFrame:

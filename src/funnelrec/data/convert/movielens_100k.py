@@ -22,7 +22,9 @@ from funnelrec.data.convert._common import (
     require_file,
     sniff_encoding,
 )
-from funnelrec.data.io import DropReport, RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS
 
 FORMAT = "movielens-100k"
@@ -95,7 +97,7 @@ def read(src: Path) -> RawTables:
     return RawTables(inter, items, users, (inter_report, items_report, users_report))
 
 
-def read_items(path: Path) -> tuple[pl.DataFrame, object]:
+def read_items(path: Path) -> tuple[pl.DataFrame, DropReport]:
     """Read ``u.item`` (latin-1) into the items table; see the module docstring."""
     from funnelrec.data.convert._common import ones
 

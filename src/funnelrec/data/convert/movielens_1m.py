@@ -22,7 +22,9 @@ import polars as pl
 
 from funnelrec.data.convert._common import require_dir, require_file, sniff_encoding
 from funnelrec.data.convert.movielens_100k import YEAR_PATTERN, read_ratings
-from funnelrec.data.io import RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import coerce_table
 from funnelrec.schema import ITEMS, USERS
 
 FORMAT = "movielens-1m"

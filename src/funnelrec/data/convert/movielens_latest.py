@@ -16,7 +16,9 @@ import polars as pl
 
 from funnelrec.data.convert._common import require_columns, require_dir, require_file
 from funnelrec.data.convert.movielens_100k import YEAR_PATTERN
-from funnelrec.data.io import RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import coerce_table
 from funnelrec.schema import INTERACTIONS, ITEMS
 
 FORMAT = "movielens-latest"

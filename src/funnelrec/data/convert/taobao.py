@@ -14,7 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from funnelrec.data.convert._common import check_values, require_dir, require_file
-from funnelrec.data.io import RawTables, coerce_table, read_text_table
+from funnelrec.data.io import RawTables
+from funnelrec.data.text_table import read_text_table
+from funnelrec.data.validate import coerce_table
 from funnelrec.schema import INTERACTIONS
 
 FORMAT = "taobao"

@@ -43,7 +43,8 @@ class SessionPlan:
 
 def position_bias(config: SimulatorConfig) -> NDArray[np.float64]:
     """``[slate_size]`` examination factor ``(1 + position) ** -position_bias``."""
-    return (1.0 + np.arange(config.slate_size)) ** -config.position_bias
+    positions = np.arange(config.slate_size, dtype=np.float64)
+    return np.power(1.0 + positions, -config.position_bias, dtype=np.float64)
 
 
 def expected_rows_per_slate(config: SimulatorConfig) -> float:

@@ -1,7 +1,13 @@
-"""Ranking models: one file each, a discriminated config union and one builder.
+"""Ranking models: one file each, their configs in :mod:`.config`, and one builder.
+
+Importing this package imports no torch: the configs (and the :data:`RankModelConfig` union)
+are loaded eagerly from :mod:`funnelrec.rank.models.config`; the models and
+:func:`build_rank_model` are resolved on first attribute access (PEP 562), so that a
+:class:`~funnelrec.rank.config.RankConfig` can be read or validated cheaply.
 
 Example:
     >>> from pydantic import TypeAdapter
+    >>> from funnelrec.features.spec import FeatureSpec
     >>> spec = FeatureSpec(("u", "i", "c"), (5, 7, 3), 2, 4, 1, 2, ("click", "buy"))
     >>> config = TypeAdapter(RankModelConfig).validate_python({"kind": "mmoe", "n_experts": 2})
     >>> type(build_rank_model(config, spec)).__name__
@@ -10,58 +16,55 @@ Example:
 
 from __future__ import annotations
 
-from typing import Annotated
+import importlib
+from typing import TYPE_CHECKING
 
-from pydantic import Field
+from funnelrec.rank.models.config import (
+    DCNv2Config,
+    DeepFMConfig,
+    DINConfig,
+    ESMMConfig,
+    MMoEConfig,
+    PLEConfig,
+    RankModelConfig,
+    SharedBottomConfig,
+)
 
-from funnelrec.rank.models.base import FlatInput, GatedRankModel, RankModel
-from funnelrec.rank.models.dcn import DCNv2, DCNv2Config
-from funnelrec.rank.models.deepfm import DeepFM, DeepFMConfig
-from funnelrec.rank.models.din import DIN, DINConfig
-from funnelrec.rank.models.esmm import ESMM, ESMMConfig, product_logit
-from funnelrec.rank.models.mmoe import MMoE, MMoEConfig
-from funnelrec.rank.models.ple import PLE, PLEConfig
-from funnelrec.rank.models.shared_bottom import SharedBottom, SharedBottomConfig
-from funnelrec.features.spec import FeatureSpec
+if TYPE_CHECKING:
+    from funnelrec.rank.models.base import FlatInput, GatedRankModel, RankModel
+    from funnelrec.rank.models.dcn import DCNv2
+    from funnelrec.rank.models.deepfm import DeepFM
+    from funnelrec.rank.models.din import DIN
+    from funnelrec.rank.models.esmm import ESMM, product_logit
+    from funnelrec.rank.models.factory import build_rank_model
+    from funnelrec.rank.models.mmoe import MMoE
+    from funnelrec.rank.models.ple import PLE
+    from funnelrec.rank.models.shared_bottom import SharedBottom
 
-RankModelConfig = Annotated[
-    DeepFMConfig
-    | DCNv2Config
-    | DINConfig
-    | SharedBottomConfig
-    | MMoEConfig
-    | PLEConfig
-    | ESMMConfig,
-    Field(discriminator="kind"),
-]
+# Torch-backed names served by __getattr__, with the module that defines each.
+_LAZY = {
+    "DIN": "funnelrec.rank.models.din",
+    "ESMM": "funnelrec.rank.models.esmm",
+    "PLE": "funnelrec.rank.models.ple",
+    "DCNv2": "funnelrec.rank.models.dcn",
+    "DeepFM": "funnelrec.rank.models.deepfm",
+    "FlatInput": "funnelrec.rank.models.base",
+    "GatedRankModel": "funnelrec.rank.models.base",
+    "MMoE": "funnelrec.rank.models.mmoe",
+    "RankModel": "funnelrec.rank.models.base",
+    "SharedBottom": "funnelrec.rank.models.shared_bottom",
+    "build_rank_model": "funnelrec.rank.models.factory",
+    "product_logit": "funnelrec.rank.models.esmm",
+}
 
 
-def build_rank_model(config: RankModelConfig, spec: FeatureSpec) -> RankModel:
-    """The model a config describes, built for ``spec``.
-
-    Args:
-        config: any member of :data:`RankModelConfig`.
-        spec: input shapes and tasks.
-
-    Returns:
-        An ``nn.Module`` whose ``forward(batch)`` returns ``{task: logit [B]}``.
-    """
-    match config:
-        case DeepFMConfig():
-            return DeepFM(config, spec)
-        case DCNv2Config():
-            return DCNv2(config, spec)
-        case DINConfig():
-            return DIN(config, spec)
-        case SharedBottomConfig():
-            return SharedBottom(config, spec)
-        case MMoEConfig():
-            return MMoE(config, spec)
-        case PLEConfig():
-            return PLE(config, spec)
-        case ESMMConfig():
-            return ESMM(config, spec)
-    raise TypeError(f"not a ranking model config: {type(config).__name__}")
+def __getattr__(name: str) -> object:
+    """PEP 562 hook: import torch (through the model modules) only when a model is asked for."""
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [

@@ -14,37 +14,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from funnelrec.rank.modules.embedding import FieldEmbedding
 from funnelrec.features.spec import FeatureSpec
+from funnelrec.rank.modules.embedding import FieldEmbedding
 
 Batch = Mapping[str, Tensor]
-
-
-class RankModelConfigBase(BaseModel):
-    """Fields every ranking model config has."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    embed_dim: int = Field(16, gt=0, description="Width E of every field embedding.")
-    embed_init_std: float = Field(0.05, gt=0, description="Normal init std of embeddings.")
-    seed: int | None = Field(
-        0,
-        description="Seed of the parameter initialisation (None = the caller's torch RNG). "
-        "Initialisation runs inside torch.random.fork_rng, so the global RNG state is restored.",
-    )
-
-
-class FlatInputConfig(RankModelConfigBase):
-    """Fields of models whose input is the flat ``[fields, (pooled sequence), dense]`` vector."""
-
-    sequence_pooling: Literal["none", "mean"] = Field(
-        "none",
-        description="'mean': append the mean of the behaviour sequence's item and category "
-        "embeddings (shared with the item/category fields) to the flat input.",
-    )
 
 
 @contextlib.contextmanager

@@ -9,30 +9,13 @@ the mixture). ``structure="parallel"`` concatenates the cross and deep outputs;
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import Tensor, nn
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
-from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
 from funnelrec.features.spec import FeatureSpec
-
-
-class DCNv2Config(FlatInputConfig):
-    """DCN-v2 settings.
-
-    Example:
-        >>> DCNv2Config(cross_layers=2, low_rank=16).structure
-        'parallel'
-    """
-
-    kind: Literal["dcn_v2"] = "dcn_v2"
-    cross_layers: int = Field(3, ge=1, description="Number of cross layers.")
-    low_rank: int | None = Field(None, gt=0, description="Rank r of W = U V (None = full).")
-    structure: Literal["parallel", "stacked"] = "parallel"
-    deep: MLPConfig = Field(default_factory=MLPConfig, description="The deep tower.")
+from funnelrec.rank.models.base import Batch, FlatInput, RankModel, seeded
+from funnelrec.rank.models.config import DCNv2Config
+from funnelrec.rank.modules.mlp import MLP, linear
 
 
 class CrossLayer(nn.Module):
@@ -113,4 +96,4 @@ class DCNv2(RankModel):
         return self.as_dict(self.head(out))
 
 
-__all__ = ["CrossLayer", "DCNv2", "DCNv2Config"]
+__all__ = ["CrossLayer", "DCNv2"]

@@ -11,27 +11,13 @@ the deep output; the FM score is shared:
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import Tensor
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
-from funnelrec.rank.modules.embedding import FieldEmbedding
-from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
 from funnelrec.features.spec import FeatureSpec
-
-
-class DeepFMConfig(FlatInputConfig):
-    """DeepFM settings.
-
-    Example:
-        >>> DeepFMConfig(deep=MLPConfig(hidden=(64, 32))).kind
-        'deepfm'
-    """
-
-    kind: Literal["deepfm"] = "deepfm"
-    deep: MLPConfig = Field(default_factory=MLPConfig, description="The deep tower.")
+from funnelrec.rank.models.base import Batch, FlatInput, RankModel, seeded
+from funnelrec.rank.models.config import DeepFMConfig
+from funnelrec.rank.modules.embedding import FieldEmbedding
+from funnelrec.rank.modules.mlp import MLP, linear
 
 
 def fm_second_order(vectors: Tensor, extra: Tensor | None = None) -> Tensor:
@@ -106,4 +92,4 @@ class DeepFM(RankModel):
         return self.as_dict(logits)
 
 
-__all__ = ["DeepFM", "DeepFMConfig", "fm_second_order"]
+__all__ = ["DeepFM", "fm_second_order"]

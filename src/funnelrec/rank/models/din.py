@@ -10,42 +10,20 @@ features in an MLP with one linear head per task.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import Tensor
 
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.models.base import (
     Batch,
     RankModel,
-    RankModelConfigBase,
     seeded,
     sequence_mask,
 )
+from funnelrec.rank.models.config import DINConfig
 from funnelrec.rank.modules.attention import TargetAttention
 from funnelrec.rank.modules.embedding import FieldEmbedding
-from funnelrec.rank.modules.mlp import MLP, MLPConfig, linear
-from funnelrec.features.spec import FeatureSpec
-
-
-class DINConfig(RankModelConfigBase):
-    """DIN settings.
-
-    Example:
-        >>> DINConfig().attention.hidden
-        (64, 32)
-    """
-
-    kind: Literal["din"] = "din"
-    attention: MLPConfig = Field(
-        default_factory=lambda: MLPConfig(hidden=(64, 32)),
-        description="Hidden layers of the activation unit.",
-    )
-    normalise: Literal["none", "softmax"] = Field(
-        "none", description="Attention weights raw (DIN) or softmax over real positions."
-    )
-    deep: MLPConfig = Field(default_factory=MLPConfig, description="The MLP after pooling.")
+from funnelrec.rank.modules.mlp import MLP, linear
 
 
 class DIN(RankModel):
@@ -109,4 +87,4 @@ class DIN(RankModel):
         return self.as_dict(self.head(self.deep(torch.cat(parts, dim=1))))
 
 
-__all__ = ["DIN", "DINConfig"]
+__all__ = ["DIN"]

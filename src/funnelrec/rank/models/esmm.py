@@ -24,34 +24,13 @@ Because ``logsumexp`` over a superset of ``{-a}`` is ``>= -a`` in floating point
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field
 from torch import Tensor
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
-from funnelrec.rank.modules.mlp import MLPConfig
-from funnelrec.rank.modules.moe import ExpertBank
 from funnelrec.features.spec import FeatureSpec
-
-
-def _esmm_tower() -> MLPConfig:
-    return MLPConfig(hidden=(128, 64))
-
-
-class ESMMConfig(FlatInputConfig):
-    """ESMM settings.
-
-    Example:
-        >>> ESMMConfig().tower.hidden
-        (128, 64)
-    """
-
-    kind: Literal["esmm"] = "esmm"
-    tower: MLPConfig = Field(
-        default_factory=_esmm_tower, description="The CTR and every conditional tower."
-    )
+from funnelrec.rank.models.base import Batch, FlatInput, RankModel, seeded
+from funnelrec.rank.models.config import ESMMConfig
+from funnelrec.rank.modules.moe import ExpertBank
 
 
 def product_logit(a: Tensor, b: Tensor) -> Tensor:
@@ -116,4 +95,4 @@ class ESMM(RankModel):
         return self.as_dict(torch.cat([ctr, joint]).t())
 
 
-__all__ = ["ESMM", "ESMMConfig", "product_logit"]
+__all__ = ["ESMM", "product_logit"]

@@ -8,36 +8,12 @@ Experts, gates and towers are each one :class:`~funnelrec.rank.modules.moe.Exper
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import Tensor
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, GatedRankModel, seeded
-from funnelrec.rank.modules.mlp import MLPConfig
-from funnelrec.rank.modules.moe import ExpertBank, mix
 from funnelrec.features.spec import FeatureSpec
-
-GATE = MLPConfig(hidden=())
-
-
-def tower_config() -> MLPConfig:
-    """Default per-task tower: one hidden layer of 64."""
-    return MLPConfig(hidden=(64,))
-
-
-class MMoEConfig(FlatInputConfig):
-    """MMoE settings.
-
-    Example:
-        >>> MMoEConfig(n_experts=8).expert.hidden
-        (256, 128)
-    """
-
-    kind: Literal["mmoe"] = "mmoe"
-    n_experts: int = Field(4, ge=1, description="Number of shared experts N.")
-    expert: MLPConfig = Field(default_factory=MLPConfig, description="Every expert's MLP.")
-    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+from funnelrec.rank.models.base import Batch, FlatInput, GatedRankModel, seeded
+from funnelrec.rank.models.config import GATE, MMoEConfig
+from funnelrec.rank.modules.moe import ExpertBank, mix
 
 
 class MMoE(GatedRankModel):
@@ -89,4 +65,4 @@ class MMoE(GatedRankModel):
         return self.as_dict(logits.t())
 
 
-__all__ = ["MMoE", "MMoEConfig"]
+__all__ = ["MMoE"]

@@ -15,39 +15,13 @@ softmaxes over all ``N`` with the experts a gate may not see masked out (weight 
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
-from pydantic import Field, model_validator
 from torch import Tensor, nn
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, GatedRankModel, seeded
-from funnelrec.rank.models.mmoe import GATE, tower_config
-from funnelrec.rank.modules.mlp import MLPConfig
-from funnelrec.rank.modules.moe import ExpertBank, masked_softmax, mix
 from funnelrec.features.spec import FeatureSpec
-
-
-class PLEConfig(FlatInputConfig):
-    """PLE settings (``levels=1`` is a single CGC layer).
-
-    Example:
-        >>> PLEConfig(levels=2, n_specific=1, n_shared=2).kind
-        'ple'
-    """
-
-    kind: Literal["ple"] = "ple"
-    levels: int = Field(2, ge=1, description="Number of stacked CGC layers.")
-    n_specific: int = Field(2, ge=0, description="Experts of each task, per level.")
-    n_shared: int = Field(2, ge=0, description="Shared experts per level.")
-    expert: MLPConfig = Field(default_factory=MLPConfig, description="Every expert's MLP.")
-    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
-
-    @model_validator(mode="after")
-    def _some_experts(self) -> PLEConfig:
-        if self.n_specific + self.n_shared < 1:
-            raise ValueError("PLE needs n_specific + n_shared >= 1")
-        return self
+from funnelrec.rank.models.base import Batch, FlatInput, GatedRankModel, seeded
+from funnelrec.rank.models.config import GATE, PLEConfig
+from funnelrec.rank.modules.moe import ExpertBank, masked_softmax, mix
 
 
 class CGCLayer(nn.Module):
@@ -165,4 +139,4 @@ class PLE(GatedRankModel):
         return self.as_dict(self.towers(mixed).squeeze(-1).t())
 
 
-__all__ = ["PLE", "CGCLayer", "PLEConfig"]
+__all__ = ["PLE", "CGCLayer"]

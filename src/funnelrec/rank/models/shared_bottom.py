@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import Field
 from torch import Tensor
 
-from funnelrec.rank.models.base import Batch, FlatInput, FlatInputConfig, RankModel, seeded
-from funnelrec.rank.models.mmoe import tower_config
-from funnelrec.rank.modules.mlp import MLP, MLPConfig
-from funnelrec.rank.modules.moe import ExpertBank
 from funnelrec.features.spec import FeatureSpec
-
-
-class SharedBottomConfig(FlatInputConfig):
-    """Shared-Bottom settings.
-
-    Example:
-        >>> SharedBottomConfig().tower.hidden
-        (64,)
-    """
-
-    kind: Literal["shared_bottom"] = "shared_bottom"
-    bottom: MLPConfig = Field(default_factory=MLPConfig, description="The shared MLP.")
-    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+from funnelrec.rank.models.base import Batch, FlatInput, RankModel, seeded
+from funnelrec.rank.models.config import SharedBottomConfig
+from funnelrec.rank.modules.mlp import MLP
+from funnelrec.rank.modules.moe import ExpertBank
 
 
 class SharedBottom(RankModel):
@@ -62,4 +46,4 @@ class SharedBottom(RankModel):
         return self.as_dict(self.towers(shared).squeeze(-1).t())
 
 
-__all__ = ["SharedBottom", "SharedBottomConfig"]
+__all__ = ["SharedBottom"]

@@ -23,7 +23,8 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from funnelrec.rank.modules.mlp import MLP, MLPConfig, activation_layer, linear
+from funnelrec.rank.models.config import MLPConfig
+from funnelrec.rank.modules.mlp import MLP, activation_layer, linear
 from funnelrec.train.init import make_activation
 
 

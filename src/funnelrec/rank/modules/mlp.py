@@ -6,33 +6,10 @@ Every ``Linear`` is initialised for the activation that follows it
 
 from __future__ import annotations
 
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, Field
 from torch import Tensor, nn
 
-from funnelrec.train.init import Activation, init_linear, make_activation
-
-
-class MLPConfig(BaseModel):
-    """Hidden layer widths and what goes between them.
-
-    Example:
-        >>> MLPConfig(hidden=(64, 32)).out_dim(10)
-        32
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["mlp"] = "mlp"
-    hidden: tuple[int, ...] = Field((256, 128), description="Widths of the hidden layers.")
-    activation: Activation = "relu"
-    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each activation.")
-    batch_norm: bool = Field(False, description="BatchNorm1d between Linear and activation.")
-
-    def out_dim(self, in_dim: int) -> int:
-        """Width of the output for an input of width ``in_dim`` (``in_dim`` if no layers)."""
-        return self.hidden[-1] if self.hidden else in_dim
+from funnelrec.rank.models.config import Activation, MLPConfig
+from funnelrec.train.init import init_linear, make_activation
 
 
 def activation_layer(name: Activation) -> nn.Module:

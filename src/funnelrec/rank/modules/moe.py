@@ -21,8 +21,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from funnelrec.rank.modules.mlp import MLPConfig, activation_layer, linear
-from funnelrec.train.init import Activation
+from funnelrec.rank.models.config import Activation, MLPConfig
+from funnelrec.rank.modules.mlp import activation_layer, linear
 
 
 class _SharedInputBank(torch.autograd.Function):

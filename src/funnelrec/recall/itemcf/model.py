@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.kernel import (
     MIN_SIM,
@@ -159,29 +160,16 @@ class ItemCF:
         cfg = self.config
         n_items = self.n_items
         b = len(queries)
-        rows = queries.history_row()
-        item = queries.history_item.astype(np.int64)
-        pos = np.arange(item.shape[0], dtype=np.int64)
-        keep = (item >= 0) & (item < n_items) & (queries.user_idx[rows] >= 0)
-        rows, item, pos = rows[keep], item[keep], pos[keep]
-        # Newest first per row; the first entry of each (row, item) is its last occurrence.
-        order = np.lexsort((-pos, item, rows))
-        rows, item, pos = rows[order], item[order], pos[order]
-        first = np.ones(rows.shape[0], dtype=bool)
-        first[1:] = (rows[1:] != rows[:-1]) | (item[1:] != item[:-1])
-        rows, item, pos = rows[first], item[first], pos[first]
-        order = np.lexsort((-pos, rows))
-        rows, item, pos = rows[order], item[order], pos[order]
-        row_start = np.searchsorted(rows, np.arange(b), side="left")
-        rank = np.arange(rows.shape[0], dtype=np.int64) - row_start[rows]
-        keep = rank < cfg.history_len
-        rows, item, pos, rank = rows[keep], item[keep], pos[keep], rank[keep]
+        # Only the histories of users the model saw count (unknown users get an empty row).
+        known = queries.user_idx[queries.history_row()] >= 0
+        recent = recent_items(queries, cfg.history_len, np.ones(n_items, dtype=bool), known)
+        rows, pos, rank = recent.row, recent.pos, recent.rank
         weight = np.power(cfg.recency_decay, rank.astype(np.float64))
         if cfg.history_half_life_s is not None:
             age = np.maximum(queries.timestamp[rows] - queries.history_time[pos], 0)
             weight = weight * np.exp2(-age.astype(np.float64) / cfg.history_half_life_s)
         return sp.csr_matrix(
-            (weight.astype(np.float32), (rows, item)), shape=(b, n_items), dtype=np.float32
+            (weight.astype(np.float32), (rows, recent.item)), shape=(b, n_items), dtype=np.float32
         )
 
     # ---------------------------------------------------------------- state

@@ -1,4 +1,8 @@
-"""The typed, frozen configuration of the two-tower retrieval channel."""
+"""The typed, frozen configuration of the two-tower retrieval channel.
+
+Importable without torch or Faiss (experiment configs embed it); the model, the training and
+the index live in the sibling modules.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index import ExactIndexConfig, HNSWIndexConfig, IndexConfig
+from funnelrec.index.config import ExactIndexConfig, HNSWIndexConfig, IndexConfig
 from funnelrec.recall.base import RetrieverConfig
-from funnelrec.train.loop import TrainLoopConfig
+from funnelrec.train.config import TrainLoopConfig
 
 
 class _Frozen(BaseModel):

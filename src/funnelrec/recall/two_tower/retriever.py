@@ -418,6 +418,10 @@ class TwoTower:
         """``[n_items, D]`` unit item vectors (rows of never-added indices are zero)."""
         return self._vectors
 
+    def similarity_vectors(self) -> NDArray[np.float32] | None:
+        """The item tower's vectors: what the re-ranker measures similarity with."""
+        return self.item_vectors
+
     def state(self) -> dict[str, NDArray]:
         """Flat arrays: ``model.*`` (state dict), item vectors and features, encoders,
         ``index.*`` and ``text.*``; restored by :meth:`from_state` without pickle."""

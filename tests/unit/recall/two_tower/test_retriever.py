@@ -17,7 +17,7 @@ from funnelrec.index import ExactIndexConfig, MetricMismatchError
 from funnelrec.recall.base import Queries
 from funnelrec.recall.two_tower import HardNegativeConfig, TowerConfig, TwoTower, TwoTowerConfig
 from funnelrec.recall.two_tower.retriever import METRIC
-from funnelrec.train import TrainLoopConfig
+from funnelrec.train.config import TrainLoopConfig
 
 N_USERS, N_ITEMS, PER_USER = 40, 20, 8
 

@@ -25,7 +25,7 @@ import polars as pl
 from funnelrec.errors import FunnelrecError
 from funnelrec.pipeline.recommender import Recommender
 
-GOLDEN_FILE = "golden.json"
+
 GOLDEN_VERSION = 1
 COLD_PREFIX = "__golden_cold_"
 
@@ -46,18 +46,9 @@ def golden_users(recommender: Recommender, n: int) -> list[Any]:
     return [*known, *cold]
 
 
-def as_of(recommender: Recommender) -> int:
-    """The artifact's as-of time: one second after the last event it knows."""
-    latest = recommender.history["timestamp"].max()
-    if recommender.rank_log is not None and recommender.rank_log.height:
-        log_latest = recommender.rank_log["timestamp"].max()
-        latest = log_latest if latest is None else max(latest, log_latest)  # type: ignore[type-var]
-    return int(latest or 0) + 1  # type: ignore[arg-type]
-
-
 def _run(recommender: Recommender, users: list[Any], timestamp: int, k: int) -> list[dict]:
     ids = pl.Series("user_id", [str(u) for u in users], dtype=pl.String)
-    ranked = recommender.recommend(recommender.queries(ids, timestamp), k=k).ranked
+    ranked = recommender.run(recommender.queries(ids, timestamp), k=k).ranked
     out: list[dict] = []
     grouped = ranked.sort("query_id", "rank").partition_by("query_id", as_dict=True)
     for row, user in enumerate(users):
@@ -81,7 +72,7 @@ def golden_set(recommender: Recommender, n: int = 32, k: int = 10) -> dict:
     Returns:
         A JSON-able dict ``{version, timestamp, k, requests: [{user_id, items, scores}]}``.
     """
-    timestamp = as_of(recommender)
+    timestamp = recommender.as_of
     users = golden_users(recommender, n)
     return {
         "version": GOLDEN_VERSION,

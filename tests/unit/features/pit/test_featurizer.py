@@ -1,50 +1,24 @@
-"""Point-in-time ranking features: the no-future guarantee, hand-computed values, a brute-force
-oracle, unknown ids, persistence and a run on a simulated log."""
+"""The featurizer end to end: the no-future guarantee, a brute-force oracle, sparse ids,
+unknown ids, input errors and a run on a simulated log."""
+
+from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
 import pytest
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
-from funnelrec.rank.samples import SampleConfig, impression_samples, index_log
 from funnelrec.features.spec import RankFeatures
+from funnelrec.rank.samples import index_log
 
 DAY = 86400
 T0 = 1_700_000_000
 YEARS_10 = 10 * 365 * DAY
-
-
-def _arrays(f: RankFeatures) -> dict[str, np.ndarray]:
-    out = dict(f.arrays())
-    out.update(group=f.group, user_idx=f.user_idx)
-    out.update({f"extra_{k}": v for k, v in f.extra.items()})
-    return out
-
-
-def _assert_identical(a: RankFeatures, b: RankFeatures) -> None:
-    assert a.spec == b.spec
-    arrays_a, arrays_b = _arrays(a), _arrays(b)
-    assert arrays_a.keys() == arrays_b.keys()
-    for key, value in arrays_a.items():
-        assert value.dtype == arrays_b[key].dtype, key
-        np.testing.assert_array_equal(value, arrays_b[key], err_msg=key)
-
-
-@pytest.fixture(scope="module")
-def sim() -> tuple[Dataset, pl.DataFrame]:
-    data = simulate(SimulatorConfig.for_interactions(20_000))
-    dataset = Dataset.build(data.interactions, data.items, data.users)
-    return dataset, impression_samples(dataset.interactions, SampleConfig())
-
-
-@pytest.fixture(scope="module")
-def fitted(sim: tuple[Dataset, pl.DataFrame]) -> PointInTimeFeatures:
-    data, samples = sim
-    return PointInTimeFeatures(PointInTimeConfig()).fit(data, samples, data.interactions)
+Identical = Callable[[RankFeatures, RankFeatures], None]
 
 
 # --------------------------------------------------------------------------- no future
@@ -80,7 +54,7 @@ def _planted(data: Dataset, samples: pl.DataFrame) -> pl.DataFrame:
 
 
 def test_future_events_change_no_feature_of_any_sample(
-    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
+    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures, assert_identical: Identical
 ) -> None:
     data, samples = sim
     log = data.interactions.select("user_idx", "item_idx", "timestamp", "event")
@@ -89,7 +63,7 @@ def test_future_events_change_no_feature_of_any_sample(
     # The latest slate's samples sit exactly at the planted time: the boundary is exclusive.
     assert (samples["timestamp"] == planted["timestamp"].min()).sum() > 0
     after = fitted.transform(samples, pl.concat([log, planted]).sample(fraction=1.0, seed=3))
-    _assert_identical(before, after)
+    assert_identical(before, after)
 
 
 def test_the_same_events_one_second_earlier_are_seen(
@@ -117,87 +91,20 @@ def test_log_row_order_does_not_matter(
     np.testing.assert_array_equal(a.sparse, b.sparse)
 
 
-# --------------------------------------------------------------------------- hand-computed
-def _hand() -> tuple[Dataset, pl.DataFrame]:
-    rows = [  # user, item, t, event
-        ("u0", "a", T0, "impression"),
-        ("u0", "a", T0 + 10, "click"),
-        ("u0", "b", T0 + DAY, "impression"),
-        ("u0", "c", T0 + 2 * DAY - 5, "impression"),
-        ("u0", "c", T0 + 2 * DAY, "click"),
-        ("u0", "c", T0 + 2 * DAY + 100, "order"),
-        ("u1", "a", T0 + 3 * DAY, "click"),
-        ("u0", "b", T0 + 5 * DAY, "impression"),  # the sample's own slate: not before it
-        ("u0", "a", T0 + 5 * DAY, "click"),  # at the sample time: not before it
-    ]
-    inter = pl.DataFrame(rows, schema=["user_id", "item_id", "timestamp", "event"], orient="row")
-    inter = inter.with_columns(pl.lit(1.0, dtype=pl.Float32).alias("value"))
-    items = pl.DataFrame(
-        {"item_id": ["a", "b", "c"], "category": ["X", "X", "Y"], "created_at": [T0 - 1000] * 3}
-    )
-    users = pl.DataFrame({"user_id": ["u0", "u1"], "gender": ["F", "M"]})
-    data = Dataset.build(inter, items, users)
-    t = T0 + 5 * DAY
-    samples = pl.DataFrame(
-        {
-            "query_id": [0, 0],
-            "user_idx": [0, 0],  # u0
-            "item_idx": [0, 1],  # a, b
-            "timestamp": [t, t],
-            "label_click": [1.0, 0.0],
-        }
-    )
-    return data, samples
-
-
-def test_hand_computed_counts_recency_and_sequence() -> None:
-    data, samples = _hand()
-    cfg = PointInTimeConfig(ctr_prior=0.0, seq_len=4)
-    pit = PointInTimeFeatures(cfg).fit(data, samples, data.interactions)
-    raw = dict(zip(pit.dense_names, pit.raw_dense(samples, data.interactions)[0], strict=True))
-    lg = math.log1p
-    expected = {
-        "u_pos_1d": lg(0),
-        "u_pos_7d": lg(3),  # click a, click c, order c
-        "u_pos_30d": lg(3),
-        "u_pos_all": lg(3),
-        "u_recency": lg(3 * DAY - 100),  # since the order at 2 d + 100 s
-        "u_imp_all": lg(3),  # a, b, c; not the sample's own impression
-        "u_ctr": 2 / 3,
-        "i_pos_1d": lg(0),
-        "i_pos_7d": lg(2),  # u0 at +10 s, u1 at 3 d
-        "i_pos_all": lg(2),
-        "i_recency": lg(2 * DAY),
-        "i_imp_all": lg(1),
-        "i_ctr": 1.0,  # 2 clicks / 1 impression, capped
-        "i_age": lg(5 * DAY + 1000),
-        "uc_pos_1d": lg(0),
-        "uc_pos_7d": lg(1),  # category X: click a
-        "uc_pos_all": lg(1),
-        "uc_share": 1 / 3,
-        "ui_pos_all": lg(1),
-        "ui_imp_all": lg(1),
-    }
-    for name, value in expected.items():
-        assert raw[name] == pytest.approx(value), name
+# --------------------------------------------------------------------------- sparse, labels
+def test_hand_computed_sparse_labels_and_group(hand: tuple[Dataset, pl.DataFrame]) -> None:
+    data, samples = hand
+    pit = PointInTimeFeatures(PointInTimeConfig(seq_len=4)).fit(data, samples)
     feats = pit.transform(samples, data.interactions)
     # a=0, b=1, c=2 -> ids 1, 2, 3; categories X=0, Y=1 -> ids 1, 2.
     assert feats.sparse[:, :3].tolist() == [[1, 1, 1], [1, 2, 1]]
     assert feats.spec.sparse_names == ("user", "item", "category", "gender", "hour", "weekday")
     assert feats.sparse[0, 3] == 1  # gender F
-    # Most recent first: order c, click c, click a; then padding.
-    assert feats.seq_item[0].tolist() == [3, 3, 1, 0]
-    assert feats.seq_category[0].tolist() == [2, 2, 1, 0]
-    np.testing.assert_allclose(
-        feats.seq_gap[0], [lg(3 * DAY - 100), lg(3 * DAY), lg(5 * DAY - 10), 0.0], rtol=1e-6
-    )
-    clicks_only = PointInTimeFeatures(cfg.model_copy(update={"seq_events": ("click",)}))
-    seq = clicks_only.fit(data, samples).transform(samples, data.interactions).seq_item
-    assert seq[0].tolist() == [3, 1, 0, 0]
     assert feats.labels["click"].tolist() == [1.0, 0.0]
     assert feats.group.tolist() == [0, 0]
 
 
+# --------------------------------------------------------------------------- oracle
 def test_brute_force_oracle_on_a_random_log() -> None:
     rng = np.random.default_rng(0)
     n = 3000
@@ -277,8 +184,10 @@ def test_unknown_users_and_items_get_id_zero_and_finite_dense(
     assert feats.labels == {} and spec.tasks == ("click", "cart", "order")
 
 
-def test_new_items_from_index_log_count_but_embed_as_unknown() -> None:
-    data, samples = _hand()
+def test_new_items_from_index_log_count_but_embed_as_unknown(
+    hand: tuple[Dataset, pl.DataFrame],
+) -> None:
+    data, samples = hand
     pit = PointInTimeFeatures(PointInTimeConfig()).fit(data, samples)
     t = T0 + 6 * DAY
     later = pl.DataFrame(
@@ -300,22 +209,6 @@ def test_new_items_from_index_log_count_but_embed_as_unknown() -> None:
     assert raw["i_pos_all"] == pytest.approx(math.log1p(3))
     assert raw["ui_pos_all"] == pytest.approx(math.log1p(1))
     assert 0 not in feats.seq_item[0, :3]  # the new item is left out of the sequence
-
-
-# --------------------------------------------------------------------------- persistence
-def test_state_round_trip_is_identical(
-    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures, tmp_path
-) -> None:
-    data, samples = sim
-    np.savez(tmp_path / "pit.npz", **fitted.state())
-    with np.load(tmp_path / "pit.npz", allow_pickle=False) as npz:
-        state = {k: npz[k] for k in npz.files}
-    reloaded = PointInTimeFeatures.from_state(fitted.config, state)
-    _assert_identical(
-        fitted.transform(samples, data.interactions), reloaded.transform(samples, data.interactions)
-    )
-    with pytest.raises(ValueError, match="dense features"):
-        PointInTimeFeatures.from_state(PointInTimeConfig(windows_s=(DAY,)), state)
 
 
 # --------------------------------------------------------------------------- errors
@@ -366,60 +259,3 @@ def test_simulated_run_shapes_ranges_and_standardisation(
     assert set(feats.extra) >= {"item_idx", "timestamp", "position"}
     sub = feats.take(np.arange(10))
     assert len(sub) == 10
-
-
-# --------------------------------------------------------------------------- prepared log
-def test_prepared_log_gives_the_plain_features(
-    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
-) -> None:
-    """A serving-style request (one user's candidates, as of after the log, with events
-    posted since) through the prepared index equals the plain path on the concatenated log."""
-    data, samples = sim
-    log = data.interactions
-    prepared = fitted.prepare(log)
-    t_end = int(log["timestamp"].max())
-    rng = np.random.default_rng(0)
-    users = rng.choice(data.n_users, 5, replace=False)
-    for user in users:
-        items = rng.choice(data.n_items, 60, replace=False)
-        request = pl.DataFrame(
-            {
-                "query_id": np.zeros(60, dtype=np.int64),
-                "user_idx": np.full(60, user, dtype=np.int32),
-                "item_idx": items.astype(np.int32),
-                "timestamp": np.full(60, t_end + 100, dtype=np.int64),
-            }
-        )
-        extra = pl.DataFrame(
-            {
-                "user_idx": np.full(4, user, dtype=np.int32),
-                "item_idx": items[:4].astype(np.int32),
-                "timestamp": np.array([t_end + 1, t_end + 2, t_end + 2, t_end + 500]),
-                "event": ["impression", "click", "cart", "click"],
-            }
-        ).cast({"user_idx": log["user_idx"].dtype, "item_idx": log["item_idx"].dtype})
-        plain = fitted.transform(
-            request, pl.concat([log.select(extra.columns), extra], how="vertical")
-        )
-        _assert_identical(fitted.transform(request, prepared.with_extra(extra)), plain)
-    # Training-style samples (earlier than parts of the log) match too.
-    head = samples.head(500)
-    _assert_identical(fitted.transform(head, prepared), fitted.transform(head, log))
-
-
-def test_prepared_log_falls_back_before_its_start(
-    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
-) -> None:
-    data, samples = sim
-    late = data.interactions.filter(pl.col("timestamp") > samples["timestamp"].median())
-    early = samples.head(50)
-    _assert_identical(fitted.transform(early, fitted.prepare(late)), fitted.transform(early, late))
-
-
-def test_prepared_log_with_no_samples(
-    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
-) -> None:
-    data, samples = sim
-    empty = samples.head(0)
-    out = fitted.transform(empty, fitted.prepare(data.interactions))
-    assert out.sparse.shape[0] == 0 and out.dense.shape == (0, fitted.spec.n_dense)

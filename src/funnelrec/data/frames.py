@@ -1,0 +1,48 @@
+"""In-memory tables (pandas or polars) to canonical tables, with the file loader's rules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+from funnelrec.data.validate import DropReport, coerce_table
+from funnelrec.errors import DataError
+from funnelrec.schema import INTERACTIONS, ITEMS, USERS, TableSpec
+
+
+def as_polars(frame: Any, name: str) -> pl.DataFrame:
+    """A polars DataFrame from a polars or pandas one (or anything ``pl.DataFrame`` takes).
+
+    Raises:
+        DataError: ``frame`` is not a table.
+    """
+    if isinstance(frame, pl.DataFrame):
+        return frame
+    if type(frame).__module__.startswith("pandas"):
+        return pl.from_pandas(frame)
+    try:
+        return pl.DataFrame(frame)
+    except (TypeError, ValueError) as e:
+        raise DataError(f"{name}: expected a pandas or polars DataFrame ({e})") from None
+
+
+def canonical_frame(frame: Any, spec: TableSpec) -> tuple[pl.DataFrame, DropReport]:
+    """Validate and cast one in-memory table as :func:`~funnelrec.data.io.read_table` does for
+    a file: defaults filled (``event = click``, ``value = 1.0``), timestamps parsed, rows
+    with null keys dropped and counted."""
+    return coerce_table(as_polars(frame, spec.name), spec, path=f"<{spec.name} frame>")
+
+
+def canonical_frames(
+    interactions: Any, items: Any = None, users: Any = None
+) -> tuple[pl.DataFrame, pl.DataFrame | None, pl.DataFrame | None, tuple[DropReport, ...]]:
+    """The three canonical tables (items/users optional) and their drop reports."""
+    inter, report = canonical_frame(interactions, INTERACTIONS)
+    reports = [report]
+    tables: dict[str, pl.DataFrame | None] = {"items": None, "users": None}
+    for key, frame, spec in (("items", items, ITEMS), ("users", users, USERS)):
+        if frame is not None:
+            tables[key], extra = canonical_frame(frame, spec)
+            reports.append(extra)
+    return inter, tables["items"], tables["users"], tuple(reports)

@@ -1,0 +1,57 @@
+"""The dense point-in-time features, assembled in :func:`dense_feature_names` order."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from funnelrec.features.pit.config import PointInTimeConfig, dense_feature_names
+from funnelrec.features.pit.item_stats import item_age_column, item_columns
+from funnelrec.features.pit.prepared import PreparedLog
+from funnelrec.features.pit.state import FittedState
+from funnelrec.features.pit.stats import StatInputs
+from funnelrec.features.pit.user_stats import (
+    user_category_columns,
+    user_columns,
+    user_item_columns,
+)
+
+
+def raw_dense(
+    config: PointInTimeConfig,
+    state: FittedState,
+    samples: pl.DataFrame,
+    log: pl.DataFrame,
+    prepared: PreparedLog | None = None,
+) -> NDArray[np.float64]:
+    """``[N, D]`` unstandardised dense features (names: :func:`dense_feature_names`).
+
+    Counts are ``log1p(count)``, recency and age ``log1p(seconds)``, CTR and share raw.
+
+    Args:
+        config: the feature settings.
+        state: the fitted state (its positive rule decides which events count).
+        samples: ``[N]`` samples (``user_idx, item_idx, timestamp``).
+        log: ``[E]`` events; with ``prepared``, only the samples' users' rows then the extra
+            events, item-side lookups reading the prepared index.
+        prepared: the prepared index, or None.
+
+    Returns:
+        ``[N, D]`` float64.
+    """
+    if samples.height == 0:
+        names = dense_feature_names(
+            config,
+            impressions=state.has_impressions,
+            created_at=state.item_created_at is not None,
+        )
+        return np.zeros((0, len(names)))
+    x = StatInputs.build(config, state, samples, log, prepared)
+    cols, user_positives = user_columns(x)
+    cols += item_columns(x)
+    if state.item_created_at is not None:
+        cols.append(item_age_column(x, state.item_created_at))
+    cols += user_category_columns(x, user_positives)
+    cols += user_item_columns(x)
+    return np.column_stack(cols).astype(np.float64)

@@ -1,0 +1,284 @@
+"""The point-in-time featurizer: fit on training samples, transform samples of any time."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Self
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from funnelrec.data.dataset import Dataset
+from funnelrec.features.pit.config import (
+    DAY_S,
+    EXTRA_COLUMNS,
+    IMPRESSION,
+    LOG_COLUMNS,
+    SAMPLE_COLUMNS,
+    PointInTimeConfig,
+    dense_feature_names,
+)
+from funnelrec.features.pit.dense import raw_dense
+from funnelrec.features.pit.log import relevant_events, require_columns
+from funnelrec.features.pit.prepared import PreparedLog, prepare_log
+from funnelrec.features.pit.sequences import sequences
+from funnelrec.features.pit.state import FittedState
+from funnelrec.features.spec import FeatureSpec, RankFeatures
+
+logger = logging.getLogger(__name__)
+
+
+class PointInTimeFeatures:
+    """Ranking features computed as of each sample's timestamp (config + fit + transform).
+
+    Example:
+        >>> from funnelrec.data.simulator import SimulatorConfig, simulate
+        >>> from funnelrec.rank.samples import SampleConfig, impression_samples
+        >>> sim = simulate(SimulatorConfig.for_interactions(5_000, seed=1))
+        >>> data = Dataset.build(sim.interactions, sim.items, sim.users)
+        >>> samples = impression_samples(data.interactions, SampleConfig())
+        >>> pit = PointInTimeFeatures(PointInTimeConfig()).fit(data, samples, data.interactions)
+        >>> feats = pit.transform(samples, data.interactions)
+        >>> feats.sparse.shape[0] == samples.height, feats.spec.tasks
+        (True, ('click', 'cart', 'order'))
+    """
+
+    def __init__(self, config: PointInTimeConfig) -> None:
+        self.config = config
+        self._fitted: FittedState | None = None
+
+    # ------------------------------------------------------------------ fit / transform
+    def fit(self, data: Dataset, samples: pl.DataFrame, log: pl.DataFrame | None = None) -> Self:
+        """Fit vocabulary sizes and the dense standardisation on training samples.
+
+        Args:
+            data: the training Dataset (vocabularies, items' categories and created_at, users'
+                attributes, and ``positive_events``: which events count as positives).
+            samples: ``[N]`` training Samples table (``query_id, user_idx, item_idx,
+                timestamp, label_<task>...``), indices in ``data``'s vocabularies.
+            log: the event log the training features read (``user_idx, item_idx, timestamp,
+                event``); default ``data.interactions``.
+
+        Returns:
+            self.
+        """
+        log = data.interactions if log is None else log
+        require_columns(samples, SAMPLE_COLUMNS, "samples")
+        require_columns(log, LOG_COLUMNS, "log")
+        if samples.height == 0:
+            raise ValueError("samples: no rows to fit on")
+        events = log["event"]
+        n_imp = int((events == IMPRESSION).sum())
+        n_ctr = int((events == self.config.ctr_event).sum())
+        encoder = data.user_attr_encoder
+        cats = data.item_categories
+        created = data.item_created_at
+        base = FittedState(
+            item_category=(
+                np.full(data.n_items, -1, dtype=np.int32) if cats is None else cats.copy()
+            ),
+            n_categories=len(data.category_vocab),
+            n_users=data.n_users,
+            user_attr=np.ascontiguousarray(data.user_attr, dtype=np.int32),
+            attr_names=tuple(encoder.columns),
+            attr_cardinalities=tuple(encoder.cardinalities),
+            item_created_at=None if created is None else created.astype(np.int64),
+            has_impressions=n_imp > 0,
+            global_ctr=min(n_ctr / n_imp, 1.0) if n_imp else 0.0,
+            tasks=tuple(c[len("label_") :] for c in samples.columns if c.startswith("label_")),
+            positive_events=data.positive_events,
+            dense_mean=np.zeros(0),
+            dense_std=np.ones(0),
+        )
+        raw = raw_dense(self.config, base, samples, log)
+        mean = raw.mean(axis=0)
+        std = raw.std(axis=0)
+        std = np.where(std > 1e-8, std, 1.0)
+        self._fitted = dataclasses.replace(base, dense_mean=mean, dense_std=std)
+        logger.info(
+            "point-in-time features fitted on %d samples: %d sparse fields, %d dense",
+            samples.height,
+            self.spec.n_sparse,
+            self.spec.n_dense,
+        )
+        return self
+
+    @property
+    def _state(self) -> FittedState:
+        if self._fitted is None:
+            raise RuntimeError("PointInTimeFeatures is not fitted: call fit() or from_state()")
+        return self._fitted
+
+    @property
+    def positive_events(self) -> tuple[str, ...] | None:
+        """The fitted positive rule (the training Dataset's ``positive_events``)."""
+        return self._state.positive_events
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The :class:`FeatureSpec` of the fitted features."""
+        f = self._state
+        sparse_names = ("user", "item", "category", *f.attr_names, "hour", "weekday")
+        cards = (f.n_users + 1, f.n_items + 1, f.n_categories + 1, *f.attr_cardinalities, 25, 8)
+        return FeatureSpec(
+            sparse_names=sparse_names,
+            sparse_cardinalities=cards,
+            n_dense=len(self.dense_names),
+            seq_len=self.config.seq_len,
+            item_field=1,
+            category_field=2,
+            tasks=f.tasks,
+            dense_names=self.dense_names,
+        )
+
+    @property
+    def dense_names(self) -> tuple[str, ...]:
+        f = self._state
+        return dense_feature_names(
+            self.config, impressions=f.has_impressions, created_at=f.item_created_at is not None
+        )
+
+    def transform(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> RankFeatures:
+        """Features of ``samples`` from the events of ``log`` strictly before each sample.
+
+        Args:
+            samples: ``[N]`` Samples table; label columns optional (none at serving time), but
+                when present they must be the fitted tasks'. Rows keep their order.
+            log: ``[E]`` events (``user_idx, item_idx, timestamp, event``), indices in the
+                fitted vocabularies; ids new since fitting may carry indices >= the fitted
+                sizes (see ``funnelrec.rank.samples.index_log``): they get sparse id 0 but
+                their events still count. Events at or after a sample's time are never read.
+                Or a :class:`PreparedLog` (same features, faster for small requests).
+
+        Returns:
+            :class:`RankFeatures` with ``sparse [N, F]`` int64, ``dense [N, D]`` float32,
+            ``seq_item``/``seq_category [N, L]`` int64, ``seq_gap [N, L]`` float32,
+            ``labels {task: [N]}``, ``group [N]`` (query_id), ``user_idx [N]`` and ``extra``
+            (``item_idx``, ``timestamp`` and position/source_rank/recall_score if present).
+
+        Raises:
+            ValueError: a missing column, or label columns that differ from the fitted tasks.
+        """
+        f = self._state
+        require_columns(samples, SAMPLE_COLUMNS, "samples")
+        frame, prepared = self._readable_log(samples, log)
+        present = [t for t in f.tasks if f"label_{t}" in samples.columns]
+        if present and len(present) != len(f.tasks):
+            missing = [f"label_{t}" for t in f.tasks if t not in present]
+            raise ValueError(f"samples: missing column '{missing[0]}' (fitted tasks {f.tasks})")
+        raw = raw_dense(self.config, f, samples, frame, prepared)
+        dense = np.nan_to_num((raw - f.dense_mean) / f.dense_std, nan=0.0)
+        clip = self.config.clip
+        seq_item, seq_cat, seq_gap = sequences(
+            self.config, f, samples, frame, None if prepared is None else prepared.t0
+        )
+        item = samples["item_idx"].to_numpy().astype(np.int64)
+        extra: dict[str, NDArray] = {
+            "item_idx": item,
+            "timestamp": samples["timestamp"].to_numpy().astype(np.int64),
+        }
+        for col in EXTRA_COLUMNS:
+            if col in samples.columns and samples[col].dtype.is_numeric():
+                extra[col] = samples[col].to_numpy()
+        return RankFeatures(
+            spec=self.spec,
+            sparse=self._sparse(samples),
+            dense=np.clip(dense, -clip, clip).astype(np.float32),
+            seq_item=seq_item,
+            seq_category=seq_cat,
+            seq_gap=seq_gap,
+            labels={
+                t: samples[f"label_{t}"].to_numpy().astype(np.float32, copy=False) for t in present
+            },
+            group=samples["query_id"].to_numpy().astype(np.int64),
+            user_idx=samples["user_idx"].to_numpy().astype(np.int64),
+            extra=extra,
+        )
+
+    def prepare(self, log: pl.DataFrame) -> PreparedLog:
+        """Index ``log`` once for many :meth:`transform` calls (see :class:`PreparedLog`)."""
+        f = self._state
+        return prepare_log(
+            log, f.positive_events, self.config.ctr_event, impressions=f.has_impressions
+        )
+
+    def raw_dense(self, samples: pl.DataFrame, log: pl.DataFrame) -> NDArray[np.float64]:
+        """``[N, D]`` dense features before standardisation (columns: :attr:`dense_names`).
+
+        Counts are ``log1p(count)``, recency and age ``log1p(seconds)``, CTR and share raw.
+        For inspection and tests; :meth:`transform` standardises these.
+        """
+        require_columns(samples, SAMPLE_COLUMNS, "samples")
+        require_columns(log, LOG_COLUMNS, "log")
+        return raw_dense(self.config, self._state, samples, relevant_events(log, samples))
+
+    # ------------------------------------------------------------------ internals
+    @staticmethod
+    def _readable_log(
+        samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
+    ) -> tuple[pl.DataFrame, PreparedLog | None]:
+        """The log rows ``samples`` can read, and the prepared index when it applies.
+
+        A :class:`PreparedLog` whose 32-bit time window does not cover the samples falls back
+        to the plain path over its whole log; otherwise only the samples' users' rows are read
+        (item-side lookups use the index). A plain log is cut to the samples' users and items.
+        """
+        prepared = log if isinstance(log, PreparedLog) else None
+        if prepared is not None and not prepared.covers(samples):
+            log = prepared.combined()
+            prepared = None
+        if isinstance(log, PreparedLog):
+            log = log.rows_of_users(samples["user_idx"].to_numpy().astype(np.int64))
+        require_columns(log, LOG_COLUMNS, "log")
+        if prepared is None:
+            log = relevant_events(log, samples)
+        return log, prepared
+
+    def _sparse(self, samples: pl.DataFrame) -> NDArray[np.int64]:
+        """``[N, F]`` sparse ids: user, item, category, user attributes, hour, weekday."""
+        f = self._state
+        user = samples["user_idx"].to_numpy().astype(np.int64)
+        item = samples["item_idx"].to_numpy().astype(np.int64)
+        ts = samples["timestamp"].to_numpy().astype(np.int64)
+        known_u = (user >= 0) & (user < f.n_users)
+        known_i = (item >= 0) & (item < f.n_items)
+        attrs = np.zeros((user.shape[0], len(f.attr_names)), dtype=np.int64)
+        attrs[known_u] = f.user_attr[user[known_u]]
+        return np.column_stack(
+            [
+                np.where(known_u, user + 1, 0),
+                np.where(known_i, item + 1, 0),
+                f.category_of(item) + 1,
+                attrs,
+                (ts // 3600) % 24 + 1,
+                (ts // DAY_S + 3) % 7 + 1,  # 1970-01-01 was a Thursday; Monday -> 1
+            ]
+        ).astype(np.int64)
+
+    # ------------------------------------------------------------------ persistence
+    def state(self) -> dict[str, NDArray]:
+        """Fitted state as plain arrays (``np.savez``-able, loadable without pickle)."""
+        out = self._state.to_arrays()
+        out["dense_names"] = np.array(self.dense_names, dtype=np.str_)
+        return out
+
+    @classmethod
+    def from_state(cls, config: PointInTimeConfig, state: dict[str, NDArray]) -> Self:
+        """Rebuild a fitted featurizer from :meth:`state` (output identical to the original).
+
+        A state saved before the positive rule was stored means the default rule (every event
+        but impression), which is what such featurizers used.
+
+        Raises:
+            ValueError: the state does not match ``config`` (different dense features).
+        """
+        model = cls(config)
+        model._fitted = FittedState.from_arrays(state)
+        saved = tuple(str(n) for n in state["dense_names"])
+        if saved != model.dense_names:
+            raise ValueError(
+                f"state holds dense features {saved}, the config gives {model.dense_names}"
+            )
+        return model

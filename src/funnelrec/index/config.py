@@ -1,0 +1,99 @@
+"""The index configurations, importable without Faiss.
+
+Retriever configs embed an :data:`IndexConfig`, and reading or validating them must not load
+Faiss (seconds, and an OpenMP runtime), so the specs live here and the parameter-owning
+indexes (:mod:`funnelrec.index.exact`, :mod:`funnelrec.index.faiss_index`) import them.
+
+Example:
+    >>> from pydantic import TypeAdapter
+    >>> TypeAdapter(IndexConfig).validate_python({"kind": "hnsw", "M": 16}).ef_search
+    128
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "ExactIndexConfig",
+    "HNSWIndexConfig",
+    "IVFIndexConfig",
+    "IndexConfig",
+    "IndexConfigBase",
+]
+
+
+class IndexConfigBase(BaseModel):
+    """Fields every index config shares. Subclasses add ``kind: Literal[...]`` and knobs.
+
+    ``search_fields`` names the knobs that only affect search (e.g. ``ef_search``, ``nprobe``):
+    they may differ between the config an index was built with and the one it is loaded with.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    search_fields: ClassVar[frozenset[str]] = frozenset()
+
+
+class ExactIndexConfig(IndexConfigBase):
+    """Brute-force index (:class:`~funnelrec.index.exact.ExactIndex`).
+
+    ``block_size``: scores (queries x items) materialised at once; bounds memory at
+    ``4 * block_size`` bytes (default 64 MiB). Search-only: may change when loading.
+    """
+
+    kind: Literal["exact"] = "exact"
+    block_size: int = Field(1 << 24, gt=0, description="Query x item scores per block.")
+
+    search_fields: ClassVar[frozenset[str]] = frozenset({"block_size"})
+
+
+class HNSWIndexConfig(IndexConfigBase):
+    """HNSW graph index (``faiss.IndexHNSWFlat``, see :mod:`funnelrec.index.faiss_index`).
+
+    ``M``: neighbours per node (memory ~ ``N * M * 8`` bytes on top of the vectors).
+    ``ef_construction``: candidate list while inserting (build time vs graph quality).
+    ``ef_search``: candidate list while searching, at least ``k`` is used (speed vs recall);
+    search-only, may change when loading.
+    """
+
+    kind: Literal["hnsw"] = "hnsw"
+    M: int = Field(32, ge=2, le=512)
+    ef_construction: int = Field(200, gt=0)
+    ef_search: int = Field(128, gt=0)
+
+    search_fields: ClassVar[frozenset[str]] = frozenset({"ef_search"})
+
+
+class IVFIndexConfig(IndexConfigBase):
+    """Inverted-file index (``faiss.IndexIVFFlat``), k-means coarse quantizer.
+
+    ``nlist``: inverted lists; None = ``round(4 * sqrt(N))`` at build. Always capped at
+    ``N // min_train_points`` (at least 1) so k-means has enough points per centroid.
+    ``nprobe``: lists visited per query (speed vs recall); search-only, may change when loading.
+    ``seed``: k-means initialisation and training subsample. Items added after
+    :meth:`~funnelrec.index.base.BaseIndex.build`
+    go to the lists of the already trained centroids.
+    """
+
+    kind: Literal["ivf"] = "ivf"
+    nlist: int | None = Field(None, gt=0)
+    nprobe: int = Field(48, gt=0)
+    min_train_points: int = Field(39, gt=0, description="Fewest training vectors per list.")
+    seed: int = Field(0, ge=0)
+
+    search_fields: ClassVar[frozenset[str]] = frozenset({"nprobe"})
+
+    def lists_for(self, n: int) -> int:
+        """The ``nlist`` used for ``n`` training vectors."""
+        wanted = self.nlist if self.nlist is not None else round(4 * math.sqrt(n))
+        return max(1, min(wanted, n // self.min_train_points))
+
+
+IndexConfig = Annotated[
+    ExactIndexConfig | HNSWIndexConfig | IVFIndexConfig, Field(discriminator="kind")
+]
+"""Any index config, told apart by ``kind``."""

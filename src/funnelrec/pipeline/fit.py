@@ -1,0 +1,112 @@
+"""``fit_funnel``: the one way to train the whole funnel.
+
+``funnelrec run`` (evaluation: fit on the training side of a split), ``funnelrec train``
+(production: fit on every row), ``Recommender.fit`` (notebooks) and the benchmarks all call
+:func:`fit_funnel`, so what is evaluated is what is deployed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.dataset import Dataset
+from funnelrec.pipeline.rank_samples import RankData, build_rank_data
+from funnelrec.pipeline.recall_fit import fit_recall
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.rank.ranker import Ranker
+
+logger = logging.getLogger(__name__)
+
+ProgressFn = Callable[[str, int, int], None]
+"""Called as ``progress(stage, done, total)``; the CLI renders it with rich."""
+
+RANK_LOG_COLUMNS = ("user_idx", "item_idx", "timestamp", "event")
+
+
+@dataclass(frozen=True)
+class RankTraining:
+    """How the ranker was trained: its samples' provenance and the fit statistics.
+
+    Attributes:
+        data: the training/validation samples and their label rules.
+        stats: the ranker's fit statistics (epochs, losses, fusion search, health findings).
+    """
+
+    data: RankData
+    stats: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What :func:`fit_funnel` did.
+
+    Attributes:
+        timings_s: wall seconds per step (``fit.<channel>``, ``rank.samples``, ``fit.rank``).
+        skipped: recall channels left out, with the reason.
+        rank: the ranker's training record; None when the stage is disabled.
+    """
+
+    timings_s: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+    rank: RankTraining | None = None
+
+
+def fit_funnel(
+    config: ExperimentConfig,
+    data: Dataset,
+    rng: np.random.Generator,
+    *,
+    work_dir: Path | None = None,
+    progress: ProgressFn | None = None,
+) -> tuple[Recommender, FitReport]:
+    """Fit recall channels, the ranker (samples from the end of ``data``'s time span) and the
+    re-ranker, honouring every ``enabled`` switch of ``config``.
+
+    Args:
+        config: the funnel's configuration.
+        data: what the funnel may learn from (a split's training side, or every row).
+        rng: the one source of randomness (sampling, initialisation order).
+        work_dir: where by-products go (``diagnostics/``: the ranker's training health).
+        progress: optional ``progress(stage, done, total)`` callback.
+
+    Returns:
+        The fitted :class:`Recommender` and a :class:`FitReport`.
+
+    Raises:
+        MissingInputError: no recall channel could be fitted.
+        ValueError: the ranking stage is enabled but the data yields no ranking samples.
+    """
+    if progress is not None:
+        progress("fit", 0, 1)
+    recall = fit_recall(config, data, rng)
+    recommender = recall.recommender
+    timings = dict(recall.timings_s)
+    if progress is not None:
+        progress("fit", 1, 1)
+    rank = None
+    if config.rank.enabled:
+        if progress is not None:
+            progress("rank.fit", 0, 1)
+        start = time.perf_counter()
+        rank_data = build_rank_data(data, config, rng)
+        timings["rank.samples"] = time.perf_counter() - start
+        start = time.perf_counter()
+        health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
+        ranker = Ranker(config.rank, rank_data.tasks).fit(
+            data, rank_data.train, rank_data.valid, rank_data.log, health_dir=health_dir
+        )
+        timings["fit.rank"] = time.perf_counter() - start
+        recommender.set_ranker(ranker, data.interactions.select(RANK_LOG_COLUMNS))
+        rank = RankTraining(rank_data, dict(ranker.stats))
+        if progress is not None:
+            progress("rank.fit", 1, 1)
+    return recommender, FitReport(timings, dict(recall.skipped), rank)
+

@@ -1,0 +1,103 @@
+"""A Recommender to and from the artifact format (:mod:`funnelrec.artifacts`).
+
+Saving records a golden set (requests with their results) next to the state; loading
+rebuilds every part from its state arrays (no pickle, no code from the directory).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from funnelrec.artifacts import ArtifactContents, read_artifact, write_artifact
+from funnelrec.data.user_attributes import UserAttributeEncoder
+from funnelrec.data.vocab import Vocabulary
+from funnelrec.pipeline.context import ItemContext, UserContext
+from funnelrec.pipeline.golden import golden_set
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.rank.ranker import Ranker
+from funnelrec.recall.factory import retriever_from_state
+
+
+def recommender_contents(recommender: Recommender) -> ArtifactContents:
+    """Everything ``recommender`` is, as plain arrays and tables (with a fresh golden set)."""
+    ctx = recommender.users
+    users = {
+        "codes": ctx.codes,
+        "categories": ctx.category_vocab.ids.cast(pl.String).to_numpy().astype(np.str_),
+        **{f"encoder_{k}": v for k, v in ctx.encoder.state().items()},
+    }
+    items = {
+        name: value
+        for name, value in (
+            ("category", recommender.items.category),
+            ("created_at", recommender.items.created_at),
+        )
+        if value is not None
+    }
+    ranker = None if recommender.ranker is None else recommender.ranker.state()
+    return ArtifactContents(
+        config=recommender.config,
+        user_vocab=recommender.user_vocab,
+        item_vocab=recommender.item_vocab,
+        history=recommender.history,
+        users=users,
+        items=items,
+        channels={name: channel.state() for name, channel in recommender.channels.items()},
+        ranker=ranker,
+        rank_log=recommender.rank_log if ranker is not None else None,
+        golden=golden_set(recommender),
+    )
+
+
+def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
+    """Write ``recommender`` to ``out_dir`` (created); returns the manifest path."""
+    return write_artifact(recommender_contents(recommender), Path(out_dir))
+
+
+def recommender_from_contents(contents: ArtifactContents) -> Recommender:
+    """Rebuild a Recommender from what :func:`recommender_contents` produced."""
+    config = contents.config
+    channels = {
+        name: retriever_from_state(config.recall.channels[name], state)
+        for name, state in contents.channels.items()
+    }
+    arrays = contents.users
+    users = UserContext(
+        UserAttributeEncoder.from_state(
+            {k.removeprefix("encoder_"): v for k, v in arrays.items() if k.startswith("encoder_")}
+        ),
+        arrays["codes"],
+        Vocabulary(pl.Series("id", arrays["categories"].tolist(), dtype=pl.String)),
+    )
+    items = ItemContext(contents.items.get("category"), contents.items.get("created_at"))
+    recommender = Recommender(
+        config,
+        channels,
+        contents.user_vocab,
+        contents.item_vocab,
+        contents.history,
+        users,
+        items,
+    )
+    if contents.ranker is not None and contents.rank_log is not None:
+        recommender.set_ranker(Ranker.from_state(config.rank, contents.ranker), contents.rank_log)
+    return recommender
+
+
+def load_recommender(artifacts_dir: Path) -> Recommender:
+    """Load and verify an artifact directory written by :func:`save_recommender`."""
+    return recommender_from_contents(read_artifact(Path(artifacts_dir)))
+
+
+def load_with_golden(artifacts_dir: Path) -> tuple[Recommender, dict | None]:
+    """The recommender and its golden set (None for artifacts saved without one)."""
+    contents = read_artifact(Path(artifacts_dir))
+    return recommender_from_contents(contents), contents.golden
+
+
+def load_golden(artifacts_dir: Path) -> dict | None:
+    """The artifact's golden set, verified with every other file; None when it has none."""
+    return read_artifact(Path(artifacts_dir)).golden

@@ -1,0 +1,192 @@
+"""Ranking samples from the end of the training span: what the ranker of :func:`fit_funnel`
+learns from.
+
+Training samples come from the last ``rank.samples.window_fraction`` of the training time span:
+
+* ``impressions``: the logged slates of that window (non-clicked exposures are negatives);
+  slates whose label windows would reach past the cutoff are dropped, so every label is
+  complete.
+* ``recall``: recall is re-fitted on the time before the window, asked for each user active
+  in the window as of the window start, and its candidates are labelled by the window's events
+  (candidates the user did not touch are negatives). Recall fitted on the whole training side
+  would have seen those events and excluded them as "already seen".
+
+Features are point-in-time (each sample reads only events strictly before its timestamp), so
+training features read the training log. The latest ``valid_fraction`` of training queries
+drives early stopping and fusion tuning.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.dataset import Dataset
+from funnelrec.pipeline.recall_fit import fit_recall
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.rank.config import RankConfig
+from funnelrec.rank.samples import (
+    SampleConfig,
+    TaskLabel,
+    candidate_samples,
+    impression_samples,
+    resolve_source,
+    tasks_for_events,
+)
+from funnelrec.recall.base import Queries
+from funnelrec.schema import INTERACTIONS
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RankData:
+    """Training/validation samples, the log their features read, and how they were made."""
+
+    train: pl.DataFrame
+    valid: pl.DataFrame
+    log: pl.DataFrame
+    source: str
+    sample_config: SampleConfig
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def tasks(self) -> tuple[str, ...]:
+        return tuple(self.sample_config.tasks)
+
+
+def sample_config(rank: RankConfig, log: pl.DataFrame, source: str) -> SampleConfig:
+    """Tasks the log supports (or ``rank.tasks``); recall-source labels use the whole window."""
+    known = tasks_for_events(log["event"].unique().to_list())
+    if rank.samples.tasks is not None:
+        missing = [t for t in rank.samples.tasks if t not in known]
+        if missing:
+            raise ValueError(
+                f"rank.samples.tasks {missing} have no events in the log; it supports {sorted(known)}"
+            )
+        known = {t: known[t] for t in rank.samples.tasks}
+    if source == "recall":
+        known = {t: TaskLabel(events=v.events, window_s=None) for t, v in known.items()}
+    return SampleConfig(
+        source=source,
+        tasks=known,
+        max_negatives_per_query=rank.samples.max_negatives_per_query,
+        seed=rank.train.seed,
+    )
+
+
+def take_queries(
+    samples: pl.DataFrame, max_samples: int | None, rng: np.random.Generator
+) -> pl.DataFrame:
+    """Whole queries, at random, until about ``max_samples`` rows."""
+    if max_samples is None or samples.height <= max_samples:
+        return samples
+    sizes = samples.group_by("query_id").len().sort("query_id")
+    order = rng.permutation(sizes.height)
+    cum = np.cumsum(sizes["len"].to_numpy()[order])
+    keep = sizes["query_id"].to_numpy()[order[: int(np.searchsorted(cum, max_samples)) + 1]]
+    return samples.filter(pl.col("query_id").is_in(keep))
+
+
+def split_valid(samples: pl.DataFrame, fraction: float) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The latest ``fraction`` of queries (by time, then id) become validation."""
+    queries = (
+        samples.group_by("query_id").agg(pl.col("timestamp").min()).sort("timestamp", "query_id")
+    )
+    n_valid = max(1, round(queries.height * fraction)) if queries.height > 1 else 0
+    valid_ids = queries["query_id"].tail(n_valid)
+    is_valid = pl.col("query_id").is_in(valid_ids.implode())
+    return samples.filter(~is_valid), samples.filter(is_valid)
+
+
+def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Generator) -> RankData:
+    """Training and validation samples from the end of the training period (module docstring)."""
+    rank = config.rank
+    log = train.interactions
+    if log.height == 0:
+        raise ValueError("no training interactions to build ranking samples from")
+    source = resolve_source(log, SampleConfig(source=rank.samples.source))
+    cfg = sample_config(rank, log, source)
+    t_min = int(log["timestamp"].min())
+    window_start = int(train.as_of - rank.samples.window_fraction * (train.as_of - t_min))
+    info: dict[str, Any] = {"source": source, "window_start": window_start, "tasks": list(cfg.tasks)}
+    if source == "impressions":
+        samples = impression_samples(log.filter(pl.col("timestamp") >= window_start), cfg, rng=rng)
+        windows = [t.window_s for t in cfg.tasks.values()]
+        if all(w is not None for w in windows):
+            # Labels of later slates would be cut off by the split: drop those slates.
+            samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
+    else:
+        samples = _recall_samples(train, config, cfg, window_start, rng)
+    samples = take_queries(samples, rank.samples.max_train_samples, rng)
+    fit_part, valid_part = split_valid(samples, rank.samples.valid_fraction)
+    if fit_part.height == 0:
+        raise ValueError(
+            "no ranking samples in the training window; widen rank.samples.window_fraction or "
+            "disable the stage with --set rank.enabled=false"
+        )
+    info.update(
+        train_samples=fit_part.height,
+        valid_samples=valid_part.height,
+        train_queries=fit_part["query_id"].n_unique(),
+        positive_rate={t: float(fit_part[f"label_{t}"].mean()) for t in cfg.tasks},
+    )
+    return RankData(fit_part, valid_part, log, source, cfg, info)
+
+
+def _recall_samples(
+    train: Dataset,
+    config: ExperimentConfig,
+    cfg: SampleConfig,
+    window_start: int,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
+    log = train.interactions
+    before = log.filter(pl.col("timestamp") < window_start)
+    items = train.items
+    if items is not None and "created_at" in items.columns:
+        items = items.filter(pl.col("created_at").is_null() | (pl.col("created_at") < window_start))
+    columns = [c for c in INTERACTIONS.names if c in before.columns]
+    earlier = Dataset.build(
+        before.select(columns),
+        None if items is None else items.drop("item_idx"),
+        None if train.users is None else train.users.drop("user_idx"),
+        as_of=window_start,
+        positive_events=config.data.positive_events,
+    )
+    recall = fit_recall(config, earlier, rng).recommender
+    window = log.filter(pl.col("timestamp") >= window_start)
+    active = window.filter(pl.col("event") != "impression")["user_id"].unique().sort()
+    queries = recall.queries(active, window_start)
+    candidates = merged_candidates(recall, queries, config.rank.serve.score_k, config.eval.batch_size)
+    # Candidate item_idx are in the earlier vocabulary: map them to the training one.
+    item_ids = recall.item_vocab.decode(candidates["item_idx"].to_numpy())
+    candidates = candidates.with_columns(
+        pl.Series("item_idx", train.item_vocab.encode(pl.Series(item_ids)))
+    )
+    query_frame = pl.DataFrame(
+        {
+            "query_id": queries.query_id,
+            "user_idx": train.user_vocab.encode(active),
+            "timestamp": np.full(len(queries), window_start, dtype=np.int64),
+        }
+    )
+    return candidate_samples(query_frame, candidates, window, cfg, rng=rng)
+
+
+def merged_candidates(
+    recommender: Recommender, queries: Queries, k: int, batch_size: int
+) -> pl.DataFrame:
+    """Merged candidates (recall order) of ``queries``, at most ``k`` per query: recall and
+    merge only, in batches."""
+    parts = []
+    for start in range(0, len(queries), batch_size):
+        batch = queries.take(np.arange(start, min(start + batch_size, len(queries))))
+        merged = recommender.candidates(batch)[1]
+        parts.append(merged.filter(pl.col("merged_rank") <= k))
+    return pl.concat(parts)

@@ -1,0 +1,71 @@
+"""Fit the recall half of the funnel: every configured channel, skipping those whose input the
+data lacks."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.dataset import Dataset
+from funnelrec.errors import MissingInputError
+from funnelrec.pipeline.context import ItemContext, UserContext
+from funnelrec.pipeline.recommender import Recommender
+from funnelrec.recall.base import Retriever
+from funnelrec.recall.factory import build_retriever
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RecallFit:
+    """A recommender with its channels fitted (no ranker yet), and how the fit went.
+
+    Attributes:
+        recommender: recall -> merge -> (rules) re-rank, ready to answer queries.
+        timings_s: ``fit.<channel>`` wall seconds.
+        skipped: channels left out, with the reason (their input is missing from the data).
+    """
+
+    recommender: Recommender
+    timings_s: dict[str, float] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def fit_recall(config: ExperimentConfig, data: Dataset, rng: np.random.Generator) -> RecallFit:
+    """Fit every channel of ``config.recall`` on ``data``.
+
+    A channel whose input is missing (a content channel without an items table) raises
+    :class:`MissingInputError` and is skipped with a warning.
+
+    Raises:
+        MissingInputError: no channel could be fitted at all.
+    """
+    channels: dict[str, Retriever] = {}
+    timings: dict[str, float] = {}
+    skipped: dict[str, str] = {}
+    for name, channel_config in config.recall.channels.items():
+        start = time.perf_counter()
+        try:
+            channels[name] = build_retriever(channel_config).fit(data, rng=rng)
+        except MissingInputError as e:
+            logger.warning("recall channel '%s' skipped: %s", name, e)
+            skipped[name] = str(e)
+            continue
+        timings[f"fit.{name}"] = time.perf_counter() - start
+    if not channels:
+        raise MissingInputError(f"no recall channel could be fitted: {skipped}")
+    recommender = Recommender(
+        config,
+        channels,
+        data.user_vocab,
+        data.item_vocab,
+        data.positives,
+        UserContext.from_dataset(data),
+        ItemContext.from_dataset(data),
+        skipped=skipped,
+    )
+    return RecallFit(recommender, timings, skipped)

@@ -1,0 +1,219 @@
+"""Configurations of the ranking models and the modules they embed, importable without torch.
+
+Every ranking model is built as ``Model(config, spec)`` from one of these frozen configs
+(:func:`funnelrec.rank.models.build_rank_model`); the modules that own the parameters
+(:mod:`funnelrec.rank.models`, :mod:`funnelrec.rank.modules`) import their configs from here, so
+that reading or validating a :class:`~funnelrec.rank.config.RankConfig` never imports torch.
+
+Example:
+    >>> from pydantic import TypeAdapter
+    >>> config = TypeAdapter(RankModelConfig).validate_python({"kind": "mmoe", "n_experts": 2})
+    >>> type(config).__name__, config.tower.hidden
+    ('MMoEConfig', (64,))
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from funnelrec.train.config import Activation
+
+__all__ = [
+    "GATE",
+    "Activation",
+    "DCNv2Config",
+    "DINConfig",
+    "DeepFMConfig",
+    "ESMMConfig",
+    "FlatInputConfig",
+    "MLPConfig",
+    "MMoEConfig",
+    "PLEConfig",
+    "RankModelConfig",
+    "RankModelConfigBase",
+    "SharedBottomConfig",
+    "tower_config",
+]
+
+
+class MLPConfig(BaseModel):
+    """Hidden layer widths and what goes between them.
+
+    Example:
+        >>> MLPConfig(hidden=(64, 32)).out_dim(10)
+        32
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["mlp"] = "mlp"
+    hidden: tuple[int, ...] = Field((256, 128), description="Widths of the hidden layers.")
+    activation: Activation = "relu"
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="Dropout after each activation.")
+    batch_norm: bool = Field(False, description="BatchNorm1d between Linear and activation.")
+
+    def out_dim(self, in_dim: int) -> int:
+        """Width of the output for an input of width ``in_dim`` (``in_dim`` if no layers)."""
+        return self.hidden[-1] if self.hidden else in_dim
+
+
+# The gates are linear maps: softmax(W x), no hidden layer.
+GATE = MLPConfig(hidden=())
+
+
+def tower_config() -> MLPConfig:
+    """Default per-task tower: one hidden layer of 64."""
+    return MLPConfig(hidden=(64,))
+
+
+def _esmm_tower() -> MLPConfig:
+    """Default ESMM tower (CTR and every conditional one): hidden layers of 128 and 64."""
+    return MLPConfig(hidden=(128, 64))
+
+
+class RankModelConfigBase(BaseModel):
+    """Fields every ranking model config has."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    embed_dim: int = Field(16, gt=0, description="Width E of every field embedding.")
+    embed_init_std: float = Field(0.05, gt=0, description="Normal init std of embeddings.")
+    seed: int | None = Field(
+        0,
+        description="Seed of the parameter initialisation (None = the caller's torch RNG). "
+        "Initialisation runs inside torch.random.fork_rng, so the global RNG state is restored.",
+    )
+
+
+class FlatInputConfig(RankModelConfigBase):
+    """Fields of models whose input is the flat ``[fields, (pooled sequence), dense]`` vector."""
+
+    sequence_pooling: Literal["none", "mean"] = Field(
+        "none",
+        description="'mean': append the mean of the behaviour sequence's item and category "
+        "embeddings (shared with the item/category fields) to the flat input.",
+    )
+
+
+class DeepFMConfig(FlatInputConfig):
+    """DeepFM settings.
+
+    Example:
+        >>> DeepFMConfig(deep=MLPConfig(hidden=(64, 32))).kind
+        'deepfm'
+    """
+
+    kind: Literal["deepfm"] = "deepfm"
+    deep: MLPConfig = Field(default_factory=MLPConfig, description="The deep tower.")
+
+
+class DCNv2Config(FlatInputConfig):
+    """DCN-v2 settings.
+
+    Example:
+        >>> DCNv2Config(cross_layers=2, low_rank=16).structure
+        'parallel'
+    """
+
+    kind: Literal["dcn_v2"] = "dcn_v2"
+    cross_layers: int = Field(3, ge=1, description="Number of cross layers.")
+    low_rank: int | None = Field(None, gt=0, description="Rank r of W = U V (None = full).")
+    structure: Literal["parallel", "stacked"] = "parallel"
+    deep: MLPConfig = Field(default_factory=MLPConfig, description="The deep tower.")
+
+
+class DINConfig(RankModelConfigBase):
+    """DIN settings.
+
+    Example:
+        >>> DINConfig().attention.hidden
+        (64, 32)
+    """
+
+    kind: Literal["din"] = "din"
+    attention: MLPConfig = Field(
+        default_factory=lambda: MLPConfig(hidden=(64, 32)),
+        description="Hidden layers of the activation unit.",
+    )
+    normalise: Literal["none", "softmax"] = Field(
+        "none", description="Attention weights raw (DIN) or softmax over real positions."
+    )
+    deep: MLPConfig = Field(default_factory=MLPConfig, description="The MLP after pooling.")
+
+
+class SharedBottomConfig(FlatInputConfig):
+    """Shared-Bottom settings.
+
+    Example:
+        >>> SharedBottomConfig().tower.hidden
+        (64,)
+    """
+
+    kind: Literal["shared_bottom"] = "shared_bottom"
+    bottom: MLPConfig = Field(default_factory=MLPConfig, description="The shared MLP.")
+    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+
+
+class MMoEConfig(FlatInputConfig):
+    """MMoE settings.
+
+    Example:
+        >>> MMoEConfig(n_experts=8).expert.hidden
+        (256, 128)
+    """
+
+    kind: Literal["mmoe"] = "mmoe"
+    n_experts: int = Field(4, ge=1, description="Number of shared experts N.")
+    expert: MLPConfig = Field(default_factory=MLPConfig, description="Every expert's MLP.")
+    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+
+
+class PLEConfig(FlatInputConfig):
+    """PLE settings (``levels=1`` is a single CGC layer).
+
+    Example:
+        >>> PLEConfig(levels=2, n_specific=1, n_shared=2).kind
+        'ple'
+    """
+
+    kind: Literal["ple"] = "ple"
+    levels: int = Field(2, ge=1, description="Number of stacked CGC layers.")
+    n_specific: int = Field(2, ge=0, description="Experts of each task, per level.")
+    n_shared: int = Field(2, ge=0, description="Shared experts per level.")
+    expert: MLPConfig = Field(default_factory=MLPConfig, description="Every expert's MLP.")
+    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+
+    @model_validator(mode="after")
+    def _some_experts(self) -> PLEConfig:
+        if self.n_specific + self.n_shared < 1:
+            raise ValueError("PLE needs n_specific + n_shared >= 1")
+        return self
+
+
+class ESMMConfig(FlatInputConfig):
+    """ESMM settings.
+
+    Example:
+        >>> ESMMConfig().tower.hidden
+        (128, 64)
+    """
+
+    kind: Literal["esmm"] = "esmm"
+    tower: MLPConfig = Field(
+        default_factory=_esmm_tower, description="The CTR and every conditional tower."
+    )
+
+
+RankModelConfig = Annotated[
+    DeepFMConfig
+    | DCNv2Config
+    | DINConfig
+    | SharedBottomConfig
+    | MMoEConfig
+    | PLEConfig
+    | ESMMConfig,
+    Field(discriminator="kind"),
+]
+"""Any neural ranking model config, told apart by ``kind``."""

@@ -1,0 +1,105 @@
+"""Table rules: required columns, defaults for missing cells, dropped rows counted per reason."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from funnelrec.data.io import read_table
+from funnelrec.data.validate import DropReport, coerce_table
+from funnelrec.errors import DataError
+from funnelrec.schema import INTERACTIONS, ITEMS, TableSpec
+
+HEADER = "user_id,item_id,timestamp"
+
+
+def write(path: Path, text: str | bytes) -> Path:
+    if isinstance(text, bytes):
+        path.write_bytes(text)
+    else:
+        path.write_text(text, encoding="utf-8")
+    return path
+
+
+def read_error(path: Path, spec: TableSpec = INTERACTIONS) -> DataError:
+    with pytest.raises(DataError) as info:
+        read_table(path, spec)
+    return info.value
+
+
+def test_csv_defaults_event_and_value(tmp_path: Path) -> None:
+    p = write(tmp_path / "i.csv", f"{HEADER}\n1,10,100\n2,20,200\n")
+    df, report = read_table(p, INTERACTIONS)
+    assert df.columns == ["user_id", "item_id", "timestamp", "event", "value"]
+    assert df.schema["user_id"] == pl.Int64
+    assert df.schema["timestamp"] == pl.Int64
+    assert df.schema["value"] == pl.Float32
+    assert df["event"].to_list() == ["click", "click"]
+    assert df["value"].to_list() == [1.0, 1.0]
+    assert report == DropReport("interactions", str(p), 2, 2, {}, {})
+
+
+def test_tsv_with_text_ids_and_null_event_filled(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "i.tsv", "user_id\titem_id\ttimestamp\tevent\nU1\tN2\t5\t\nU3\tN4\t6\torder\n"
+    )
+    df, report = read_table(p, INTERACTIONS)
+    assert df.schema["user_id"] == pl.String
+    assert df["event"].to_list() == ["click", "order"]
+    assert report.filled == {"event": 1}
+
+
+def test_items_created_at_parsed_and_nullable(tmp_path: Path) -> None:
+    p = write(
+        tmp_path / "items.csv", "item_id,category,created_at,title\n1,7,2020-01-02,a\n2,8,,b\n"
+    )
+    df, report = read_table(p, ITEMS)
+    assert df["created_at"].to_list() == [1577923200, None]
+    assert df.schema["category"] == pl.Int64
+    assert report.n_kept == 2
+
+
+def test_null_keys_dropped_and_counted(tmp_path: Path) -> None:
+    text = f"{HEADER}\n1,10,5\n,11,5\n2,,5\n3,12,\n\n4,13,nan\n5,14,6\n"
+    p = write(tmp_path / "i.csv", text)
+    df, report = read_table(p, INTERACTIONS)
+    assert df["user_id"].to_list() == [1, 5]
+    assert report.n_read == 7
+    assert report.n_kept == 2
+    assert report.n_dropped == 5
+    assert report.dropped == {
+        "empty row": 1,
+        "null user_id": 1,
+        "null item_id": 1,
+        "null timestamp": 2,
+    }
+
+
+def test_all_rows_dropped_is_an_error(tmp_path: Path) -> None:
+    err = read_error(write(tmp_path / "i.csv", f"{HEADER}\n1,2,\n3,4,\n"))
+    assert "i.csv" in str(err)
+    assert "null timestamp: 2" in str(err)
+
+
+def test_missing_required_column(tmp_path: Path) -> None:
+    err = read_error(write(tmp_path / "i.csv", "user_id,item_id\n1,2\n"))
+    assert err.path == str(tmp_path / "i.csv")
+    assert err.row == 1
+    assert err.column == "timestamp"
+    assert "column 'timestamp'" in str(err)
+
+
+def test_coerce_table_names_source_columns_in_errors() -> None:
+    raw = pl.DataFrame({"user_id": ["1", "2"], "item_id": ["3", "4"], "timestamp": ["4", "5"]})
+    df, report = coerce_table(raw, INTERACTIONS, path="ratings.csv")
+    assert df.columns == ["user_id", "item_id", "timestamp", "event", "value"]
+    assert report == DropReport("interactions", "ratings.csv", 2, 2, {}, {})
+    bad = raw.with_columns(pl.Series("item_id", ["3", "4.5"]))
+    with pytest.raises(DataError) as info:
+        coerce_table(bad, INTERACTIONS, path="r.csv", source_names={"item_id": "movieId"})
+    assert (info.value.row, info.value.column) == (2, "movieId")
+    with pytest.raises(DataError) as info:
+        coerce_table(raw.drop("timestamp"), INTERACTIONS, path="r.csv", header_row=1)
+    assert (info.value.row, info.value.column) == (1, "timestamp")
