@@ -50,8 +50,8 @@ from implicit.utils import ParameterWarning
 from _common import console, load_tables, render, write_json
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
-from funnelrec.recall.itemcf.kernel import build_sequences
 from funnelrec.recall.itemcf.reference import textbook_itemcf
+from funnelrec.recall.itemcf.sequences import build_sequences
 
 NAME = "itemcf_fit"
 K = 100

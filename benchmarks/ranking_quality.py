@@ -58,9 +58,10 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables
 from funnelrec.data.split import Split, TemporalSplitConfig
 from funnelrec.eval.protocol import split_and_index
-from funnelrec.metrics.rank import rank_report
 from funnelrec.eval.rank_stage import RankData, build_rank_data, merged_candidates, take_queries
 from funnelrec.features.pit import PointInTimeFeatures
+from funnelrec.features.spec import RankFeatures
+from funnelrec.metrics.rank import rank_report
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.fusion import FusionConfig
 from funnelrec.rank.gbdt_config import LightGBMConfig
@@ -75,7 +76,6 @@ from funnelrec.rank.models import (
 )
 from funnelrec.rank.ranker import Ranker
 from funnelrec.rank.samples import candidate_samples, impression_samples, index_log
-from funnelrec.features.spec import RankFeatures
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig

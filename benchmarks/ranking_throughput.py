@@ -41,6 +41,7 @@ import torch
 from torch import Tensor, nn
 
 from _common import console, render, write_json
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.models import (
     DeepFMConfig,
     DINConfig,
@@ -48,7 +49,6 @@ from funnelrec.rank.models import (
     build_rank_model,
 )
 from funnelrec.rank.models.config import MLPConfig
-from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 
 NAME = "ranking_throughput"

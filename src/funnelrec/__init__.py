@@ -51,27 +51,38 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 if TYPE_CHECKING:  # what type checkers and IDEs see
-    from funnelrec.config.experiment import FunnelConfig
-    from funnelrec.config.loading import load_config
-    from funnelrec.data.dataset import Dataset
-    from funnelrec.errors import FunnelrecError
-    from funnelrec.pipeline.context import RequestContext
-    from funnelrec.pipeline.fit import fit_funnel
-    from funnelrec.pipeline.recommender import Recommendation, Recommender
-    from funnelrec.rank.config import RankConfig
-    from funnelrec.rank.ranker import Ranker
+    from funnelrec.config.experiment import FunnelConfig as FunnelConfig
+    from funnelrec.config.loading import load_config as load_config
+    from funnelrec.data.dataset import Dataset as Dataset
+    from funnelrec.errors import FunnelrecError as FunnelrecError
+    from funnelrec.pipeline.context import RequestContext as RequestContext
+    from funnelrec.pipeline.fit import fit_funnel as fit_funnel
+    from funnelrec.pipeline.recommender import Recommendation as Recommendation
+    from funnelrec.pipeline.recommender import Recommender as Recommender
+    from funnelrec.rank.config import RankConfig as RankConfig
+    from funnelrec.rank.ranker import Ranker as Ranker
     from funnelrec.recall.cold_start import (
-        DemographicPopular,
-        DemographicPopularConfig,
-        Onboarding,
-        OnboardingConfig,
+        DemographicPopular as DemographicPopular,
     )
-    from funnelrec.recall.content import Content, ContentConfig
-    from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
-    from funnelrec.recall.popular import Popular, PopularConfig
-    from funnelrec.recall.two_tower import TwoTower, TwoTowerConfig
-    from funnelrec.rerank.base import ListReranker
-    from funnelrec.rerank.config import RerankConfig
+    from funnelrec.recall.cold_start import (
+        DemographicPopularConfig as DemographicPopularConfig,
+    )
+    from funnelrec.recall.cold_start import (
+        Onboarding as Onboarding,
+    )
+    from funnelrec.recall.cold_start import (
+        OnboardingConfig as OnboardingConfig,
+    )
+    from funnelrec.recall.content import Content as Content
+    from funnelrec.recall.content import ContentConfig as ContentConfig
+    from funnelrec.recall.itemcf import ItemCF as ItemCF
+    from funnelrec.recall.itemcf import ItemCFConfig as ItemCFConfig
+    from funnelrec.recall.popular import Popular as Popular
+    from funnelrec.recall.popular import PopularConfig as PopularConfig
+    from funnelrec.recall.two_tower import TwoTower as TwoTower
+    from funnelrec.recall.two_tower import TwoTowerConfig as TwoTowerConfig
+    from funnelrec.rerank.base import ListReranker as ListReranker
+    from funnelrec.rerank.config import RerankConfig as RerankConfig
 
 
 def __getattr__(name: str) -> Any:

@@ -18,7 +18,10 @@ def _scored(n_queries: int = 6, per_query: int = 40) -> pl.DataFrame:
     score = rng.random(q.shape[0]).astype(np.float32)
     frame = pl.DataFrame({"query_id": q, "item_idx": items.astype(np.int32), "score": score})
     frame = frame.with_columns(
-        pl.col("score").rank("ordinal", descending=True).over("query_id").cast(pl.Int32)
+        pl.col("score")
+        .rank("ordinal", descending=True)
+        .over("query_id")
+        .cast(pl.Int32)
         .alias("rank"),
         pl.lit("itemcf").alias("source"),
     )

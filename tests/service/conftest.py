@@ -32,10 +32,10 @@ TINY_OVERRIDES = [
 @pytest.fixture(scope="session")
 def tiny_artifacts(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A saved artifact folder (with its golden set). Treat as read-only: copy to modify."""
-    from funnelrec.pipeline.persist import save_recommender
     from funnelrec.config import load_config
     from funnelrec.data.simulator import SimulatorConfig, simulate
     from funnelrec.eval.protocol import run_experiment
+    from funnelrec.pipeline.persist import save_recommender
 
     sim = simulate(SimulatorConfig.for_interactions(8_000, seed=1))
     result = run_experiment(
@@ -159,7 +159,8 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def make_service(tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator:
     """``make_service(**settings) -> RecommendService`` on a fresh load of the tiny artifact
     (free to modify), its clock starting at the artifact's last event; closed at teardown."""
-    from funnelrec.serve.service import RecommendService, load_for_serving
+    from funnelrec.serve.loading import load_for_serving
+    from funnelrec.serve.service import RecommendService
     from funnelrec.serve.settings import ServeSettings
 
     made: list = []

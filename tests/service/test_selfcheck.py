@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from funnelrec.pipeline.persist import load_recommender
-from funnelrec.pipeline.persist import load_golden
-from funnelrec.cli.app import app
 from funnelrec.artifacts import GOLDEN_FILE
+from funnelrec.cli.app import app
 from funnelrec.pipeline.golden import SelfCheckError, self_check
-from funnelrec.serve.service import load_for_serving
+from funnelrec.pipeline.persist import load_golden, load_recommender
+from funnelrec.serve.loading import load_for_serving
 
 
 def _rehash(root: Path) -> None:

@@ -14,8 +14,8 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from funnelrec.pipeline.persist import load_recommender
 from funnelrec.cli.app import app
+from funnelrec.pipeline.persist import load_recommender
 from funnelrec.serve.consistency import replay_feature_log
 
 

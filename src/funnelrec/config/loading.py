@@ -71,9 +71,12 @@ def _deep_merge(
     for key, value in top.items():
         here = (*prefix, key)
         old = out.get(key)
-        mergeable = isinstance(value, dict) and isinstance(old, dict)
-        same_kind = mergeable and value.get("kind", old.get("kind")) == old.get("kind")
-        if mergeable and same_kind and here not in _REPLACED_SECTIONS:
+        if (
+            isinstance(value, dict)
+            and isinstance(old, dict)
+            and value.get("kind", old.get("kind")) == old.get("kind")
+            and here not in _REPLACED_SECTIONS
+        ):
             out[key] = _deep_merge(old, value, here)
         else:
             out[key] = value

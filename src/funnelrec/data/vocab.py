@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
 UNKNOWN = -1
+SMALL_LOOKUP = 64
+"""Up to this many ids, ``encode`` uses a per-vocabulary dict instead of a vectorised join."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,7 @@ class Vocabulary:
     """
 
     ids: pl.Series
+    _lookup: dict[Any, int] | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_ids(cls, ids: pl.Series) -> Vocabulary:
@@ -39,9 +43,20 @@ class Vocabulary:
         return self.ids.dtype
 
     def encode(self, ids: pl.Series) -> NDArray[np.int32]:
-        """External ids ``[N]`` -> dense indices ``[N]`` (int32, -1 for unknown or null)."""
+        """External ids ``[N]`` -> dense indices ``[N]`` (int32, -1 for unknown or null).
+
+        A few ids (a serving request) are looked up in a dict built once per vocabulary: a
+        vectorised ``replace_strict`` builds a hash table of every id per call (1.7 ms for one
+        user against 20k). Same matching either way (tested).
+        """
         if ids.dtype != self.dtype:
             ids = ids.cast(pl.String).cast(self.dtype, strict=False)
+        if ids.len() <= SMALL_LOOKUP:
+            index = self._lookup
+            if index is None:
+                index = {v: i for i, v in enumerate(self.ids.to_list())}
+                object.__setattr__(self, "_lookup", index)  # a cache, not state
+            return np.array([index.get(v, UNKNOWN) for v in ids.to_list()], dtype=np.int32)
         mapped = ids.replace_strict(
             self.ids,
             pl.int_range(0, len(self), dtype=pl.Int32, eager=True),

@@ -151,9 +151,7 @@ def _batch_lists(
         lists["ranked"] = candidates_to_matrix(rec.scored, query_id, depth, rank_column="rank")
         stages["rank"] = lists["ranked"]
     if rec.reranked is not None:
-        lists["reranked"] = candidates_to_matrix(
-            rec.reranked, query_id, k_max, rank_column="rank"
-        )
+        lists["reranked"] = candidates_to_matrix(rec.reranked, query_id, k_max, rank_column="rank")
     return lists, stages
 
 

@@ -141,11 +141,11 @@ def _stage_reports(
         metrics["latency_ms"] = request_latency(
             recommender, eval_queries.queries, config.eval.latency_requests, 10, rng
         )
-    if recommender.reranker is not None and lists.scored is not None:
-        if config.eval.rerank_sweep_queries:
-            start = time.perf_counter()
-            metrics["rerank"] = rerank_sweep(recommender, eval_queries, lists.scored, config, rng)
-            metrics["timings_s"]["rerank.sweep"] = round(time.perf_counter() - start, 4)
+    sweep = config.eval.rerank_sweep_queries > 0
+    if sweep and recommender.reranker is not None and lists.scored is not None:
+        start = time.perf_counter()
+        metrics["rerank"] = rerank_sweep(recommender, eval_queries, lists.scored, config, rng)
+        metrics["timings_s"]["rerank.sweep"] = round(time.perf_counter() - start, 4)
     metrics["funnel"] = funnel_summary(
         lists.metrics,
         {s: dataclasses.asdict(v) for s, v in lists.stages.items()},

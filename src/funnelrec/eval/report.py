@@ -42,7 +42,7 @@ def _empty(fig: Figure, text: str) -> None:
 def plot_tradeoff(rerank: Mapping[str, Any] | None, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.4))
     curves = (rerank or {}).get("tradeoff", {})
-    if not curves:
+    if rerank is None or not curves:
         _empty(fig, "no re-ranking sweep in this run")
         return _save(fig, path)
     k = rerank["k"]
@@ -72,7 +72,7 @@ def plot_tradeoff(rerank: Mapping[str, Any] | None, path: Path) -> Path:
 def plot_channels(funnel: Mapping[str, Any] | None, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.0))
     channels = (funnel or {}).get("channels", {})
-    if not channels:
+    if funnel is None or not channels:
         _empty(fig, "no per-channel contribution in this run")
         return _save(fig, path)
     k = funnel["k"]

@@ -6,12 +6,12 @@ import json
 import logging
 from pathlib import Path
 
-from funnelrec.pipeline.persist import save_recommender
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.io import RawTables, load_dataset_dir, write_tables
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.eval.protocol import run_experiment
 from funnelrec.pipeline.fit import ProgressFn
+from funnelrec.pipeline.persist import save_recommender
 
 logger = logging.getLogger(__name__)
 

@@ -109,13 +109,14 @@ def prepare_vectors(
         raise ValueError(f"{name} have dimension {arr.shape[1]}, the index has {dim}")
     if arr.shape[1] == 0:
         raise ValueError(f"{name} must have at least one column")
-    arr = np.ascontiguousarray(arr, dtype=np.float32)
-    if not np.isfinite(arr).all():
+    out: NDArray[np.float32] = np.ascontiguousarray(arr, dtype=np.float32)
+    if not np.isfinite(out).all():
         raise ValueError(f"{name} contain NaN or infinite values")
     if metric == "cosine":
-        norms = np.linalg.norm(arr, axis=1, keepdims=True)
-        arr = arr / np.where(norms > 0, norms, np.float32(1.0))
-    return arr
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        # float32 / float32 stays float32; astype(copy=False) only tells the stubs so.
+        out = (out / np.where(norms > 0, norms, np.float32(1.0))).astype(np.float32, copy=False)
+    return out
 
 
 def check_ids(ids: NDArray[np.integer], n: int, existing: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -304,7 +305,7 @@ class BaseIndex(ABC):
         metric = decode_text(state["metric"])
         if metric not in METRICS:
             raise ValueError(f"index state has unknown metric {metric!r}")
-        index = cls(config, metric)  # type: ignore[arg-type]
+        index = cls(config, metric)
         ids = np.asarray(state["ids"], dtype=np.int64)
         dim = int(np.asarray(state["dim"]))
         index._ids = ids

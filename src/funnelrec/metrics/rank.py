@@ -17,6 +17,7 @@ Undefined cases are decided as follows:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -322,8 +323,8 @@ def grouped_ndcg(value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int) 
 
 
 def rank_report(
-    labels: dict[str, ArrayLike],
-    probs: dict[str, ArrayLike],
+    labels: Mapping[str, ArrayLike],
+    probs: Mapping[str, ArrayLike],
     group: ArrayLike,
 ) -> dict[str, dict[str, float]]:
     """Every pointwise and per-query metric, per task.

@@ -109,4 +109,3 @@ def fit_funnel(
         if progress is not None:
             progress("rank.fit", 1, 1)
     return recommender, FitReport(timings, dict(recall.skipped), rank)
-

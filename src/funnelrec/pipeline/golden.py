@@ -25,7 +25,6 @@ import polars as pl
 from funnelrec.errors import FunnelrecError
 from funnelrec.pipeline.recommender import Recommender
 
-
 GOLDEN_VERSION = 1
 COLD_PREFIX = "__golden_cold_"
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import polars as pl
@@ -67,7 +67,8 @@ def sample_config(rank: RankConfig, log: pl.DataFrame, source: str) -> SampleCon
         missing = [t for t in rank.samples.tasks if t not in known]
         if missing:
             raise ValueError(
-                f"rank.samples.tasks {missing} have no events in the log; it supports {sorted(known)}"
+                f"rank.samples.tasks {missing} have no events in the log; "
+                f"it supports {sorted(known)}"
             )
         known = {t: known[t] for t in rank.samples.tasks}
     if source == "recall":
@@ -112,13 +113,17 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
         raise ValueError("no training interactions to build ranking samples from")
     source = resolve_source(log, SampleConfig(source=rank.samples.source))
     cfg = sample_config(rank, log, source)
-    t_min = int(log["timestamp"].min())
+    t_min = int(cast(int, log["timestamp"].min()))
     window_start = int(train.as_of - rank.samples.window_fraction * (train.as_of - t_min))
-    info: dict[str, Any] = {"source": source, "window_start": window_start, "tasks": list(cfg.tasks)}
+    info: dict[str, Any] = {
+        "source": source,
+        "window_start": window_start,
+        "tasks": list(cfg.tasks),
+    }
     if source == "impressions":
         samples = impression_samples(log.filter(pl.col("timestamp") >= window_start), cfg, rng=rng)
-        windows = [t.window_s for t in cfg.tasks.values()]
-        if all(w is not None for w in windows):
+        windows = [t.window_s for t in cfg.tasks.values() if t.window_s is not None]
+        if len(windows) == len(cfg.tasks):
             # Labels of later slates would be cut off by the split: drop those slates.
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
     else:
@@ -134,7 +139,7 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
         train_samples=fit_part.height,
         valid_samples=valid_part.height,
         train_queries=fit_part["query_id"].n_unique(),
-        positive_rate={t: float(fit_part[f"label_{t}"].mean()) for t in cfg.tasks},
+        positive_rate={t: float(cast(float, fit_part[f"label_{t}"].mean())) for t in cfg.tasks},
     )
     return RankData(fit_part, valid_part, log, source, cfg, info)
 
@@ -163,7 +168,9 @@ def _recall_samples(
     window = log.filter(pl.col("timestamp") >= window_start)
     active = window.filter(pl.col("event") != "impression")["user_id"].unique().sort()
     queries = recall.queries(active, window_start)
-    candidates = merged_candidates(recall, queries, config.rank.serve.score_k, config.eval.batch_size)
+    candidates = merged_candidates(
+        recall, queries, config.rank.serve.score_k, config.eval.batch_size
+    )
     # Candidate item_idx are in the earlier vocabulary: map them to the training one.
     item_ids = recall.item_vocab.decode(candidates["item_idx"].to_numpy())
     candidates = candidates.with_columns(

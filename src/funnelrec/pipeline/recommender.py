@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
@@ -51,6 +51,12 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RANKED_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
+
+
+def _latest_timestamp(frame: pl.DataFrame) -> int:
+    """The largest ``timestamp`` of ``frame`` (0 when empty)."""
+    value = frame["timestamp"].max() if frame.height else None
+    return 0 if value is None else int(cast(int, value))
 
 
 def consumed_items(queries: Queries) -> dict[int, set[int]]:
@@ -157,9 +163,7 @@ class Recommender:
 
         config = config or ExperimentConfig()
         rng = rng if rng is not None else np.random.default_rng(config.seed)
-        recommender, report = fit_funnel(
-            config, dataset, rng, work_dir=work_dir, progress=progress
-        )
+        recommender, report = fit_funnel(config, dataset, rng, work_dir=work_dir, progress=progress)
         recommender.fit_report = report
         return recommender
 
@@ -187,11 +191,10 @@ class Recommender:
     def as_of(self) -> int:
         """The funnel's as-of time: one second after the last event it knows (history or the
         ranker's log). Requests without a time are answered as of it."""
-        latest = self.history["timestamp"].max()
-        if self.rank_log is not None and self.rank_log.height:
-            log_latest = self.rank_log["timestamp"].max()
-            latest = log_latest if latest is None else max(latest, log_latest)  # type: ignore[type-var]
-        return int(latest or 0) + 1  # type: ignore[call-overload]
+        latest = _latest_timestamp(self.history)
+        if self.rank_log is not None:
+            latest = max(latest, _latest_timestamp(self.rank_log))
+        return latest + 1
 
     # ------------------------------------------------------------------ queries
     def queries(

@@ -19,8 +19,9 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import polars as pl
@@ -121,7 +122,7 @@ class FusionSearchResult:
     trials: pl.DataFrame
 
 
-def _as_arrays(probs: dict[str, ArrayLike]) -> tuple[dict[str, NDArray[np.float64]], int]:
+def _as_arrays(probs: Mapping[str, ArrayLike]) -> tuple[dict[str, NDArray[np.float64]], int]:
     arrays = {t: np.asarray(p, dtype=np.float64) for t, p in probs.items()}
     shapes = {a.shape for a in arrays.values()}
     if len(shapes) > 1 or any(len(s) != 1 for s in shapes):
@@ -130,7 +131,7 @@ def _as_arrays(probs: dict[str, ArrayLike]) -> tuple[dict[str, NDArray[np.float6
     return arrays, n
 
 
-def fuse(probs: dict[str, ArrayLike], config: FusionConfig) -> NDArray[np.float64]:
+def fuse(probs: Mapping[str, ArrayLike], config: FusionConfig) -> NDArray[np.float64]:
     """The fused score per row.
 
     Args:
@@ -168,7 +169,9 @@ def fuse(probs: dict[str, ArrayLike], config: FusionConfig) -> NDArray[np.float6
     return np.exp(log_score)
 
 
-def fusion_value(labels: dict[str, ArrayLike], value_weights: dict[str, float]) -> NDArray:
+def fusion_value(
+    labels: Mapping[str, ArrayLike], value_weights: Mapping[str, float]
+) -> NDArray[np.float64]:
     """The business value per row: ``sum_t value_weights[t] * labels[t]`` (``[N]`` float64).
 
     Example:
@@ -211,8 +214,8 @@ def _candidates(
 
 
 def search_fusion(
-    probs: dict[str, ArrayLike],
-    labels: dict[str, ArrayLike],
+    probs: Mapping[str, ArrayLike],
+    labels: Mapping[str, ArrayLike],
     group: ArrayLike,
     target: FusionTarget,
     *,
@@ -253,36 +256,23 @@ def search_fusion(
     """
     if n_trials < 1:
         raise ValueError(f"n_trials must be >= 1, got {n_trials}")
-    if not probs:
-        raise ValueError("probs is empty")
     tasks = tuple(probs)
-    arrays, n = _as_arrays(probs)
-    value = fusion_value(labels, target.value_weights)
-    if value.shape[0] != n:
-        raise ValueError(f"labels have {value.shape[0]} rows, probs have {n}")
-    g = np.asarray(group)
-    if g.shape != (n,):
-        raise ValueError(f"group has shape {g.shape}, expected ({n},)")
+    arrays, value, g = _validation_arrays(probs, labels, group, target)
     binary = (value > 0).astype(np.int8)
-
-    def evaluate(weights: NDArray[np.float64]) -> float:
-        config = FusionConfig(kind=kind, weights=dict(zip(tasks, weights.tolist(), strict=True)))
-        score = fuse(arrays, config)
-        if target.metric == "ndcg":
-            return grouped_ndcg(value, score, g, target.k)
-        return gauc(binary, score, g).value
-
     candidates = _candidates(len(tasks), n_trials, rng, method)
-    values = np.array([evaluate(w) for w in candidates], dtype=np.float64)
+    values = np.array(
+        [
+            _trial_value(_weights(kind, tasks, w), arrays, value, binary, g, target)
+            for w in candidates
+        ],
+        dtype=np.float64,
+    )
     if np.isnan(values).all():
         raise ValueError(
             f"{target.name} is undefined on this data (no query has "
             f"{'any value' if target.metric == 'ndcg' else 'both classes'})"
         )
     best_i = int(np.nanargmax(values))
-    best = FusionConfig(
-        kind=kind, weights=dict(zip(tasks, candidates[best_i].tolist(), strict=True))
-    )
     logger.info(
         "fusion search (%s, %s, %d trials): best %s %.5f vs uniform %.5f",
         kind,
@@ -299,4 +289,52 @@ def search_fusion(
             "value": values,
         }
     )
+    best = _weights(kind, tasks, candidates[best_i])
     return FusionSearchResult(best, float(values[best_i]), float(values[0]), trials)
+
+
+def _validation_arrays(
+    probs: Mapping[str, ArrayLike],
+    labels: Mapping[str, ArrayLike],
+    group: ArrayLike,
+    target: FusionTarget,
+) -> tuple[dict[str, NDArray[np.float64]], NDArray[np.float64], NDArray[Any]]:
+    """Check the validation inputs agree in length.
+
+    Returns:
+        ``(probs task -> [N] float64, value [N] float64, group [N])``.
+    """
+    if not probs:
+        raise ValueError("probs is empty")
+    arrays, n = _as_arrays(probs)
+    value = fusion_value(labels, target.value_weights)
+    if value.shape[0] != n:
+        raise ValueError(f"labels have {value.shape[0]} rows, probs have {n}")
+    g = np.asarray(group)
+    if g.shape != (n,):
+        raise ValueError(f"group has shape {g.shape}, expected ({n},)")
+    return arrays, value, g
+
+
+def _weights(
+    kind: Literal["weighted_sum", "power_product"],
+    tasks: tuple[str, ...],
+    weights: NDArray[np.float64],
+) -> FusionConfig:
+    """The fusion config of one candidate weight vector ``[T]`` (in ``tasks`` order)."""
+    return FusionConfig(kind=kind, weights=dict(zip(tasks, weights.tolist(), strict=True)))
+
+
+def _trial_value(
+    config: FusionConfig,
+    arrays: Mapping[str, NDArray[np.float64]],
+    value: NDArray[np.float64],
+    binary: NDArray[np.int8],
+    group: NDArray[Any],
+    target: FusionTarget,
+) -> float:
+    """``target`` of the scores ``config`` fuses (NaN when undefined on this data)."""
+    score = fuse(arrays, config)
+    if target.metric == "ndcg":
+        return grouped_ndcg(value, score, group, target.k)
+    return gauc(binary, score, group).value

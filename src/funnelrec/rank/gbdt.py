@@ -186,7 +186,6 @@ class LightGBMRanker:
 
     Example:
         >>> from funnelrec.features.spec import FeatureSpec, RankFeatures
-from funnelrec.rank.gbdt_config import LightGBMConfig
         >>> rng = np.random.default_rng(0)
         >>> n = 400
         >>> spec = FeatureSpec(("item", "cat"), (50, 4), 1, 0, 0, 1, ("click",))

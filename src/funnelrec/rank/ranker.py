@@ -29,12 +29,12 @@ import torch
 from numpy.typing import NDArray
 
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
-from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
-from funnelrec.rank.config import RankConfig
-from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
-from funnelrec.rank.models import build_rank_model
-from funnelrec.rank.models.base import GatedRankModel
 from funnelrec.features.spec import RankFeatures
+from funnelrec.rank.config import RankConfig
+from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
+from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
+from funnelrec.rank.models import RankModelConfig, build_rank_model
+from funnelrec.rank.models.base import GatedRankModel
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.diagnostics import HealthConfig, HealthMonitor
 from funnelrec.train.loop import EarlyStopping, resolve_device, train
@@ -111,13 +111,14 @@ class Ranker:
         if missing:
             raise ValueError(f"training samples have no labels for tasks {missing}")
         start = time.perf_counter()
-        if self.is_neural:
-            self._fit_network(x_train, x_valid, health_dir)
-        else:
-            self.boosters = LightGBMRanker(self.config.model).fit(x_train, x_valid)
+        model = self.config.model
+        if isinstance(model, LightGBMConfig):
+            self.boosters = LightGBMRanker(model).fit(x_train, x_valid)
             self.stats["train_samples_per_s"] = len(x_train) / max(
                 time.perf_counter() - start, 1e-9
             )
+        else:
+            self._fit_network(model, x_train, x_valid, health_dir)
         self.stats["train_s"] = time.perf_counter() - start
         self.stats["train_samples"] = len(x_train)
         if self.config.fusion.formula is None and len(self.tasks) > 1 and len(x_valid) > 0:
@@ -133,12 +134,15 @@ class Ranker:
             yield {key: value[rows] for key, value in arrays.items()}
 
     def _fit_network(
-        self, x_train: RankFeatures, x_valid: RankFeatures, health_dir: Path | None
+        self,
+        model: RankModelConfig,
+        x_train: RankFeatures,
+        x_valid: RankFeatures,
+        health_dir: Path | None,
     ) -> None:
-        network = build_rank_model(self.config.model, x_train.spec)
-        loss = MultiTaskLoss(
-            MultiTaskLossConfig(tasks=self.tasks, uncertainty=self.config.train.uncertainty_weighting)
-        )
+        network = build_rank_model(model, x_train.spec)
+        uncertainty = self.config.train.uncertainty_weighting
+        loss = MultiTaskLoss(MultiTaskLossConfig(tasks=self.tasks, uncertainty=uncertainty))
         arrays = _tensor_arrays(x_train)
         valid = _tensor_arrays(x_valid)
         n = len(x_train)
@@ -275,9 +279,11 @@ class Ranker:
         if seen is None or seen[0] is not log:
             self._log_seen = (log, None)
             return log
-        if seen[1] is None:
-            self._log_seen = (log, self.features.prepare(log))
-        return self._log_seen[1]
+        prepared = seen[1]
+        if prepared is None:
+            prepared = self.features.prepare(log)
+            self._log_seen = (log, prepared)
+        return prepared
 
     def score(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> pl.DataFrame:
         """The Scores table: ``samples`` + ``p_<task>`` + fused ``score``."""

@@ -22,14 +22,14 @@ exposure of the same (user, item) at or before it, so an item shown unclicked at
 shown again and clicked at 10:05 gives one negative and one positive, not two positives.
 ``"all"`` credits every exposure whose window contains the event.
 
-Every label is computed by one vectorised function, :func:`label_exposures` (sort +
-``searchsorted`` on a combined ``pair << 32 | time`` key; no loop over rows).
+Every label is computed by one vectorised function, :func:`~funnelrec.rank.labels.label_exposures`
+(sort + ``searchsorted`` on a combined ``pair << 32 | time`` key; no loop over rows); the tasks
+and the labeller live in :mod:`funnelrec.rank.labels`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
 from typing import Literal
 
 import numpy as np
@@ -39,89 +39,36 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
+from funnelrec.rank.labels import (
+    DEFAULT_TASKS,
+    IMPRESSION,
+    TASK_CATALOGUE,
+    TaskLabel,
+    label_exposures,
+    require_columns,
+    tasks_for_events,
+)
+
+# The task and labelling names are defined in funnelrec.rank.labels and re-exported here,
+# since callers build samples and their tasks together.
+__all__ = [
+    "DEFAULT_TASKS",
+    "KEY_COLUMNS",
+    "TASK_CATALOGUE",
+    "SampleConfig",
+    "TaskLabel",
+    "candidate_samples",
+    "impression_samples",
+    "index_log",
+    "label_exposures",
+    "resolve_source",
+    "tasks_for_events",
+]
 
 logger = logging.getLogger(__name__)
 
-IMPRESSION = "impression"
-HOUR_S = 3600.0
-DAY_S = 86400.0
-_TS_SPAN = (1 << 32) - 1  # times are stored relative to the earliest one in 32 bits
 _PASSTHROUGH_IMPRESSION = ("session_id", "position", "scenario")
 KEY_COLUMNS = ("query_id", "user_idx", "item_idx", "timestamp")
-
-
-class TaskLabel(BaseModel):
-    """One binary task: 1 when one of ``events`` follows the exposure within ``window_s``.
-
-    The event must happen at ``t_sample <= ts <= t_sample + window_s`` (``None``: any time
-    later in the given log, so a short window can be compared to a long one).
-
-    Example:
-        >>> TaskLabel(events=("order",), window_s=86400).window_s
-        86400.0
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    events: tuple[str, ...] = Field(min_length=1, description="Events that make the label 1.")
-    window_s: float | None = Field(
-        HOUR_S, ge=0, description="Seconds after the exposure; None = the rest of the log."
-    )
-
-    @field_validator("events")
-    @classmethod
-    def _no_impression(cls, events: tuple[str, ...]) -> tuple[str, ...]:
-        if IMPRESSION in events:
-            raise ValueError("'impression' cannot make a label 1: every exposure is one")
-        return events
-
-
-DEFAULT_TASKS: dict[str, TaskLabel] = {
-    "click": TaskLabel(events=("click",), window_s=HOUR_S),
-    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
-    "order": TaskLabel(events=("order",), window_s=DAY_S),
-}
-"""Click within 1 h; cart and order within 24 h of the exposure."""
-
-TASK_CATALOGUE: dict[str, TaskLabel] = {
-    "click": TaskLabel(events=("click",), window_s=HOUR_S),
-    "like": TaskLabel(events=("like",), window_s=DAY_S),
-    "follow": TaskLabel(events=("follow",), window_s=DAY_S),
-    "comment": TaskLabel(events=("comment",), window_s=DAY_S),
-    "forward": TaskLabel(events=("forward",), window_s=DAY_S),
-    "fav": TaskLabel(events=("fav",), window_s=DAY_S),
-    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
-    "order": TaskLabel(events=("order",), window_s=DAY_S),
-}
-"""Known binary tasks in funnel order (the exposure-level task first)."""
-
-
-def tasks_for_events(events_present: Iterable[str]) -> dict[str, TaskLabel]:
-    """The default tasks a log supports, exposure-level task first.
-
-    Known events (click, like, follow, comment, forward, fav, cart, order) get their
-    :data:`TASK_CATALOGUE` task. A log with none of them (ratings, watches) gets one task
-    ``"positive"`` over all its non-impression events, within 24 h.
-
-    Args:
-        events_present: event names in the log, e.g. ``log["event"].unique()``.
-
-    Returns:
-        Ordered ``{task: TaskLabel}`` for :class:`SampleConfig`.
-
-    Example:
-        >>> list(tasks_for_events(["impression", "order", "click", "fav"]))
-        ['click', 'fav', 'order']
-        >>> tasks_for_events(["rating"])["positive"].events
-        ('rating',)
-    """
-    present = set(events_present)
-    tasks = {name: task for name, task in TASK_CATALOGUE.items() if name in present}
-    if tasks:
-        return tasks
-    others = tuple(sorted(present - {IMPRESSION}))
-    if not others:
-        raise ValueError("the log has no event besides 'impression': no task can be labelled")
-    return {"positive": TaskLabel(events=others, window_s=DAY_S)}
 
 
 class SampleConfig(BaseModel):
@@ -169,14 +116,6 @@ class SampleConfig(BaseModel):
         return tuple(f"label_{t}" for t in self.tasks)
 
 
-def _require(df: pl.DataFrame, columns: Iterable[str], table: str) -> None:
-    for col in columns:
-        if col not in df.columns:
-            raise ValueError(
-                f"{table}: missing column '{col}' (found {', '.join(df.columns) or 'none'})"
-            )
-
-
 def resolve_source(interactions: pl.DataFrame, config: SampleConfig) -> str:
     """``"impressions"`` or ``"recall"``: ``config.source`` with ``"auto"`` resolved on the log.
 
@@ -187,7 +126,7 @@ def resolve_source(interactions: pl.DataFrame, config: SampleConfig) -> str:
     """
     if config.source != "auto":
         return config.source
-    _require(interactions, ("event",), "interactions")
+    require_columns(interactions, ("event",), "interactions")
     return "impressions" if (interactions["event"] == IMPRESSION).any() else "recall"
 
 
@@ -214,7 +153,7 @@ def index_log(interactions: pl.DataFrame, data: Dataset) -> pl.DataFrame:
         >>> index_log(later, train).select("user_idx", "item_idx").rows()
         [(0, 1), (1, 0)]
     """
-    _require(interactions, ("user_id", "item_id"), "interactions")
+    require_columns(interactions, ("user_id", "item_id"), "interactions")
 
     def extended(vocab: Vocabulary, ids: pl.Series) -> NDArray[np.int32]:
         new = ids.cast(vocab.dtype, strict=False).drop_nulls().unique().sort()
@@ -225,101 +164,6 @@ def index_log(interactions: pl.DataFrame, data: Dataset) -> pl.DataFrame:
         pl.Series("user_idx", extended(data.user_vocab, interactions["user_id"])),
         pl.Series("item_idx", extended(data.item_vocab, interactions["item_id"])),
     )
-
-
-def _pair_codes(user: NDArray[np.integer], item: NDArray[np.integer]) -> NDArray[np.int64]:
-    return (user.astype(np.int64) << 32) | item.astype(np.int64)
-
-
-def label_exposures(
-    exposures: pl.DataFrame,
-    events: pl.DataFrame,
-    tasks: Mapping[str, TaskLabel],
-    attribution: Literal["last", "all"] = "last",
-) -> dict[str, NDArray[np.float32]]:
-    """Labels of exposures from later events of the same (user, item): the one labeller.
-
-    Args:
-        exposures: ``[N]`` rows with ``user_idx``, ``item_idx``, ``timestamp``. All exposures
-            take part in attribution (label before subsampling negatives).
-        events: ``[E]`` rows with ``user_idx``, ``item_idx``, ``timestamp``, ``event``.
-        tasks: ``{task: TaskLabel}``.
-        attribution: ``"last"`` credits an event only to the latest exposure of its pair at or
-            before it; ``"all"`` to every exposure whose window holds it.
-
-    Returns:
-        ``{task: [N] float32 in {0, 1}}``. Rows with a negative user/item index never match.
-
-    Example:
-        >>> exp = pl.DataFrame({"user_idx": [0, 0], "item_idx": [1, 2], "timestamp": [10, 10]})
-        >>> ev = pl.DataFrame({"user_idx": [0], "item_idx": [2], "timestamp": [70],
-        ...     "event": ["click"]})
-        >>> label_exposures(exp, ev, {"click": TaskLabel(events=("click",), window_s=60)})
-        {'click': array([0., 1.], dtype=float32)}
-    """
-    _require(exposures, ("user_idx", "item_idx", "timestamp"), "exposures")
-    _require(events, ("user_idx", "item_idx", "timestamp", "event"), "events")
-    n = exposures.height
-    out = {name: np.zeros(n, dtype=np.float32) for name in tasks}
-    present = set(events["event"].unique().to_list()) if events.height else set()
-    for name, task in tasks.items():
-        if not present.intersection(task.events):
-            logger.warning(
-                "task %r: none of its events %s occur in the log; its labels are all 0",
-                name,
-                list(task.events),
-            )
-    if n == 0 or events.height == 0:
-        return out
-    s_user = exposures["user_idx"].to_numpy().astype(np.int64)
-    s_item = exposures["item_idx"].to_numpy().astype(np.int64)
-    s_ts = exposures["timestamp"].to_numpy().astype(np.int64)
-    valid = (s_user >= 0) & (s_item >= 0)
-    if not valid.all():
-        logger.warning(
-            "%d exposures have a negative user_idx/item_idx and get label 0 "
-            "(index the log with index_log to keep new ids)",
-            int((~valid).sum()),
-        )
-    if not valid.any():
-        return out
-    pairs = np.unique(_pair_codes(s_user[valid], s_item[valid]))
-    s_rank = np.full(n, -1, dtype=np.int64)
-    s_rank[valid] = np.searchsorted(pairs, _pair_codes(s_user[valid], s_item[valid]))
-
-    e_user = events["user_idx"].to_numpy().astype(np.int64)
-    e_item = events["item_idx"].to_numpy().astype(np.int64)
-    e_ts = events["timestamp"].to_numpy().astype(np.int64)
-    e_code = _pair_codes(e_user, e_item)
-    e_rank = np.minimum(np.searchsorted(pairs, e_code), pairs.shape[0] - 1)
-    t0 = int(s_ts[valid].min())
-    e_keep = (e_user >= 0) & (e_item >= 0) & (pairs[e_rank] == e_code) & (e_ts >= t0)
-    if not e_keep.any():
-        return out
-    span = max(int(s_ts[valid].max()), int(e_ts[e_keep].max())) - t0
-    if span >= _TS_SPAN:
-        raise ValueError(f"timestamps span {span} s, more than the 2**32 s this labeller handles")
-    rel = s_ts - t0
-    # Upper attribution bound (inclusive, relative time): the next exposure of the pair - 1.
-    bound = np.full(n, _TS_SPAN, dtype=np.int64)
-    if attribution == "last":
-        idx = np.flatnonzero(valid)
-        order = idx[np.lexsort((rel[idx], s_rank[idx]))]
-        same = s_rank[order[1:]] == s_rank[order[:-1]]
-        bound[order[:-1][same]] = rel[order[1:][same]] - 1
-    key = s_rank << 32
-    for name, task in tasks.items():
-        mask = e_keep & events["event"].is_in(list(task.events)).to_numpy()
-        if not mask.any():
-            continue
-        codes = np.sort((e_rank[mask] << 32) | (e_ts[mask] - t0))
-        hi = bound if task.window_s is None else np.minimum(bound, rel + int(task.window_s))
-        hi = np.minimum(hi, _TS_SPAN)
-        lo_i = np.searchsorted(codes, key | rel, side="left")
-        hi_i = np.searchsorted(codes, key | np.maximum(hi, 0), side="right")
-        hit = valid & (hi >= rel) & (hi_i > lo_i)
-        out[name] = hit.astype(np.float32)
-    return out
 
 
 def _subsample_negatives(
@@ -340,6 +184,12 @@ def _subsample_negatives(
     return kept
 
 
+def _rate(labels: pl.Series) -> float:
+    """Mean of a 0/1 label column, 0 when empty (polars types ``mean()`` as any literal)."""
+    mean = labels.mean()
+    return float(mean) if isinstance(mean, int | float) else 0.0
+
+
 def _finish(
     samples: pl.DataFrame,
     labels: dict[str, NDArray[np.float32]],
@@ -356,7 +206,7 @@ def _finish(
         *passthrough,
     )
     table = _subsample_negatives(table, config, rng)
-    rates = {t: round(float(table[f"label_{t}"].mean() or 0.0), 5) for t in labels}
+    rates = {t: round(_rate(table[f"label_{t}"]), 5) for t in labels}
     n_queries = table["query_id"].n_unique()
     logger.info("%d samples in %d queries, label rates %s", table.height, n_queries, rates)
     return table
@@ -397,7 +247,7 @@ def impression_samples(
         >>> s.select("query_id", "item_idx", "label_click").rows()
         [(0, 1, 0.0), (0, 2, 1.0)]
     """
-    _require(interactions, ("user_idx", "item_idx", "timestamp", "event"), "interactions")
+    require_columns(interactions, ("user_idx", "item_idx", "timestamp", "event"), "interactions")
     rng = np.random.default_rng(config.seed) if rng is None else rng
     imp = interactions.filter(pl.col("event") == IMPRESSION)
     if imp.height == 0:
@@ -453,9 +303,9 @@ def candidate_samples(
         >>> candidate_samples(q, c, f, SampleConfig())["label_order"].to_list()
         [0.0, 1.0]
     """
-    _require(queries, ("query_id", "user_idx", "timestamp"), "queries")
-    _require(candidates, ("query_id", "item_idx"), "candidates")
-    _require(future, ("user_idx", "item_idx", "timestamp", "event"), "future")
+    require_columns(queries, ("query_id", "user_idx", "timestamp"), "queries")
+    require_columns(candidates, ("query_id", "item_idx"), "candidates")
+    require_columns(future, ("user_idx", "item_idx", "timestamp", "event"), "future")
     rng = np.random.default_rng(config.seed) if rng is None else rng
     if queries["query_id"].n_unique() != queries.height:
         raise ValueError("queries: column 'query_id' has repeated values")

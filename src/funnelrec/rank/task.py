@@ -73,6 +73,9 @@ class MultiTaskLoss(nn.Module):
         (1.3863, 0.6931)
     """
 
+    # A buffer (follows .to(device)); declared so type checkers see a Tensor, not a Module.
+    weights: Tensor
+
     def __init__(self, config: MultiTaskLossConfig) -> None:
         super().__init__()
         self.config = config

@@ -65,11 +65,11 @@ class Queries:
 
     def take(self, rows: NDArray[np.integer]) -> Queries:
         """The sub-batch of the given rows, in that order."""
-        rows = np.asarray(rows, dtype=np.int64)
-        ptr, gather = take_rows(self.history_ptr, rows)
+        rows64: NDArray[np.int64] = np.asarray(rows, dtype=np.int64)
+        ptr, gather = take_rows(self.history_ptr, rows64)
         tags_ptr = tags_idx = None
         if self.tags_ptr is not None and self.tags_idx is not None:
-            tags_ptr, tags_gather = take_rows(self.tags_ptr, rows)
+            tags_ptr, tags_gather = take_rows(self.tags_ptr, rows64)
             tags_idx = self.tags_idx[tags_gather]
         return Queries(
             self.query_id[rows],
@@ -157,9 +157,13 @@ class Retriever(Protocol):
     * ``state()`` / ``from_state(config, state)``: fitted arrays, saved without pickle.
     """
 
-    config: RetrieverConfig
     supports_cold_users: ClassVar[bool]
     supports_new_items: ClassVar[bool]
+
+    @property
+    def config(self) -> RetrieverConfig:
+        """The channel's frozen config (read-only: channels narrow it to their own type)."""
+        ...
 
     def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self: ...
 

@@ -126,6 +126,69 @@ def _fill_scores(
     return np.where(ok, score, filled)
 
 
+@dataclass(frozen=True, slots=True)
+class _QueryBlocks:
+    """The scored rows sorted by query then rank, split into one block per query.
+
+    Attributes:
+        order: ``[N]`` input row of each sorted position.
+        query: ``[N]`` query_id per sorted position.
+        item_idx: ``[N]`` item_idx per *input* row.
+        starts / ends: ``[Q]`` each query's block ``[start, end)`` of sorted positions.
+        relevance: ``[N]`` float64 score per sorted position, missing ones filled
+            (:func:`_fill_scores`).
+    """
+
+    order: NDArray[np.int64]
+    query: NDArray[np.int64]
+    item_idx: NDArray[np.int64]
+    starts: NDArray[np.int64]
+    ends: NDArray[np.int64]
+    relevance: NDArray[np.float64]
+
+    @classmethod
+    def of(cls, scored: pl.DataFrame) -> _QueryBlocks:
+        """Split a validated, non-empty ``scored`` table (one sort, no per-query filter)."""
+        query = scored["query_id"].to_numpy().astype(np.int64, copy=False)
+        item_idx = scored["item_idx"].to_numpy().astype(np.int64, copy=False)
+        rank = scored["rank"].to_numpy()
+        score = scored["score"].to_numpy().astype(np.float64)  # null -> NaN
+        order = np.lexsort((rank, query))
+        q_sorted = query[order]
+        starts = np.flatnonzero(np.r_[True, q_sorted[1:] != q_sorted[:-1]])
+        ends = np.r_[starts[1:], scored.height]
+        relevance = _fill_scores(score[order], rank[order], starts, ends)
+        return cls(order, q_sorted, item_idx, starts, ends, relevance)
+
+
+@dataclass(frozen=True, slots=True)
+class _ItemTables:
+    """Whole item tables converted once per call (no copy when the dtype already matches);
+    rows are gathered per query."""
+
+    emb: NDArray[np.float32] | None
+    cat: NDArray[np.integer] | None
+    created: NDArray[np.int64] | None
+
+    @classmethod
+    def of(cls, items: ItemSide, *, with_created: bool) -> _ItemTables:
+        return cls(
+            None if items.embeddings is None else np.asarray(items.embeddings, dtype=np.float32),
+            None if items.category is None else np.asarray(items.category),
+            np.asarray(items.created_at, dtype=np.int64) if with_created else None,
+        )
+
+
+def _now_per_query(now: NDArray[np.int64] | None, n_queries: int) -> NDArray[np.int64]:
+    """``now`` as ``[Q]`` int64: one value broadcast, or one per query as given."""
+    now_arr = np.asarray(now, dtype=np.int64).reshape(-1)
+    if now_arr.size == 1:
+        return np.full(n_queries, now_arr[0], dtype=np.int64)
+    if now_arr.shape == (n_queries,):
+        return now_arr
+    raise ValueError(f"now must hold one value or one per query ({n_queries}), got {now_arr.size}")
+
+
 class ListReranker:
     """Diversify (MMR / DPP / none) then apply the business rules, per query.
 
@@ -182,6 +245,36 @@ class ListReranker:
             DataError: a required column is missing, mistyped or has nulls.
             ValueError: bad ``k``/``now``, or the config needs item data ``items`` lacks.
         """
+        boost = self._check_inputs(scored, k, items, now)
+        if scored.height == 0 or k == 0:
+            return scored.head(0).with_columns(pl.col("rank").alias("pre_rerank_rank"))
+        blocks = _QueryBlocks.of(scored)
+        now_q = _now_per_query(now, blocks.starts.shape[0]) if boost else None
+        tables = _ItemTables.of(items, with_created=now_q is not None)
+        picked = [
+            self._rerank_query(
+                blocks, qi, k, tables, consumed, None if now_q is None else int(now_q[qi])
+            )
+            for qi in range(blocks.starts.shape[0])
+        ]
+        take = np.concatenate(picked)
+        new_rank = np.concatenate([np.arange(1, p.shape[0] + 1) for p in picked])
+        # Eager column swaps: a with_columns here costs a lazy-plan round trip per request.
+        out = scored[take]
+        pre = out["rank"].alias("pre_rerank_rank")
+        out.replace_column(
+            out.get_column_index("rank"), pl.Series("rank", new_rank, dtype=pre.dtype)
+        )
+        return out.hstack([pre])
+
+    def _check_inputs(
+        self,
+        scored: pl.DataFrame,
+        k: int,
+        items: ItemSide,
+        now: NDArray[np.int64] | None,
+    ) -> bool:
+        """Validate the :meth:`rerank` arguments; whether the freshness boost is on."""
         cfg, rules = self.config, self.config.rules
         check_schema(scored, RERANK_INPUT)
         for name in ("query_id", "item_idx", "rank"):
@@ -200,83 +293,43 @@ class ListReranker:
                 "rules.freshness_boost > 0 needs ItemSide.created_at and `now` "
                 f"(have created_at: {items.created_at is not None}, now: {now is not None})"
             )
+        return boost
 
-        if scored.height == 0 or k == 0:
-            return scored.head(0).with_columns(pl.col("rank").alias("pre_rerank_rank"))
-        query = scored["query_id"].to_numpy().astype(np.int64, copy=False)
-        item_idx = scored["item_idx"].to_numpy().astype(np.int64, copy=False)
-        rank = scored["rank"].to_numpy()
-        score = scored["score"].to_numpy().astype(np.float64)  # null -> NaN
-        n_rows = scored.height
-        order = np.lexsort((rank, query))
-        q_sorted = query[order]
-        starts = np.flatnonzero(np.r_[True, q_sorted[1:] != q_sorted[:-1]])
-        ends = np.r_[starts[1:], n_rows]
-        relevance = _fill_scores(score[order], rank[order], starts, ends)
-        now_q = None
-        if boost:
-            now_arr = np.asarray(now, dtype=np.int64).reshape(-1)
-            if now_arr.size == 1:
-                now_q = np.full(starts.shape[0], now_arr[0], dtype=np.int64)
-            elif now_arr.shape == starts.shape:
-                now_q = now_arr
-            else:
-                raise ValueError(
-                    f"now must hold one value or one per query ({starts.shape[0]}), "
-                    f"got {now_arr.size}"
-                )
-
-        # Whole tables once (no copy when the dtype already matches); rows are gathered per query.
-        emb_table = cat_table = created_table = None
-        if items.embeddings is not None:
-            emb_table = np.asarray(items.embeddings, dtype=np.float32)
-        if items.category is not None:
-            cat_table = np.asarray(items.category)
-        if now_q is not None:
-            created_table = np.asarray(items.created_at, dtype=np.int64)
-
-        picked: list[NDArray[np.int64]] = []
-        for qi in range(starts.shape[0]):
-            s, e = int(starts[qi]), int(min(ends[qi], starts[qi] + cfg.pool))
-            rows = order[s:e]
-            idx = item_idx[rows]
-            cons = consumed.get(int(q_sorted[s])) if consumed is not None else None
-            # Consumed items and repeats would be dropped by the rules anyway; dropping them
-            # first keeps the diversifier from spending picks (and kernel rows) on them.
-            keep = eligible(np.arange(idx.shape[0]), idx, cons, rules)
-            idx = idx[keep]
-            emb = None if emb_table is None else _gather(emb_table, idx, 0.0)
-            cat = (
-                np.full(idx.shape[0], -1, dtype=np.int64)
-                if cat_table is None
-                else _gather(cat_table, idx, -1)
-            )
-            seq = self._diversify(relevance[s:e][keep], emb, None if cat_table is None else cat, k)
-            fresh = np.zeros(idx.shape[0], dtype=bool)
-            if now_q is not None and created_table is not None:
-                known = (idx >= 0) & (idx < created_table.shape[0])
-                age = now_q[qi] - _gather(created_table, idx, 0)
-                fresh = known & (age <= rules.fresh_age_s)
-            final = apply_rules(
-                seq,
-                idx,
-                cat,
-                fresh,
-                None,  # consumed items are already out
-                k,
-                rules,
-            )
-            picked.append(rows[keep[final]])
-
-        take = np.concatenate(picked)
-        new_rank = np.concatenate([np.arange(1, p.shape[0] + 1) for p in picked])
-        # Eager column swaps: a with_columns here costs a lazy-plan round trip per request.
-        out = scored[take]
-        pre = out["rank"].alias("pre_rerank_rank")
-        out.replace_column(
-            out.get_column_index("rank"), pl.Series("rank", new_rank, dtype=pre.dtype)
+    def _rerank_query(
+        self,
+        blocks: _QueryBlocks,
+        qi: int,
+        k: int,
+        tables: _ItemTables,
+        consumed: Mapping[int, AbstractSet[int]] | None,
+        now: int | None,
+    ) -> NDArray[np.int64]:
+        """The input rows (``[n]``, n <= k, in the new order) that query ``qi`` keeps."""
+        cfg, rules = self.config, self.config.rules
+        s = int(blocks.starts[qi])
+        e = int(min(blocks.ends[qi], blocks.starts[qi] + cfg.pool))
+        rows = blocks.order[s:e]
+        idx = blocks.item_idx[rows]
+        cons = consumed.get(int(blocks.query[s])) if consumed is not None else None
+        # Consumed items and repeats would be dropped by the rules anyway; dropping them
+        # first keeps the diversifier from spending picks (and kernel rows) on them.
+        keep = eligible(np.arange(idx.shape[0]), idx, cons, rules)
+        idx = idx[keep]
+        emb = None if tables.emb is None else _gather(tables.emb, idx, 0.0)
+        cat = (
+            np.full(idx.shape[0], -1, dtype=np.int64)
+            if tables.cat is None
+            else _gather(tables.cat, idx, -1)
         )
-        return out.hstack([pre])
+        relevance = blocks.relevance[s:e][keep]
+        seq = self._diversify(relevance, emb, None if tables.cat is None else cat, k)
+        fresh = np.zeros(idx.shape[0], dtype=bool)
+        if now is not None and tables.created is not None:
+            known = (idx >= 0) & (idx < tables.created.shape[0])
+            age = now - _gather(tables.created, idx, 0)
+            fresh = known & (age <= rules.fresh_age_s)
+        final = apply_rules(seq, idx, cat, fresh, None, k, rules)  # consumed items already out
+        return rows[keep[final]]
 
     def _diversify(
         self,

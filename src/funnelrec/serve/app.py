@@ -23,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
 
 from funnelrec import __version__
+from funnelrec.serve.loading import limit_threads
 from funnelrec.serve.metrics import ServeMetrics, exposition
 from funnelrec.serve.schemas import (
     ErrorResponse,
@@ -32,7 +33,7 @@ from funnelrec.serve.schemas import (
     RecommendResponse,
     ReloadRequest,
 )
-from funnelrec.serve.service import RecommendService, RequestError, limit_threads
+from funnelrec.serve.service import RecommendService, RequestError
 from funnelrec.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)

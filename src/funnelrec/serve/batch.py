@@ -6,8 +6,8 @@ from pathlib import Path
 
 import polars as pl
 
-from funnelrec.pipeline.persist import load_recommender
 from funnelrec.errors import DataError
+from funnelrec.pipeline.persist import load_recommender
 
 
 def read_users(path: Path) -> pl.DataFrame:

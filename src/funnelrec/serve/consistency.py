@@ -20,17 +20,18 @@ from typing import Any
 import polars as pl
 import torch
 
+from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.persist import load_recommender
 from funnelrec.serve.featurelog import read_feature_log
-from funnelrec.pipeline.context import RequestContext
+from funnelrec.serve.loading import artifact_id
 from funnelrec.serve.request import (
     LeftOutChannels,
     RequestSpec,
     event_frames,
     popularity_order,
+    response_columns,
     run_request,
 )
-from funnelrec.serve.service import _columns, artifact_id
 from funnelrec.serve.store import Event
 
 
@@ -208,7 +209,7 @@ def replay_feature_log(
             line,
             "items",
             record["items"],
-            _columns(served.top, item_ids),
+            response_columns(served.top, item_ids),
             atol=atol,
             rtol=rtol,
             worst=worst,
@@ -220,7 +221,7 @@ def replay_feature_log(
                 line,
                 "pool",
                 record["pool"],
-                _columns(served.pool.head(depth), item_ids),
+                response_columns(served.pool.head(depth), item_ids),
                 atol=atol,
                 rtol=rtol,
                 worst=worst,

@@ -71,7 +71,8 @@ def serve(
     import uvicorn
 
     from funnelrec.serve.app import create_app
-    from funnelrec.serve.service import RecommendService, load_for_serving
+    from funnelrec.serve.loading import load_for_serving
+    from funnelrec.serve.service import RecommendService
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     model = load_for_serving(settings.artifacts, check=settings.self_check)

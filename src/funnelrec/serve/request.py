@@ -11,6 +11,7 @@ evaluation calls, on the same fitted objects.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -255,3 +256,17 @@ def popularity_order(recommender: Recommender) -> np.ndarray:
     items = recommender.history["item_idx"].to_numpy()
     counts = np.bincount(items[items >= 0], minlength=len(recommender.item_vocab))
     return np.argsort(-counts, kind="stable")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def response_columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list]:
+    data = frame.to_dict(as_series=False)
+    out: dict[str, list] = {"item_id": [item_ids[i] for i in data.pop("item_idx")]}
+    for name, values in data.items():
+        out[name] = [_finite(v) for v in values] if frame[name].dtype.is_float() else values
+    return out

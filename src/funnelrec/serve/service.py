@@ -8,32 +8,24 @@ drive it directly.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
-import math
 import os
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numba
-import numpy as np
 import polars as pl
 import torch
 
 from funnelrec.errors import FunnelrecError
-from funnelrec.features.pit import PreparedLog
 from funnelrec.pipeline.context import RequestContext
-from funnelrec.pipeline.golden import SelfCheckError, SelfCheckResult, self_check
-from funnelrec.pipeline.persist import load_with_golden
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.featurelog import FEATURE_LOG_VERSION, FeatureLogger
-from funnelrec.serve.lookup import HistoryIndex
+from funnelrec.serve.loading import LoadedModel, load_for_serving, numba_max_threads
 from funnelrec.serve.metrics import ServeMetrics
 from funnelrec.serve.request import (
     FALLBACK_SOURCE,
@@ -43,15 +35,13 @@ from funnelrec.serve.request import (
     Served,
     event_frames,
     fallback_items,
-    popularity_order,
+    response_columns,
     run_request,
 )
 from funnelrec.serve.settings import ServeSettings
 from funnelrec.serve.store import Event, EventStore, open_store
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_EVENTS = ("impression", "click", "cart", "order", "like", "fav")
 
 
 class RequestError(FunnelrecError):
@@ -61,132 +51,6 @@ class RequestError(FunnelrecError):
         super().__init__(message)
         self.status = status
         self.field = field
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A recommender ready to serve plus the lookups built for it at load time."""
-
-    recommender: Recommender
-    path: Path
-    artifact_id: str
-    cutoff: int
-    history_index: HistoryIndex
-    prepared_log: PreparedLog | None
-    user_index: dict[str, int]
-    item_index: dict[str, int]
-    item_ids: list[Any]
-    popularity: np.ndarray
-    event_names: frozenset[str]
-    attribute_names: tuple[str, ...]
-    check: SelfCheckResult | None
-    loaded_at: float = field(default_factory=time.time)
-
-
-def artifact_id(path: Path) -> str:
-    """Short content id of an artifact (hash of its manifest, which hashes every file)."""
-    return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()[:16]
-
-
-def _eval_mode(recommender: Recommender) -> None:
-    """Every torch module of the channels and the ranker in eval mode (no dropout)."""
-    owners: list[Any] = [*recommender.channels.values()]
-    if recommender.ranker is not None:
-        owners.append(recommender.ranker)
-    for owner in owners:
-        for value in vars(owner).values():
-            if isinstance(value, torch.nn.Module):
-                value.eval()
-
-
-def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None) -> LoadedModel:
-    """Build the per-request lookups of a loaded recommender."""
-    if recommender.reranker is not None:
-        recommender.item_side()  # computed once here, shared by every request view
-    log = recommender.rank_log
-    events = set(DEFAULT_EVENTS)
-    if log is not None:
-        events |= set(log["event"].unique().to_list())
-    if recommender.config.data.positive_events is not None:
-        events |= set(recommender.config.data.positive_events)
-    item_ids = recommender.item_vocab.ids.to_list()
-    return LoadedModel(
-        recommender=recommender,
-        path=Path(path),
-        artifact_id=artifact_id(path),
-        cutoff=recommender.as_of - 1,
-        history_index=HistoryIndex(recommender.history),
-        prepared_log=(
-            None
-            if log is None or recommender.ranker is None or recommender.ranker.features is None
-            else recommender.ranker.features.prepare(log)
-        ),
-        user_index={str(u): idx for idx, u in enumerate(recommender.user_vocab.ids.to_list())},
-        item_index={str(i): idx for idx, i in enumerate(item_ids)},
-        item_ids=item_ids,
-        popularity=popularity_order(recommender),
-        event_names=frozenset(events),
-        attribute_names=tuple(recommender.users.encoder.columns),
-        check=check,
-    )
-
-
-def load_for_serving(path: Path, *, check: bool = True) -> LoadedModel:
-    """Load an artifact for serving: verify hashes, eval mode, self-check the golden set.
-
-    Raises:
-        FunnelrecError: not an artifact, a hash mismatch, no golden set (with ``check``), or
-            a self-check that does not reproduce the recorded results.
-    """
-    path = Path(path)
-    recommender, golden = load_with_golden(path)
-    _eval_mode(recommender)
-    result = None
-    if check:
-        if golden is None:
-            raise SelfCheckError(
-                f"{path}: the artifact has no golden set (saved by an older funnelrec), so it "
-                "cannot be self-checked; re-save it (load_recommender + save_recommender) or "
-                "serve it with --no-self-check"
-            )
-        with torch.inference_mode():
-            result = self_check(recommender, golden)
-    return prepare(recommender, path, result)
-
-
-def limit_threads(n: int) -> None:
-    """Cap the thread pools of torch, faiss (OpenMP) and BLAS for this process, and numba's
-    for the calling thread (numba's setting is per thread).
-
-    A worker computes one request at a time on a small machine: library thread pools only
-    fight each other (and the other workers) for the cores. Measured on the 2-core demo box
-    with another process busy: 231 ms median per request with default pools, 56 ms capped.
-    """
-    torch.set_num_threads(n)
-    numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        import faiss
-
-        faiss.omp_set_num_threads(n)
-    except ImportError:  # pragma: no cover - faiss is a dependency
-        pass
-    from threadpoolctl import threadpool_limits
-
-    threadpool_limits(n)
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list]:
-    data = frame.to_dict(as_series=False)
-    out: dict[str, list] = {"item_id": [item_ids[i] for i in data.pop("item_idx")]}
-    for name, values in data.items():
-        out[name] = [_finite(v) for v in values] if frame[name].dtype.is_float() else values
-    return out
 
 
 class RecommendService:
@@ -213,7 +77,7 @@ class RecommendService:
         self._control_mtime = 0.0
         self._stop = threading.Event()
         self._watcher: threading.Thread | None = None
-        self._numba_threads = min(settings.torch_threads, numba.config.NUMBA_NUM_THREADS)
+        self._numba_threads = min(settings.torch_threads, numba_max_threads())
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -313,9 +177,7 @@ class RecommendService:
         base = model.history_index.for_user(user_idx)
         history = pl.concat([base, extra_history]) if extra_history.height else base
         outcomes = ChannelOutcomes()
-        rank_log = (
-            None if model.prepared_log is None else model.prepared_log.with_extra(extra_log)
-        )
+        rank_log = None if model.prepared_log is None else model.prepared_log.with_extra(extra_log)
         context = RequestContext(
             history=history,
             rank_log=rank_log,
@@ -358,7 +220,7 @@ class RecommendService:
     def _respond(
         self, model: LoadedModel, spec: RequestSpec, served: Served, request_id: str, total_s: float
     ) -> dict:
-        cols = _columns(served.top, model.item_ids)
+        cols = response_columns(served.top, model.item_ids)
         tasks = [c for c in cols if c.startswith("p_")]
         items = []
         for i in range(len(cols["item_id"])):
@@ -441,8 +303,8 @@ class RecommendService:
             "known_user": served.known_user,
             "timings_ms": {n: round(s * 1e3, 3) for n, s in served.timings_s.items()}
             | {"total": round(total_s * 1e3, 3)},
-            "items": _columns(served.top, model.item_ids),
-            "pool": _columns(served.pool.head(depth), model.item_ids) if depth else None,
+            "items": response_columns(served.top, model.item_ids),
+            "pool": response_columns(served.pool.head(depth), model.item_ids) if depth else None,
         }
         try:
             self.feature_log.write(record)
@@ -503,8 +365,8 @@ class RecommendService:
         start = time.perf_counter()
         self.store.append(parsed)
         self.metrics.stage_seconds.labels("store.append").observe(time.perf_counter() - start)
-        for e in parsed:
-            self.metrics.events.labels(e.event).inc()
+        for event in parsed:
+            self.metrics.events.labels(event.event).inc()
         return {"accepted": len(parsed), "timestamp": now}
 
     # ------------------------------------------------------------------ health

@@ -189,7 +189,7 @@ class RedisEventStore:
 
     def recent(self, user_id: str, limit: int) -> list[Event]:
         raw = self._client.lrange(self._key(user_id), -int(limit), -1)
-        return [Event.from_json(r) for r in raw]  # type: ignore[union-attr]
+        return [Event.from_json(r) for r in raw]
 
     def ping(self) -> None:
         self._client.ping()

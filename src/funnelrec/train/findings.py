@@ -241,6 +241,8 @@ def _vanishing(
     names = list(norms)
     first, last = names[0], names[-1]
     largest = max(norms.values())
+    layer: str | None
+    severity: Severity
     if largest < config.vanishing_norm:
         layer, severity = None, "critical"
         message = (

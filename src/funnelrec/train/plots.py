@@ -78,9 +78,19 @@ def write_plots(
     out_dir.mkdir(parents=True, exist_ok=True)
     steps = [r for r in records if r.get("type") == "step"]
     epochs = [r for r in records if r.get("type") == "epoch"]
-    x = [_num(r["step"]) for r in steps]
-    paths = []
+    figures = (
+        _loss_grad_norm_figure(steps, clip_grad_norm),
+        _layer_grad_norms_figure(steps),
+        _activations_figure(epochs),
+    )
+    return [_save(fig, out_dir / name) for fig, name in zip(figures, PLOT_FILES, strict=True)]
 
+
+def _loss_grad_norm_figure(
+    steps: Sequence[Mapping[str, Any]], clip_grad_norm: float | None
+) -> Figure:
+    """Loss (top) and global pre-clip gradient norm, log scale, with the threshold (bottom)."""
+    x = [_num(r["step"]) for r in steps]
     fig = Figure(figsize=(8, 6))
     ax_loss, ax_norm = fig.subplots(2, 1, sharex=True)
     if steps:
@@ -98,8 +108,12 @@ def write_plots(
     ax_norm.set_ylabel("grad norm")
     ax_norm.set_xlabel("step")
     fig.suptitle("Loss and gradient norm")
-    paths.append(_save(fig, out_dir / PLOT_FILES[0]))
+    return fig
 
+
+def _layer_grad_norms_figure(steps: Sequence[Mapping[str, Any]]) -> Figure:
+    """Each layer's weight-gradient norm over the steps (log scale; all-zero layers skipped)."""
+    x = [_num(r["step"]) for r in steps]
     fig = Figure(figsize=(8, 5))
     ax = fig.subplots()
     names = list(dict.fromkeys(name for r in steps for name in r.get("layers", {})))
@@ -117,8 +131,11 @@ def write_plots(
     ax.set_xlabel("step")
     ax.set_ylabel("weight grad norm (pre-clip)")
     fig.suptitle("Per-layer gradient norms")
-    paths.append(_save(fig, out_dir / PLOT_FILES[1]))
+    return fig
 
+
+def _activations_figure(epochs: Sequence[Mapping[str, Any]]) -> Figure:
+    """Each activation layer's dead fraction (top) and output std (bottom) per epoch."""
     fig = Figure(figsize=(8, 6))
     ax_dead, ax_std = fig.subplots(2, 1, sharex=True)
     ex = [_num(r["epoch"]) for r in epochs]
@@ -138,5 +155,4 @@ def write_plots(
     ax_std.set_ylabel("activation std")
     ax_std.set_xlabel("epoch")
     fig.suptitle("Activations per layer and epoch")
-    paths.append(_save(fig, out_dir / PLOT_FILES[2]))
-    return paths
+    return fig

@@ -6,10 +6,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from funnelrec.pipeline.persist import load_recommender, save_recommender
 from funnelrec.config import load_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import FunnelrecError
+from funnelrec.pipeline.persist import load_recommender, save_recommender
 from funnelrec.pipeline.recommender import Recommender
 
 

@@ -9,16 +9,13 @@ from pydantic import ValidationError
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
+from funnelrec.rank.labels import TaskLabel, tasks_for_events
 from funnelrec.rank.samples import (
-    DEFAULT_TASKS,
     SampleConfig,
-    TaskLabel,
     candidate_samples,
     impression_samples,
     index_log,
-    label_exposures,
     resolve_source,
-    tasks_for_events,
 )
 
 H = 3600
@@ -151,7 +148,7 @@ def test_task_event_absent_from_the_log_warns(caplog: pytest.LogCaptureFixture) 
     log = _log([(0, 1, T, "impression"), (0, 1, T, "click")])
     tasks = {"click": TaskLabel(events=("click",)), "like": TaskLabel(events=("like",))}
     cfg = SampleConfig(tasks=tasks)
-    with caplog.at_level(logging.WARNING, logger="funnelrec.rank.samples"):
+    with caplog.at_level(logging.WARNING, logger="funnelrec.rank.labels"):
         s = impression_samples(log, cfg)
     assert _labels(s, "like") == [0.0]
     assert "'like'" in caplog.text
@@ -236,31 +233,13 @@ def test_negative_subsampling_is_deterministic_per_seed() -> None:
     assert none.height == 80
 
 
-def test_tasks_for_events_and_config_validation() -> None:
-    assert list(tasks_for_events(["impression", "click", "cart", "order"])) == list(DEFAULT_TASKS)
-    taobao = tasks_for_events(["order", "fav", "cart", "click"])
-    assert list(taobao) == ["click", "fav", "cart", "order"]
-    assert list(tasks_for_events(["impression", "click", "like", "watch"])) == ["click", "like"]
-    assert tasks_for_events(["rating"])["positive"].events == ("rating",)
-    with pytest.raises(ValueError, match="no event besides"):
-        tasks_for_events(["impression"])
+def test_config_validation() -> None:
     with pytest.raises(ValidationError):
         SampleConfig(max_negatives=3)  # type: ignore[call-arg]
     with pytest.raises(ValidationError):
         SampleConfig(tasks={"bad name": TaskLabel(events=("click",))})
     with pytest.raises(ValidationError):
-        TaskLabel(events=("impression",))
-    with pytest.raises(ValidationError):
         SampleConfig(tasks={})
-
-
-def test_negative_indices_never_match(caplog: pytest.LogCaptureFixture) -> None:
-    exp = pl.DataFrame({"user_idx": [0, 0], "item_idx": [-1, -1], "timestamp": [T, T + 1]})
-    ev = _log([(0, 1, T + 5, "click")]).with_columns(pl.lit(-1, dtype=pl.Int32).alias("item_idx"))
-    with caplog.at_level(logging.WARNING, logger="funnelrec.rank.samples"):
-        labels = label_exposures(exp, ev, {"click": TaskLabel(events=("click",))})
-    assert labels["click"].tolist() == [0.0, 0.0]
-    assert "negative user_idx/item_idx" in caplog.text
 
 
 def test_index_log_keeps_new_ids_distinct() -> None:

@@ -232,7 +232,9 @@ def test_recommender_serves_new_users_from_attributes_and_tags() -> None:
                     "onboarding": {"kind": "onboarding", "k": 1},
                 },
                 "merge": {"k": 2, "quotas": {"onboarding": 1, "demographic": 1}},
-            }
+            },
+            # The merged candidates are the point; a toy log has no ranking samples.
+            "rank": {"enabled": False},
         }
     )
     recommender = Recommender.fit(data, config, rng=RNG)

@@ -167,7 +167,9 @@ def test_recommender_ingests_new_items_into_the_content_channel() -> None:
             "recall": {
                 "channels": {"content": CFG.model_dump(), "popular": {"kind": "popular"}},
                 "merge": {"k": 10, "quotas": {"content": 5, "popular": 5}},
-            }
+            },
+            # The merged candidates are the point; a 15-item log has no ranking samples.
+            "rank": {"enabled": False},
         }
     )
     recommender = Recommender.fit(data, config, rng=np.random.default_rng(0))

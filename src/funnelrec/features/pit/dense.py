@@ -18,7 +18,7 @@ from funnelrec.features.pit.user_stats import (
 )
 
 
-def raw_dense(
+def assemble_dense(
     config: PointInTimeConfig,
     state: FittedState,
     samples: pl.DataFrame,

@@ -20,7 +20,7 @@ from funnelrec.features.pit.config import (
     PointInTimeConfig,
     dense_feature_names,
 )
-from funnelrec.features.pit.dense import raw_dense
+from funnelrec.features.pit.dense import assemble_dense
 from funnelrec.features.pit.log import relevant_events, require_columns
 from funnelrec.features.pit.prepared import PreparedLog, prepare_log
 from funnelrec.features.pit.sequences import sequences
@@ -92,7 +92,7 @@ class PointInTimeFeatures:
             dense_mean=np.zeros(0),
             dense_std=np.ones(0),
         )
-        raw = raw_dense(self.config, base, samples, log)
+        raw = assemble_dense(self.config, base, samples, log)
         mean = raw.mean(axis=0)
         std = raw.std(axis=0)
         std = np.where(std > 1e-8, std, 1.0)
@@ -168,7 +168,7 @@ class PointInTimeFeatures:
         if present and len(present) != len(f.tasks):
             missing = [f"label_{t}" for t in f.tasks if t not in present]
             raise ValueError(f"samples: missing column '{missing[0]}' (fitted tasks {f.tasks})")
-        raw = raw_dense(self.config, f, samples, frame, prepared)
+        raw = assemble_dense(self.config, f, samples, frame, prepared)
         dense = np.nan_to_num((raw - f.dense_mean) / f.dense_std, nan=0.0)
         clip = self.config.clip
         seq_item, seq_cat, seq_gap = sequences(
@@ -212,7 +212,7 @@ class PointInTimeFeatures:
         """
         require_columns(samples, SAMPLE_COLUMNS, "samples")
         require_columns(log, LOG_COLUMNS, "log")
-        return raw_dense(self.config, self._state, samples, relevant_events(log, samples))
+        return assemble_dense(self.config, self._state, samples, relevant_events(log, samples))
 
     # ------------------------------------------------------------------ internals
     @staticmethod

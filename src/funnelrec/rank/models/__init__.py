@@ -8,6 +8,7 @@ are loaded eagerly from :mod:`funnelrec.rank.models.config`; the models and
 Example:
     >>> from pydantic import TypeAdapter
     >>> from funnelrec.features.spec import FeatureSpec
+    >>> from funnelrec.rank.models import build_rank_model
     >>> spec = FeatureSpec(("u", "i", "c"), (5, 7, 3), 2, 4, 1, 2, ("click", "buy"))
     >>> config = TypeAdapter(RankModelConfig).validate_python({"kind": "mmoe", "n_experts": 2})
     >>> type(build_rank_model(config, spec)).__name__

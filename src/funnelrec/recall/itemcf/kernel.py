@@ -2,16 +2,18 @@
 
 Two steps:
 
-1. :func:`build_sequences` (linear-time numba passes) turns positives into per-user sequences
+1. :func:`~funnelrec.recall.itemcf.sequences.build_sequences` (linear-time numba passes, in
+   :mod:`funnelrec.recall.itemcf.sequences`) turns positives into per-user sequences
    (deduplicated, sorted by ``(timestamp, item_idx)``) in CSR layout, plus the inverted index
    item -> occurrences.
-2. :func:`itemcf_topk` (numba, parallel over interleaved chunks of items) walks, for every item
-   ``i``, each occurrence of ``i`` and the positions within ``window`` of it, accumulating pair
-   weights into a dense per-chunk accumulator with a touched list (the scheme of implicit's
-   ``all_pairs_knn``); then it normalises, selects the top ``K`` (quickselect) and sorts them
-   (bucketed insertion sort), writing straight into preallocated ``[n_items, K]`` arrays. No
-   pair list is ever materialised: memory is ``O(N + n_items * K)`` plus ``O(n_items)``
-   scratch per running thread (``8 x threads`` chunks, scheduled dynamically).
+2. :func:`itemcf_topk` (this module; numba, parallel over interleaved chunks of items) walks,
+   for every item ``i``, each occurrence of ``i`` and the positions within ``window`` of it,
+   accumulating pair weights into a dense per-chunk accumulator with a touched list (the
+   scheme of implicit's ``all_pairs_knn``); then it normalises, selects the top ``K``
+   (quickselect) and sorts them (bucketed insertion sort), writing straight into preallocated
+   ``[n_items, K]`` arrays. No pair list is ever materialised: memory is
+   ``O(N + n_items * K)`` plus ``O(n_items)`` scratch per running thread (``8 x threads``
+   chunks, scheduled dynamically).
 
 Pair weights are computed on the fly without ``pow``/``exp`` in the inner loop: walking away from
 position ``p`` one step at a time, the weight is a running product ``run *= step[q]`` with
@@ -24,195 +26,15 @@ over users; ``act(u)``, the direction weight and the normalisation once per occu
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numba
 import numpy as np
-import polars as pl
-from numpy.typing import NDArray
 
 MIN_SIM = float(np.finfo(np.float32).tiny)
 """Similarities below the smallest normal float32 (underflowed decays) are not neighbours."""
 
 RUN_FLOOR = 1e-300
 """Pair weights below this are skipped (they cannot move any similarity >= MIN_SIM)."""
-
-
-@dataclass(frozen=True, slots=True)
-class Sequences:
-    """Per-user deduplicated, time-sorted positives and the item -> occurrence index.
-
-    Attributes:
-        user_ptr: ``[n_users + 1]`` int64 CSR offsets into ``item``/``time``.
-        item: ``[N]`` int32 item_idx, per user sorted by ``(time, item)``.
-        time: ``[N]`` int64 timestamp of each (user, item)'s last occurrence.
-        item_ptr: ``[n_items + 1]`` int64 CSR offsets into ``occ_user``/``occ_pos``.
-        occ_user: ``[N]`` int32 user of each occurrence, grouped by item.
-        occ_pos: ``[N]`` int64 global position (index into ``item``) of each occurrence.
-    """
-
-    user_ptr: NDArray[np.int64]
-    item: NDArray[np.int32]
-    time: NDArray[np.int64]
-    item_ptr: NDArray[np.int64]
-    occ_user: NDArray[np.int32]
-    occ_pos: NDArray[np.int64]
-
-    @property
-    def user_len(self) -> NDArray[np.int64]:
-        """``[n_users]`` number of distinct items per user, ``|I_u|``."""
-        return np.diff(self.user_ptr)
-
-    @property
-    def item_users(self) -> NDArray[np.int64]:
-        """``[n_items]`` number of distinct users per item, ``|N(i)|``."""
-        return np.diff(self.item_ptr)
-
-
-def build_sequences(positives: pl.DataFrame, n_users: int, n_items: int) -> Sequences:
-    """Deduplicate (user, item) keeping the last occurrence and sort each user's items by time.
-
-    Linear-time: a stable counting sort by user of the time-ordered rows, a per-user backward
-    pass that keeps each item's last occurrence, and a counting sort by item for the inverted
-    index (all single-threaded numba: a few ms per million rows, far below the pair kernel).
-    Rows not already in time order are first sorted (stable) by timestamp.
-
-    Args:
-        positives: ``user_idx``, ``item_idx``, ``timestamp`` rows (negative indices dropped).
-        n_users: size of the user index space.
-        n_items: size of the item index space.
-
-    Returns:
-        The :class:`Sequences` of ``N`` distinct (user, item) pairs.
-
-    Example:
-        >>> df = pl.DataFrame({"user_idx": [0, 0, 0], "item_idx": [1, 0, 1],
-        ...                    "timestamp": [5, 7, 9]})
-        >>> build_sequences(df, 1, 2).item.tolist()
-        [0, 1]
-    """
-    user = positives["user_idx"].to_numpy()
-    item = positives["item_idx"].to_numpy()
-    time = positives["timestamp"].to_numpy()
-    valid = (user >= 0) & (user < n_users) & (item >= 0) & (item < n_items)
-    if not valid.all():
-        user, item, time = user[valid], item[valid], time[valid]
-    user = np.ascontiguousarray(user, dtype=np.int32)
-    item = np.ascontiguousarray(item, dtype=np.int32)
-    time = np.ascontiguousarray(time, dtype=np.int64)
-    if time.shape[0] > 1 and not (time[1:] >= time[:-1]).all():
-        by_time = np.argsort(time, kind="stable")
-        user, item, time = user[by_time], item[by_time], time[by_time]
-    raw_ptr, raw_item, raw_time = _group_by_user(user, item, time, n_users)
-    user_ptr, seq_item, seq_time = _dedupe_sequences(raw_ptr, raw_item, raw_time, n_items)
-    item_ptr, occ_user, occ_pos = _invert(user_ptr, seq_item, n_items)
-    return Sequences(user_ptr, seq_item, seq_time, item_ptr, occ_user, occ_pos)
-
-
-@numba.njit(cache=True)
-def _group_by_user(user, item, time, n_users):  # pragma: no cover - compiled
-    """Stable counting sort of rows by user: ``(ptr [n_users + 1], item [R], time [R])``."""
-    n = user.shape[0]
-    ptr = np.zeros(n_users + 1, dtype=np.int64)
-    for e in range(n):
-        ptr[user[e] + 1] += 1
-    for u in range(n_users):
-        ptr[u + 1] += ptr[u]
-    fill = ptr[:-1].copy()
-    out_item = np.empty(n, dtype=np.int32)
-    out_time = np.empty(n, dtype=np.int64)
-    for e in range(n):
-        u = user[e]
-        out_item[fill[u]] = item[e]
-        out_time[fill[u]] = time[e]
-        fill[u] += 1
-    return ptr, out_item, out_time
-
-
-@numba.njit(cache=True)
-def _dedupe_sequences(raw_ptr, item, time, n_items):  # pragma: no cover - compiled
-    """Each user's last occurrence per item, in ``(time, item)`` order.
-
-    Args:
-        raw_ptr: ``[n_users + 1]`` offsets of each user's rows.
-        item, time: ``[R]`` the rows grouped by user, time-ordered within a user.
-        n_items: size of the item index space.
-
-    Returns:
-        ``(user_ptr [n_users + 1], item [N], time [N])`` with ``N`` distinct (user, item) pairs.
-    """
-    n_users = raw_ptr.shape[0] - 1
-    n_rows = item.shape[0]
-    keep = np.empty(n_rows, dtype=np.bool_)
-    stamp = np.full(n_items, -1, dtype=np.int32)
-    user_ptr = np.zeros(n_users + 1, dtype=np.int64)
-    out_item = np.empty(n_rows, dtype=np.int32)
-    out_time = np.empty(n_rows, dtype=np.int64)
-    w = 0
-    for u in range(n_users):
-        start, end = raw_ptr[u], raw_ptr[u + 1]
-        for x in range(end - 1, start - 1, -1):  # newest first: the first sighting is the last
-            i = item[x]
-            keep[x] = stamp[i] != u
-            stamp[i] = u
-        first = w
-        for x in range(start, end):
-            if keep[x]:
-                # Rows arrive time-sorted; insertion puts equal times in item order.
-                it, t = item[x], time[x]
-                y = w
-                while y > first and out_time[y - 1] == t and out_item[y - 1] > it:
-                    out_item[y] = out_item[y - 1]
-                    out_time[y] = out_time[y - 1]
-                    y -= 1
-                out_item[y] = it
-                out_time[y] = t
-                w += 1
-        user_ptr[u + 1] = w
-    return user_ptr, out_item[:w], out_time[:w]
-
-
-@numba.njit(cache=True)
-def _invert(user_ptr, seq_item, n_items):  # pragma: no cover - compiled
-    """Item -> occurrences (stable): ``(item_ptr [n_items + 1], occ_user [N], occ_pos [N])``."""
-    n_users = user_ptr.shape[0] - 1
-    n = seq_item.shape[0]
-    item_ptr = np.zeros(n_items + 1, dtype=np.int64)
-    for e in range(n):
-        item_ptr[seq_item[e] + 1] += 1
-    for k in range(n_items):
-        item_ptr[k + 1] += item_ptr[k]
-    fill = item_ptr[:-1].copy()
-    occ_user = np.empty(n, dtype=np.int32)
-    occ_pos = np.empty(n, dtype=np.int64)
-    for u in range(n_users):
-        for x in range(user_ptr[u], user_ptr[u + 1]):
-            i = seq_item[x]
-            occ_user[fill[i]] = u
-            occ_pos[fill[i]] = x
-            fill[i] += 1
-    return item_ptr, occ_user, occ_pos
-
-
-def step_decay(
-    seq: Sequences, half_life_s: float | None, position_decay: float
-) -> NDArray[np.float64]:
-    """``[N]`` weight factor for one step from the previous position of the same user.
-
-    ``out[q] = position_decay * 0.5 ** ((time[q] - time[q - 1]) / half_life_s)`` (no time
-    factor when ``half_life_s`` is None). Walking ``d`` steps multiplies ``d`` of these: the
-    time decay over a gap is the product of the decays over the adjacent gaps it spans. The
-    value at a user's first position is never read.
-    """
-    n = seq.item.shape[0]
-    if half_life_s is None or n == 0:
-        return np.full(n, position_decay, dtype=np.float64)
-    gap = np.empty(n, dtype=np.float64)
-    gap[0] = 0.0
-    np.subtract(seq.time[1:], seq.time[:-1], out=gap[1:], casting="unsafe")
-    starts = seq.user_ptr[:-1][seq.user_len > 0]
-    gap[starts] = 0.0
-    return position_decay * np.exp2(-gap / half_life_s)
 
 
 _LOW32 = np.uint64(0xFFFFFFFF)
@@ -311,9 +133,9 @@ def _sort_descending(keys, cnt, scratch, hist):  # pragma: no cover - compiled
             hist[b] = start
             start += size
         for t in range(cnt):
-            b = np.int64((top - keys[t]) >> shift)
-            scratch[hist[b]] = keys[t]
-            hist[b] += 1
+            bucket = np.int64((top - keys[t]) >> shift)
+            scratch[hist[bucket]] = keys[t]
+            hist[bucket] += 1
         for t in range(cnt):
             keys[t] = scratch[t]
         _insertion_sort_descending(keys, cnt)
@@ -356,7 +178,7 @@ def itemcf_topk(
         user_ptr: ``[n_users + 1]`` int64 sequence offsets.
         seq_item: ``[N]`` int32 items, per user time-sorted.
         step: ``[N]`` float64 ``position_decay`` times the time decay over the gap to
-            the previous position (see :func:`step_decay`).
+            the previous position (see :func:`~funnelrec.recall.itemcf.sequences.step_decay`).
         recency: ``[N]`` float64 pair-age weight of a pair whose later position is this one
             (all ones when ``pair_half_life_s`` is off).
         user_weight: ``[n_users]`` float64 ``act(u)``.
@@ -448,7 +270,7 @@ def _accumulate(
     ``acc`` is all zeros on entry; every added weight is positive, so ``acc[j] == 0`` means
     "not touched yet". :func:`_select` zeroes the touched entries again.
     """
-    m = 0
+    m = np.int64(0)
     for e in range(item_ptr[i], item_ptr[i + 1]):
         u = occ_user[e]
         g = occ_pos[e]

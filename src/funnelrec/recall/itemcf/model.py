@@ -16,12 +16,8 @@ from funnelrec.errors import ConfigError
 from funnelrec.recall.base import ChannelResult, Queries
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
-from funnelrec.recall.itemcf.kernel import (
-    MIN_SIM,
-    build_sequences,
-    itemcf_topk,
-    step_decay,
-)
+from funnelrec.recall.itemcf.kernel import MIN_SIM, itemcf_topk
+from funnelrec.recall.itemcf.sequences import build_sequences, step_decay
 from funnelrec.recall.topk import sparse_topk
 
 logger = logging.getLogger(__name__)

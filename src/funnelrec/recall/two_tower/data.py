@@ -123,7 +123,7 @@ class ItemFeatureEncoder:
     def encode(self, items: pl.DataFrame) -> ItemFeatures:
         """Features of the rows of ``items`` (missing columns / nulls / unseen values -> 0)."""
         n = items.height
-        category = np.zeros(n, dtype=np.int64)
+        category: NDArray[np.integer] = np.zeros(n, dtype=np.int64)  # int64 at the end
         if "category" in items.columns and len(self.category_vocab):
             category = self.category_vocab.encode(items["category"].cast(pl.String)) + 1
         time = np.zeros(n, dtype=np.int64)

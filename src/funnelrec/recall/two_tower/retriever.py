@@ -356,32 +356,32 @@ class TwoTower:
             items: items table rows (``category``, ``created_at``, ``title``, ... as available).
             item_idx: ``[M]`` their new item indices, none already known to the channel.
         """
-        item_idx = np.asarray(item_idx, dtype=np.int64)
-        if item_idx.shape != (items.height,):
-            raise ValueError(f"{items.height} items but item_idx has shape {item_idx.shape}")
-        if item_idx.shape[0] == 0:
+        ids = np.asarray(item_idx, dtype=np.int64)
+        if ids.shape != (items.height,):
+            raise ValueError(f"{items.height} items but item_idx has shape {ids.shape}")
+        if ids.shape[0] == 0:
             return
         features = self.features
         n_known = len(features)
-        if item_idx.min() < n_known or np.unique(item_idx).shape[0] != item_idx.shape[0]:
+        if ids.min() < n_known or np.unique(ids).shape[0] != ids.shape[0]:
             raise ValueError(f"add_items needs new, distinct indices >= {n_known}")
         new = self.encoder.encode(items)
-        size = int(item_idx.max()) + 1
+        size = int(ids.max()) + 1
         grown = ItemFeatures(
             np.zeros(size - n_known, dtype=np.int64),
             np.zeros(size - n_known, dtype=np.int64),
             np.zeros((size - n_known, features.content.shape[1]), dtype=np.float32),
         )
-        local = item_idx - n_known
+        local = ids - n_known
         grown.category[local] = new.category
         grown.time[local] = new.time
         grown.content[local] = new.content
         self._features = features.concat(grown)
-        vectors = self._embed_items(item_idx)
+        vectors = self._embed_items(ids)
         vec_grown = np.zeros((size - self._vectors.shape[0], self._vectors.shape[1]), np.float32)
         self._vectors = np.concatenate([self._vectors, vec_grown])
-        self._vectors[item_idx] = vectors
-        self.index.add(vectors, item_idx)
+        self._vectors[ids] = vectors
+        self.index.add(vectors, ids)
 
     # ---------------------------------------------------------------- state
     @property

@@ -1,0 +1,258 @@
+"""Multi-task labels of exposures: the tasks, and the one vectorised labeller.
+
+A task's label for an exposure is 1 when the same user performs one of the task's events on
+the same item within the task's window after the exposure (:class:`TaskLabel`). With
+``attribution="last"`` (default) an event is credited to the *latest* exposure of the same
+(user, item) at or before it; ``"all"`` credits every exposure whose window contains it.
+
+:func:`label_exposures` computes every label (sort + ``searchsorted`` on a combined
+``pair << 32 | time`` key; no loop over rows). :mod:`funnelrec.rank.samples` builds the
+exposures it labels.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Literal
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "DAY_S",
+    "DEFAULT_TASKS",
+    "HOUR_S",
+    "IMPRESSION",
+    "TASK_CATALOGUE",
+    "TaskLabel",
+    "label_exposures",
+    "require_columns",
+    "tasks_for_events",
+]
+
+logger = logging.getLogger(__name__)
+
+IMPRESSION = "impression"
+HOUR_S = 3600.0
+DAY_S = 86400.0
+_TS_SPAN = (1 << 32) - 1  # times are stored relative to the earliest one in 32 bits
+
+
+class TaskLabel(BaseModel):
+    """One binary task: 1 when one of ``events`` follows the exposure within ``window_s``.
+
+    The event must happen at ``t_sample <= ts <= t_sample + window_s`` (``None``: any time
+    later in the given log, so a short window can be compared to a long one).
+
+    Example:
+        >>> TaskLabel(events=("order",), window_s=86400).window_s
+        86400.0
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    events: tuple[str, ...] = Field(min_length=1, description="Events that make the label 1.")
+    window_s: float | None = Field(
+        HOUR_S, ge=0, description="Seconds after the exposure; None = the rest of the log."
+    )
+
+    @field_validator("events")
+    @classmethod
+    def _no_impression(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        if IMPRESSION in events:
+            raise ValueError("'impression' cannot make a label 1: every exposure is one")
+        return events
+
+
+DEFAULT_TASKS: dict[str, TaskLabel] = {
+    "click": TaskLabel(events=("click",), window_s=HOUR_S),
+    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
+    "order": TaskLabel(events=("order",), window_s=DAY_S),
+}
+"""Click within 1 h; cart and order within 24 h of the exposure."""
+
+TASK_CATALOGUE: dict[str, TaskLabel] = {
+    "click": TaskLabel(events=("click",), window_s=HOUR_S),
+    "like": TaskLabel(events=("like",), window_s=DAY_S),
+    "follow": TaskLabel(events=("follow",), window_s=DAY_S),
+    "comment": TaskLabel(events=("comment",), window_s=DAY_S),
+    "forward": TaskLabel(events=("forward",), window_s=DAY_S),
+    "fav": TaskLabel(events=("fav",), window_s=DAY_S),
+    "cart": TaskLabel(events=("cart",), window_s=DAY_S),
+    "order": TaskLabel(events=("order",), window_s=DAY_S),
+}
+"""Known binary tasks in funnel order (the exposure-level task first)."""
+
+
+def tasks_for_events(events_present: Iterable[str]) -> dict[str, TaskLabel]:
+    """The default tasks a log supports, exposure-level task first.
+
+    Known events (click, like, follow, comment, forward, fav, cart, order) get their
+    :data:`TASK_CATALOGUE` task. A log with none of them (ratings, watches) gets one task
+    ``"positive"`` over all its non-impression events, within 24 h.
+
+    Args:
+        events_present: event names in the log, e.g. ``log["event"].unique()``.
+
+    Returns:
+        Ordered ``{task: TaskLabel}`` for :class:`SampleConfig`.
+
+    Example:
+        >>> list(tasks_for_events(["impression", "order", "click", "fav"]))
+        ['click', 'fav', 'order']
+        >>> tasks_for_events(["rating"])["positive"].events
+        ('rating',)
+    """
+    present = set(events_present)
+    tasks = {name: task for name, task in TASK_CATALOGUE.items() if name in present}
+    if tasks:
+        return tasks
+    others = tuple(sorted(present - {IMPRESSION}))
+    if not others:
+        raise ValueError("the log has no event besides 'impression': no task can be labelled")
+    return {"positive": TaskLabel(events=others, window_s=DAY_S)}
+
+
+def require_columns(df: pl.DataFrame, columns: Iterable[str], table: str) -> None:
+    """Raise ValueError naming the first of ``columns`` that ``table`` ``df`` lacks."""
+    for col in columns:
+        if col not in df.columns:
+            raise ValueError(
+                f"{table}: missing column '{col}' (found {', '.join(df.columns) or 'none'})"
+            )
+
+
+def _pair_codes(user: NDArray[np.integer], item: NDArray[np.integer]) -> NDArray[np.int64]:
+    return (user.astype(np.int64) << 32) | item.astype(np.int64)
+
+
+def label_exposures(
+    exposures: pl.DataFrame,
+    events: pl.DataFrame,
+    tasks: Mapping[str, TaskLabel],
+    attribution: Literal["last", "all"] = "last",
+) -> dict[str, NDArray[np.float32]]:
+    """Labels of exposures from later events of the same (user, item): the one labeller.
+
+    Args:
+        exposures: ``[N]`` rows with ``user_idx``, ``item_idx``, ``timestamp``. All exposures
+            take part in attribution (label before subsampling negatives).
+        events: ``[E]`` rows with ``user_idx``, ``item_idx``, ``timestamp``, ``event``.
+        tasks: ``{task: TaskLabel}``.
+        attribution: ``"last"`` credits an event only to the latest exposure of its pair at or
+            before it; ``"all"`` to every exposure whose window holds it.
+
+    Returns:
+        ``{task: [N] float32 in {0, 1}}``. Rows with a negative user/item index never match.
+
+    Example:
+        >>> exp = pl.DataFrame({"user_idx": [0, 0], "item_idx": [1, 2], "timestamp": [10, 10]})
+        >>> ev = pl.DataFrame({"user_idx": [0], "item_idx": [2], "timestamp": [70],
+        ...     "event": ["click"]})
+        >>> label_exposures(exp, ev, {"click": TaskLabel(events=("click",), window_s=60)})
+        {'click': array([0., 1.], dtype=float32)}
+    """
+    require_columns(exposures, ("user_idx", "item_idx", "timestamp"), "exposures")
+    require_columns(events, ("user_idx", "item_idx", "timestamp", "event"), "events")
+    n = exposures.height
+    out = {name: np.zeros(n, dtype=np.float32) for name in tasks}
+    _warn_absent_events(events, tasks)
+    if n == 0 or events.height == 0:
+        return out
+    s_user, s_item, s_ts = _key_columns(exposures)
+    valid = (s_user >= 0) & (s_item >= 0)
+    if not valid.all():
+        logger.warning(
+            "%d exposures have a negative user_idx/item_idx and get label 0 "
+            "(index the log with index_log to keep new ids)",
+            int((~valid).sum()),
+        )
+    if not valid.any():
+        return out
+    pairs = np.unique(_pair_codes(s_user[valid], s_item[valid]))
+    s_rank = np.full(n, -1, dtype=np.int64)
+    s_rank[valid] = np.searchsorted(pairs, _pair_codes(s_user[valid], s_item[valid]))
+    t0 = int(s_ts[valid].min())
+    e_rank, e_ts, e_keep = _match_events(events, pairs, t0)
+    if not e_keep.any():
+        return out
+    span = max(int(s_ts[valid].max()), int(e_ts[e_keep].max())) - t0
+    if span >= _TS_SPAN:
+        raise ValueError(f"timestamps span {span} s, more than the 2**32 s this labeller handles")
+    rel = s_ts - t0
+    bound = _attribution_bound(rel, s_rank, valid, attribution)
+    key = s_rank << 32
+    for name, task in tasks.items():
+        mask = e_keep & events["event"].is_in(list(task.events)).to_numpy()
+        if not mask.any():
+            continue
+        codes = np.sort((e_rank[mask] << 32) | (e_ts[mask] - t0))
+        hi = bound if task.window_s is None else np.minimum(bound, rel + int(task.window_s))
+        hi = np.minimum(hi, _TS_SPAN)
+        lo_i = np.searchsorted(codes, key | rel, side="left")
+        hi_i = np.searchsorted(codes, key | np.maximum(hi, 0), side="right")
+        hit = valid & (hi >= rel) & (hi_i > lo_i)
+        out[name] = hit.astype(np.float32)
+    return out
+
+
+def _warn_absent_events(events: pl.DataFrame, tasks: Mapping[str, TaskLabel]) -> None:
+    """Warn for every task none of whose events occur in ``events`` (its labels are all 0)."""
+    present = set(events["event"].unique().to_list()) if events.height else set()
+    for name, task in tasks.items():
+        if not present.intersection(task.events):
+            logger.warning(
+                "task %r: none of its events %s occur in the log; its labels are all 0",
+                name,
+                list(task.events),
+            )
+
+
+def _key_columns(
+    df: pl.DataFrame,
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
+    """``(user_idx [R], item_idx [R], timestamp [R])`` of ``df`` as int64."""
+    return (
+        df["user_idx"].to_numpy().astype(np.int64),
+        df["item_idx"].to_numpy().astype(np.int64),
+        df["timestamp"].to_numpy().astype(np.int64),
+    )
+
+
+def _match_events(
+    events: pl.DataFrame, pairs: NDArray[np.int64], t0: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
+    """Locate each event's (user, item) pair among the exposed ``pairs`` ``[P]`` (sorted).
+
+    Returns:
+        ``(rank [E], timestamp [E], keep [E])``: the pair's index in ``pairs`` (clipped, only
+        meaningful where ``keep``), the event time, and whether the event can label anything
+        (valid ids, an exposed pair, not before the earliest exposure ``t0``).
+    """
+    e_user, e_item, e_ts = _key_columns(events)
+    e_code = _pair_codes(e_user, e_item)
+    e_rank = np.minimum(np.searchsorted(pairs, e_code), pairs.shape[0] - 1)
+    e_keep = (e_user >= 0) & (e_item >= 0) & (pairs[e_rank] == e_code) & (e_ts >= t0)
+    return e_rank, e_ts, e_keep
+
+
+def _attribution_bound(
+    rel: NDArray[np.int64],
+    s_rank: NDArray[np.int64],
+    valid: NDArray[np.bool_],
+    attribution: Literal["last", "all"],
+) -> NDArray[np.int64]:
+    """``[N]`` upper attribution bound per exposure (inclusive, relative time).
+
+    ``"last"``: the next exposure of the same pair minus 1 (so an event credits only the
+    latest exposure at or before it); ``"all"`` and a pair's last exposure: no bound.
+    """
+    bound = np.full(rel.shape[0], _TS_SPAN, dtype=np.int64)
+    if attribution == "last":
+        idx = np.flatnonzero(valid)
+        order = idx[np.lexsort((rel[idx], s_rank[idx]))]
+        same = s_rank[order[1:]] == s_rank[order[:-1]]
+        bound[order[:-1][same]] = rel[order[1:][same]] - 1
+    return bound

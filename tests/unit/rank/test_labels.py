@@ -1,0 +1,83 @@
+"""Tasks and the one labeller: task selection, attribution and windows on direct inputs."""
+
+import logging
+
+import numpy as np
+import polars as pl
+import pytest
+from pydantic import ValidationError
+
+from funnelrec.rank.labels import DEFAULT_TASKS, TaskLabel, label_exposures, tasks_for_events
+
+H = 3600
+T = 1_700_000_000
+
+
+def _frame(rows: list[tuple], cols: list[str]) -> pl.DataFrame:
+    return pl.DataFrame(rows, schema=cols, orient="row").with_columns(
+        pl.col("user_idx").cast(pl.Int32),
+        pl.col("item_idx").cast(pl.Int32),
+        pl.col("timestamp").cast(pl.Int64),
+    )
+
+
+def _exposures(rows: list[tuple]) -> pl.DataFrame:
+    """Rows (user_idx, item_idx, timestamp)."""
+    return _frame(rows, ["user_idx", "item_idx", "timestamp"])
+
+
+def _events(rows: list[tuple]) -> pl.DataFrame:
+    """Rows (user_idx, item_idx, timestamp, event)."""
+    return _frame(rows, ["user_idx", "item_idx", "timestamp", "event"])
+
+
+def test_tasks_for_events() -> None:
+    assert list(tasks_for_events(["impression", "click", "cart", "order"])) == list(DEFAULT_TASKS)
+    taobao = tasks_for_events(["order", "fav", "cart", "click"])
+    assert list(taobao) == ["click", "fav", "cart", "order"]
+    assert list(tasks_for_events(["impression", "click", "like", "watch"])) == ["click", "like"]
+    assert tasks_for_events(["rating"])["positive"].events == ("rating",)
+    with pytest.raises(ValueError, match="no event besides"):
+        tasks_for_events(["impression"])
+    with pytest.raises(ValidationError):
+        TaskLabel(events=("impression",))
+
+
+def test_negative_indices_never_match(caplog: pytest.LogCaptureFixture) -> None:
+    exp = pl.DataFrame({"user_idx": [0, 0], "item_idx": [-1, -1], "timestamp": [T, T + 1]})
+    ev = _events([(0, 1, T + 5, "click")]).with_columns(
+        pl.lit(-1, dtype=pl.Int32).alias("item_idx")
+    )
+    with caplog.at_level(logging.WARNING, logger="funnelrec.rank.labels"):
+        labels = label_exposures(exp, ev, {"click": TaskLabel(events=("click",))})
+    assert labels["click"].tolist() == [0.0, 0.0]
+    assert "negative user_idx/item_idx" in caplog.text
+
+
+def test_last_attribution_credits_only_the_latest_exposure() -> None:
+    exp = _exposures([(0, 1, T), (0, 1, T + 60), (0, 2, T), (1, 1, T)])
+    ev = _events([(0, 1, T + 90, "click"), (1, 1, T - 5, "click")])  # user 1: before exposure
+    tasks = {"click": TaskLabel(events=("click",), window_s=H)}
+    last = label_exposures(exp, ev, tasks, "last")["click"]
+    every = label_exposures(exp, ev, tasks, "all")["click"]
+    assert last.tolist() == [0.0, 1.0, 0.0, 0.0]
+    assert every.tolist() == [1.0, 1.0, 0.0, 0.0]
+    assert last.dtype == np.float32
+
+
+def test_window_bounds_are_inclusive_and_none_means_the_rest_of_the_log() -> None:
+    exp = _exposures([(0, 1, T), (0, 2, T)])
+    ev = _events([(0, 1, T + H, "order"), (0, 2, T + H + 1, "order")])
+    hour = label_exposures(exp, ev, {"order": TaskLabel(events=("order",), window_s=H)})
+    rest = label_exposures(exp, ev, {"order": TaskLabel(events=("order",), window_s=None)})
+    assert hour["order"].tolist() == [1.0, 0.0]
+    assert rest["order"].tolist() == [1.0, 1.0]
+
+
+def test_absent_task_event_warns_and_labels_zero(caplog: pytest.LogCaptureFixture) -> None:
+    exp = _exposures([(0, 1, T)])
+    ev = _events([(0, 1, T + 1, "click")])
+    with caplog.at_level(logging.WARNING, logger="funnelrec.rank.labels"):
+        labels = label_exposures(exp, ev, {"like": TaskLabel(events=("like",))})
+    assert labels["like"].tolist() == [0.0]
+    assert "'like'" in caplog.text
