@@ -26,5 +26,5 @@ def test_python_api_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
     for block in python_examples(README.read_text(), "Python API"):
-        exec(compile(block, str(README), "exec"), namespace)  # noqa: S102 - our own README
+        exec(compile(block, str(README), "exec"), namespace)
     assert (tmp_path / "artifacts" / "manifest.json").is_file()

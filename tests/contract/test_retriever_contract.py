@@ -7,7 +7,7 @@ import pytest
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
-from funnelrec.recall.factory import build_retriever
+from funnelrec.recall.registry import build_retriever
 from funnelrec.recall.two_tower import TwoTowerConfig
 from funnelrec.testing import check_retriever
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
@@ -13,18 +11,9 @@ from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
+from funnelrec.recall.registry import ChannelConfig
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 from funnelrec.rerank.config import RerankConfig
-
-ChannelConfig = Annotated[
-    ItemCFConfig
-    | PopularConfig
-    | ContentConfig
-    | DemographicPopularConfig
-    | OnboardingConfig
-    | TwoTowerConfig,
-    Field(discriminator="kind"),
-]
 
 
 class _Frozen(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,21 @@ class Vocabulary:
     @classmethod
     def load(cls, path: Path) -> Vocabulary:
         return cls(pl.read_parquet(path)["id"])
+
+
+def id_series(ids: Sequence[Any] | pl.Series, name: str = "user_id") -> pl.Series:
+    """External ids as a Series named ``name``: kept as given when they share a type, as
+    strings when they mix types (``[17, "new-user"]``), so no id is lost or nulled;
+    :meth:`Vocabulary.encode` matches either spelling.
+
+    Example:
+        >>> id_series([17, "new"]).to_list()
+        ['17', 'new']
+    """
+    if isinstance(ids, pl.Series):
+        return ids.rename(name)
+    values = list(ids)
+    try:
+        return pl.Series(name, values)
+    except (TypeError, pl.exceptions.PolarsError):
+        return pl.Series(name, [None if v is None else str(v) for v in values], dtype=pl.String)

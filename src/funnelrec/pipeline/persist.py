@@ -18,7 +18,7 @@ from funnelrec.pipeline.context import ItemContext, UserContext
 from funnelrec.pipeline.golden import golden_set
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.ranker import Ranker
-from funnelrec.recall.factory import retriever_from_state
+from funnelrec.recall.registry import retriever_from_state
 
 
 def recommender_contents(recommender: Recommender) -> ArtifactContents:

@@ -15,7 +15,7 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, UserContext
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Retriever
-from funnelrec.recall.factory import build_retriever
+from funnelrec.recall.registry import build_retriever
 
 logger = logging.getLogger(__name__)
 

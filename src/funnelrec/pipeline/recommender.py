@@ -35,7 +35,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.vocab import Vocabulary
+from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.ranker import Ranker
@@ -291,8 +291,7 @@ class Recommender:
         """
         if k <= 0:
             raise ValueError(f"k must be positive, got {k}")
-        ids = users if isinstance(users, pl.Series) else pl.Series("user_id", list(users))
-        ids = ids.rename("user_id")
+        ids = id_series(users)
         when = self.as_of if timestamp is None else int(timestamp)
         queries = self.queries(ids, when, attributes=attributes, tags=tags)
         ranked = self.run(queries, k=k).ranked

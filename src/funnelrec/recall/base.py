@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, Self
 
@@ -12,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from funnelrec.data.csr import take_rows
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.vocab import Vocabulary, id_series
 
 
 class RetrieverConfig(BaseModel):
@@ -22,6 +24,10 @@ class RetrieverConfig(BaseModel):
     kind: str = Field(description="The channel kind (each subclass narrows it to a literal).")
     k: int = Field(200, gt=0, description="How many candidates this channel fetches per query.")
     exclude_seen: bool = Field(True, description="Never return an item in the query's history.")
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel class this config builds (each channel's config names its class)."""
+        raise NotImplementedError(f"{type(self).__name__} names no retriever class")
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,3 +187,112 @@ class Retriever(Protocol):
     def from_state(cls, config: Any, state: dict[str, NDArray[Any]]) -> Self:
         """The fitted retriever ``state()`` described."""
         ...
+
+
+@dataclass(frozen=True)
+class _FittedOn:
+    """What a channel fitted on a Dataset keeps for :meth:`RetrieverBase.recommend`
+    (references to the Dataset's own tables, no copies)."""
+
+    user_vocab: Vocabulary
+    item_vocab: Vocabulary
+    positives: pl.DataFrame
+    as_of: int
+
+
+class RetrieverBase:
+    """The template every channel extends (RecTools / scikit-learn style): ``fit`` returns
+    self and keeps what standalone ``recommend`` needs; channels implement ``_fit`` and
+    ``retrieve``, and override the defaults below when they can do more.
+
+    Example:
+        >>> import polars as pl
+        >>> import funnelrec as fr
+        >>> ds = fr.Dataset.from_frame(pl.DataFrame(
+        ...     {"user_id": [1, 1, 2, 3], "item_id": [7, 8, 7, 9], "timestamp": [1, 2, 3, 4]}))
+        >>> fr.Popular().fit(ds).recommend([2], k=2)["item_id"].to_list()
+        [9, 8]
+    """
+
+    supports_cold_users: ClassVar[bool] = False
+    supports_new_items: ClassVar[bool] = False
+    config: RetrieverConfig
+    _fitted_on: _FittedOn | None = None
+
+    def __init__(self, config: Any = None) -> None:  # each channel takes its own config type
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, config: Any, state: dict[str, NDArray[Any]]) -> Self:
+        """The fitted channel ``state()`` described."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, NDArray[Any]]:
+        """Fitted arrays, saved without pickle and fed back to :meth:`from_state`."""
+        raise NotImplementedError
+
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
+        raise NotImplementedError
+
+    def fit(self, data: Dataset, *, rng: np.random.Generator | None = None) -> Self:
+        """Fit on ``data`` (randomness from ``rng``, default seeded with 0); returns self."""
+        self._fit(data, rng=rng if rng is not None else np.random.default_rng(0))
+        self._fitted_on = _FittedOn(data.user_vocab, data.item_vocab, data.positives, data.as_of)
+        return self
+
+    def add_items(self, items: pl.DataFrame, item_idx: NDArray[np.int32]) -> None:
+        """Make items ingested after fitting retrievable (channels with
+        ``supports_new_items`` override this)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot add items after fitting")
+
+    def similarity_vectors(self) -> NDArray[np.float32] | None:
+        """Item vectors the re-ranker may measure similarity with (None: this channel has
+        none)."""
+        return None
+
+    def recommend(
+        self, users: Sequence[Any] | pl.Series, k: int = 10, *, timestamp: int | None = None
+    ) -> pl.DataFrame:
+        """This channel alone, for external user ids: ``user_id, item_id, rank, score,
+        source`` (best first; fewer than ``k`` rows when the channel has fewer items).
+
+        Args:
+            users: ``[B]`` external ids; unknown ones get what the channel does for users
+                without history (possibly nothing).
+            k: items per user.
+            timestamp: as-of time (unix s); default one second after the fitted data.
+
+        Raises:
+            RuntimeError: the channel was restored from state, not fitted on a Dataset (use
+                ``Recommender.load`` for saved funnels).
+        """
+        if self._fitted_on is None:
+            raise RuntimeError(
+                f"{type(self).__name__}.recommend needs a channel fitted with fit(dataset)"
+            )
+        if k <= 0:
+            raise ValueError(f"k must be positive, got {k}")
+        data = self._fitted_on
+        ids = id_series(users)
+        user_idx = data.user_vocab.encode(ids)
+        when = data.as_of if timestamp is None else int(timestamp)
+        queries = Queries.from_history(
+            np.arange(ids.len(), dtype=np.int64),
+            user_idx,
+            np.full(ids.len(), when, dtype=np.int64),
+            data.positives,
+        )
+        result = self.retrieve(queries, k)
+        rows, cols = np.nonzero(result.item_idx >= 0)
+        return pl.DataFrame(
+            {
+                "user_id": ids.gather(rows),
+                "item_id": data.item_vocab.decode(result.item_idx[rows, cols]),
+                "rank": (cols + 1).astype(np.int32),
+                "score": result.score[rows, cols],
+                "source": [result.channel] * rows.shape[0],
+            }
+        )

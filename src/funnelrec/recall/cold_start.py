@@ -24,7 +24,7 @@ from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, MissingInputError
-from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
 from funnelrec.recall.popular import category_top_items, decayed_pairs, top_per_row
 from funnelrec.recall.topk import sparse_topk
 
@@ -75,6 +75,10 @@ class DemographicPopularConfig(RetrieverConfig):
     )
     half_life_s: float = Field(7 * DAY_S, gt=0, description="Popularity half-life.")
     per_group: int = Field(500, gt=0, description="Popular items kept per group.")
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        return DemographicPopular
 
 
 def _group_key(codes: NDArray[np.int64], radix: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -141,7 +145,7 @@ def _shrink(
     return sp.vstack(blocks).tocsr()
 
 
-class DemographicPopular:
+class DemographicPopular(RetrieverBase):
     """Time-decayed popularity of the query's demographic group (see the config).
 
     Example:
@@ -163,12 +167,15 @@ class DemographicPopular:
     supports_cold_users: ClassVar[bool] = True
     supports_new_items: ClassVar[bool] = False
 
-    def __init__(self, config: DemographicPopularConfig) -> None:
+    config: DemographicPopularConfig
+
+    def __init__(self, config: DemographicPopularConfig | None = None) -> None:
+        config = config if config is not None else DemographicPopularConfig()
         self.config = config
         self._state: dict[str, NDArray] | None = None
         self._top: sp.csr_matrix | None = None
 
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Count decayed popularity for every group at every backoff level.
 
         Args:
@@ -328,21 +335,28 @@ class OnboardingConfig(RetrieverConfig):
     half_life_s: float = Field(7 * DAY_S, gt=0, description="Popularity half-life.")
     per_category: int = Field(200, gt=0, description="Popular items kept per category.")
 
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        return Onboarding
 
-class Onboarding:
+
+class Onboarding(RetrieverBase):
     """Onboarding-tag recall (see :class:`OnboardingConfig`)."""
 
     supports_cold_users: ClassVar[bool] = True
     supports_new_items: ClassVar[bool] = False
 
-    def __init__(self, config: OnboardingConfig) -> None:
+    config: OnboardingConfig
+
+    def __init__(self, config: OnboardingConfig | None = None) -> None:
+        config = config if config is not None else OnboardingConfig()
         self.config = config
         self.item_score: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self.item_category: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
         self.n_categories = 0
         self._top: sp.csr_matrix | None = None
 
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Decayed item popularity and each category's top items.
 
         Args:

@@ -30,7 +30,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
 from funnelrec.features.text import TextEncoder, item_text
 from funnelrec.index import BaseIndex, Metric, build_index, index_from_state
-from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.topk import sparse_topk
@@ -49,7 +49,7 @@ def _fetch_buckets(k: int, extra: NDArray[np.int64], limit: int) -> NDArray[np.i
     return np.minimum(2 ** np.ceil(np.log2(need)).astype(np.int64), limit)
 
 
-class Content:
+class Content(RetrieverBase):
     """Content-embedding item-to-item retriever (see :class:`ContentConfig`).
 
     Example:
@@ -68,7 +68,10 @@ class Content:
     supports_cold_users: ClassVar[bool] = False
     supports_new_items: ClassVar[bool] = True
 
-    def __init__(self, config: ContentConfig) -> None:
+    config: ContentConfig
+
+    def __init__(self, config: ContentConfig | None = None) -> None:
+        config = config if config is not None else ContentConfig()
         self.config = config
         self.encoder = TextEncoder(config.encoder)
         self._emb: NDArray[np.float32] | None = None
@@ -78,7 +81,7 @@ class Content:
         self._index: BaseIndex | None = None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Fit the text encoder on the training items, embed them and build the index.
 
         Items without a row in ``data.items`` (or with no text) get the zero vector and are

@@ -12,7 +12,7 @@ from pydantic import Field
 
 from funnelrec.features.text import TextEncoderConfig
 from funnelrec.index.config import ExactIndexConfig, IndexConfig
-from funnelrec.recall.base import RetrieverConfig
+from funnelrec.recall.base import RetrieverBase, RetrieverConfig
 
 __all__ = ["ContentConfig"]
 
@@ -44,3 +44,9 @@ class ContentConfig(RetrieverConfig):
         "fresh_age_s before the query time (and items ingested after training).",
     )
     fresh_age_s: float = Field(7 * 86_400.0, gt=0, description="pool='fresh': maximum age.")
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        from funnelrec.recall.content import Content  # the index and encoders: on use
+
+        return Content

@@ -16,7 +16,7 @@ from pydantic import Field
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
-from funnelrec.recall.base import ChannelResult, Queries, RetrieverConfig
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
 from funnelrec.recall.topk import sparse_topk
 
 
@@ -32,6 +32,10 @@ class PopularConfig(RetrieverConfig):
     mode: Literal["global", "recent", "category"] = "recent"
     half_life_s: float = Field(7 * 86400.0, gt=0)
     per_category: int = Field(200, gt=0, description="Popular items kept per category.")
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        return Popular
 
 
 def decayed_pairs(
@@ -105,18 +109,21 @@ def category_top_items(
     return top_per_row(sp.csr_matrix((item_score[items], (cats, items)), shape=shape), n)
 
 
-class Popular:
+class Popular(RetrieverBase):
     """Popularity retriever (see :class:`PopularConfig`)."""
 
     supports_cold_users: ClassVar[bool] = True
     supports_new_items: ClassVar[bool] = False
 
-    def __init__(self, config: PopularConfig) -> None:
+    config: PopularConfig
+
+    def __init__(self, config: PopularConfig | None = None) -> None:
+        config = config if config is not None else PopularConfig()
         self.config = config
         self.item_score: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self.item_category: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
 
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         half_life = None if self.config.mode == "global" else self.config.half_life_s
         pairs, weight = decayed_pairs(data, half_life)
         score = np.bincount(pairs["item_idx"].to_numpy(), weights=weight, minlength=data.n_items)

@@ -22,6 +22,9 @@ CONFIG_MODULES = (
     "funnelrec.rerank.config",
     "funnelrec.train.config",
     "funnelrec.index.config",
+    "funnelrec.recall.registry",
+    "funnelrec.config",
+    "funnelrec",
 )
 HEAVY = ("torch", "lightgbm", "faiss", "sentence_transformers")
 

@@ -17,8 +17,8 @@ from funnelrec.recall.cold_start import (
     Onboarding,
     OnboardingConfig,
 )
-from funnelrec.recall.factory import retriever_from_state
 from funnelrec.recall.popular import top_per_row
+from funnelrec.recall.registry import retriever_from_state
 
 RNG = np.random.default_rng(0)
 

@@ -14,7 +14,7 @@ from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Queries
 from funnelrec.recall.content import Content
 from funnelrec.recall.content_config import ContentConfig
-from funnelrec.recall.factory import build_retriever, retriever_from_state
+from funnelrec.recall.registry import build_retriever, retriever_from_state
 
 TOPICS = {
     "space": ["space war", "space station", "starship in space", "stars and space", "alien war"],

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from funnelrec.recall.base import RetrieverConfig
+from funnelrec.recall.base import RetrieverBase, RetrieverConfig
 
 DAY_S = 86_400.0
 
@@ -118,3 +118,9 @@ class ItemCFConfig(RetrieverConfig):
             recency_decay=1.0,
             history_half_life_s=None,
         )
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        from funnelrec.recall.itemcf.model import ItemCF  # numba kernels: imported on use
+
+        return ItemCF

@@ -13,7 +13,7 @@ from numpy.typing import NDArray
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
-from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.kernel import MIN_SIM, itemcf_topk
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 STATE_KEYS = ("neighbor_idx", "neighbor_sim")
 
 
-class ItemCF:
+class ItemCF(RetrieverBase):
     """Time-decayed item-to-item collaborative filtering recall channel.
 
     Fitting keeps, for every item, its ``neighbors`` most similar items; retrieval scores
@@ -45,14 +45,17 @@ class ItemCF:
     supports_cold_users: ClassVar[bool] = False
     supports_new_items: ClassVar[bool] = False
 
-    def __init__(self, config: ItemCFConfig) -> None:
+    config: ItemCFConfig
+
+    def __init__(self, config: ItemCFConfig | None = None) -> None:
+        config = config if config is not None else ItemCFConfig()
         self.config = config
         self._idx: NDArray[np.int32] | None = None
         self._sim: NDArray[np.float32] | None = None
         self._matrix: sp.csr_matrix | None = None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Compute the top-``neighbors`` similar items of every item.
 
         Args:

@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.features.text import TextEncoderConfig
 from funnelrec.index.config import ExactIndexConfig, HNSWIndexConfig, IndexConfig
-from funnelrec.recall.base import RetrieverConfig
+from funnelrec.recall.base import RetrieverBase, RetrieverConfig
 from funnelrec.train.config import TrainLoopConfig
 
 
@@ -165,3 +165,9 @@ class TwoTowerConfig(RetrieverConfig):
         description="Loop settings; more epochs overfit the id embeddings on sparse logs.",
     )
     inference_batch_size: int = Field(8192, gt=0, description="Rows per tower forward pass.")
+
+    def retriever_class(self) -> type[RetrieverBase]:
+        """The channel this config builds."""
+        from funnelrec.recall.two_tower.retriever import TwoTower  # torch: imported on use
+
+        return TwoTower

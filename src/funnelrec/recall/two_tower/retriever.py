@@ -19,7 +19,7 @@ from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import ConfigError
 from funnelrec.features.text import TextEncoder
 from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
-from funnelrec.recall.base import ChannelResult, Queries
+from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 from funnelrec.recall.two_tower.data import (
     BatchInputs,
@@ -60,7 +60,7 @@ def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
     return {key: value.to(device) for key, value in batch.items()}
 
 
-class TwoTower:
+class TwoTower(RetrieverBase):
     """Two-tower retrieval (see :class:`TwoTowerConfig` and :mod:`.model`).
 
     ``stats`` holds measured throughput after :meth:`fit` / :meth:`retrieve`:
@@ -83,7 +83,10 @@ class TwoTower:
     supports_cold_users: ClassVar[bool] = True
     supports_new_items: ClassVar[bool] = True
 
-    def __init__(self, config: TwoTowerConfig) -> None:
+    config: TwoTowerConfig
+
+    def __init__(self, config: TwoTowerConfig | None = None) -> None:
+        config = config if config is not None else TwoTowerConfig()
         self.config = config
         self.stats: dict[str, float] = {}
         self.train_result: TrainResult | None = None
@@ -100,7 +103,7 @@ class TwoTower:
         self._exclusion: tuple[NDArray[np.int64], ...] | None = None
 
     # ------------------------------------------------------------------ fit
-    def fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
+    def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Train both towers on ``data`` and index every item's vector.
 
         Args:
