@@ -7,19 +7,19 @@ and shared by every model (``Ranker.fit_features``). Test samples come from the 
 period:
 
 * **taobao** (../shared Taobao UserBehavior head, pv -> click, cart, buy -> order; events
-  outside the official 2017-11-25..12-03 window dropped): ``rank.source="recall"``. Training
+  outside the official 2017-11-25..12-03 window dropped): ``rank.samples.source="recall"``. Training
   samples are recall candidates (ItemCF 150 + recent popularity 50, merged to 200, re-fitted
   on the time before the sample window) labelled by the window's events. Test samples: recall
   fitted on the whole training side, one query per user with held-out positives at the
-  cutoff, the merged top ``rank.score_k`` (200) candidates labelled by that user's
+  cutoff, the merged top ``rank.serve.score_k`` (200) candidates labelled by that user's
   test-period events (non-interacted candidates = negatives); features read the training
   log. Recall keeps already-seen items (``exclude_seen=False``): most carts and buys follow a
   view of the same item, and without them the 815-user head sample leaves ~1 cart and 0 buys
-  among the test candidates. ``rank.window_fraction=0.5`` (default 0.25).
-* **mind** (../shared MIND small sample, impressions): ``rank.source="impressions"``, task
+  among the test candidates. ``rank.samples.window_fraction=0.5`` (default 0.25).
+* **mind** (../shared MIND small sample, impressions): ``rank.samples.source="impressions"``, task
   click; negatives are the real non-clicked news of each impression. Test samples: the test
   period's impression slates, features from the whole log (point in time).
-  ``rank.window_fraction=0.5``.
+  ``rank.samples.window_fraction=0.5``.
 * **simulator** (``--sim-interactions`` rows, impressions): click / cart / order on impression
   slates, test samples as for MIND.
 
@@ -58,11 +58,22 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables
 from funnelrec.data.split import Split, TemporalSplitConfig
 from funnelrec.eval.protocol import split_and_index
-from funnelrec.eval.rank_stage import RankData, build_rank_data, merged_candidates, take_queries
 from funnelrec.features.pit import PointInTimeFeatures
 from funnelrec.features.spec import RankFeatures
 from funnelrec.metrics.rank import rank_report
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.rank_samples import (
+    RankData,
+    build_rank_data,
+    merged_candidates,
+    take_queries,
+)
+from funnelrec.pipeline.recall_fit import fit_recall
+from funnelrec.rank.config import (
+    FusionSearchConfig,
+    RankConfig,
+    RankSamplesConfig,
+    RankTrainConfig,
+)
 from funnelrec.rank.fusion import FusionConfig
 from funnelrec.rank.gbdt_config import LightGBMConfig
 from funnelrec.rank.models import (
@@ -140,20 +151,21 @@ def load(dataset: str, sim_interactions: int) -> tuple[RawTables | None, dict]:
 def experiment_config(dataset: str, args: argparse.Namespace) -> ExperimentConfig:
     base = ExperimentConfig()
     settings = RANK_SETTINGS[dataset]
-    rank = base.rank.model_copy(
-        update={
-            **settings,
-            "device": "cpu",
-            "train": base.rank.train.model_copy(update={"epochs": args.epochs}),
-            "max_train_samples": args.max_train_samples,
-            "max_test_samples": args.max_test_samples,
-            # Only per-task probabilities are scored: skip the fusion search.
-            "fusion": FusionConfig(weights={t: 1.0 for t in settings["tasks"]}),
-            "health": False,
-        }
+    rank = RankConfig(
+        samples=RankSamplesConfig(**settings, max_train_samples=args.max_train_samples),
+        train=RankTrainConfig(
+            loop=base.rank.train.loop.model_copy(update={"epochs": args.epochs}),
+            device="cpu",
+            health=False,
+        ),
+        # Only per-task probabilities are scored: skip the fusion search.
+        fusion=FusionSearchConfig(
+            formula=FusionConfig(weights={t: 1.0 for t in settings["tasks"]})
+        ),
     )
     recall = CHEAP_RECALL if settings["source"] == "recall" else base.recall
-    return ExperimentConfig(split=TemporalSplitConfig(), recall=recall, rank=rank)
+    evaluation = base.eval.model_copy(update={"rank_test_samples": args.max_test_samples})
+    return ExperimentConfig(split=TemporalSplitConfig(), recall=recall, rank=rank, eval=evaluation)
 
 
 def impression_test_samples(
@@ -176,13 +188,13 @@ def candidate_test_samples(
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Recall candidates of the held-out users at the cutoff, labelled by their test-period
     events; features read the training log (every sample is at the cutoff)."""
-    recommender = Recommender.fit(train, config, rng=rng)
+    recommender = fit_recall(config, train, rng).recommender
     full = index_log(tables.interactions, train)
     future = full.filter(pl.col("timestamp") >= split.as_of)
     users = split.test["user_id"].unique().sort()
     queries = recommender.queries(users, split.as_of)
     candidates = merged_candidates(
-        recommender, queries, config.rank.score_k, config.eval.batch_size
+        recommender, queries, config.rank.serve.score_k, config.eval.batch_size
     )
     # Users new in the test period keep the fresh index index_log gave them, so their
     # test events still label their candidates (features treat them as unknown).
@@ -277,7 +289,7 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
         test, test_log = impression_test_samples(tables, train, split, rank_data, rng)
     else:
         test, test_log = candidate_test_samples(tables, train, split, rank_data, config, rng)
-    test = take_queries(test, config.rank.max_test_samples, rng)
+    test = take_queries(test, config.eval.rank_test_samples, rng)
     timings["test_samples"] = time.perf_counter() - start
 
     start = time.perf_counter()

@@ -11,11 +11,16 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def python_examples(text: str, section: str) -> list[str]:
-    """The ```python blocks of the ``## section`` of a Markdown text."""
+    """The ```python blocks of the ``## section`` of a Markdown text, each padded with blank
+    lines so that a traceback names its line in the README."""
     start = text.index(f"## {section}\n")
     end = text.find("\n## ", start + 1)
-    body = text[start : end if end >= 0 else len(text)]
-    return re.findall(r"```python\n(.*?)```", body, flags=re.S)
+    end = end if end >= 0 else len(text)
+    blocks = []
+    for match in re.finditer(r"```python\n(.*?)```", text[start:end], flags=re.S):
+        first_line = text[: start + match.start(1)].count("\n")
+        blocks.append("\n" * first_line + match.group(1))
+    return blocks
 
 
 def test_python_api_section_has_examples() -> None:

@@ -15,8 +15,9 @@ that needs one submodule does not pay for torch, LightGBM and Faiss.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from funnelrec._lazy import lazy_getattr
 
 __version__ = "0.1.0"
 
@@ -85,13 +86,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from funnelrec.rerank.config import RerankConfig as RerankConfig
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'funnelrec' has no attribute '{name}'")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_getattr(globals(), _EXPORTS, __name__)
 
 
 def __dir__() -> list[str]:

@@ -16,9 +16,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from funnelrec._lazy import lazy_getattr
 from funnelrec.index.base import (
     METRICS,
     BaseIndex,
@@ -45,13 +45,7 @@ if TYPE_CHECKING:
 _LAZY = {"HNSWIndex": "funnelrec.index.faiss_index", "IVFIndex": "funnelrec.index.faiss_index"}
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562 hook: import the Faiss-backed classes only when they are asked for."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 __all__ = [

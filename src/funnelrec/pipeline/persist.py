@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from funnelrec.artifacts import ArtifactContents, read_artifact, write_artifact
+from funnelrec.data.state import prefixed
 from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.pipeline.context import ItemContext, UserContext
@@ -66,9 +67,7 @@ def recommender_from_contents(contents: ArtifactContents) -> Recommender:
     }
     arrays = contents.users
     users = UserContext(
-        UserAttributeEncoder.from_state(
-            {k.removeprefix("encoder_"): v for k, v in arrays.items() if k.startswith("encoder_")}
-        ),
+        UserAttributeEncoder.from_state(prefixed(arrays, "encoder_")),
         arrays["codes"],
         Vocabulary(pl.Series("id", arrays["categories"].tolist(), dtype=pl.String)),
     )

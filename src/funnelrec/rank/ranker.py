@@ -28,6 +28,7 @@ import polars as pl
 import torch
 from numpy.typing import NDArray
 
+from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
 from funnelrec.rank.config import RankConfig
@@ -321,24 +322,18 @@ class Ranker:
         ranker = cls(config, tuple(meta["tasks"]))
         ranker.fusion_config = FusionConfig.model_validate(meta["fusion"])
         ranker.features = PointInTimeFeatures.from_state(
-            config.features, _prefixed(state, "features.")
+            config.features, prefixed(state, "features.")
         )
         if isinstance(config.model, LightGBMConfig):
-            ranker.boosters = LightGBMRanker.from_state(config.model, _prefixed(state, "gbdt."))
+            ranker.boosters = LightGBMRanker.from_state(config.model, prefixed(state, "gbdt."))
         else:
             network = build_rank_model(config.model, ranker.features.spec)
-            weights = {
-                k: torch.from_numpy(np.array(v)) for k, v in _prefixed(state, "net.").items()
-            }
+            weights = {k: torch.from_numpy(np.array(v)) for k, v in prefixed(state, "net.").items()}
             network.load_state_dict(weights)
             network.to(ranker._device)
             network.eval()
             ranker.network = network
         return ranker
-
-
-def _prefixed(state: dict[str, NDArray], prefix: str) -> dict[str, NDArray]:
-    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _spec_json(features: PointInTimeFeatures) -> dict:

@@ -165,7 +165,7 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
         title="funnelrec",
         version=__version__,
         description="Multi-stage recommendations (recall -> merge -> rank -> re-rank) from one "
-        "artifact, the same Recommender.recommend as offline evaluation.",
+        "artifact, the same Recommender.run as offline evaluation.",
         lifespan=lifespan,
     )
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
@@ -174,6 +174,16 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
         if "service" not in holder:
             raise RequestError(503, "the service is starting")
         return holder["service"]
+
+    _add_error_handlers(app)
+    _add_routes(app, svc, metrics, settings)
+    if settings.admin:
+        _add_admin_routes(app, svc)
+    return app
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """Every error as ``{"error": ...}``: validation 400/422, client mistakes 4xx, bugs 500."""
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -190,6 +200,15 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error: %r", exc)
         return JSONResponse({"error": f"internal error: {type(exc).__name__}"}, status_code=500)
+
+
+def _add_routes(
+    app: FastAPI,
+    svc: Callable[[], RecommendService],
+    metrics: ServeMetrics,
+    settings: ServeSettings,
+) -> None:
+    """The public endpoints: recommend, events, health, readiness, Prometheus metrics."""
 
     @app.post("/v1/recommend", response_model=RecommendResponse, responses=ERRORS)
     def recommend(body: RecommendRequest, request: Request) -> dict:
@@ -230,18 +249,18 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
         data = exposition(metrics, settings.metrics_dir)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
-    if settings.admin:
 
-        @app.post("/admin/reload", status_code=202, responses=ERRORS)
-        def reload(body: ReloadRequest | None = None) -> dict:
-            """Load an artifact folder in the background, self-check it and swap it in; requests
-            in flight finish on the old one, a refused artifact leaves the old one serving."""
-            path = Path(body.path) if body is not None and body.path else None
-            return svc().reload(path)
+def _add_admin_routes(app: FastAPI, svc: Callable[[], RecommendService]) -> None:
+    """Hot reload and status (only when ``settings.admin``)."""
 
-        @app.get("/admin/status")
-        def status() -> dict:
-            """The serving artifact and the last reload's state."""
-            return svc().ready()[1]
+    @app.post("/admin/reload", status_code=202, responses=ERRORS)
+    def reload(body: ReloadRequest | None = None) -> dict:
+        """Load an artifact folder in the background, self-check it and swap it in; requests
+        in flight finish on the old one, a refused artifact leaves the old one serving."""
+        path = Path(body.path) if body is not None and body.path else None
+        return svc().reload(path)
 
-    return app
+    @app.get("/admin/status")
+    def status() -> dict:
+        """The serving artifact and the last reload's state."""
+        return svc().ready()[1]

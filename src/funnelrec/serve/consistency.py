@@ -22,6 +22,7 @@ import torch
 
 from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.persist import load_recommender
+from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.featurelog import read_feature_log
 from funnelrec.serve.loading import artifact_id
 from funnelrec.serve.request import (
@@ -149,90 +150,26 @@ def replay_feature_log(
         FunnelrecError: the artifact fails its hash check, or the log is unreadable.
     """
     artifacts = Path(artifacts)
-    rec = load_recommender(artifacts)
-    current = artifact_id(artifacts)
-    item_ids = rec.item_vocab.ids.to_list()
-    item_index = {str(i): n for n, i in enumerate(item_ids)}
-    popularity = popularity_order(rec)
+    replay = _Replay(load_recommender(artifacts), artifact_id(artifacts))
     skipped: Counter[str] = Counter()
     mismatches: list[Mismatch] = []
     worst: dict[str, float] = {}
     requests = replayed = mismatched = 0
     for line, record in read_feature_log(log_path):
         requests += 1
-        if limit is not None and replayed >= limit:
-            skipped["over limit"] += 1
+        reason = replay.skip_reason(record, limit is not None and replayed >= limit)
+        if reason is not None:
+            skipped[reason] += 1
             continue
-        if record["artifact_id"] != current:
-            skipped[f"served from artifact {record['artifact_id']}"] += 1
-            continue
-        if record.get("ranker_failed") and record.get("fallback"):
-            skipped["served popular items after an error"] += 1
-            continue
-        events = tuple(
-            Event(record["user_id"], str(i), str(ev), int(ts), float(v))
-            for i, ev, ts, v in record["events"]
-        )
-        spec = RequestSpec(
-            record["user_id"],
-            int(record["k"]),
-            int(record["timestamp"]),
-            record.get("attributes"),
-            record.get("tags"),
-            events,
-            tuple(record.get("dropped") or ()),
-            bool(record.get("ranker_failed")),
-        )
-        user_idx = int(rec.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
-        extra_history, extra_log = event_frames(rec, user_idx, events, item_index)
-        history = pl.concat([rec.history, extra_history])
-        rank_log = None
-        if rec.rank_log is not None:
-            rank_log = pl.concat([rec.rank_log, extra_log.select(rec.rank_log.columns)])
-        context = RequestContext(
-            history=history,
-            rank_log=rank_log,
-            channels=LeftOutChannels(frozenset(spec.dropped)),
-            use_ranker=not spec.ranker_failed,
-        )
-        with torch.inference_mode():
-            served, _ = run_request(rec, spec, popularity, context)
+        found = replay.compare(line, record, atol=atol, rtol=rtol, worst=worst)
         replayed += 1
-        found: list[Mismatch] = []
-        rid = record["request_id"]
-        if bool(record.get("fallback")) != served.fallback:
-            found.append(
-                Mismatch(rid, line, "items", "fallback", None, record["fallback"], served.fallback)
-            )
-        found += _compare(
-            rid,
-            line,
-            "items",
-            record["items"],
-            response_columns(served.top, item_ids),
-            atol=atol,
-            rtol=rtol,
-            worst=worst,
-        )
-        if record.get("pool") is not None:
-            depth = len(record["pool"]["item_id"])
-            found += _compare(
-                rid,
-                line,
-                "pool",
-                record["pool"],
-                response_columns(served.pool.head(depth), item_ids),
-                atol=atol,
-                rtol=rtol,
-                worst=worst,
-            )
         if found:
             mismatched += 1
             mismatches += found
     return ConsistencyReport(
         log=Path(log_path),
         artifacts=artifacts,
-        artifact_id=current,
+        artifact_id=replay.artifact_id,
         requests=requests,
         replayed=replayed,
         skipped=dict(skipped),
@@ -240,3 +177,88 @@ def replay_feature_log(
         mismatches=mismatches,
         max_abs_diff=worst,
     )
+
+
+def _spec(record: dict[str, Any]) -> RequestSpec:
+    """The logged request as the service ran it."""
+    events = tuple(
+        Event(record["user_id"], str(i), str(ev), int(ts), float(v))
+        for i, ev, ts, v in record["events"]
+    )
+    return RequestSpec(
+        record["user_id"],
+        int(record["k"]),
+        int(record["timestamp"]),
+        record.get("attributes"),
+        record.get("tags"),
+        events,
+        tuple(record.get("dropped") or ()),
+        bool(record.get("ranker_failed")),
+    )
+
+
+class _Replay:
+    """One artifact, loaded plainly, replaying logged requests."""
+
+    def __init__(self, recommender: Recommender, artifact: str) -> None:
+        self.rec = recommender
+        self.artifact_id = artifact
+        self.item_ids = recommender.item_vocab.ids.to_list()
+        self.item_index = {str(i): n for n, i in enumerate(self.item_ids)}
+        self.popularity = popularity_order(recommender)
+
+    def skip_reason(self, record: dict[str, Any], over_limit: bool) -> str | None:
+        if over_limit:
+            return "over limit"
+        if record["artifact_id"] != self.artifact_id:
+            return f"served from artifact {record['artifact_id']}"
+        if record.get("ranker_failed") and record.get("fallback"):
+            return "served popular items after an error"
+        return None
+
+    def context(self, spec: RequestSpec) -> RequestContext:
+        """The full tables plus the logged store events (no per-request slices, no prepared
+        log index), the channels the served request dropped left out."""
+        rec = self.rec
+        user_idx = int(rec.user_vocab.encode(pl.Series([spec.user_id], dtype=pl.String))[0])
+        extra_history, extra_log = event_frames(rec, user_idx, spec.events, self.item_index)
+        rank_log = None
+        if rec.rank_log is not None:
+            rank_log = pl.concat([rec.rank_log, extra_log.select(rec.rank_log.columns)])
+        return RequestContext(
+            history=pl.concat([rec.history, extra_history]),
+            rank_log=rank_log,
+            channels=LeftOutChannels(frozenset(spec.dropped)),
+            use_ranker=not spec.ranker_failed,
+        )
+
+    def compare(
+        self,
+        line: int,
+        record: dict[str, Any],
+        *,
+        atol: float,
+        rtol: float,
+        worst: dict[str, float],
+    ) -> list[Mismatch]:
+        """Replay one logged request; every difference from what was served."""
+        spec = _spec(record)
+        with torch.inference_mode():
+            served, _ = run_request(self.rec, spec, self.popularity, self.context(spec))
+        rid = record["request_id"]
+        found: list[Mismatch] = []
+        if bool(record.get("fallback")) != served.fallback:
+            found.append(
+                Mismatch(rid, line, "items", "fallback", None, record["fallback"], served.fallback)
+            )
+        replayed = response_columns(served.top, self.item_ids)
+        found += _compare(
+            rid, line, "items", record["items"], replayed, atol=atol, rtol=rtol, worst=worst
+        )
+        if record.get("pool") is not None:
+            depth = len(record["pool"]["item_id"])
+            pool = response_columns(served.pool.head(depth), self.item_ids)
+            found += _compare(
+                rid, line, "pool", record["pool"], pool, atol=atol, rtol=rtol, worst=worst
+            )
+        return found

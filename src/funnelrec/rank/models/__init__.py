@@ -17,9 +17,9 @@ Example:
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from funnelrec._lazy import lazy_getattr
 from funnelrec.rank.models.config import (
     DCNv2Config,
     DeepFMConfig,
@@ -59,13 +59,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562 hook: import torch (through the model modules) only when a model is asked for."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 __all__ = [

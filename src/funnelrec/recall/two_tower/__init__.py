@@ -17,9 +17,9 @@ first attribute access (PEP 562).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
 
+from funnelrec._lazy import lazy_getattr
 from funnelrec.recall.two_tower.config import HardNegativeConfig, TowerConfig, TwoTowerConfig
 
 if TYPE_CHECKING:
@@ -29,13 +29,7 @@ if TYPE_CHECKING:
 _LAZY = {"TwoTower": "funnelrec.recall.two_tower.retriever"}
 
 
-def __getattr__(name: str) -> object:
-    """PEP 562 hook: import the retriever (and torch) only when it is asked for."""
-    if name in _LAZY:
-        value = getattr(importlib.import_module(_LAZY[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 
 __all__ = ["HardNegativeConfig", "TowerConfig", "TwoTower", "TwoTowerConfig"]

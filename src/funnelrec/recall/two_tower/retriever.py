@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from torch import Tensor
 
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.state import prefixed
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import ConfigError
 from funnelrec.features.text import TextEncoder
@@ -49,11 +50,6 @@ logger = logging.getLogger(__name__)
 
 METRIC: Metric = "ip"
 """Both towers L2-normalise, so the training cosine is the inner product the index searches."""
-
-
-def _prefixed(state: dict[str, NDArray], prefix: str) -> dict[str, NDArray]:
-    """The entries of ``state`` under ``prefix``, with the prefix removed."""
-    return {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -473,18 +469,14 @@ class TwoTower(RetrieverBase):
         )
         out = cls(config)
         model = TwoTowerModel(config.towers, sizes)
-        weights = {
-            key.removeprefix("model."): torch.from_numpy(np.array(value))
-            for key, value in state.items()
-            if key.startswith("model.")
-        }
+        weights = {k: torch.from_numpy(np.array(v)) for k, v in prefixed(state, "model.").items()}
         model.load_state_dict(weights, strict=True)
         model.to(out._device).eval()
         text: TextEncoder | None = None
         if bool(state["has_text"]):
             if config.text is None:
                 raise ConfigError("the saved two-tower used a text encoder but config.text is None")
-            text = TextEncoder.from_state(config.text, _prefixed(state, "text."))
+            text = TextEncoder.from_state(config.text, prefixed(state, "text."))
         vocab = Vocabulary(pl.Series("id", state["category_vocab"].tolist(), dtype=pl.String))
         out._model = model
         out._encoder = ItemFeatureEncoder(vocab, state["time_edges"], bool(state["has_time"]), text)
@@ -495,8 +487,5 @@ class TwoTower(RetrieverBase):
         )
         out._user_attr = np.asarray(state["user_attr"], dtype=np.int32)
         out._vectors = np.asarray(state["item_vectors"], dtype=np.float32)
-        index_state = {
-            k.removeprefix("index."): v for k, v in state.items() if k.startswith("index.")
-        }
-        out._index = index_from_state(config.index, METRIC, index_state)
+        out._index = index_from_state(config.index, METRIC, prefixed(state, "index."))
         return out
