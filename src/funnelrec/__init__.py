@@ -27,7 +27,7 @@ _EXPORTS = {
     "FunnelConfig": "funnelrec.config.experiment",
     "load_config": "funnelrec.config.loading",
     "Recommender": "funnelrec.pipeline.recommender",
-    "Recommendation": "funnelrec.pipeline.recommender",
+    "Recommendation": "funnelrec.pipeline.funnel",
     "RequestContext": "funnelrec.pipeline.context",
     "fit_funnel": "funnelrec.pipeline.fit",
     "ItemCF": "funnelrec.recall.itemcf",
@@ -58,7 +58,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from funnelrec.errors import FunnelrecError as FunnelrecError
     from funnelrec.pipeline.context import RequestContext as RequestContext
     from funnelrec.pipeline.fit import fit_funnel as fit_funnel
-    from funnelrec.pipeline.recommender import Recommendation as Recommendation
+    from funnelrec.pipeline.funnel import Recommendation as Recommendation
     from funnelrec.pipeline.recommender import Recommender as Recommender
     from funnelrec.rank.config import RankConfig as RankConfig
     from funnelrec.rank.ranker import Ranker as Ranker

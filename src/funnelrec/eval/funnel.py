@@ -25,7 +25,7 @@ from funnelrec.metrics.topn import (
     ndcg_at_k,
     recall_at_k,
 )
-from funnelrec.pipeline.recommender import Recommender, consumed_items
+from funnelrec.pipeline.funnel import Funnel, consumed_items
 from funnelrec.recall.merge import candidates_to_matrix
 from funnelrec.rerank.base import ItemSide, ListReranker
 
@@ -89,7 +89,7 @@ def funnel_summary(
 
 
 def rerank_sweep(
-    recommender: Recommender,
+    recommender: Funnel,
     eval_queries: Any,
     scored: pl.DataFrame,
     config: ExperimentConfig,

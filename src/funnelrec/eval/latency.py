@@ -6,12 +6,12 @@ import time
 
 import numpy as np
 
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Queries
 
 
 def request_latency(
-    recommender: Recommender, queries: Queries, n: int, k: int, rng: np.random.Generator
+    recommender: Funnel, queries: Queries, n: int, k: int, rng: np.random.Generator
 ) -> dict[str, dict[str, float]]:
     """Per-stage latency of single-user requests (ms, p50/p99/mean over ``n`` random queries),
     as a service would see it (batch evaluation amortises per-call costs and would hide them).

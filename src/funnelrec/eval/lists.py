@@ -23,7 +23,7 @@ from funnelrec.metrics.topn import (
     ranking_metrics,
 )
 from funnelrec.pipeline.fit import ProgressFn
-from funnelrec.pipeline.recommender import Recommendation, Recommender
+from funnelrec.pipeline.funnel import Funnel, Recommendation
 from funnelrec.recall.merge import candidates_to_matrix
 
 STAGES = ("recall", "merge", "rank")
@@ -138,7 +138,7 @@ class _Collector:
 
 
 def _batch_lists(
-    rec: Recommendation, recommender: Recommender, query_id: NDArray[np.int64], k_max: int
+    rec: Recommendation, recommender: Funnel, query_id: NDArray[np.int64], k_max: int
 ) -> tuple[dict[str, NDArray[np.int32]], dict[str, NDArray[np.int32]]]:
     """The batch's lists (per channel, merged, ranked, re-ranked) and whole-stage sets."""
     lists = {name: result.item_idx for name, result in rec.channels.items()}
@@ -156,7 +156,7 @@ def _batch_lists(
 
 
 def evaluate_lists(
-    recommender: Recommender,
+    recommender: Funnel,
     eval_queries: EvalQueries,
     train: Dataset,
     config: ExperimentConfig,
@@ -198,7 +198,7 @@ def evaluate_lists(
 
 
 def _list_metrics(
-    recommender: Recommender,
+    recommender: Funnel,
     recs: dict[str, NDArray[np.int32]],
     eval_queries: EvalQueries,
     train: Dataset,

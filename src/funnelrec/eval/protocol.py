@@ -24,14 +24,14 @@ from funnelrec.eval.queries import EvalQueries, build_eval_queries
 from funnelrec.eval.rank_stage import rank_metrics
 from funnelrec.eval.slices import slice_metrics
 from funnelrec.pipeline.fit import FitReport, ProgressFn, fit_funnel
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 
 
 @dataclass(frozen=True)
 class ExperimentResult:
     """A fitted recommender (training side only), its training data and metrics.json."""
 
-    recommender: Recommender
+    recommender: Funnel
     train: Dataset
     metrics: dict[str, Any]
 
@@ -98,7 +98,7 @@ def run_experiment(
 
 
 def _base_metrics(
-    recommender: Recommender,
+    recommender: Funnel,
     report: FitReport,
     lists: ListEvaluation,
     eval_queries: EvalQueries,
@@ -129,7 +129,7 @@ def _base_metrics(
 
 def _stage_reports(
     metrics: dict[str, Any],
-    recommender: Recommender,
+    recommender: Funnel,
     lists: ListEvaluation,
     eval_queries: EvalQueries,
     config: ExperimentConfig,

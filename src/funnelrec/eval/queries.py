@@ -12,7 +12,7 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Queries
 
 
@@ -34,7 +34,7 @@ def build_eval_queries(
     train: Dataset,
     config: ExperimentConfig,
     rng: np.random.Generator,
-    recommender: Recommender,
+    recommender: Funnel,
     users: pl.DataFrame | None = None,
 ) -> EvalQueries:
     """One query per held-out user, as of the split's query time, with that user's truth.

@@ -14,8 +14,8 @@ from funnelrec.data.split import Split
 from funnelrec.eval.queries import EvalQueries
 from funnelrec.metrics.rank import grouped_ndcg, rank_report
 from funnelrec.pipeline.fit import RankTraining
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData, take_queries
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.ranker import Ranker
 from funnelrec.rank.samples import (
     SampleConfig,
@@ -95,7 +95,7 @@ def candidate_rank_metrics(
 
 
 def rank_metrics(
-    recommender: Recommender,
+    recommender: Funnel,
     training: RankTraining,
     eval_queries: EvalQueries,
     scored: pl.DataFrame | None,
@@ -159,7 +159,7 @@ def rank_metrics(
     return out
 
 
-def _test_period_log(full: pl.DataFrame, split: Split, recommender: Recommender) -> pl.DataFrame:
+def _test_period_log(full: pl.DataFrame, split: Split, recommender: Funnel) -> pl.DataFrame:
     """The events that label test candidates, with the recommender's item indices."""
     if split.info.get("kind") == "temporal":
         future = full.filter(pl.col("timestamp") >= split.as_of)

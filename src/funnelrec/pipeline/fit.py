@@ -18,15 +18,16 @@ import numpy as np
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData, build_rank_data
 from funnelrec.pipeline.recall_fit import fit_recall
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.ranker import Ranker
 
 logger = logging.getLogger(__name__)
 
 ProgressFn = Callable[[str, int, int], None]
 """Called as ``progress(stage, done, total)``; the CLI renders it with rich."""
+
 
 RANK_LOG_COLUMNS = ("user_idx", "item_idx", "timestamp", "event")
 
@@ -66,7 +67,8 @@ def fit_funnel(
     *,
     work_dir: Path | None = None,
     progress: ProgressFn | None = None,
-) -> tuple[Recommender, FitReport]:
+    cls: type[Funnel] = Funnel,
+) -> tuple[Funnel, FitReport]:
     """Fit recall channels, the ranker (samples from the end of ``data``'s time span) and the
     re-ranker, honouring every ``enabled`` switch of ``config``.
 
@@ -78,7 +80,7 @@ def fit_funnel(
         progress: optional ``progress(stage, done, total)`` callback.
 
     Returns:
-        The fitted :class:`Recommender` and a :class:`FitReport`.
+        The fitted funnel (an instance of ``cls``) and a :class:`FitReport`.
 
     Raises:
         MissingInputError: no recall channel could be fitted.
@@ -86,7 +88,7 @@ def fit_funnel(
     """
     if progress is not None:
         progress("fit", 0, 1)
-    recall = fit_recall(config, data, rng)
+    recall = fit_recall(config, data, rng, cls=cls)
     recommender = recall.recommender
     timings = dict(recall.timings_s)
     if progress is not None:

@@ -23,7 +23,7 @@ import numpy as np
 import polars as pl
 
 from funnelrec.errors import FunnelrecError
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 
 GOLDEN_VERSION = 1
 COLD_PREFIX = "__golden_cold_"
@@ -33,7 +33,7 @@ class SelfCheckError(FunnelrecError):
     """An artifact does not reproduce the results recorded when it was saved."""
 
 
-def golden_users(recommender: Recommender, n: int) -> list[Any]:
+def golden_users(recommender: Funnel, n: int) -> list[Any]:
     """``n`` user ids spread over the vocabulary (known users) plus a few unknown ones (the
     cold-start path), deterministic for a given artifact."""
     n_users = len(recommender.user_vocab)
@@ -45,7 +45,7 @@ def golden_users(recommender: Recommender, n: int) -> list[Any]:
     return [*known, *cold]
 
 
-def _run(recommender: Recommender, users: list[Any], timestamp: int, k: int) -> list[dict]:
+def _run(recommender: Funnel, users: list[Any], timestamp: int, k: int) -> list[dict]:
     ids = pl.Series("user_id", [str(u) for u in users], dtype=pl.String)
     ranked = recommender.run(recommender.queries(ids, timestamp), k=k).ranked
     out: list[dict] = []
@@ -64,7 +64,7 @@ def _run(recommender: Recommender, users: list[Any], timestamp: int, k: int) -> 
     return out
 
 
-def golden_set(recommender: Recommender, n: int = 32, k: int = 10) -> dict:
+def golden_set(recommender: Funnel, n: int = 32, k: int = 10) -> dict:
     """Record ``n`` requests (spread-out known users + a few unknown ones, one batch, as of the
     artifact's last event + 1 s) with their top-``k`` items and scores.
 
@@ -95,7 +95,7 @@ class SelfCheckResult:
 
 
 def compare_golden(
-    recommender: Recommender,
+    recommender: Funnel,
     golden: dict,
     *,
     atol: float = 1e-4,
@@ -150,7 +150,7 @@ def compare_golden(
 
 
 def self_check(
-    recommender: Recommender,
+    recommender: Funnel,
     golden: dict,
     *,
     atol: float = 1e-4,

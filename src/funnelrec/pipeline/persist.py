@@ -1,4 +1,4 @@
-"""A Recommender to and from the artifact format (:mod:`funnelrec.artifacts`).
+"""A Funnel to and from the artifact format (:mod:`funnelrec.artifacts`).
 
 Saving records a golden set (requests with their results) next to the state; loading
 rebuilds every part from its state arrays (no pickle, no code from the directory).
@@ -16,13 +16,13 @@ from funnelrec.data.state import prefixed
 from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.pipeline.context import ItemContext, UserContext
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.golden import golden_set
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.registry import retriever_from_state
 
 
-def recommender_contents(recommender: Recommender) -> ArtifactContents:
+def recommender_contents(recommender: Funnel) -> ArtifactContents:
     """Everything ``recommender`` is, as plain arrays and tables (with a fresh golden set)."""
     ctx = recommender.users
     users = {
@@ -53,13 +53,16 @@ def recommender_contents(recommender: Recommender) -> ArtifactContents:
     )
 
 
-def save_recommender(recommender: Recommender, out_dir: Path) -> Path:
+def save_recommender(recommender: Funnel, out_dir: Path) -> Path:
     """Write ``recommender`` to ``out_dir`` (created); returns the manifest path."""
     return write_artifact(recommender_contents(recommender), Path(out_dir))
 
 
-def recommender_from_contents(contents: ArtifactContents) -> Recommender:
-    """Rebuild a Recommender from what :func:`recommender_contents` produced."""
+def recommender_from_contents(
+    contents: ArtifactContents,
+    cls: type[Funnel] = Funnel,
+) -> Funnel:
+    """Rebuild a Funnel from what :func:`recommender_contents` produced."""
     config = contents.config
     channels = {
         name: retriever_from_state(config.recall.channels[name], state)
@@ -72,7 +75,7 @@ def recommender_from_contents(contents: ArtifactContents) -> Recommender:
         Vocabulary(pl.Series("id", arrays["categories"].tolist(), dtype=pl.String)),
     )
     items = ItemContext(contents.items.get("category"), contents.items.get("created_at"))
-    recommender = Recommender(
+    recommender = cls(
         config,
         channels,
         contents.user_vocab,
@@ -86,12 +89,15 @@ def recommender_from_contents(contents: ArtifactContents) -> Recommender:
     return recommender
 
 
-def load_recommender(artifacts_dir: Path) -> Recommender:
+def load_recommender(
+    artifacts_dir: Path,
+    cls: type[Funnel] = Funnel,
+) -> Funnel:
     """Load and verify an artifact directory written by :func:`save_recommender`."""
-    return recommender_from_contents(read_artifact(Path(artifacts_dir)))
+    return recommender_from_contents(read_artifact(Path(artifacts_dir)), cls)
 
 
-def load_with_golden(artifacts_dir: Path) -> tuple[Recommender, dict | None]:
+def load_with_golden(artifacts_dir: Path) -> tuple[Funnel, dict | None]:
     """The recommender and its golden set (None for artifacts saved without one)."""
     contents = read_artifact(Path(artifacts_dir))
     return recommender_from_contents(contents), contents.golden

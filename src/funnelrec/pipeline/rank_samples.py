@@ -27,8 +27,8 @@ import polars as pl
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.rank.config import RankConfig
 from funnelrec.rank.samples import (
     SampleConfig,
@@ -187,7 +187,7 @@ def _recall_samples(
 
 
 def merged_candidates(
-    recommender: Recommender, queries: Queries, k: int, batch_size: int
+    recommender: Funnel, queries: Queries, k: int, batch_size: int
 ) -> pl.DataFrame:
     """Merged candidates (recall order) of ``queries``, at most ``k`` per query: recall and
     merge only, in batches."""

@@ -13,7 +13,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, UserContext
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Retriever
 from funnelrec.recall.registry import build_retriever
 
@@ -30,13 +30,19 @@ class RecallFit:
         skipped: channels left out, with the reason (their input is missing from the data).
     """
 
-    recommender: Recommender
+    recommender: Funnel
     timings_s: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def fit_recall(config: ExperimentConfig, data: Dataset, rng: np.random.Generator) -> RecallFit:
-    """Fit every channel of ``config.recall`` on ``data``.
+def fit_recall(
+    config: ExperimentConfig,
+    data: Dataset,
+    rng: np.random.Generator,
+    *,
+    cls: type[Funnel] = Funnel,
+) -> RecallFit:
+    """Fit every channel of ``config.recall`` on ``data`` into a ``cls`` funnel.
 
     A channel whose input is missing (a content channel without an items table) raises
     :class:`MissingInputError` and is skipped with a warning.
@@ -58,7 +64,7 @@ def fit_recall(config: ExperimentConfig, data: Dataset, rng: np.random.Generator
         timings[f"fit.{name}"] = time.perf_counter() - start
     if not channels:
         raise MissingInputError(f"no recall channel could be fitted: {skipped}")
-    recommender = Recommender(
+    recommender = cls(
         config,
         channels,
         data.user_vocab,

@@ -1,9 +1,9 @@
-"""The funnel as one object: recall channels -> merge -> rank -> re-rank.
+"""The public recommender: the :class:`~funnelrec.pipeline.funnel.Funnel` with its constructors.
 
-:meth:`Recommender.run` is the single entry point used by ``funnelrec run`` (offline
-evaluation), ``funnelrec recommend``, the golden self-check and the service, so offline
-numbers are the numbers of the code that serves. :meth:`Recommender.recommend` is the same
-call for external user ids, returning a DataFrame (the notebook API).
+``Recommender.fit`` calls :func:`~funnelrec.pipeline.fit.fit_funnel` (the one way to train,
+shared with ``funnelrec run`` and ``funnelrec train``); ``save`` / ``load`` go through the
+artifact format. Keeping them out of :class:`Funnel` keeps the modules acyclic: training and
+persistence build funnels, and this class builds on both.
 
 Example:
     >>> import polars as pl
@@ -22,119 +22,21 @@ Example:
 
 from __future__ import annotations
 
-import dataclasses
-import logging
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import Self, cast
 
 import numpy as np
-import polars as pl
-from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.vocab import Vocabulary, id_series
-from funnelrec.errors import MissingInputError
-from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
-from funnelrec.rank.ranker import Ranker
-from funnelrec.recall.base import ChannelResult, Queries, Retriever
-from funnelrec.recall.merge import merge_channels
-from funnelrec.rerank.base import ItemSide, ListReranker
-
-if TYPE_CHECKING:
-    from funnelrec.data.dataset import Dataset
-    from funnelrec.features.pit import PreparedLog
-    from funnelrec.pipeline.fit import FitReport, ProgressFn
-
-logger = logging.getLogger(__name__)
-
-RANKED_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
+from funnelrec.data.dataset import Dataset
+from funnelrec.pipeline.fit import ProgressFn, fit_funnel
+from funnelrec.pipeline.funnel import Funnel
+from funnelrec.pipeline.persist import load_recommender, save_recommender
 
 
-def _latest_timestamp(frame: pl.DataFrame) -> int:
-    """The largest ``timestamp`` of ``frame`` (0 when empty)."""
-    value = frame["timestamp"].max() if frame.height else None
-    return 0 if value is None else int(cast(int, value))
+class Recommender(Funnel):
+    """A fitted funnel you can train, query, save and load (see the module docstring)."""
 
-
-def consumed_items(queries: Queries) -> dict[int, set[int]]:
-    """Each query's history items: what the rules' consumed-item filter drops."""
-    ptr, items = queries.history_ptr, queries.history_item
-    return {
-        int(qid): set(items[ptr[row] : ptr[row + 1]].tolist())
-        for row, qid in enumerate(queries.query_id)
-    }
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """What one :meth:`Recommender.run` call produced, stage by stage.
-
-    Attributes:
-        ranked: Ranked table ``query_id, item_id, rank, score, source`` (top k per query).
-        final: the ordered table the top k was cut from, with every stage column (``item_idx,
-            source, source_rank, recall_score, merged_rank, [p_<task>..., score], [pre_rerank_
-            rank], rank``): the re-ranked list, else the ranked one, else the merge order.
-        candidates: the merged Candidates table (all merged candidates, not only the top k).
-        channels: per-channel results, rows aligned with the queries.
-        timings_s: wall time per stage for this call.
-        scored: with a ranker, the Scores table of the ranked candidates (``query_id,
-            item_idx, source, merged_rank, ..., p_<task>, score, rank``); else None.
-        reranked: with a re-ranker, the re-ranked list (the scored columns plus
-            ``pre_rerank_rank``; ``rank`` is the final position); else None.
-    """
-
-    ranked: pl.DataFrame
-    final: pl.DataFrame
-    candidates: pl.DataFrame
-    channels: dict[str, ChannelResult]
-    timings_s: dict[str, float]
-    scored: pl.DataFrame | None = None
-    reranked: pl.DataFrame | None = None
-
-
-class Recommender:
-    """Fitted channels, ranker and re-ranker + each user's history + vocabularies.
-
-    Build with :meth:`fit` (the same :func:`~funnelrec.pipeline.fit.fit_funnel` that ``funnelrec
-    run`` and ``funnelrec train`` call) or :meth:`load`.
-    """
-
-    def __init__(
-        self,
-        config: ExperimentConfig,
-        channels: dict[str, Retriever],
-        user_vocab: Vocabulary,
-        item_vocab: Vocabulary,
-        history: pl.DataFrame,
-        users: UserContext,
-        items: ItemContext | None = None,
-        *,
-        skipped: dict[str, str] | None = None,
-    ) -> None:
-        self.config = config
-        self.channels = channels
-        self.user_vocab = user_vocab
-        self.item_vocab = item_vocab
-        self.history = history.select("user_idx", "item_idx", "timestamp")
-        self.users = users
-        self.items = items if items is not None else ItemContext(None, None)
-        # method 'none' still applies the business rules.
-        self.reranker: ListReranker | None = ListReranker(config.rerank)
-        self._item_side: ItemSide | None = None
-        self.skipped: dict[str, str] = dict(skipped or {})
-        self.ranker: Ranker | None = None
-        self.rank_log: pl.DataFrame | None = None
-        self.fit_report: FitReport | None = None
-        # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
-        merge = config.recall.merge
-        self.merge_config = merge.model_copy(
-            update={"quotas": {n: q for n, q in merge.quotas.items() if n in channels}}
-        )
-
-    # ----------------------------------------------------------------- building
     @classmethod
     def fit(
         cls,
@@ -144,7 +46,7 @@ class Recommender:
         rng: np.random.Generator | None = None,
         work_dir: Path | None = None,
         progress: ProgressFn | None = None,
-    ) -> Recommender:
+    ) -> Self:
         """Fit the whole funnel on ``dataset`` (:func:`~funnelrec.pipeline.fit.fit_funnel`).
 
         Args:
@@ -157,300 +59,21 @@ class Recommender:
         Returns:
             The fitted recommender; its :attr:`fit_report` says what was fitted and skipped.
         """
-        # fit_funnel builds Recommenders itself: imported here to keep the module graph
-        # one-way (pipeline.fit -> pipeline.recommender).
-        from funnelrec.pipeline.fit import fit_funnel
-
         config = config or ExperimentConfig()
         rng = rng if rng is not None else np.random.default_rng(config.seed)
-        recommender, report = fit_funnel(config, dataset, rng, work_dir=work_dir, progress=progress)
+        recommender, report = fit_funnel(
+            config, dataset, rng, work_dir=work_dir, progress=progress, cls=cls
+        )
         recommender.fit_report = report
-        return recommender
-
-    def set_ranker(self, ranker: Ranker, log: pl.DataFrame) -> None:
-        """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
-        item_idx, timestamp, event``), point in time."""
-        self.ranker = ranker
-        self.rank_log = log.select("user_idx", "item_idx", "timestamp", "event")
+        return cast(Self, recommender)  # fit_funnel built it as cls
 
     def save(self, path: str | Path) -> Path:
         """Write the fitted funnel to the artifact directory ``path`` (see
-        :mod:`funnelrec.artifacts`); returns the manifest path."""
-        from funnelrec.pipeline.persist import save_recommender  # persist imports this module
-
+        :mod:`funnelrec.artifacts`), golden set included; returns the manifest path."""
         return save_recommender(self, Path(path))
 
     @classmethod
-    def load(cls, path: str | Path) -> Recommender:
-        """Load and verify an artifact directory written by :meth:`save`."""
-        from funnelrec.pipeline.persist import load_recommender  # persist imports this module
-
-        return load_recommender(Path(path))
-
-    @property
-    def as_of(self) -> int:
-        """The funnel's as-of time: one second after the last event it knows (history or the
-        ranker's log). Requests without a time are answered as of it."""
-        latest = _latest_timestamp(self.history)
-        if self.rank_log is not None:
-            latest = max(latest, _latest_timestamp(self.rank_log))
-        return latest + 1
-
-    # ------------------------------------------------------------------ queries
-    def queries(
-        self,
-        user_ids: pl.Series,
-        timestamp: NDArray[np.int64] | np.integer | int,
-        *,
-        attributes: pl.DataFrame | None = None,
-        tags: list[list[str]] | None = None,
-        context: RequestContext | None = None,
-    ) -> Queries:
-        """Requests for external user ids as of ``timestamp``.
-
-        Args:
-            user_ids: ``[B]`` external ids; unknown users get an empty history.
-            timestamp: as-of time, one per query or one for all.
-            attributes: optional user attributes (rows aligned with ``user_ids``, columns such
-                as age, gender, region) used for users the model does not know.
-            tags: optional onboarding categories per query (new users' chosen interests).
-            context: a request's own history rows (serving); default the whole history.
-        """
-        user_idx = self.user_vocab.encode(user_ids)
-        ts = np.broadcast_to(np.asarray(timestamp, dtype=np.int64), user_idx.shape)
-        history = self.history
-        if context is not None and context.history is not None:
-            history = context.history
-        queries = Queries.from_history(
-            np.arange(user_idx.shape[0], dtype=np.int64), user_idx, ts, history
-        )
-        codes = np.zeros((user_idx.shape[0], self.users.codes.shape[1]), dtype=np.int32)
-        known = user_idx >= 0
-        codes[known] = self.users.codes[user_idx[known]]
-        if attributes is not None and self.users.encoder.columns:
-            given = self.users.encoder.encode(attributes)
-            codes[~known] = given[~known]
-        tags_ptr = tags_idx = None
-        if tags is not None:
-            if len(tags) != user_idx.shape[0]:
-                raise ValueError(f"{len(tags)} tag lists for {user_idx.shape[0]} users")
-            tags_ptr = np.zeros(len(tags) + 1, dtype=np.int64)
-            np.cumsum([len(t) for t in tags], out=tags_ptr[1:])
-            flat = pl.Series([tag for row in tags for tag in row], dtype=pl.String)
-            tags_idx = self.users.category_vocab.encode(flat)
-        return dataclasses.replace(queries, user_attr=codes, tags_ptr=tags_ptr, tags_idx=tags_idx)
-
-    def ingest_items(self, items: pl.DataFrame) -> NDArray[np.int32]:
-        """Make items that appeared after training retrievable (by the channels that can).
-
-        Known ids are skipped. Returns the new items' indices.
-        """
-        if "item_id" not in items.columns:
-            raise ValueError("ingested items need an item_id column")
-        ids = items["item_id"].cast(self.item_vocab.dtype, strict=False)
-        unknown = pl.Series(self.item_vocab.encode(ids) < 0)
-        new = items.filter(unknown & ids.is_not_null())
-        new = new.unique("item_id", keep="first", maintain_order=True)
-        if new.height == 0:
-            return np.zeros(0, dtype=np.int32)
-        start = len(self.item_vocab)
-        self.item_vocab = Vocabulary(
-            pl.concat([self.item_vocab.ids, new["item_id"].cast(self.item_vocab.dtype)])
-        )
-        item_idx = np.arange(start, start + new.height, dtype=np.int32)
-        for channel in self.channels.values():
-            if channel.supports_new_items:
-                channel.add_items(new, item_idx)
-        self.items = self.items.extended(new, new.height, self.users.category_vocab)
-        self._item_side = None
-        return item_idx
-
-    # ------------------------------------------------------------------ the funnel
-    def recommend(
-        self,
-        users: Sequence[Any] | pl.Series,
-        k: int = 10,
-        *,
-        timestamp: int | None = None,
-        attributes: pl.DataFrame | None = None,
-        tags: list[list[str]] | None = None,
-    ) -> pl.DataFrame:
-        """Top-``k`` items for external user ids, through the whole funnel.
-
-        Args:
-            users: ``[B]`` external user ids; users the model never saw take the cold-start
-                path (popularity, demographic groups from ``attributes``, onboarding ``tags``).
-            k: items per user.
-            timestamp: as-of time (unix s); default :attr:`as_of`.
-            attributes: optional rows aligned with ``users`` (``age``, ``gender``, ...).
-            tags: optional onboarding categories per user.
-
-        Returns:
-            ``user_id, item_id, rank, score, source``, ``k`` rows per user when the catalogue
-            allows, best first, ids as the input tables spelled them.
-        """
-        if k <= 0:
-            raise ValueError(f"k must be positive, got {k}")
-        ids = id_series(users)
-        when = self.as_of if timestamp is None else int(timestamp)
-        queries = self.queries(ids, when, attributes=attributes, tags=tags)
-        ranked = self.run(queries, k=k).ranked
-        order = pl.DataFrame({"query_id": np.arange(ids.len(), dtype=np.int64), "user_id": ids})
-        return ranked.join(order, on="query_id").sort("query_id", "rank").select(RANKED_COLUMNS)
-
-    def run(
-        self, queries: Queries, k: int, *, context: RequestContext | None = None
-    ) -> Recommendation:
-        """Top-k per query through the funnel: recall -> merge -> rank (when a ranker is
-        set; it scores the first ``max(rank.serve.score_k, k)`` merged candidates) ->
-        re-rank (MMR or DPP over the ``rerank.pool`` best, then the business rules; the final
-        list has ``min(k, what the rules let through)`` items).
-
-        Args:
-            queries: the requests (:meth:`queries`).
-            k: items per query.
-            context: per-request serving state (:class:`RequestContext`); None = offline.
-        """
-        context = context or RequestContext()
-        results, candidates, timings = self.candidates(queries, context=context)
-        scored = None
-        if self.ranker is None or not context.use_ranker:
-            ordered = candidates.with_columns(
-                pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
-            )
-        else:
-            start = time.perf_counter()
-            ordered = scored = self._rank(queries, candidates, k, context)
-            timings["rank"] = time.perf_counter() - start
-        reranked = None
-        if self.reranker is not None:
-            start = time.perf_counter()
-            side = self.item_side()  # first: it may switch the re-ranker to rules only
-            ordered = reranked = self.reranker.rerank(
-                ordered,
-                k,
-                side,
-                consumed=consumed_items(queries),
-                now=queries.timestamp,
-            )
-            timings["rerank"] = time.perf_counter() - start
-        top = ordered.filter(pl.col("rank") <= k)
-        ranked = top.select(
-            "query_id",
-            pl.Series("item_id", self.item_vocab.decode(top["item_idx"].to_numpy())),
-            "rank",
-            "score",
-            "source",
-        )
-        return Recommendation(ranked, ordered, candidates, results, timings, scored, reranked)
-
-    def retrieve(
-        self, queries: Queries, *, context: RequestContext | None = None
-    ) -> tuple[dict[str, ChannelResult], dict[str, float]]:
-        """Run every channel (through ``context.channels`` when given); each result is renamed
-        to its channel key."""
-        policy = None if context is None else context.channels
-        results: dict[str, ChannelResult] = {}
-        timings: dict[str, float] = {}
-        for name, channel in self.channels.items():
-            start = time.perf_counter()
-            if policy is None:
-                result = channel.retrieve(queries)
-            else:
-                result = policy.retrieve(name, channel, queries)
-            results[name] = dataclasses.replace(result, channel=name)
-            timings[f"recall.{name}"] = time.perf_counter() - start
-        return results, timings
-
-    def candidates(
-        self, queries: Queries, *, context: RequestContext | None = None
-    ) -> tuple[dict[str, ChannelResult], pl.DataFrame, dict[str, float]]:
-        """The recall half of the funnel: every channel's result, the merged Candidates table
-        and the stage timings (what ranking samples are built from, without ranking)."""
-        results, timings = self.retrieve(queries, context=context)
-        start = time.perf_counter()
-        candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
-        timings["merge"] = time.perf_counter() - start
-        return results, candidates, timings
-
-    def item_side(self) -> ItemSide:
-        """What the re-ranker knows about items: vectors for similarity (``rerank.similarity``:
-        the two-tower item tower, else content embeddings), categories, creation times."""
-        if self._item_side is None:
-            side = ItemSide(self._similarity_vectors(), self.items.category, self.items.created_at)
-            if side.embeddings is None and side.category is None and self.reranker is not None:
-                self._rules_only()
-            self._item_side = side
-        return self._item_side
-
-    def _rules_only(self) -> None:
-        """Nothing to measure diversity with (no item vectors, no categories): MMR/DPP cannot
-        run, so the re-ranker applies the business rules alone, and says so."""
-        config = self.config.rerank
-        if config.method == "rules":
-            return
-        reason = f"rerank.method '{config.method}' needs item vectors or categories; rules only"
-        logger.warning(reason)
-        self.skipped["rerank.diversity"] = reason
-        self.reranker = ListReranker(config.model_copy(update={"method": "rules"}))
-
-    def _similarity_vectors(self) -> NDArray[np.float32] | None:
-        source = self.config.rerank.similarity
-        if source == "category":
-            return None
-        order = ("two_tower", "content") if source == "auto" else (source,)
-        for kind in order:
-            for channel in self.channels.values():
-                if channel.config.kind == kind:
-                    vectors = channel.similarity_vectors()
-                    if vectors is not None:
-                        return vectors
-        if source != "auto":
-            raise MissingInputError(
-                f"rerank.similarity = '{source}' but no '{source}' recall channel was fitted"
-            )
-        return None
-
-    def _rank(
-        self, queries: Queries, candidates: pl.DataFrame, k: int, context: RequestContext
-    ) -> pl.DataFrame:
-        """Score the candidates the ranker can judge and order them by score; the others keep
-        their recall position.
-
-        The ranker's features are behavioural, so for a user with no history it would only
-        re-sort by item statistics and throw away what the cold-start channels know (tags,
-        demographics), and it has never seen items published after training. Measured on
-        the simulator demo, ranking those cut cold-user Recall@10 from 0.059 to 0.029 and
-        cold-item Recall@50 from 0.129 to 0: they keep the merge order, and the scored items
-        fill the remaining slots in score order.
-        """
-        assert self.ranker is not None and self.rank_log is not None
-        log: pl.DataFrame | PreparedLog = self.rank_log
-        if context.rank_log is not None:
-            log = context.rank_log
-        request = pl.DataFrame(
-            {
-                "query_id": queries.query_id,
-                "user_idx": queries.user_idx.astype(np.int32),
-                "timestamp": queries.timestamp.astype(np.int64),
-                "_warm": queries.history_len > 0,
-            }
-        )
-        # Score rank.serve.score_k candidates, or more when the caller asks for more.
-        depth = max(self.ranker.config.serve.score_k, k)
-        pool = candidates.filter(pl.col("merged_rank") <= depth).join(
-            request, on="query_id", how="left"
-        )
-        judged = pl.col("_warm") & (pl.col("item_idx") < self.ranker.known_items)
-        scored = self.ranker.score(pool.filter(judged).drop("_warm"), log)
-        held = pool.filter(~judged).drop("_warm")
-        held = held.with_columns(
-            *[pl.lit(None, dtype=pl.Float32).alias(f"p_{t}") for t in self.ranker.tasks],
-            pl.lit(None, dtype=pl.Float32).alias("score"),
-            pl.col("merged_rank").alias("rank"),
-        )
-        # The scored items take the slots the held ones leave free, best score first.
-        scored = scored.sort(
-            ["query_id", "score", "merged_rank"], descending=[False, True, False]
-        ).with_columns(pl.col("merged_rank").sort().over("query_id").alias("rank"))
-        return pl.concat([scored, held.select(scored.columns)]).sort("query_id", "rank")
+    def load(cls, path: str | Path) -> Self:
+        """Load and verify an artifact directory written by :meth:`save` (or ``funnelrec
+        train``)."""
+        return cast(Self, load_recommender(Path(path), cls=cls))  # built as cls

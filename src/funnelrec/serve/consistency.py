@@ -21,8 +21,8 @@ import polars as pl
 import torch
 
 from funnelrec.pipeline.context import RequestContext
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.persist import load_recommender
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.featurelog import read_feature_log
 from funnelrec.serve.loading import artifact_id
 from funnelrec.serve.request import (
@@ -200,7 +200,7 @@ def _spec(record: dict[str, Any]) -> RequestSpec:
 class _Replay:
     """One artifact, loaded plainly, replaying logged requests."""
 
-    def __init__(self, recommender: Recommender, artifact: str) -> None:
+    def __init__(self, recommender: Funnel, artifact: str) -> None:
         self.rec = recommender
         self.artifact_id = artifact
         self.item_ids = recommender.item_vocab.ids.to_list()

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 
 from funnelrec.features.pit import PreparedLog
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.golden import SelfCheckError, SelfCheckResult, self_check
 from funnelrec.pipeline.persist import load_with_golden
-from funnelrec.pipeline.recommender import Recommender
 from funnelrec.serve.lookup import HistoryIndex
 from funnelrec.serve.request import popularity_order
 
@@ -30,7 +30,7 @@ DEFAULT_EVENTS = ("impression", "click", "cart", "order", "like", "fav")
 class LoadedModel:
     """A recommender ready to serve plus the lookups built for it at load time."""
 
-    recommender: Recommender
+    recommender: Funnel
     path: Path
     artifact_id: str
     cutoff: int
@@ -51,7 +51,7 @@ def artifact_id(path: Path) -> str:
     return hashlib.sha256((Path(path) / "manifest.json").read_bytes()).hexdigest()[:16]
 
 
-def _eval_mode(recommender: Recommender) -> None:
+def _eval_mode(recommender: Funnel) -> None:
     """Every torch module of the channels and the ranker in eval mode (no dropout)."""
     owners: list[Any] = [*recommender.channels.values()]
     if recommender.ranker is not None:
@@ -62,7 +62,7 @@ def _eval_mode(recommender: Recommender) -> None:
                 value.eval()
 
 
-def prepare(recommender: Recommender, path: Path, check: SelfCheckResult | None) -> LoadedModel:
+def prepare(recommender: Funnel, path: Path, check: SelfCheckResult | None) -> LoadedModel:
     """Build the per-request lookups of a loaded recommender."""
     if recommender.reranker is not None:
         recommender.item_side()  # computed once here, shared by every request view

@@ -22,7 +22,7 @@ import polars as pl
 
 from funnelrec.data.events import is_positive
 from funnelrec.pipeline.context import RequestContext
-from funnelrec.pipeline.recommender import Recommender
+from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.serve.settings import Budgets
 from funnelrec.serve.store import Event
@@ -93,13 +93,13 @@ class Served:
     fallback: bool = False
 
 
-def positive_mask(recommender: Recommender, events: Sequence[str]) -> np.ndarray:
+def positive_mask(recommender: Funnel, events: Sequence[str]) -> np.ndarray:
     """Which events count as positives (the artifact's ``data.positive_events`` rule)."""
     return is_positive(events, recommender.config.data.positive_events)
 
 
 def event_frames(
-    recommender: Recommender,
+    recommender: Funnel,
     user_idx: int,
     events: Sequence[Event],
     item_index: Mapping[str, int],
@@ -226,7 +226,7 @@ def fallback_items(
 
 
 def run_request(
-    recommender: Recommender, spec: RequestSpec, popularity: np.ndarray, context: RequestContext
+    recommender: Funnel, spec: RequestSpec, popularity: np.ndarray, context: RequestContext
 ) -> tuple[Served, Queries]:
     """Build the request's queries and run ``recommender.run`` in ``context``; when nothing at
     all is retrieved, serve the most popular unseen items (``popularity``: item_idx, most
@@ -251,7 +251,7 @@ def run_request(
     return Served(top, pool, dict(result.timings_s), known, history_len), queries
 
 
-def popularity_order(recommender: Recommender) -> np.ndarray:
+def popularity_order(recommender: Funnel) -> np.ndarray:
     """Item indices by descending count of positives in the artifact's history."""
     items = recommender.history["item_idx"].to_numpy()
     counts = np.bincount(items[items >= 0], minlength=len(recommender.item_vocab))

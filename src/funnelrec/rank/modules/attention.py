@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 from torch import Tensor, nn
 
-from funnelrec.rank.models.config import MLPConfig
+from funnelrec.rank.modules.config import MLPConfig
 from funnelrec.rank.modules.mlp import MLP, activation_layer, linear
 from funnelrec.train.init import make_activation
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from funnelrec.rank.models.config import Activation, MLPConfig
+from funnelrec.rank.modules.config import MLPConfig
+from funnelrec.train.config import Activation
 from funnelrec.train.init import init_linear, make_activation
 
 

@@ -21,8 +21,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from funnelrec.rank.models.config import Activation, MLPConfig
+from funnelrec.rank.modules.config import MLPConfig
 from funnelrec.rank.modules.mlp import activation_layer, linear
+from funnelrec.train.config import Activation
 
 
 class _SharedInputBank(torch.autograd.Function):
