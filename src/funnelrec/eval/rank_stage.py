@@ -16,7 +16,7 @@ from funnelrec.metrics.rank import grouped_ndcg, rank_report
 from funnelrec.pipeline.fit import RankTraining
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData, take_queries
-from funnelrec.rank.ranker import Ranker
+from funnelrec.rank.base import RankerProtocol
 from funnelrec.rank.samples import (
     SampleConfig,
     TaskLabel,
@@ -27,7 +27,7 @@ from funnelrec.rank.samples import (
 
 
 def impression_rank_metrics(
-    ranker: Ranker,
+    ranker: RankerProtocol,
     data: RankData,
     full_log: pl.DataFrame,
     as_of: int,
@@ -54,7 +54,7 @@ def impression_rank_metrics(
 
 
 def candidate_rank_metrics(
-    ranker: Ranker,
+    ranker: RankerProtocol,
     data: RankData,
     scored: pl.DataFrame,
     queries: pl.DataFrame,

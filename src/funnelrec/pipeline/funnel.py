@@ -24,10 +24,10 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
-from funnelrec.rank.ranker import Ranker
+from funnelrec.rank.base import RankerProtocol
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.merge import merge_channels
-from funnelrec.rerank.base import ItemSide, ListReranker
+from funnelrec.rerank.base import ItemSide, ListReranker, Reranker
 from funnelrec.schema import CANDIDATES, RANKED, check_schema
 
 if TYPE_CHECKING:
@@ -108,10 +108,10 @@ class Funnel:
         self.users = users
         self.items = items if items is not None else ItemContext(None, None)
         # method 'none' still applies the business rules.
-        self.reranker: ListReranker | None = ListReranker(config.rerank)
+        self.reranker: Reranker | None = ListReranker(config.rerank)
         self._item_side: ItemSide | None = None
         self.skipped: dict[str, str] = dict(skipped or {})
-        self.ranker: Ranker | None = None
+        self.ranker: RankerProtocol | None = None
         self.rank_log: pl.DataFrame | None = None
         self.fit_report: FitReport | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
@@ -120,7 +120,7 @@ class Funnel:
             update={"quotas": {n: q for n, q in merge.quotas.items() if n in channels}}
         )
 
-    def set_ranker(self, ranker: Ranker, log: pl.DataFrame) -> None:
+    def set_ranker(self, ranker: RankerProtocol, log: pl.DataFrame) -> None:
         """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
         item_idx, timestamp, event``), point in time."""
         self.ranker = ranker

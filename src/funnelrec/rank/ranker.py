@@ -286,6 +286,12 @@ class Ranker:
             self._log_seen = (log, prepared)
         return prepared
 
+    def prepare(self, log: pl.DataFrame) -> PreparedLog:
+        """``log`` indexed once for many small requests (serving): the same features."""
+        if self.features is None:
+            raise RuntimeError("the ranker is not fitted")
+        return self.features.prepare(log)
+
     def score(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> pl.DataFrame:
         """The Scores table: ``samples`` + ``p_<task>`` + fused ``score``."""
         probs = self.predict(samples, log)

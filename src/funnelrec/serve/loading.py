@@ -80,9 +80,7 @@ def prepare(recommender: Funnel, path: Path, check: SelfCheckResult | None) -> L
         cutoff=recommender.as_of - 1,
         history_index=HistoryIndex(recommender.history),
         prepared_log=(
-            None
-            if log is None or recommender.ranker is None or recommender.ranker.features is None
-            else recommender.ranker.features.prepare(log)
+            None if log is None or recommender.ranker is None else recommender.ranker.prepare(log)
         ),
         user_index={str(u): idx for idx, u in enumerate(recommender.user_vocab.ids.to_list())},
         item_index={str(i): idx for idx, i in enumerate(item_ids)},
