@@ -145,6 +145,8 @@ def train(
     )
     for name, reason in summary["skipped_channels"].items():
         console.print(f"  skipped channel {name}: {reason}", highlight=False)
+    if summary["ranker_skipped"]:
+        console.print(f"  skipped the ranker: {summary['ranker_skipped']}", highlight=False)
     console.print(f"artifacts: {out} (self-check passed on {summary['self_check_requests']})")
 
 

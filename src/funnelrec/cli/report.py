@@ -160,7 +160,9 @@ def print_report(console: Console, metrics: dict) -> None:
     for name, reason in metrics.get("skipped_channels", {}).items():
         console.print(f"[yellow]channel '{name}' skipped:[/yellow] {reason}")
     console.print(recall_table(metrics))
-    if "rank" in metrics:
+    if "skipped" in metrics.get("rank", {}):
+        console.print(f"rank stage skipped: {metrics['rank']['skipped']}", highlight=False)
+    elif "rank" in metrics:
         console.print(rank_table(metrics["rank"]))
         console.print(list_table(metrics["rank"]))
         findings = metrics["rank"].get("training", {}).get("health_findings", [])

@@ -18,6 +18,7 @@ import numpy as np
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData, build_rank_data
 from funnelrec.pipeline.recall_fit import fit_recall
@@ -52,12 +53,14 @@ class FitReport:
     Attributes:
         timings_s: wall seconds per step (``fit.<channel>``, ``rank.samples``, ``fit.rank``).
         skipped: recall channels left out, with the reason.
-        rank: the ranker's training record; None when the stage is disabled.
+        rank: the ranker's training record; None when the stage is disabled or skipped.
+        rank_skipped: why the enabled ranking stage was skipped (no samples), else None.
     """
 
     timings_s: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     rank: RankTraining | None = None
+    rank_skipped: str | None = None
 
 
 def fit_funnel(
@@ -82,9 +85,13 @@ def fit_funnel(
     Returns:
         The fitted funnel (an instance of ``cls``) and a :class:`FitReport`.
 
+    A stage whose input the data lacks is skipped with the reason in the report: a recall
+    channel (``skipped``: a content channel without item texts), or the ranker
+    (``rank_skipped``: no ranking samples in the training window; the funnel then serves the
+    merge order).
+
     Raises:
         MissingInputError: no recall channel could be fitted.
-        ValueError: the ranking stage is enabled but the data yields no ranking samples.
     """
     if progress is not None:
         progress("fit", 0, 1)
@@ -94,11 +101,17 @@ def fit_funnel(
     if progress is not None:
         progress("fit", 1, 1)
     rank = None
+    skipped = dict(recall.skipped)
     if config.rank.enabled:
         if progress is not None:
             progress("rank.fit", 0, 1)
         start = time.perf_counter()
-        rank_data = build_rank_data(data, config, rng)
+        try:
+            rank_data = build_rank_data(data, config, rng)
+        except MissingInputError as e:
+            # Too little data to learn a ranker from: serve the merge order, and say so.
+            logger.warning("ranking stage skipped: %s", e)
+            return recommender, FitReport(timings, skipped, None, rank_skipped=str(e))
         timings["rank.samples"] = time.perf_counter() - start
         start = time.perf_counter()
         health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
@@ -110,4 +123,4 @@ def fit_funnel(
         rank = RankTraining(rank_data, dict(ranker.stats))
         if progress is not None:
             progress("rank.fit", 1, 1)
-    return recommender, FitReport(timings, dict(recall.skipped), rank)
+    return recommender, FitReport(timings, skipped, rank)

@@ -66,6 +66,7 @@ def train_tables(
         "channels": sorted(recommender.channels),
         "skipped_channels": dict(report.skipped),
         "ranker": None if recommender.ranker is None else recommender.ranker.config.model.kind,
+        "ranker_skipped": report.rank_skipped,
         "self_check_requests": check.requests,
         "dropped_rows": {
             f"{r.table}:{reason}": n for r in tables.reports for reason, n in r.dropped.items()

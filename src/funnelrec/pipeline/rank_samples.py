@@ -27,6 +27,7 @@ import polars as pl
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.config import RankConfig
@@ -110,7 +111,7 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
     rank = config.rank
     log = train.interactions
     if log.height == 0:
-        raise ValueError("no training interactions to build ranking samples from")
+        raise MissingInputError("no training interactions to build ranking samples from")
     source = resolve_source(log, SampleConfig(source=rank.samples.source))
     cfg = sample_config(rank, log, source)
     t_min = int(cast(int, log["timestamp"].min()))
@@ -131,7 +132,7 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
     samples = take_queries(samples, rank.samples.max_train_samples, rng)
     fit_part, valid_part = split_valid(samples, rank.samples.valid_fraction)
     if fit_part.height == 0:
-        raise ValueError(
+        raise MissingInputError(
             "no ranking samples in the training window; widen rank.samples.window_fraction or "
             "disable the stage with --set rank.enabled=false"
         )
@@ -167,6 +168,11 @@ def _recall_samples(
     recall = fit_recall(config, earlier, rng).recommender
     window = log.filter(pl.col("timestamp") >= window_start)
     active = window.filter(pl.col("event") != "impression")["user_id"].unique().sort()
+    if active.len() == 0:
+        raise MissingInputError(
+            "no user acted in the ranking window (the last "
+            f"{config.rank.samples.window_fraction:.0%} of the training span)"
+        )
     queries = recall.queries(active, window_start)
     candidates = merged_candidates(
         recall, queries, config.rank.serve.score_k, config.eval.batch_size

@@ -161,7 +161,9 @@ class Ranker:
                 best["state"] = copy.deepcopy(model.state_dict())
             return {"valid_loss": value}
 
-        callbacks: list = [EarlyStopping("valid_loss", patience=self.config.train.patience)]
+        callbacks: list = []
+        if len(x_valid):  # no validation samples (a tiny log): train the configured epochs
+            callbacks.append(EarlyStopping("valid_loss", patience=self.config.train.patience))
         monitor = None
         if self.config.train.health and health_dir is not None:
             monitor = HealthMonitor(HealthConfig(out_dir=health_dir, every_n_steps=50))

@@ -96,3 +96,20 @@ def test_from_frame_takes_pandas_and_polars_alike() -> None:
 def test_from_frame_names_a_missing_column() -> None:
     with pytest.raises(DataError, match="timestamp"):
         Dataset.from_frame(pd.DataFrame({"user_id": [1], "item_id": [2]}))
+
+
+def test_too_little_data_for_a_ranker_skips_it_with_the_reason() -> None:
+    """A log whose ranking window holds no action: the funnel serves the merge order."""
+    log = pl.DataFrame(
+        {
+            "user_id": [1, 2, 1],
+            "item_id": [7, 8, 8],
+            "timestamp": [1, 2, 100],
+            "event": ["click", "click", "impression"],
+        }
+    )
+    config = load_config(overrides=FAST[:1])
+    rec = Recommender.fit(Dataset.from_frame(log), config)
+    assert rec.ranker is None and rec.fit_report is not None
+    assert rec.fit_report.rank_skipped is not None
+    assert rec.recommend([1], k=2).height > 0
