@@ -130,8 +130,9 @@ def check_schema(df: pl.DataFrame, spec: TableSpec, *, source: str | None = None
         >>> check_schema(pl.DataFrame({"item_id": [1]}), ITEMS)
     """
     where = source or spec.name
+    schema = df.schema  # built once: polars makes a new Schema object on every access
     for col in spec.columns:
-        if col.name not in df.columns:
+        if col.name not in schema:
             if col.required:
                 raise DataError(
                     f"missing required column (the {spec.name} table needs "
@@ -140,7 +141,7 @@ def check_schema(df: pl.DataFrame, spec: TableSpec, *, source: str | None = None
                     column=col.name,
                 )
             continue
-        dtype = df.schema[col.name]
+        dtype = schema[col.name]
         if not _KIND_CHECK[col.kind](dtype):
             raise DataError(
                 f"expected {_KIND_WORDS[col.kind]}, found {dtype}", path=where, column=col.name
