@@ -42,6 +42,10 @@ _EXPORTS = {
     "DemographicPopularConfig": "funnelrec.recall.cold_start",
     "Onboarding": "funnelrec.recall.cold_start",
     "OnboardingConfig": "funnelrec.recall.cold_start",
+    "EASE": "funnelrec.recall.ease",
+    "EASEConfig": "funnelrec.recall.ease",
+    "ALS": "funnelrec.recall.als",
+    "ALSConfig": "funnelrec.recall.als",
     "Ranker": "funnelrec.rank.ranker",
     "RankConfig": "funnelrec.rank.config",
     "ListReranker": "funnelrec.rerank.base",
@@ -62,6 +66,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from funnelrec.pipeline.recommender import Recommender as Recommender
     from funnelrec.rank.config import RankConfig as RankConfig
     from funnelrec.rank.ranker import Ranker as Ranker
+    from funnelrec.recall.als import ALS as ALS
+    from funnelrec.recall.als import ALSConfig as ALSConfig
     from funnelrec.recall.cold_start import (
         DemographicPopular as DemographicPopular,
     )
@@ -76,6 +82,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     )
     from funnelrec.recall.content import Content as Content
     from funnelrec.recall.content import ContentConfig as ContentConfig
+    from funnelrec.recall.ease import EASE as EASE
+    from funnelrec.recall.ease import EASEConfig as EASEConfig
     from funnelrec.recall.itemcf import ItemCF as ItemCF
     from funnelrec.recall.itemcf import ItemCFConfig as ItemCFConfig
     from funnelrec.recall.popular import Popular as Popular

@@ -7,6 +7,8 @@ import pytest
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.recall.als import ALSConfig
+from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.registry import build_retriever
 from funnelrec.recall.two_tower import TwoTowerConfig
 from funnelrec.testing import check_retriever
@@ -14,6 +16,8 @@ from funnelrec.testing import check_retriever
 CHANNELS = dict(ExperimentConfig().recall.channels)
 CHANNELS["two_tower"] = TwoTowerConfig(train={"epochs": 1})  # one epoch keeps it quick
 CHANNELS["content_all"] = CHANNELS["content"].model_copy(update={"pool": "all"})
+CHANNELS["ease"] = EASEConfig()  # baselines, outside the default channel set
+CHANNELS["als"] = ALSConfig()
 
 
 @pytest.mark.parametrize("name", sorted(CHANNELS))

@@ -57,6 +57,7 @@ class ArtifactContents:
         ranker: the ranker's state arrays, or None without a ranker.
         rank_log: the log the ranker's features read, or None without a ranker.
         golden: the golden set (JSON-able), or None.
+        guards: the do-no-harm decisions of the fit that made it (recorded in the manifest).
     """
 
     config: ExperimentConfig
@@ -69,6 +70,7 @@ class ArtifactContents:
     ranker: Arrays | None = None
     rank_log: pl.DataFrame | None = None
     golden: dict[str, Any] | None = field(default=None, compare=False)
+    guards: list[dict[str, Any]] = field(default_factory=list, compare=False)
 
 
 def sha256(path: Path) -> str:
@@ -109,6 +111,7 @@ def write_artifact(contents: ArtifactContents, out_dir: Path) -> Path:
         "format_version": FORMAT_VERSION,
         "funnelrec_version": __version__,
         "files": {str(p.relative_to(out_dir)): sha256(p) for p in files},
+        "guards": contents.guards,
     }
     manifest_path = out_dir / "manifest.json"
     manifest_path.write_text(json.dumps(manifest, indent=2))

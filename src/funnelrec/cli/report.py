@@ -160,6 +160,8 @@ def print_report(console: Console, metrics: dict) -> None:
     for name, reason in metrics.get("skipped_channels", {}).items():
         console.print(f"[yellow]channel '{name}' skipped:[/yellow] {reason}")
     console.print(recall_table(metrics))
+    for guard in metrics.get("guards", []):
+        console.print(f"guard {guard['stage']}: {guard['reason']}", highlight=False)
     if "skipped" in metrics.get("rank", {}):
         console.print(f"rank stage skipped: {metrics['rank']['skipped']}", highlight=False)
     elif "rank" in metrics:

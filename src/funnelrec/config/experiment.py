@@ -100,6 +100,26 @@ class EvalConfig(_Frozen):
     )
 
 
+class GuardConfig(_Frozen):
+    """Do-no-harm guards: every learned stage is judged on the held-out slice at the end of
+    the training span (``rank.samples.guard_fraction``) against the stage before it, and
+    bypassed when it is worse beyond noise (docs/guards.md)."""
+
+    enabled: bool = Field(
+        True, description="Judge the ranker, fusion and re-ranker; bypass losers."
+    )
+    k: int = Field(10, gt=0, description="NDCG@k (graded task values) judges each list.")
+    level: float = Field(0.95, gt=0.5, lt=1, description="Bootstrap interval level.")
+    n_boot: int = Field(1000, ge=100, description="Bootstrap resamples of the guard queries.")
+    rerank_max_loss: float = Field(
+        0.05,
+        ge=0,
+        lt=1,
+        description="Share of NDCG@k the diversifying re-ranker may give up for diversity; a "
+        "re-ranker below (1 - this) x the list before it, beyond noise, is bypassed.",
+    )
+
+
 class ExperimentConfig(_Frozen):
     """Everything ``funnelrec run`` needs; saved resolved with the artifacts."""
 
@@ -109,6 +129,7 @@ class ExperimentConfig(_Frozen):
     recall: RecallConfig = RecallConfig()
     rank: RankConfig = RankConfig()
     rerank: RerankConfig = RerankConfig()
+    guards: GuardConfig = GuardConfig()
     eval: EvalConfig = EvalConfig()
 
     @classmethod

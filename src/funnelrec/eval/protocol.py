@@ -88,6 +88,7 @@ def run_experiment(
     metrics["data"].update(interactions=interactions.height, ingested_new_items=n_new_items)
     metrics["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
     _stage_reports(metrics, recommender, lists, eval_queries, config, rng)
+    metrics["guards"] = [d.as_dict() for d in report.guards]
     if report.rank_skipped is not None:
         metrics["rank"] = {"skipped": report.rank_skipped}
     if report.rank is not None and recommender.ranker is not None:

@@ -270,6 +270,49 @@ def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
     return float(gap.sum() / y.shape[0])
 
 
+def ndcg_per_group(
+    value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """NDCG@k of every query that has any value: ``(group ids [G], ndcg [G])``, groups in
+    ascending id order (see :func:`grouped_ndcg` for the definition and tie rule).
+
+    Example:
+        >>> ids, nd = ndcg_per_group(np.array([1.0, 0, 0, 1]), np.array([2, 1, 2, 1]),
+        ...                          np.array([5, 5, 9, 9]), k=1)
+        >>> ids.tolist(), nd.tolist()
+        ([5, 9], [1.0, 0.0])
+    """
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    v = np.asarray(value, dtype=np.float64)
+    if v.ndim != 1:
+        raise ValueError(f"value must be 1-D, got shape {v.shape}")
+    n = v.shape[0]
+    if not np.all(np.isfinite(v)) or (v < 0).any():
+        raise ValueError("value must be finite and non-negative")
+    s = _scores(scores, n)
+    raw_group = np.asarray(group)
+    g = _group_codes(group, n)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
+
+    def _dcg(order: NDArray[np.int64]) -> NDArray[np.float64]:
+        gs = g[order]
+        codes, starts = _sorted_runs(gs)
+        pos = np.arange(n) - starts[codes]
+        gain = np.where(pos < k, v[order] / np.log2(pos + 2.0), 0.0)
+        # With weights bincount returns float64 (no copy here); the stubs say intp.
+        sums = np.bincount(codes, weights=gain, minlength=int(codes[-1]) + 1)
+        return sums.astype(np.float64, copy=False)
+
+    # lexsort: last key is primary. Ranked: group, score desc, value asc (pessimistic ties).
+    dcg = _dcg(np.lexsort((v, -s, g)))
+    ideal = _dcg(np.lexsort((-v, g)))
+    usable = ideal > 0
+    ids = np.unique(raw_group).astype(np.int64)
+    return ids[usable], dcg[usable] / ideal[usable]
+
+
 def grouped_ndcg(value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int) -> float:
     """Mean NDCG@k over queries, with graded linear gains ``value``.
 
@@ -291,35 +334,8 @@ def grouped_ndcg(value: ArrayLike, scores: ArrayLike, group: ArrayLike, k: int) 
         ...                    np.array([7, 7, 7]), k=2), 4)
         0.8597
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    v = np.asarray(value, dtype=np.float64)
-    if v.ndim != 1:
-        raise ValueError(f"value must be 1-D, got shape {v.shape}")
-    n = v.shape[0]
-    if not np.all(np.isfinite(v)) or (v < 0).any():
-        raise ValueError("value must be finite and non-negative")
-    s = _scores(scores, n)
-    g = _group_codes(group, n)
-    if n == 0:
-        return float("nan")
-
-    def _dcg(order: NDArray[np.int64]) -> NDArray[np.float64]:
-        gs = g[order]
-        codes, starts = _sorted_runs(gs)
-        pos = np.arange(n) - starts[codes]
-        gain = np.where(pos < k, v[order] / np.log2(pos + 2.0), 0.0)
-        # With weights bincount returns float64 (no copy here); the stubs say intp.
-        sums = np.bincount(codes, weights=gain, minlength=int(codes[-1]) + 1)
-        return sums.astype(np.float64, copy=False)
-
-    # lexsort: last key is primary. Ranked: group, score desc, value asc (pessimistic ties).
-    dcg = _dcg(np.lexsort((v, -s, g)))
-    ideal = _dcg(np.lexsort((-v, g)))
-    usable = ideal > 0
-    if not usable.any():
-        return float("nan")
-    return float(np.mean(dcg[usable] / ideal[usable]))
+    _, per_group = ndcg_per_group(value, scores, group, k)
+    return float(np.mean(per_group)) if per_group.size else float("nan")
 
 
 def rank_report(

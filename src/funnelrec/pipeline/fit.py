@@ -20,6 +20,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
+from funnelrec.pipeline.guards import GuardDecision, apply_guards
 from funnelrec.pipeline.rank_samples import RankData, build_rank_data
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.ranker import Ranker
@@ -55,12 +56,14 @@ class FitReport:
         skipped: recall channels left out, with the reason.
         rank: the ranker's training record; None when the stage is disabled or skipped.
         rank_skipped: why the enabled ranking stage was skipped (no samples), else None.
+        guards: the do-no-harm decisions (:mod:`funnelrec.pipeline.guards`), stage by stage.
     """
 
     timings_s: dict[str, float] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)
     rank: RankTraining | None = None
     rank_skipped: str | None = None
+    guards: tuple[GuardDecision, ...] = ()
 
 
 def fit_funnel(
@@ -111,7 +114,9 @@ def fit_funnel(
         except MissingInputError as e:
             # Too little data to learn a ranker from: serve the merge order, and say so.
             logger.warning("ranking stage skipped: %s", e)
-            return recommender, FitReport(timings, skipped, None, rank_skipped=str(e))
+            report = FitReport(timings, skipped, None, rank_skipped=str(e))
+            recommender.fit_report = report
+            return recommender, report
         timings["rank.samples"] = time.perf_counter() - start
         start = time.perf_counter()
         health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
@@ -123,4 +128,9 @@ def fit_funnel(
         rank = RankTraining(rank_data, dict(ranker.stats))
         if progress is not None:
             progress("rank.fit", 1, 1)
-    return recommender, FitReport(timings, skipped, rank)
+    start = time.perf_counter()
+    guards = apply_guards(recommender, None if rank is None else rank.data, config, rng)
+    timings["guards"] = time.perf_counter() - start
+    report = FitReport(timings, skipped, rank, guards=guards)
+    recommender.fit_report = report
+    return recommender, report

@@ -50,6 +50,9 @@ def recommender_contents(recommender: Funnel) -> ArtifactContents:
         ranker=ranker,
         rank_log=recommender.rank_log if ranker is not None else None,
         golden=golden_set(recommender),
+        guards=[]
+        if recommender.fit_report is None
+        else [d.as_dict() for d in recommender.fit_report.guards],
     )
 
 

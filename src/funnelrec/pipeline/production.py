@@ -67,6 +67,7 @@ def train_tables(
         "skipped_channels": dict(report.skipped),
         "ranker": None if recommender.ranker is None else recommender.ranker.config.model.kind,
         "ranker_skipped": report.rank_skipped,
+        "guards": [d.as_dict() for d in report.guards],
         "self_check_requests": check.requests,
         "dropped_rows": {
             f"{r.table}:{reason}": n for r in tables.reports for reason, n in r.dropped.items()

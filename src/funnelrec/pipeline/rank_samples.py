@@ -13,7 +13,9 @@ Training samples come from the last ``rank.samples.window_fraction`` of the trai
 
 Features are point-in-time (each sample reads only events strictly before its timestamp), so
 training features read the training log. The latest ``valid_fraction`` of training queries
-drives early stopping and fusion tuning.
+drives early stopping and fusion tuning; the latest ``guard_fraction`` before that is held out
+for the do-no-harm guards (:mod:`funnelrec.pipeline.guards`), which judge every learned stage
+on queries none of them was fitted or tuned on.
 """
 
 from __future__ import annotations
@@ -55,6 +57,7 @@ class RankData:
     source: str
     sample_config: SampleConfig
     info: dict[str, Any] = field(default_factory=dict)
+    guard: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -129,8 +132,12 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
     else:
         samples = _recall_samples(train, config, cfg, window_start, rng)
-    samples = take_queries(samples, rank.samples.max_train_samples, rng)
-    fit_part, valid_part = split_valid(samples, rank.samples.valid_fraction)
+    rest, guard = split_valid(samples, rank.samples.guard_fraction)
+    if rank.samples.guard_fraction == 0:
+        rest, guard = samples, samples.clear()
+    rest = take_queries(rest, rank.samples.max_train_samples, rng)
+    guard = take_queries(guard, rank.samples.max_train_samples, rng)
+    fit_part, valid_part = split_valid(rest, rank.samples.valid_fraction)
     if fit_part.height == 0:
         raise MissingInputError(
             "no ranking samples in the training window; widen rank.samples.window_fraction or "
@@ -139,10 +146,12 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
     info.update(
         train_samples=fit_part.height,
         valid_samples=valid_part.height,
+        guard_samples=guard.height,
+        guard_queries=guard["query_id"].n_unique(),
         train_queries=fit_part["query_id"].n_unique(),
         positive_rate={t: float(cast(float, fit_part[f"label_{t}"].mean())) for t in cfg.tasks},
     )
-    return RankData(fit_part, valid_part, log, source, cfg, info)
+    return RankData(fit_part, valid_part, log, source, cfg, info, guard)
 
 
 def _recall_samples(

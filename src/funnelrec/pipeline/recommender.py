@@ -61,10 +61,9 @@ class Recommender(Funnel):
         """
         config = config or ExperimentConfig()
         rng = rng if rng is not None else np.random.default_rng(config.seed)
-        recommender, report = fit_funnel(
+        recommender, _ = fit_funnel(
             config, dataset, rng, work_dir=work_dir, progress=progress, cls=cls
         )
-        recommender.fit_report = report
         return cast(Self, recommender)  # fit_funnel built it as cls
 
     def save(self, path: str | Path) -> Path:

@@ -14,12 +14,14 @@ from numpy.typing import NDArray
 
 from funnelrec.features.pit import PreparedLog
 from funnelrec.rank.config import RankConfig
+from funnelrec.rank.fusion import FusionConfig
 
 
 class RankerProtocol(Protocol):
     """Scores merged candidates with per-task probabilities and one fused score."""
 
     tasks: tuple[str, ...]
+    fusion_config: FusionConfig  # how p_<task> become one score (the guards may reset it)
 
     @property
     def config(self) -> RankConfig:

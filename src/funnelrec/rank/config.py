@@ -57,6 +57,13 @@ class RankSamplesConfig(_Frozen):
     valid_fraction: float = Field(
         0.2, gt=0, lt=1, description="Latest share of sample queries for early stopping/fusion."
     )
+    guard_fraction: float = Field(
+        0.2,
+        ge=0,
+        lt=1,
+        description="Latest share of sample queries held out from training, early stopping and "
+        "fusion tuning: the slice the do-no-harm guards judge every learned stage on.",
+    )
     max_train_samples: int | None = Field(
         200_000, gt=0, description="Subsample training queries down to about this many samples."
     )

@@ -15,7 +15,17 @@ Both return the **Samples** table::
     query_id (Int64), user_idx (Int32), item_idx (Int32), timestamp (Int64),
     label_<task> (Float32) ... one per task, in config order, then passthrough columns
     (impressions: session_id, position, scenario when present; candidates: source,
-    source_rank, recall_score, ... everything the candidates table carries)
+    source_rank, recall_score, ... everything the candidates table carries), then
+    neg_weight (Float64) when negatives were subsampled (``max_negatives_per_query``)
+
+Negative subsampling. ``max_negatives_per_query = k`` keeps every sample with a positive label
+and at most ``k`` all-zero ones per query, at random. A model fitted on the kept rows
+overestimates every probability, so the table says how to undo it: ``neg_weight`` is
+``1 / keep-rate`` of the sample's query on kept negatives (``n_q / min(n_q, k)`` for ``n_q``
+negatives) and 1 on positives. Weighting a loss or a metric by it restores the full
+population; :func:`negative_keep_rate` is the overall rate that
+:func:`funnelrec.rank.calibration.correct_downsampling` takes. The column derives from the
+labels, so it must never become a feature (the featurizer reads only its listed columns).
 
 Attribution. With ``attribution="last"`` (default) an event is credited to the *latest*
 exposure of the same (user, item) at or before it, so an item shown unclicked at 10:00 and
@@ -30,6 +40,7 @@ and the labeller live in :mod:`funnelrec.rank.labels`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -46,6 +57,7 @@ from funnelrec.rank.labels import (
     TaskLabel,
     label_exposures,
     require_columns,
+    task_parents,
     tasks_for_events,
 )
 
@@ -54,6 +66,7 @@ from funnelrec.rank.labels import (
 __all__ = [
     "DEFAULT_TASKS",
     "KEY_COLUMNS",
+    "NEG_WEIGHT",
     "TASK_CATALOGUE",
     "SampleConfig",
     "TaskLabel",
@@ -61,7 +74,10 @@ __all__ = [
     "impression_samples",
     "index_log",
     "label_exposures",
+    "negative_keep_rate",
+    "negative_weights",
     "resolve_source",
+    "task_parents",
     "tasks_for_events",
 ]
 
@@ -69,6 +85,7 @@ logger = logging.getLogger(__name__)
 
 _PASSTHROUGH_IMPRESSION = ("session_id", "position", "scenario")
 KEY_COLUMNS = ("query_id", "user_idx", "item_idx", "timestamp")
+NEG_WEIGHT = "neg_weight"
 
 
 class SampleConfig(BaseModel):
@@ -97,7 +114,10 @@ class SampleConfig(BaseModel):
         "or before it; all: every exposure whose window contains it.",
     )
     max_negatives_per_query: int | None = Field(
-        None, ge=0, description="Keep at most this many all-zero-label samples per query."
+        None,
+        ge=0,
+        description="Keep at most this many all-zero-label samples per query; the table then "
+        "has neg_weight = 1 / keep-rate (1 on positives).",
     )
     seed: int = 0
 
@@ -109,6 +129,7 @@ class SampleConfig(BaseModel):
         for name in tasks:
             if not name.isidentifier():
                 raise ValueError(f"task name {name!r} must be an identifier (it names a column)")
+        task_parents(tasks)  # a cycle of `after` links fails here, not after featurising
         return tasks
 
     @property
@@ -169,19 +190,79 @@ def index_log(interactions: pl.DataFrame, data: Dataset) -> pl.DataFrame:
 def _subsample_negatives(
     samples: pl.DataFrame, config: SampleConfig, rng: np.random.Generator
 ) -> pl.DataFrame:
-    """Keep at most ``max_negatives_per_query`` all-zero samples per query (rows stay ordered)."""
+    """Keep at most ``max_negatives_per_query`` all-zero samples per query (rows stay ordered).
+
+    Returns:
+        The kept rows plus ``neg_weight`` (Float64): ``n_q / min(n_q, k)`` on the kept
+        negatives of a query with ``n_q`` negatives, 1 on positives; ``samples`` unchanged
+        (no column) without ``max_negatives_per_query``.
+    """
     k = config.max_negatives_per_query
-    if k is None or samples.height == 0:
+    if k is None:
         return samples
     labels = [pl.col(c) for c in config.label_columns]
     negative = pl.sum_horizontal(labels) == 0
     keyed = samples.with_columns(pl.Series("_r", rng.random(samples.height)), negative.alias("_n"))
     keyed = keyed.with_columns(
-        pl.when("_n").then(pl.col("_r").rank("ordinal").over("query_id", "_n")).alias("_k")
+        pl.when("_n").then(pl.col("_r").rank("ordinal").over("query_id", "_n")).alias("_k"),
+        pl.when("_n").then(pl.len().over("query_id", "_n")).alias("_m"),
     )
-    kept = keyed.filter(~pl.col("_n") | (pl.col("_k") <= k)).drop("_r", "_n", "_k")
-    logger.info("kept %d of %d samples (negatives <= %d per query)", kept.height, samples.height, k)
+    kept = keyed.filter(~pl.col("_n") | (pl.col("_k") <= k))
+    # Only kept negatives reach the division, and they exist only when k >= 1.
+    weight = pl.when("_n").then(pl.col("_m") / pl.min_horizontal("_m", pl.lit(k))).otherwise(1.0)
+    kept = kept.with_columns(weight.cast(pl.Float64).alias(NEG_WEIGHT)).drop("_r", "_n", "_k", "_m")
+    logger.info(
+        "kept %d of %d samples (negatives <= %d per query, negative keep rate %.4g; "
+        "'%s' holds 1 / keep-rate)",
+        kept.height,
+        samples.height,
+        k,
+        negative_keep_rate(kept, config.label_columns),
+        NEG_WEIGHT,
+    )
     return kept
+
+
+def negative_weights(samples: pl.DataFrame) -> NDArray[np.float64]:
+    """``[N]`` per-sample weights that undo negative subsampling (all 1 when none was done).
+
+    Example:
+        >>> negative_weights(pl.DataFrame({"neg_weight": [1.0, 4.0]})).tolist()
+        [1.0, 4.0]
+        >>> negative_weights(pl.DataFrame({"label_click": [1.0, 0.0]})).tolist()
+        [1.0, 1.0]
+    """
+    if NEG_WEIGHT not in samples.columns:
+        return np.ones(samples.height, dtype=np.float64)
+    return samples[NEG_WEIGHT].to_numpy().astype(np.float64, copy=False)
+
+
+def negative_keep_rate(samples: pl.DataFrame, label_columns: Sequence[str] | None = None) -> float:
+    """Share of the all-zero-label samples that subsampling kept, over every query.
+
+    ``kept negatives / sum of their neg_weight``: the negatives before subsampling, so it stays
+    right on any subset of whole queries (a validation split, ``take_queries``).
+
+    Args:
+        samples: a Samples table.
+        label_columns: the ``label_*`` columns that define a negative (default: all of them).
+
+    Returns:
+        The rate in ``(0, 1]``; 1.0 without ``neg_weight`` or without any negative.
+
+    Example:
+        >>> s = pl.DataFrame({"label_click": [1.0, 0.0, 0.0], "neg_weight": [1.0, 4.0, 4.0]})
+        >>> negative_keep_rate(s)  # 2 negatives kept of 8
+        0.25
+    """
+    if NEG_WEIGHT not in samples.columns:
+        return 1.0
+    if label_columns is None:
+        label_columns = [c for c in samples.columns if c.startswith("label_")]
+    negative = samples.select((pl.sum_horizontal(label_columns) == 0).alias("n"))["n"]
+    weights = negative_weights(samples)[negative.to_numpy()]
+    total = float(weights.sum())
+    return float(weights.shape[0] / total) if total > 0 else 1.0
 
 
 def _rate(labels: pl.Series) -> float:
@@ -298,8 +379,8 @@ def candidate_samples(
     Example:
         >>> q = pl.DataFrame({"query_id": [7], "user_idx": [0], "timestamp": [100]})
         >>> c = pl.DataFrame({"query_id": [7, 7], "item_idx": [3, 4], "source_rank": [1, 2]})
-        >>> f = pl.DataFrame({"user_idx": [0], "item_idx": [4], "timestamp": [500],
-        ...     "event": ["order"]})
+        >>> f = pl.DataFrame({"user_idx": [0, 0], "item_idx": [4, 4], "timestamp": [400, 500],
+        ...     "event": ["click", "order"]})
         >>> candidate_samples(q, c, f, SampleConfig())["label_order"].to_list()
         [0.0, 1.0]
     """

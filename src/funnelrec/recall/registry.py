@@ -14,9 +14,11 @@ from typing import Annotated, Any, get_args
 from numpy.typing import NDArray
 from pydantic import Field
 
+from funnelrec.recall.als import ALSConfig
 from funnelrec.recall.base import Retriever
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
 from funnelrec.recall.content_config import ContentConfig
+from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.popular import PopularConfig
 from funnelrec.recall.two_tower.config import TwoTowerConfig
@@ -27,7 +29,9 @@ ChannelConfig = Annotated[
     | ContentConfig
     | DemographicPopularConfig
     | OnboardingConfig
-    | TwoTowerConfig,
+    | TwoTowerConfig
+    | EASEConfig
+    | ALSConfig,
     Field(discriminator="kind"),
 ]
 """Any channel's config, told apart by ``kind`` (one member per channel)."""

@@ -7,7 +7,13 @@ import polars as pl
 import pytest
 from pydantic import ValidationError
 
-from funnelrec.rank.labels import DEFAULT_TASKS, TaskLabel, label_exposures, tasks_for_events
+from funnelrec.rank.labels import (
+    DEFAULT_TASKS,
+    TaskLabel,
+    label_exposures,
+    task_parents,
+    tasks_for_events,
+)
 
 H = 3600
 T = 1_700_000_000
@@ -81,3 +87,82 @@ def test_absent_task_event_warns_and_labels_zero(caplog: pytest.LogCaptureFixtur
         labels = label_exposures(exp, ev, {"like": TaskLabel(events=("like",))})
     assert labels["like"].tolist() == [0.0]
     assert "'like'" in caplog.text
+
+
+# ------------------------------------------------------------------ post-click labels (ESMM)
+FUNNEL = {
+    "click": TaskLabel(events=("click",), window_s=H, after=None),
+    "cart": TaskLabel(events=("cart",), window_s=24 * H),
+    "order": TaskLabel(events=("order",), window_s=24 * H),
+}
+
+
+def test_catalogue_tasks_follow_click() -> None:
+    tasks = tasks_for_events(["click", "like", "follow", "comment", "forward", "fav", "cart"])
+    assert tasks["click"].after is None
+    assert {t.after for name, t in tasks.items() if name != "click"} == {"click"}
+    assert tasks_for_events(["order"])["order"].after == "click"  # no click task: inert
+    assert tasks_for_events(["rating"])["positive"].after is None
+    assert DEFAULT_TASKS["click"].after is None and DEFAULT_TASKS["order"].after == "click"
+
+
+def test_post_click_label_needs_a_click_on_the_same_exposure() -> None:
+    # Item 1: clicked then ordered. Item 2: ordered without a click (Taobao-style). Item 3:
+    # clicked 2 h after the exposure (outside the 1 h click window), ordered at 3 h.
+    exp = _exposures([(0, 1, T), (0, 2, T), (0, 3, T)])
+    ev = _events(
+        [
+            (0, 1, T + 60, "click"),
+            (0, 1, T + 600, "order"),
+            (0, 2, T + 600, "order"),
+            (0, 2, T + 700, "cart"),
+            (0, 3, T + 2 * H, "click"),
+            (0, 3, T + 3 * H, "order"),
+        ]
+    )
+    labels = label_exposures(exp, ev, FUNNEL)
+    assert labels["click"].tolist() == [1.0, 0.0, 0.0]
+    assert labels["order"].tolist() == [1.0, 0.0, 0.0]
+    assert labels["cart"].tolist() == [0.0, 0.0, 0.0]
+    unconditioned = {t: v.model_copy(update={"after": None}) for t, v in FUNNEL.items()}
+    assert label_exposures(exp, ev, unconditioned)["order"].tolist() == [1.0, 1.0, 1.0]
+    # Without the parent task among the tasks the child is labelled on its own events.
+    alone = label_exposures(exp, ev, {"order": FUNNEL["order"]})
+    assert alone["order"].tolist() == [1.0, 1.0, 1.0]
+
+
+def test_post_click_condition_uses_the_same_exposure_under_last_attribution() -> None:
+    # Shown at T (clicked at T + 10) and again at T + 100, ordered at T + 200: the order is
+    # credited to the second exposure, which was not clicked, so no post-click positive.
+    exp = _exposures([(0, 1, T), (0, 1, T + 100)])
+    ev = _events([(0, 1, T + 10, "click"), (0, 1, T + 200, "order")])
+    labels = label_exposures(exp, ev, FUNNEL, "last")
+    assert labels["click"].tolist() == [1.0, 0.0]
+    assert labels["order"].tolist() == [0.0, 0.0]
+    every = label_exposures(exp, ev, FUNNEL, "all")
+    assert every["order"].tolist() == [1.0, 0.0]
+
+
+def test_after_chains_self_reference_and_cycles(caplog: pytest.LogCaptureFixture) -> None:
+    exp = _exposures([(0, 1, T), (0, 2, T), (0, 3, T)])
+    ev = _events(
+        [(0, 1, T + 5, "click"), (0, 1, T + 6, "cart"), (0, 1, T + 7, "order")]
+        + [(0, 2, T + 5, "click"), (0, 2, T + 7, "order")]  # ordered without a cart
+        + [(0, 3, T + 6, "cart"), (0, 3, T + 7, "order")]  # no click
+    )
+    chain = {
+        "order": TaskLabel(events=("order",), after="cart"),  # child before its parents
+        "cart": TaskLabel(events=("cart",), after="click"),
+        "click": TaskLabel(events=("click",)),  # default after="click": itself, ignored
+    }
+    assert task_parents(chain) == {"click": None, "cart": "click", "order": "cart"}
+    with caplog.at_level(logging.INFO, logger="funnelrec.rank.labels"):
+        labels = label_exposures(exp, ev, chain)
+    assert list(labels) == ["order", "cart", "click"]  # the caller's order
+    assert labels["click"].tolist() == [1.0, 1.0, 0.0]
+    assert labels["cart"].tolist() == [1.0, 0.0, 0.0]
+    assert labels["order"].tolist() == [1.0, 0.0, 0.0]
+    assert "task 'order': 2 of 3 positives have no 'cart'" in caplog.text
+    cycle = {"a": TaskLabel(events=("x",), after="b"), "b": TaskLabel(events=("y",), after="a")}
+    with pytest.raises(ValueError, match="cycle: a -> b -> a"):
+        label_exposures(exp, ev, cycle)

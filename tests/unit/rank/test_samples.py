@@ -11,10 +11,13 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.rank.labels import TaskLabel, tasks_for_events
 from funnelrec.rank.samples import (
+    NEG_WEIGHT,
     SampleConfig,
     candidate_samples,
     impression_samples,
     index_log,
+    negative_keep_rate,
+    negative_weights,
     resolve_source,
 )
 
@@ -276,3 +279,101 @@ def test_simulated_log_every_event_credited_once() -> None:
     per_query = s.group_by("query_id").agg(pl.len(), pl.col("timestamp").n_unique().alias("t"))
     assert per_query["len"].max() <= SimulatorConfig().slate_size
     assert per_query["t"].max() == 1
+
+
+def _funnel_log(seed: int = 3, n_users: int = 30, n_items: int = 50) -> pl.DataFrame:
+    """Slates of 8 impressions; clicks on some, and cart/order/fav events both on clicked and
+    on never-clicked exposures (Taobao logs half their orders without a click in the hour)."""
+    rng = np.random.default_rng(seed)
+    rows: list[tuple] = []
+    for q in range(60):
+        user, t = int(rng.integers(n_users)), T + q * 10 * DAY
+        items = rng.choice(n_items, 8, replace=False)
+        rows += [(user, int(i), t, "impression") for i in items]
+        for i in items:
+            clicked = rng.random() < 0.4
+            if clicked:
+                rows.append((user, int(i), t + 60, "click"))
+            for event in ("cart", "order", "fav"):
+                if rng.random() < (0.5 if clicked else 0.3):
+                    rows.append((user, int(i), t + 2 * H, event))
+    return _log(rows)
+
+
+def _assert_no_post_click_positive_without_click(s: pl.DataFrame, tasks: list[str]) -> None:
+    for task in tasks:
+        assert s[f"label_{task}"].sum() > 0  # the check below is not vacuous
+        orphan = s.filter((pl.col(f"label_{task}") > 0) & (pl.col("label_click") == 0))
+        assert orphan.is_empty(), f"{task}: {orphan.height} positives without a click"
+
+
+def test_post_click_labels_need_the_click_for_impression_samples() -> None:
+    log = _funnel_log()
+    tasks = tasks_for_events(log["event"].unique())
+    assert list(tasks) == ["click", "fav", "cart", "order"]
+    s = impression_samples(log, SampleConfig(tasks=tasks))
+    _assert_no_post_click_positive_without_click(s, ["fav", "cart", "order"])
+    # The log does hold orders without a click: labelled independently they would count.
+    free = {t: v.model_copy(update={"after": None}) for t, v in tasks.items()}
+    loose = impression_samples(log, SampleConfig(tasks=free))
+    assert not loose.filter((pl.col("label_order") > 0) & (pl.col("label_click") == 0)).is_empty()
+    # Post-click labels are exactly the independent ones AND click.
+    expected = loose["label_order"] * loose["label_click"]
+    assert s["label_order"].to_list() == expected.to_list()
+
+
+def test_post_click_labels_need_the_click_for_candidate_samples() -> None:
+    log = _funnel_log(seed=4)
+    imp = log.filter(pl.col("event") == "impression")
+    queries = imp.group_by("user_idx", "timestamp").agg().sort("timestamp", "user_idx")
+    queries = queries.with_row_index("query_id").with_columns(pl.col("query_id").cast(pl.Int64))
+    candidates = imp.join(queries, on=["user_idx", "timestamp"]).select("query_id", "item_idx")
+    future = log.filter(pl.col("event") != "impression")
+    # Recall-source labels use the whole window (as the pipeline builds them): rebuilt tasks
+    # keep the default after="click".
+    tasks = {
+        t: TaskLabel(events=v.events, window_s=None)
+        for t, v in tasks_for_events(log["event"].unique()).items()
+    }
+    s = candidate_samples(queries, candidates, future, SampleConfig(source="recall", tasks=tasks))
+    _assert_no_post_click_positive_without_click(s, ["fav", "cart", "order"])
+
+
+def test_cyclic_after_links_are_rejected_by_the_config() -> None:
+    cycle = {"a": TaskLabel(events=("x",), after="b"), "b": TaskLabel(events=("y",), after="a")}
+    with pytest.raises(ValidationError, match="cycle"):
+        SampleConfig(tasks=cycle)
+
+
+def test_subsampling_records_negative_weights_and_keep_rate() -> None:
+    log = _slates(n_queries=30, per=10)  # 2 positives and 8 negatives per query
+    full = impression_samples(log, SampleConfig())
+    assert NEG_WEIGHT not in full.columns  # no subsampling: the table is unchanged
+    assert negative_keep_rate(full) == 1.0 and negative_weights(full).tolist() == [1.0] * 300
+    s = impression_samples(log, SampleConfig(max_negatives_per_query=3))
+    assert s.schema[NEG_WEIGHT] == pl.Float64
+    negative = s["label_click"] == 0
+    assert s.filter(~negative)[NEG_WEIGHT].to_list() == [1.0] * 60
+    assert s.filter(negative)[NEG_WEIGHT].to_list() == pytest.approx([8 / 3] * 90)
+    assert negative_keep_rate(s) == pytest.approx(3 / 8)
+    # Weighted, the kept negatives count as many as before subsampling, query by query.
+    per_query = s.filter(negative).group_by("query_id").agg(pl.col(NEG_WEIGHT).sum())
+    assert per_query[NEG_WEIGHT].to_list() == pytest.approx([8.0] * 30)
+    # A query with fewer negatives than k keeps them all, with weight 1.
+    small = impression_samples(log, SampleConfig(max_negatives_per_query=20))
+    assert small.height == 300 and small[NEG_WEIGHT].to_list() == [1.0] * 300
+    assert negative_keep_rate(small) == 1.0
+
+
+def test_negative_keep_rate_with_uneven_queries_and_subsets() -> None:
+    rows = [(0, i, T, "impression") for i in range(12)] + [(0, 0, T + 1, "click")]
+    rows += [(1, i, T + DAY, "impression") for i in range(4)] + [(1, 0, T + DAY + 1, "click")]
+    s = impression_samples(_log(rows), SampleConfig(max_negatives_per_query=2))
+    weights = s.filter(pl.col("label_click") == 0).group_by("query_id").agg(
+        pl.col(NEG_WEIGHT).first()
+    )
+    assert dict(weights.sort("query_id").iter_rows()) == {0: 11 / 2, 1: 3 / 2}
+    assert negative_keep_rate(s) == pytest.approx(4 / 14)  # 2 + 2 kept of 11 + 3
+    first = s.filter(pl.col("query_id") == 0)  # whole queries: the rate of that subset
+    assert negative_keep_rate(first) == pytest.approx(2 / 11)
+    assert negative_keep_rate(s.clear()) == 1.0

@@ -1,0 +1,243 @@
+"""Do-no-harm guards: a learned stage that makes the list worse is bypassed, and says so.
+
+Every learned stage is judged on the *guard slice*: the latest ``rank.samples.guard_fraction``
+of the ranking queries at the end of the training span, which no stage was fitted, early-
+stopped or tuned on. Each query's merged candidates carry graded labels (the task values of
+the user's events in the window), so NDCG@k of any order of them is defined:
+
+* **rank**: the ranker's order against the merge order it re-sorts;
+* **fusion**: the tuned fusion weights against uniform weights (same probabilities);
+* **rerank**: the re-ranked list against the list before it, allowed to give up at most
+  ``guards.rerank_max_loss`` of its NDCG for diversity.
+
+The test is a paired bootstrap over queries (both orders are judged on the same queries, so
+per-query difficulty cancels): a stage is bypassed when the upper end of the ``guards.level``
+interval of ``mean(stage - baseline)`` is below zero, i.e. it is worse beyond noise. A stage
+that is merely not better stays (the ranker is also what serves fresh events). Every decision
+with its numbers goes to ``FitReport.guards`` -> metrics.json ``guards``, the train summary
+and the artifact manifest.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.metrics.intervals import paired_difference
+from funnelrec.metrics.rank import ndcg_per_group
+from funnelrec.pipeline.funnel import Funnel
+from funnelrec.pipeline.rank_samples import RankData
+from funnelrec.rank.fusion import FusionConfig, fuse
+from funnelrec.rerank.base import ListReranker
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GuardDecision:
+    """One stage judged against the stage before it on the guard slice.
+
+    Attributes:
+        stage: ``rank``, ``fusion`` or ``rerank``.
+        baseline: what it was compared with (``merge order``, ``uniform fusion``, ...).
+        metric: e.g. ``ndcg@10``.
+        value / baseline_value: the metric of the stage and of the baseline (means over the
+            guard queries).
+        diff_low / diff_high: the bootstrap interval of ``mean(stage - target)``, where the
+            target is the baseline (rerank: the baseline less the allowed loss).
+        n_queries: guard queries with at least one labelled item.
+        kept: False = the stage was bypassed.
+        reason: one line saying why.
+    """
+
+    stage: str
+    baseline: str
+    metric: str
+    value: float
+    baseline_value: float
+    diff_low: float
+    diff_high: float
+    n_queries: int
+    kept: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__dataclass_fields__}
+
+
+def _skip(stage: str, reason: str) -> GuardDecision:
+    nan = float("nan")
+    return GuardDecision(stage, "", "", nan, nan, nan, nan, 0, True, f"not judged: {reason}")
+
+
+def _judge(
+    stage: str,
+    baseline: str,
+    metric: str,
+    values: NDArray[np.float64],
+    base_values: NDArray[np.float64],
+    allowed_loss: float,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> GuardDecision:
+    """Bypass when ``stage`` is below ``(1 - allowed_loss) x baseline`` beyond noise."""
+    target = (1.0 - allowed_loss) * base_values
+    interval = paired_difference(
+        values, target, rng, n_boot=config.guards.n_boot, level=config.guards.level
+    )
+    kept = not interval.high < 0
+    verdict = "kept" if kept else "bypassed"
+    allowance = f" less the allowed {allowed_loss:.0%}" if allowed_loss else ""
+    reason = (
+        f"{verdict}: {metric} {values.mean():.4f} vs {baseline}{allowance} "
+        f"{target.mean():.4f}, {config.guards.level:.0%} interval of the paired difference "
+        f"[{interval.low:+.4f}, {interval.high:+.4f}] over {values.size} queries"
+    )
+    return GuardDecision(
+        stage,
+        baseline,
+        metric,
+        float(values.mean()),
+        float(base_values.mean()),
+        interval.low,
+        interval.high,
+        int(values.size),
+        kept,
+        reason,
+    )
+
+
+@dataclass(frozen=True)
+class _Slice:
+    """The guard queries' candidates with graded values, scored by the ranker when there is
+    one."""
+
+    frame: pl.DataFrame  # query_id, item_idx, merged_rank, [p_<task>, score], value
+    group: NDArray[np.int64]
+    value: NDArray[np.float64]
+
+    def ndcg(self, order: NDArray[np.float64], k: int) -> NDArray[np.float64]:
+        """Per-query NDCG@k of the candidates ordered by descending ``order``."""
+        return ndcg_per_group(self.value, order, self.group, k)[1]
+
+
+def _value(guard: pl.DataFrame, tasks: tuple[str, ...], weights: dict[str, float]) -> NDArray:
+    value = np.zeros(guard.height)
+    for task in tasks:
+        value += weights.get(task, 1.0) * guard[f"label_{task}"].to_numpy()
+    return value
+
+
+def apply_guards(
+    funnel: Funnel, data: RankData | None, config: ExperimentConfig, rng: np.random.Generator
+) -> tuple[GuardDecision, ...]:
+    """Judge the funnel's learned stages on ``data.guard`` and bypass the losers in place
+    (module docstring). Returns every decision, in stage order."""
+    if not config.guards.enabled:
+        return ()
+    if data is None or data.guard.height == 0:
+        return (_skip("rank", "no guard slice (ranking stage off or no samples)"),)
+    if "merged_rank" not in data.guard.columns:
+        return (_skip("rank", f"guard slice needs recall candidates, not {data.source}"),)
+    k = config.guards.k
+    labels = [c for c in data.guard.columns if c.startswith("label_")]
+    tasks = tuple(c.removeprefix("label_") for c in labels)
+    weights = config.rank.fusion.value_weights
+    guard = data.guard.sort("query_id", "merged_rank")
+    part = _Slice(guard, guard["query_id"].to_numpy(), _value(guard, tasks, weights))
+    metric = f"ndcg@{k}"
+    merge_ndcg = part.ndcg(-guard["merged_rank"].to_numpy().astype(np.float64), k)
+    decisions: list[GuardDecision] = []
+    before, before_name, scores = merge_ndcg, "merge order", None
+    if funnel.ranker is not None:
+        scored = funnel.ranker.score(guard.drop(labels), data.log)
+        probs = {t: scored[f"p_{t}"].to_numpy() for t in funnel.ranker.tasks}
+        decisions.append(_fusion_guard(funnel, part, probs, metric, config, rng))
+        scores = fuse(probs, funnel.ranker.fusion_config)  # after the fusion guard
+        rank_ndcg = part.ndcg(scores, k)
+        decision = _judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
+        decisions.append(decision)
+        if decision.kept:
+            before, before_name = rank_ndcg, "ranked order"
+        else:
+            funnel.ranker, funnel.rank_log, scores = None, None, None
+    decisions.append(_rerank_guard(funnel, part, scores, before, before_name, config, rng))
+    for d in decisions:
+        (logger.info if d.kept else logger.warning)("guard %s: %s", d.stage, d.reason)
+    return tuple(decisions)
+
+
+def _fusion_guard(
+    funnel: Funnel,
+    part: _Slice,
+    probs: dict[str, NDArray[Any]],
+    metric: str,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> GuardDecision:
+    """Tuned fusion weights against uniform ones; reverts to uniform when worse."""
+    assert funnel.ranker is not None
+    ranker = funnel.ranker
+    uniform = FusionConfig(kind="weighted_sum", weights={t: 1.0 for t in ranker.tasks})
+    tuned = ranker.fusion_config
+    if config.rank.fusion.formula is not None or tuned == uniform:
+        return _skip("fusion", "no fusion search ran (fixed formula or one task)")
+    k = config.guards.k
+    tuned_ndcg = part.ndcg(fuse(probs, tuned), k)
+    uniform_ndcg = part.ndcg(fuse(probs, uniform), k)
+    decision = _judge("fusion", "uniform fusion", metric, tuned_ndcg, uniform_ndcg, 0, config, rng)
+    if not decision.kept:
+        ranker.fusion_config = uniform
+    return decision
+
+
+def _rerank_guard(
+    funnel: Funnel,
+    part: _Slice,
+    scores: NDArray[np.float64] | None,
+    before: NDArray[np.float64],
+    before_name: str,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> GuardDecision:
+    """The re-ranked top-k against the list before it, within the allowed loss; a losing
+    diversifier is replaced by the business rules alone."""
+    reranker = funnel.reranker
+    if reranker is None or funnel.config.rerank.method == "rules":
+        return _skip("rerank", "no diversifying re-ranker (rules only)")
+    k = config.guards.k
+    frame = part.frame.select("query_id", "item_idx", "merged_rank", "source")
+    order = -frame["merged_rank"].to_numpy().astype(np.float64) if scores is None else scores
+    ordered = frame.with_columns(pl.Series("score", order, dtype=pl.Float32)).with_columns(
+        pl.col("score")
+        .rank("ordinal", descending=True)
+        .over("query_id")
+        .cast(pl.Int32)
+        .alias("rank")
+    )
+    side = funnel.item_side()
+    if funnel.reranker is not reranker:  # the item side switched it to rules: nothing to judge
+        return _skip("rerank", "no item vectors or categories (rules only)")
+    reranked = reranker.rerank(ordered.sort("query_id", "rank"), k, side)
+    position = ordered.join(  # rows stay aligned with the slice
+        reranked.select("query_id", "item_idx", pl.col("rank").alias("_new")),
+        on=["query_id", "item_idx"],
+        how="left",
+        maintain_order="left",
+    )
+    new_order = -position["_new"].fill_null(10**9).to_numpy().astype(np.float64)
+    after = part.ndcg(new_order, k)
+    allowed = config.guards.rerank_max_loss
+    metric = f"ndcg@{k}"
+    decision = _judge("rerank", before_name, metric, after, before, allowed, config, rng)
+    if not decision.kept:
+        rules = funnel.config.rerank.model_copy(update={"method": "rules"})
+        funnel.config = funnel.config.model_copy(update={"rerank": rules})
+        funnel.reranker = ListReranker(rules)
+    return decision

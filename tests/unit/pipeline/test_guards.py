@@ -1,0 +1,94 @@
+"""The do-no-harm guards bypass a learned stage that is worse than the stage before it."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+
+from funnelrec.config import load_config
+from funnelrec.data.dataset import Dataset
+from funnelrec.data.simulator import SimulatorConfig, simulate
+from funnelrec.pipeline import FitReport, Funnel, fit_funnel
+from funnelrec.pipeline.guards import apply_guards
+from funnelrec.rank.ranker import Ranker
+
+FAST = [
+    "recall.channels.two_tower.train.epochs=1",
+    "rank.train.loop.epochs=1",
+    "rank.fusion.trials=3",
+    "rank.train.health=false",
+    "rank.model.kind=lightgbm",
+]
+
+
+@pytest.fixture(scope="module")
+def sim() -> Dataset:
+    data = simulate(SimulatorConfig.for_interactions(30_000, seed=4))
+    return Dataset.build(data.interactions, data.items, data.users)
+
+
+@pytest.fixture(scope="module")
+def fitted(sim: Dataset) -> tuple[Funnel, FitReport]:
+    return fit_funnel(load_config(overrides=FAST), sim, np.random.default_rng(0))
+
+
+def _shuffled(frame: pl.DataFrame, rng: np.random.Generator) -> pl.DataFrame:
+    labels = [c for c in frame.columns if c.startswith("label_")]
+    order = rng.permutation(frame.height)
+    return frame.with_columns(*[pl.Series(c, frame[c].to_numpy()[order]) for c in labels])
+
+
+def test_every_stage_gets_a_recorded_decision(fitted: tuple[Funnel, FitReport]) -> None:
+    funnel, report = fitted
+    stages = [d.stage for d in report.guards]
+    assert "rank" in stages and "rerank" in stages
+    for decision in report.guards:
+        assert decision.reason
+        if not decision.reason.startswith("not judged"):
+            assert decision.n_queries > 0 and decision.diff_low <= decision.diff_high
+    assert funnel.fit_report is report
+
+
+def test_a_reranker_that_breaks_the_loss_bound_is_bypassed(sim: Dataset) -> None:
+    """MMR with lambda 0 ignores relevance entirely: far past the 5% loss bound."""
+    config = load_config(overrides=[*FAST, "rerank.method=mmr", "rerank.lam=0.0"])
+    funnel, report = fit_funnel(config, sim, np.random.default_rng(0))
+    decision = next(d for d in report.guards if d.stage == "rerank")
+    assert not decision.kept, decision.reason
+    assert funnel.config.rerank.method == "rules"  # saved and served as rules only
+    assert funnel.reranker is not None
+
+
+def test_guards_can_be_switched_off(sim: Dataset) -> None:
+    config = load_config(overrides=[*FAST, "guards.enabled=false"])
+    funnel, report = fit_funnel(config, sim, np.random.default_rng(0))
+    assert report.guards == () and funnel.ranker is not None
+
+
+def test_guard_decisions_serialise(fitted: tuple[Funnel, FitReport]) -> None:
+    _, report = fitted
+    for decision in report.guards:
+        row = decision.as_dict()
+        assert set(row) == {f.name for f in dataclasses.fields(decision)}
+
+
+def test_a_ranker_trained_on_shuffled_labels_is_bypassed(
+    sim: Dataset, fitted: tuple[Funnel, FitReport]
+) -> None:
+    """(Runs last among the tests of ``fitted``: it replaces the funnel's ranker.)"""
+    config = load_config(overrides=FAST)
+    funnel, report = fitted
+    assert report.rank is not None
+    data = report.rank.data
+    rng = np.random.default_rng(1)
+    noise = Ranker(config.rank, data.tasks).fit(
+        sim, _shuffled(data.train, rng), _shuffled(data.valid, rng), data.log
+    )
+    funnel.set_ranker(noise, data.log)
+    decisions = {d.stage: d for d in apply_guards(funnel, data, config, rng)}
+    assert not decisions["rank"].kept, decisions["rank"].reason
+    assert decisions["rank"].diff_high < 0
+    assert funnel.ranker is None and funnel.rank_log is None  # the merge order serves
