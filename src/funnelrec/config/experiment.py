@@ -60,12 +60,13 @@ class RecallConfig(_Frozen):
 
     @model_validator(mode="after")
     def _check_names(self) -> RecallConfig:
-        unknown = set(self.merge.quotas) - set(self.channels)
-        if unknown:
-            raise ValueError(
-                f"recall.merge.quotas names unknown channels {sorted(unknown)}; "
-                f"channels are {sorted(self.channels)}"
-            )
+        for field in ("quotas", "weights"):
+            unknown = set(getattr(self.merge, field)) - set(self.channels)
+            if unknown:
+                raise ValueError(
+                    f"recall.merge.{field} names unknown channels {sorted(unknown)}; "
+                    f"channels are {sorted(self.channels)}"
+                )
         return self
 
 

@@ -13,6 +13,13 @@ Undefined cases are decided as follows:
 * :func:`grouped_ndcg` skips groups whose ideal DCG is 0; with no usable group it is ``nan``.
 * :func:`calibration` is ``nan`` when there are no positives.
 * :func:`rank_report` reports ``auc = nan`` for a single-class task instead of raising.
+
+Sample weights. :func:`auc`, :func:`logloss`, :func:`calibration`, :func:`ece` and
+:func:`rank_report` take optional per-sample ``weights`` (a sample of weight ``w`` counts as
+``w`` samples). Samples whose negatives were subsampled carry ``neg_weight = 1 / keep-rate``
+(:func:`funnelrec.rank.samples.negative_weights`); weighted by it, every metric describes the
+population before subsampling, so subsampled test samples cannot make inflated probabilities
+look calibrated.
 """
 
 from __future__ import annotations
@@ -75,6 +82,18 @@ def _probs(probs: ArrayLike, n: int) -> NDArray[np.float64]:
     return p
 
 
+def _weights(weights: ArrayLike | None, n: int) -> NDArray[np.float64]:
+    """``[N]`` float64 sample weights (all 1 for None), finite and non-negative."""
+    if weights is None:
+        return np.ones(n, dtype=np.float64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"weights has shape {w.shape}, expected ({n},)")
+    if not np.all(np.isfinite(w)) or (w < 0).any():
+        raise ValueError("weights must be finite and non-negative")
+    return w
+
+
 def _group_codes(group: ArrayLike, n: int) -> NDArray[np.int64]:
     g = np.asarray(group)
     if g.shape != (n,):
@@ -122,33 +141,47 @@ def _within_group_ranks(
     return order, ranks, codes
 
 
-def auc(labels: ArrayLike, scores: ArrayLike) -> float:
+def auc(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) -> float:
     """ROC AUC by the Mann–Whitney statistic; tied scores count one half.
 
     Args:
         labels: ``[N]`` binary labels.
         scores: ``[N]`` real scores (higher = more likely positive), no NaN.
+        weights: optional ``[N]`` non-negative sample weights (each pair weighs the product of
+            its two samples' weights).
 
     Returns:
         P(score of a random positive > score of a random negative) + 0.5 P(tie).
 
     Raises:
-        ValueError: when the labels hold a single class (AUC is undefined), or on bad input.
+        ValueError: when the labels hold a single class (or one class has zero weight: AUC is
+            undefined), or on bad input.
 
     Example:
         >>> auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.4, 0.4, 0.8]))
         0.875
+        >>> auc(np.array([0, 1, 0, 1]), np.array([0.1, 0.4, 0.4, 0.8]), np.array([3, 1, 1, 1]))
+        0.9375
     """
     y = _binary(labels)
-    s = _scores(scores, y.shape[0])
-    n_pos = int(y.sum())
-    n_neg = y.shape[0] - n_pos
-    if n_pos == 0 or n_neg == 0:
-        raise ValueError(f"AUC needs both classes, got {n_pos} positives and {n_neg} negatives")
-    zeros = np.zeros(y.shape[0], dtype=np.int64)
-    order, ranks, _ = _within_group_ranks(zeros, s)
-    rank_sum = float(ranks[y[order]].sum())
-    return (rank_sum - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg)
+    n = y.shape[0]
+    s = _scores(scores, n)
+    w = _weights(weights, n)
+    w_pos = float(w[y].sum())
+    w_neg = float(w[~y].sum())
+    if w_pos == 0 or w_neg == 0:
+        n_pos = int(y.sum())
+        raise ValueError(f"AUC needs both classes, got {n_pos} positives and {n - n_pos} negatives")
+    order = np.argsort(s, kind="stable")
+    s_sorted = s[order]
+    new_run = np.empty(n, dtype=bool)
+    new_run[:1] = True
+    np.not_equal(s_sorted[1:], s_sorted[:-1], out=new_run[1:])
+    run = np.cumsum(new_run) - 1  # tie run of each sorted sample
+    pos_w = np.bincount(run, weights=np.where(y[order], w[order], 0.0))
+    neg_w = np.bincount(run, weights=np.where(y[order], 0.0, w[order]))
+    below = np.cumsum(neg_w) - neg_w  # negative weight strictly below each run
+    return float(np.dot(pos_w, below + 0.5 * neg_w) / (w_pos * w_neg))
 
 
 def gauc(
@@ -183,14 +216,7 @@ def gauc(
     n = y.shape[0]
     s = _scores(scores, n)
     g = _group_codes(group, n)
-    if weights is None:
-        w = np.ones(n, dtype=np.float64)
-    else:
-        w = np.asarray(weights, dtype=np.float64)
-        if w.shape != (n,):
-            raise ValueError(f"weights has shape {w.shape}, expected ({n},)")
-        if not np.all(np.isfinite(w)) or (w < 0).any():
-            raise ValueError("weights must be finite and non-negative")
+    w = _weights(weights, n)
     if n == 0:
         return GAUCResult(float("nan"), 0, 0)
     order, ranks, codes = _within_group_ranks(g, s)
@@ -214,8 +240,10 @@ def gauc(
     return GAUCResult(value, n_used, n_skipped)
 
 
-def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
-    """Mean binary cross-entropy, probabilities clipped to ``[eps, 1 - eps]``.
+def logloss(
+    labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7, weights: ArrayLike | None = None
+) -> float:
+    """(Weighted) mean binary cross-entropy, probabilities clipped to ``[eps, 1 - eps]``.
 
     Example:
         >>> round(logloss(np.array([1, 0]), np.array([0.5, 0.5])), 6)
@@ -223,33 +251,41 @@ def logloss(labels: ArrayLike, probs: ArrayLike, eps: float = 1e-7) -> float:
     """
     y = _binary(labels).astype(np.float64)
     p = np.clip(_probs(probs, y.shape[0]), eps, 1.0 - eps)
-    if y.size == 0:
+    w = _weights(weights, y.shape[0])
+    if y.size == 0 or w.sum() == 0:
         raise ValueError("logloss of an empty sample")
-    return float(-np.mean(y * np.log(p) + (1.0 - y) * np.log1p(-p)))
+    return float(-np.average(y * np.log(p) + (1.0 - y) * np.log1p(-p), weights=w))
 
 
-def calibration(labels: ArrayLike, probs: ArrayLike) -> float:
+def calibration(labels: ArrayLike, probs: ArrayLike, weights: ArrayLike | None = None) -> float:
     """Mean predicted probability over the observed positive rate (1 = calibrated on average).
 
-    Returns ``nan`` when there are no positives (the ratio is undefined).
+    With ``weights``: ``sum(w p) / sum(w y)``. Returns ``nan`` when there are no positives (the
+    ratio is undefined).
 
     Example:
         >>> calibration(np.array([1, 0, 0, 0]), np.array([0.5, 0.5, 0.0, 0.0]))
         1.0
+        >>> calibration(np.array([1, 0]), np.array([0.5, 0.5]), weights=np.array([1.0, 3.0]))
+        2.0
     """
     y = _binary(labels)
     p = _probs(probs, y.shape[0])
-    observed = float(y.mean()) if y.size else 0.0
+    w = _weights(weights, y.shape[0])
+    observed = float(np.dot(w, y))
     if observed == 0.0:
         return float("nan")
-    return float(p.mean()) / observed
+    return float(np.dot(w, p)) / observed
 
 
-def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
+def ece(
+    labels: ArrayLike, probs: ArrayLike, n_bins: int = 10, weights: ArrayLike | None = None
+) -> float:
     """Expected calibration error over ``n_bins`` equal-width probability bins.
 
     ``sum_b (n_b / N) * |mean p in b - positive rate in b|``; bin ``b`` holds
-    ``p in [b / n_bins, (b + 1) / n_bins)``, the last bin also holding ``p = 1``.
+    ``p in [b / n_bins, (b + 1) / n_bins)``, the last bin also holding ``p = 1``. With
+    ``weights``, counts and means are weighted.
 
     Example:
         >>> # bin [0, .5): p .2, .2 vs rate 0 -> .2; bin [.5, 1]: p .6, 1 vs rate 1 -> .2
@@ -260,14 +296,17 @@ def ece(labels: ArrayLike, probs: ArrayLike, n_bins: int = 10) -> float:
         raise ValueError(f"n_bins must be >= 1, got {n_bins}")
     y = _binary(labels).astype(np.float64)
     p = _probs(probs, y.shape[0])
-    if y.size == 0:
+    w = _weights(weights, y.shape[0])
+    total = float(w.sum())
+    if y.size == 0 or total == 0:
         raise ValueError("ece of an empty sample")
     b = np.minimum((p * n_bins).astype(np.int64), n_bins - 1)
     gap = np.abs(
-        np.bincount(b, weights=p, minlength=n_bins) - np.bincount(b, weights=y, minlength=n_bins)
+        np.bincount(b, weights=w * p, minlength=n_bins)
+        - np.bincount(b, weights=w * y, minlength=n_bins)
     )
-    # |sum p - sum y| / N == (n_b / N) * |mean p - mean y| per bin.
-    return float(gap.sum() / y.shape[0])
+    # |sum w p - sum w y| / W == (W_b / W) * |mean p - mean y| per bin.
+    return float(gap.sum() / total)
 
 
 def ndcg_per_group(
@@ -342,6 +381,7 @@ def rank_report(
     labels: Mapping[str, ArrayLike],
     probs: Mapping[str, ArrayLike],
     group: ArrayLike,
+    weights: ArrayLike | None = None,
 ) -> dict[str, dict[str, float]]:
     """Every pointwise and per-query metric, per task.
 
@@ -349,6 +389,10 @@ def rank_report(
         labels: task -> ``[N]`` binary labels; the report covers these tasks.
         probs: task -> ``[N]`` predicted probabilities; must contain every task of ``labels``.
         group: ``[N]`` query ids.
+        weights: optional ``[N]`` sample weights for every metric, e.g. the ``neg_weight`` of
+            subsampled samples (module docstring). GAUC weighs each query by its weight sum
+            and keeps each query's AUC unweighted, which is exact for ``neg_weight``: a query's
+            AUC does not change when all its negatives weigh the same.
 
     Returns:
         task -> ``{auc, gauc, gauc_groups, gauc_skipped, logloss, calibration, ece,
@@ -366,18 +410,19 @@ def rank_report(
     out: dict[str, dict[str, float]] = {}
     for task, y_raw in labels.items():
         y = _binary(y_raw, f"labels[{task!r}]")
+        w = _weights(weights, y.shape[0])
         p = probs[task]
-        n_pos = int(y.sum())
-        single_class = n_pos == 0 or n_pos == y.shape[0]
-        g = gauc(y, p, group)
+        w_pos, total = float(w[y].sum()), float(w.sum())
+        single_class = w_pos == 0 or w_pos == total
+        g = gauc(y, p, group, w)
         out[task] = {
-            "auc": float("nan") if single_class else auc(y, p),
+            "auc": float("nan") if single_class else auc(y, p, w),
             "gauc": g.value,
             "gauc_groups": float(g.n_groups_used),
             "gauc_skipped": float(g.n_groups_skipped),
-            "logloss": logloss(y, p),
-            "calibration": calibration(y, p),
-            "ece": ece(y, p),
-            "positive_rate": float(y.mean()),
+            "logloss": logloss(y, p, weights=w),
+            "calibration": calibration(y, p, w),
+            "ece": ece(y, p, weights=w),
+            "positive_rate": w_pos / total if total > 0 else float("nan"),
         }
     return out

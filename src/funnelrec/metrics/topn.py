@@ -42,6 +42,13 @@ def _truth_sizes(truth_ptr: NDArray[np.integer]) -> NDArray[np.float64]:
     return sizes
 
 
+def recall_rows(
+    hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int
+) -> NDArray[np.float64]:
+    """Per row ``[B]``: |relevant in top k| / |relevant|."""
+    return np.asarray(hits[:, :k].sum(axis=1) / _truth_sizes(truth_ptr), dtype=np.float64)
+
+
 def recall_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int) -> float:
     """Mean of |relevant in top k| / |relevant|.
 
@@ -49,7 +56,7 @@ def recall_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int)
         >>> recall_at_k(np.array([[True, False, True]]), np.array([0, 4]), 2)
         0.25
     """
-    return float(np.mean(hits[:, :k].sum(axis=1) / _truth_sizes(truth_ptr)))
+    return float(np.mean(recall_rows(hits, truth_ptr, k)))
 
 
 def hit_rate_at_k(hits: NDArray[np.bool_], k: int) -> float:
@@ -62,6 +69,18 @@ def precision_at_k(hits: NDArray[np.bool_], k: int) -> float:
     return float(np.mean(hits[:, :k].sum(axis=1) / k))
 
 
+def ndcg_rows(
+    hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int
+) -> NDArray[np.float64]:
+    """Per row ``[B]``: binary-relevance NDCG@k (see :func:`ndcg_at_k`)."""
+    top = hits[:, :k]
+    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
+    dcg = (top * discounts).sum(axis=1)
+    ideal_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
+    ideal_n = np.minimum(_truth_sizes(truth_ptr), k).astype(np.int64)
+    return np.asarray(dcg / ideal_cum[ideal_n], dtype=np.float64)
+
+
 def ndcg_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int) -> float:
     """Binary-relevance NDCG: DCG over the top k divided by the ideal DCG of min(|rel|, k) hits.
 
@@ -69,12 +88,7 @@ def ndcg_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int) -
         >>> round(ndcg_at_k(np.array([[False, True]]), np.array([0, 1]), 2), 4)
         0.6309
     """
-    top = hits[:, :k]
-    discounts = 1.0 / np.log2(np.arange(2, top.shape[1] + 2))
-    dcg = (top * discounts).sum(axis=1)
-    ideal_cum = np.concatenate([[0.0], np.cumsum(1.0 / np.log2(np.arange(2, k + 2)))])
-    ideal_n = np.minimum(_truth_sizes(truth_ptr), k).astype(np.int64)
-    return float(np.mean(dcg / ideal_cum[ideal_n]))
+    return float(np.mean(ndcg_rows(hits, truth_ptr, k)))
 
 
 def mrr_at_k(hits: NDArray[np.bool_], k: int) -> float:

@@ -21,7 +21,13 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.guards import GuardDecision, apply_guards
-from funnelrec.pipeline.rank_samples import RankData, build_rank_data
+from funnelrec.pipeline.merge_tuning import tune_merge
+from funnelrec.pipeline.rank_samples import (
+    RankData,
+    build_rank_data,
+    recall_window,
+    sample_source,
+)
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.ranker import Ranker
 
@@ -105,12 +111,21 @@ def fit_funnel(
         progress("fit", 1, 1)
     rank = None
     skipped = dict(recall.skipped)
+    merge_decisions: tuple[GuardDecision, ...] = ()
     if config.rank.enabled:
         if progress is not None:
             progress("rank.fit", 0, 1)
         start = time.perf_counter()
         try:
-            rank_data = build_rank_data(data, config, rng)
+            window = None
+            if sample_source(data, config) == "recall":
+                window = recall_window(data, config, rng)
+                if config.recall.merge.tune:
+                    merge, decision = tune_merge(window, config, rng)
+                    window.funnel.use_merge(merge)
+                    recommender.use_merge(merge)
+                    merge_decisions = (decision,)
+            rank_data = build_rank_data(data, config, rng, window)
         except MissingInputError as e:
             # Too little data to learn a ranker from: serve the merge order, and say so.
             logger.warning("ranking stage skipped: %s", e)
@@ -129,7 +144,9 @@ def fit_funnel(
         if progress is not None:
             progress("rank.fit", 1, 1)
     start = time.perf_counter()
-    guards = apply_guards(recommender, None if rank is None else rank.data, config, rng)
+    guards = merge_decisions + apply_guards(
+        recommender, None if rank is None else rank.data, config, rng
+    )
     timings["guards"] = time.perf_counter() - start
     report = FitReport(timings, skipped, rank, guards=guards)
     recommender.fit_report = report

@@ -26,7 +26,7 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
-from funnelrec.recall.merge import merge_channels
+from funnelrec.recall.merge import MergeConfig, merge_channels
 from funnelrec.rerank.base import ItemSide, ListReranker, Reranker
 from funnelrec.schema import CANDIDATES, RANKED, check_schema
 
@@ -115,9 +115,18 @@ class Funnel:
         self.rank_log: pl.DataFrame | None = None
         self.fit_report: FitReport | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
-        merge = config.recall.merge
+        self.merge_config = config.recall.merge
+        self.use_merge(config.recall.merge)
+
+    def use_merge(self, merge: MergeConfig) -> None:
+        """Merge with ``merge`` from now on, and save it with the config."""
+        recall = self.config.recall.model_copy(update={"merge": merge})
+        self.config = self.config.model_copy(update={"recall": recall})
         self.merge_config = merge.model_copy(
-            update={"quotas": {n: q for n, q in merge.quotas.items() if n in channels}}
+            update={
+                "quotas": {n: q for n, q in merge.quotas.items() if n in self.channels},
+                "weights": {n: w for n, w in merge.weights.items() if n in self.channels},
+            }
         )
 
     def set_ranker(self, ranker: RankerProtocol, log: pl.DataFrame) -> None:

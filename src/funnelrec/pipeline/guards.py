@@ -76,7 +76,7 @@ def _skip(stage: str, reason: str) -> GuardDecision:
     return GuardDecision(stage, "", "", nan, nan, nan, nan, 0, True, f"not judged: {reason}")
 
 
-def _judge(
+def judge(
     stage: str,
     baseline: str,
     metric: str,
@@ -91,7 +91,7 @@ def _judge(
     interval = paired_difference(
         values, target, rng, n_boot=config.guards.n_boot, level=config.guards.level
     )
-    kept = not interval.high < 0
+    kept = bool(not interval.high < 0)
     verdict = "kept" if kept else "bypassed"
     allowance = f" less the allowed {allowed_loss:.0%}" if allowed_loss else ""
     reason = (
@@ -161,7 +161,7 @@ def apply_guards(
         decisions.append(_fusion_guard(funnel, part, probs, metric, config, rng))
         scores = fuse(probs, funnel.ranker.fusion_config)  # after the fusion guard
         rank_ndcg = part.ndcg(scores, k)
-        decision = _judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
+        decision = judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
         decisions.append(decision)
         if decision.kept:
             before, before_name = rank_ndcg, "ranked order"
@@ -191,7 +191,7 @@ def _fusion_guard(
     k = config.guards.k
     tuned_ndcg = part.ndcg(fuse(probs, tuned), k)
     uniform_ndcg = part.ndcg(fuse(probs, uniform), k)
-    decision = _judge("fusion", "uniform fusion", metric, tuned_ndcg, uniform_ndcg, 0, config, rng)
+    decision = judge("fusion", "uniform fusion", metric, tuned_ndcg, uniform_ndcg, 0, config, rng)
     if not decision.kept:
         ranker.fusion_config = uniform
     return decision
@@ -235,7 +235,7 @@ def _rerank_guard(
     after = part.ndcg(new_order, k)
     allowed = config.guards.rerank_max_loss
     metric = f"ndcg@{k}"
-    decision = _judge("rerank", before_name, metric, after, before, allowed, config, rng)
+    decision = judge("rerank", before_name, metric, after, before, allowed, config, rng)
     if not decision.kept:
         rules = funnel.config.rerank.model_copy(update={"method": "rules"})
         funnel.config = funnel.config.model_copy(update={"rerank": rules})

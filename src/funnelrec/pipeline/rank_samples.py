@@ -29,6 +29,7 @@ import polars as pl
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.events import positive_expr
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
@@ -109,29 +110,111 @@ def split_valid(samples: pl.DataFrame, fraction: float) -> tuple[pl.DataFrame, p
     return samples.filter(~is_valid), samples.filter(is_valid)
 
 
-def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Generator) -> RankData:
-    """Training and validation samples from the end of the training period (module docstring)."""
+@dataclass(frozen=True)
+class RecallWindow:
+    """Recall fitted on the time before the ranking window, asked for every user who acted in
+    it (as of the window's start): where recall-source ranking samples, the merge tuning and
+    the guards' slice come from.
+
+    Attributes:
+        funnel: recall + merge fitted on the data before ``start`` (its own vocabularies).
+        queries: one query per active user, as of ``start``.
+        users: ``[Q]`` the active users' external ids, aligned with ``queries``.
+        events: the training log from ``start`` on (the window's events).
+        start: the window's start (unix s).
+    """
+
+    funnel: Funnel
+    queries: Queries
+    users: pl.Series
+    events: pl.DataFrame
+    start: int
+
+
+def window_start(train: Dataset, config: ExperimentConfig) -> int:
+    """The start of the ranking window: the last ``rank.samples.window_fraction`` of the span."""
+    t_min = int(cast(int, train.interactions["timestamp"].min()))
+    return int(train.as_of - config.rank.samples.window_fraction * (train.as_of - t_min))
+
+
+def sample_source(train: Dataset, config: ExperimentConfig) -> str:
+    """``impressions`` or ``recall`` (``rank.samples.source``, ``auto`` decided by the log)."""
+    if train.interactions.height == 0:
+        raise MissingInputError("no training interactions to build ranking samples from")
+    return resolve_source(train.interactions, SampleConfig(source=config.rank.samples.source))
+
+
+def recall_window(
+    train: Dataset, config: ExperimentConfig, rng: np.random.Generator
+) -> RecallWindow:
+    """Fit recall on the time before the window and query it for the window's active users.
+
+    Raises:
+        MissingInputError: nobody acted in the window.
+    """
+    start = window_start(train, config)
+    log = train.interactions
+    before = log.filter(pl.col("timestamp") < start)
+    items = train.items
+    if items is not None and "created_at" in items.columns:
+        items = items.filter(pl.col("created_at").is_null() | (pl.col("created_at") < start))
+    columns = [c for c in INTERACTIONS.names if c in before.columns]
+    earlier = Dataset.build(
+        before.select(columns),
+        None if items is None else items.drop("item_idx"),
+        None if train.users is None else train.users.drop("user_idx"),
+        as_of=start,
+        positive_events=config.data.positive_events,
+    )
+    funnel = fit_recall(config, earlier, rng).recommender
+    events = log.filter(pl.col("timestamp") >= start)
+    acted = events.filter(positive_expr(config.data.positive_events))
+    active = acted["user_id"].unique().sort()
+    if active.len() == 0:
+        raise MissingInputError(
+            "no user acted in the ranking window (the last "
+            f"{config.rank.samples.window_fraction:.0%} of the training span)"
+        )
+    return RecallWindow(funnel, funnel.queries(active, start), active, events, start)
+
+
+def build_rank_data(
+    train: Dataset,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+    window: RecallWindow | None = None,
+) -> RankData:
+    """Training, validation and guard samples from the end of the training period (module
+    docstring); recall-source samples come from ``window`` (made here when not given)."""
     rank = config.rank
     log = train.interactions
-    if log.height == 0:
-        raise MissingInputError("no training interactions to build ranking samples from")
-    source = resolve_source(log, SampleConfig(source=rank.samples.source))
+    source = sample_source(train, config)
     cfg = sample_config(rank, log, source)
-    t_min = int(cast(int, log["timestamp"].min()))
-    window_start = int(train.as_of - rank.samples.window_fraction * (train.as_of - t_min))
-    info: dict[str, Any] = {
-        "source": source,
-        "window_start": window_start,
-        "tasks": list(cfg.tasks),
-    }
+    start = window_start(train, config)
+    info: dict[str, Any] = {"source": source, "window_start": start, "tasks": list(cfg.tasks)}
     if source == "impressions":
-        samples = impression_samples(log.filter(pl.col("timestamp") >= window_start), cfg, rng=rng)
+        samples = impression_samples(log.filter(pl.col("timestamp") >= start), cfg, rng=rng)
         windows = [t.window_s for t in cfg.tasks.values() if t.window_s is not None]
         if len(windows) == len(cfg.tasks):
             # Labels of later slates would be cut off by the split: drop those slates.
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
     else:
-        samples = _recall_samples(train, config, cfg, window_start, rng)
+        window = window if window is not None else recall_window(train, config, rng)
+        samples = _recall_samples(train, window, cfg, config, rng)
+    return _split_samples(samples, log, source, cfg, info, config, rng)
+
+
+def _split_samples(
+    samples: pl.DataFrame,
+    log: pl.DataFrame,
+    source: str,
+    cfg: SampleConfig,
+    info: dict[str, Any],
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> RankData:
+    """Guard (latest), then validation (latest of the rest), then training samples."""
+    rank = config.rank
     rest, guard = split_valid(samples, rank.samples.guard_fraction)
     if rank.samples.guard_fraction == 0:
         rest, guard = samples, samples.clear()
@@ -156,33 +239,13 @@ def build_rank_data(train: Dataset, config: ExperimentConfig, rng: np.random.Gen
 
 def _recall_samples(
     train: Dataset,
-    config: ExperimentConfig,
+    window: RecallWindow,
     cfg: SampleConfig,
-    window_start: int,
+    config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> pl.DataFrame:
-    log = train.interactions
-    before = log.filter(pl.col("timestamp") < window_start)
-    items = train.items
-    if items is not None and "created_at" in items.columns:
-        items = items.filter(pl.col("created_at").is_null() | (pl.col("created_at") < window_start))
-    columns = [c for c in INTERACTIONS.names if c in before.columns]
-    earlier = Dataset.build(
-        before.select(columns),
-        None if items is None else items.drop("item_idx"),
-        None if train.users is None else train.users.drop("user_idx"),
-        as_of=window_start,
-        positive_events=config.data.positive_events,
-    )
-    recall = fit_recall(config, earlier, rng).recommender
-    window = log.filter(pl.col("timestamp") >= window_start)
-    active = window.filter(pl.col("event") != "impression")["user_id"].unique().sort()
-    if active.len() == 0:
-        raise MissingInputError(
-            "no user acted in the ranking window (the last "
-            f"{config.rank.samples.window_fraction:.0%} of the training span)"
-        )
-    queries = recall.queries(active, window_start)
+    """The window's merged candidates labelled by the users' window events."""
+    recall, queries = window.funnel, window.queries
     candidates = merged_candidates(
         recall, queries, config.rank.serve.score_k, config.eval.batch_size
     )
@@ -194,11 +257,11 @@ def _recall_samples(
     query_frame = pl.DataFrame(
         {
             "query_id": queries.query_id,
-            "user_idx": train.user_vocab.encode(active),
-            "timestamp": np.full(len(queries), window_start, dtype=np.int64),
+            "user_idx": train.user_vocab.encode(window.users),
+            "timestamp": np.full(len(queries), window.start, dtype=np.int64),
         }
     )
-    return candidate_samples(query_frame, candidates, window, cfg, rng=rng)
+    return candidate_samples(query_frame, candidates, window.events, cfg, rng=rng)
 
 
 def merged_candidates(

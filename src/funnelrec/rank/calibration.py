@@ -52,15 +52,16 @@ def _probabilities(p: ArrayLike) -> NDArray[np.float64]:
 
 
 def _factor(q: NDArray[np.float64], w: NDArray[np.float64]) -> NDArray[np.float64]:
-    """``correct(q) / q = w / (1 - q (1 - w))``, finite at ``q = 0`` (its limit ``w``)."""
-    return w / (1.0 - q * (1.0 - w))
+    """``correct(q) / q = w / (q w + 1 - q)``, finite at ``q = 0`` (its limit ``w``) and exactly
+    ``1 / q`` at ``q = 1`` (so 1 stays 1)."""
+    return w / (q * w + (1.0 - q))
 
 
 def correct_downsampling(p: ArrayLike, keep_rate: ArrayLike) -> NDArray[np.float64]:
     """Probabilities of a model trained with negatives kept at ``keep_rate``, corrected.
 
-    ``p / (p + (1 - p) / keep_rate)``, computed as ``p w / (1 - p (1 - w))`` (no division by
-    a small ``w``). It fixes 0 and 1, is increasing in ``p`` and is the identity for ``w = 1``.
+    ``p / (p + (1 - p) / keep_rate)``, computed as ``p w / (p w + 1 - p)`` (no division by a
+    small ``w``). It fixes 0 and 1, is increasing in ``p`` and is the identity for ``w = 1``.
 
     Args:
         p: ``[N]`` (any shape) predicted probabilities in ``[0, 1]``.
@@ -244,6 +245,4 @@ def calibrators_state(calibrators: Mapping[str, IsotonicCalibrator]) -> dict[str
 def calibrators_from_state(state: Mapping[str, ArrayLike]) -> dict[str, IsotonicCalibrator]:
     """Inverse of :func:`calibrators_state` (task names are identifiers: no dots)."""
     tasks = dict.fromkeys(key.rsplit(".", 1)[0] for key in state)  # state order
-    return {
-        t: IsotonicCalibrator(state[f"{t}.thresholds"], state[f"{t}.values"]) for t in tasks
-    }
+    return {t: IsotonicCalibrator(state[f"{t}.thresholds"], state[f"{t}.values"]) for t in tasks}

@@ -31,11 +31,13 @@ from numpy.typing import NDArray
 from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
+from funnelrec.rank.calibration import correct_task_probabilities
 from funnelrec.rank.config import RankConfig
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
 from funnelrec.rank.models import RankModelConfig, build_rank_model
 from funnelrec.rank.models.base import GatedRankModel
+from funnelrec.rank.samples import negative_keep_rate
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.diagnostics import HealthConfig, HealthMonitor
 from funnelrec.train.loop import EarlyStopping, resolve_device, train
@@ -69,6 +71,7 @@ class Ranker:
             kind="weighted_sum", weights={t: 1.0 for t in self.tasks}
         )
         self.stats: dict = {}
+        self.keep_rate = 1.0  # share of negatives max_negatives_per_query kept at training
         self._device = resolve_device(config.train.device)
         # The last plain log scored against, and its index once seen twice (see _log_for).
         self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
@@ -102,6 +105,8 @@ class Ranker:
         x_train = self.features.transform(train_samples, log)
         x_valid = self.features.transform(valid_samples, log)
         self.stats["featurize_s"] = time.perf_counter() - start
+        self.keep_rate = negative_keep_rate(train_samples)
+        self.stats["negative_keep_rate"] = self.keep_rate
         return self.fit_features(x_train, x_valid, health_dir=health_dir)
 
     def fit_features(
@@ -241,7 +246,14 @@ class Ranker:
 
     # -------------------------------------------------------------- predict
     def predict_features(self, x: RankFeatures) -> dict[str, NDArray[np.float64]]:
-        """``{task: probability [N]}`` for precomputed features."""
+        """``{task: probability [N]}`` for precomputed features, corrected for negative
+        down-sampling (``rank.samples.max_negatives_per_query``) when training used it."""
+        probs = self._raw_probs(x)
+        if self.keep_rate < 1.0:  # the model saw keep_rate of the negatives (He et al. 2014)
+            probs = correct_task_probabilities(probs, self.keep_rate)
+        return probs
+
+    def _raw_probs(self, x: RankFeatures) -> dict[str, NDArray[np.float64]]:
         if self.boosters is not None:
             return self.boosters.predict(x)
         if self.network is None:
@@ -317,6 +329,7 @@ class Ranker:
                 {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
             )
         meta = {
+            "keep_rate": self.keep_rate,
             "tasks": list(self.tasks),
             "fusion": self.fusion_config.model_dump(mode="json"),
             "spec": _spec_json(self.features),
@@ -329,6 +342,7 @@ class Ranker:
         meta = json.loads(bytes(state["meta"]).decode())
         ranker = cls(config, tuple(meta["tasks"]))
         ranker.fusion_config = FusionConfig.model_validate(meta["fusion"])
+        ranker.keep_rate = float(meta.get("keep_rate", 1.0))
         ranker.features = PointInTimeFeatures.from_state(
             config.features, prefixed(state, "features.")
         )

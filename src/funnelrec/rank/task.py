@@ -9,8 +9,10 @@ and minimises ``sum_t w_t * (exp(-s_t) * L_t + s_t / 2)`` (the classification fo
 ``L / sigma^2 + log sigma`` with ``s = log sigma^2``): a task whose loss stays high gets its
 weight ``exp(-s_t)`` lowered, and the ``s_t / 2`` term keeps the weights from collapsing to 0.
 The ``s_t`` are ``nn.Parameter`` s of the loss module, so the loop optimises them with the
-model. For ESMM the post-click labels are the entire-space ones (click AND convert), which
-is exactly what BCE on its ``logit(pCTR * pCVR)`` outputs needs.
+model (never weight-decayed: :func:`funnelrec.train.optim.parameter_groups`). For ESMM the
+post-click labels are the entire-space ones (click AND convert), which is exactly what BCE on
+its ``logit(pCTR * pCVR)`` outputs needs; :func:`funnelrec.rank.labels.label_exposures` labels
+every task that follows click (``TaskLabel.after``) so.
 """
 
 from __future__ import annotations

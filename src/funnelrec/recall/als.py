@@ -21,6 +21,7 @@ import scipy.linalg
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from pydantic import Field
+from threadpoolctl import threadpool_limits
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
@@ -36,15 +37,21 @@ from funnelrec.recall.ease import (
 __all__ = ["ALS", "ALSConfig", "fold_in"]
 
 STATE_KEYS = ("user_factors", "item_factors")
+PARALLEL_FROM_PAIRS = 100_000
+"""Distinct positive pairs from which the fit runs on all cores by default. Smaller fits take
+well under a second on one thread, and implicit's 30 parallel regions per fit then cost more
+than they save: on the shared 2-core box (load ~8) the 20k-row simulator fixture (1.5k pairs)
+fitted in 60-100 ms on one thread and 670 ms on two."""
 
 
 class ALSConfig(RetrieverConfig):
     """Matrix-factorisation recall channel fitted by ``implicit``'s ALS (CPU only).
 
-    Defaults: 64 factors (the two-tower's width, enough for catalogues of 10^4-10^5 items),
+    Defaults: 64 factors (the two-tower model's width, so the two compare at equal capacity),
     ``regularization`` 0.01 and 15 iterations (``implicit``'s defaults) and ``alpha`` 40, the
-    confidence scale the ALS paper found best. Fit cost: ``iterations x (nnz x factors^2 +
-    (users + items) x factors^3)``; the state is ``(users + items) x factors x 4`` bytes.
+    confidence scale the ALS paper (Hu, Koren & Volinsky 2008) found best. Fit cost with
+    ``implicit``'s conjugate-gradient solver (3 steps per sweep): about ``iterations x 3 x
+    (nnz x F + (users + items) x F^2)`` flops; the state is ``(users + items) x F x 4`` bytes.
 
     Example:
         >>> ALSConfig().factors, ALSConfig().alpha
@@ -56,8 +63,11 @@ class ALSConfig(RetrieverConfig):
     regularization: float = Field(0.01, ge=0, description="L2 penalty on the factors.")
     alpha: float = Field(40.0, gt=0, description="Confidence of an observed positive pair.")
     iterations: int = Field(15, gt=0, description="ALS sweeps (users then items).")
-    fit_threads: int = Field(
-        0, ge=0, description="implicit's threads while fitting (0 = all cores); retrieval is 1."
+    fit_threads: int | None = Field(
+        None,
+        ge=0,
+        description="implicit's threads while fitting (0 = all cores; None = one below "
+        f"{PARALLEL_FROM_PAIRS} distinct positive pairs, all cores from there); retrieval is 1.",
     )
 
     def retriever_class(self) -> type[RetrieverBase]:
@@ -70,32 +80,43 @@ def fold_in(
     item_factors: NDArray[np.float32],
     regularization: float,
     alpha: float,
+    gram: NDArray[np.float64] | None = None,
 ) -> NDArray[np.float32]:
     """User factors from histories with the item factors fixed (one exact ALS user step).
 
     For a user with items ``S``: ``(Y^T Y + reg I + (alpha - 1) Y_S^T Y_S) x = alpha sum_S y_i``
-    (``implicit``'s ``recalculate_user``; a user without items gets zeros).
+    (``implicit``'s ``recalculate_user``; a user without items gets zeros). Solved in float64
+    per user: ``F x F`` systems, ~20 us each at F = 64.
 
     Args:
         x: ``[B, N]`` binary CSR histories.
         item_factors: ``[N, F]`` float32 ``Y``.
         regularization: reg.
         alpha: confidence of an observed pair.
+        gram: ``[F, F]`` float64 ``Y^T Y`` when the caller caches it (it costs ``N F^2``).
 
     Returns:
         ``[B, F]`` float32 user factors.
     """
-    y = item_factors.astype(np.float64)
-    base = y.T @ y + regularization * np.eye(y.shape[1])
-    out = np.zeros((x.shape[0], y.shape[1]), dtype=np.float32)
+    n_factors = item_factors.shape[1]
+    if gram is None:
+        gram = item_factor_gram(item_factors)
+    base = gram + regularization * np.eye(n_factors)
+    out = np.zeros((x.shape[0], n_factors), dtype=np.float32)
     for row in range(x.shape[0]):
         items = x.indices[x.indptr[row] : x.indptr[row + 1]]
         if items.shape[0] == 0:
             continue
-        ys = y[items]
+        ys = item_factors[items].astype(np.float64)
         lhs = base + (alpha - 1.0) * (ys.T @ ys)
         out[row] = scipy.linalg.solve(lhs, alpha * ys.sum(axis=0), assume_a="pos")
     return out
+
+
+def item_factor_gram(item_factors: NDArray[np.float32]) -> NDArray[np.float64]:
+    """``Y^T Y`` ``[F, F]`` in float64 of the item factors ``[N, F]``."""
+    y = item_factors.astype(np.float64)
+    return y.T @ y
 
 
 class ALS(RetrieverBase):
@@ -122,6 +143,7 @@ class ALS(RetrieverBase):
         self.user_factors: NDArray[np.float32] = np.zeros((0, self.config.factors), np.float32)
         self.item_factors: NDArray[np.float32] = np.zeros((0, self.config.factors), np.float32)
         self._trained: NDArray[np.bool_] = np.zeros(0, dtype=bool)
+        self._gram: NDArray[np.float64] | None = None  # Y^T Y for fold-ins, on first use
 
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Factorise the confidence matrix of the distinct positive pairs.
@@ -133,8 +155,8 @@ class ALS(RetrieverBase):
         Returns:
             ``self`` with ``user_factors [n_users, F]`` and ``item_factors [n_items, F]``.
         """
-        from implicit.als import AlternatingLeastSquares  # heavy and only needed to fit
-        from threadpoolctl import threadpool_limits
+        # implicit takes ~0.7 s to import and only fitting needs it (retrieval is NumPy).
+        from implicit.als import AlternatingLeastSquares
 
         cfg = self.config
         users, items = distinct_pairs(data)
@@ -143,6 +165,9 @@ class ALS(RetrieverBase):
             shape=(data.n_users, data.n_items),
         )
         seed = int(rng.integers(0, 2**31 - 1))
+        threads = cfg.fit_threads
+        if threads is None:
+            threads = 1 if users.shape[0] < PARALLEL_FROM_PAIRS else 0
         # implicit parallelises over users itself; a threaded BLAS inside each of its threads
         # only oversubscribes the cores (implicit warns about it), hence BLAS at 1 thread.
         with threadpool_limits(limits=1, user_api="blas"):
@@ -153,7 +178,7 @@ class ALS(RetrieverBase):
                 iterations=cfg.iterations,
                 dtype=np.float32,
                 use_gpu=False,
-                num_threads=cfg.fit_threads,
+                num_threads=threads,
                 random_state=seed,
             )
             model.fit(user_items, show_progress=False)
@@ -205,7 +230,11 @@ class ALS(RetrieverBase):
         unknown = np.flatnonzero(~known)
         if unknown.shape[0]:
             cfg = self.config
-            factors[unknown] = fold_in(x[unknown], self.item_factors, cfg.regularization, cfg.alpha)
+            if self._gram is None:
+                self._gram = item_factor_gram(self.item_factors)
+            factors[unknown] = fold_in(
+                x[unknown], self.item_factors, cfg.regularization, cfg.alpha, self._gram
+            )
         return factors
 
     def state(self) -> dict[str, NDArray]:
@@ -231,3 +260,4 @@ class ALS(RetrieverBase):
         self.item_factors = np.ascontiguousarray(items, dtype=np.float32)
         # implicit leaves an item without any positive at zero: a score of 0 that means nothing.
         self._trained = np.any(self.item_factors != 0, axis=1)
+        self._gram = None

@@ -26,6 +26,7 @@ import scipy.linalg.lapack as lapack
 import scipy.sparse as sp
 from numpy.typing import NDArray
 from pydantic import Field
+from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
@@ -39,18 +40,23 @@ logger = logging.getLogger(__name__)
 STATE_KEYS = ("weights", "item_idx", "n_items")
 SCORE_BLOCK = 1 << 24
 """Float32 cells per block of dense scores (64 MB) at retrieval and while building X^T X."""
+PARALLEL_FROM = 4096
+"""Modelled items from which the Cholesky runs on all cores by default. Below, it takes under
+a second on one core, and threaded LAPACK loses to thread hand-offs: on the shared 2-core box
+(load ~5) 374 items took 1.5 s on two threads and 3 ms on one, 4000 items 5.0 s against 0.8 s."""
 
 
 class EASEConfig(RetrieverConfig):
     """EASE item-item recall channel (see :mod:`funnelrec.recall.ease`).
 
     ``regularization`` is the paper's lambda. 500 is its order of magnitude for MovieLens-20M
-    scale data (the paper used 500 there, 1000 on Netflix, 200 on MSD): larger logs want more.
+    scale data (the paper used 500 there, 1000 on Netflix, 200 on MSD); tune it per dataset.
     ``max_items`` bounds the dense item x item weight matrix, ``max_items^2 x 4`` bytes: the
-    default 20_000 keeps it at 1.6 GB (the fit inverts it in place, so that is also about the
-    peak), under the ~2 GB a recall channel may take on a serving box; 50_000 items would take
-    10 GB. When the catalogue has more items with positives, only the ``max_items`` most
-    popular (distinct users) are modelled and the others are never retrieved.
+    default 20_000 keeps it at 1.6 GB, inside a ~2 GB budget for the channel: the fit inverts
+    the matrix in place, so its peak is that matrix plus ~100-200 MB of blocks (measured:
+    +0.5 GB for 10_000 items, a 0.4 GB matrix); 50_000 items would take 10 GB. When the
+    catalogue has more items with positives, only the ``max_items`` most popular (distinct
+    users) are modelled and the others are never retrieved.
 
     Example:
         >>> EASEConfig().regularization, EASEConfig().max_items
@@ -66,6 +72,12 @@ class EASEConfig(RetrieverConfig):
         gt=0,
         description="Most popular items modelled; the weight matrix costs max_items^2 x 4 bytes.",
     )
+    fit_threads: int | None = Field(
+        None,
+        ge=1,
+        description="BLAS threads for the factorisation; None = one below "
+        f"{PARALLEL_FROM} modelled items, the BLAS default (all cores) from there on.",
+    )
 
     def retriever_class(self) -> type[RetrieverBase]:
         """The channel this config builds."""
@@ -76,11 +88,9 @@ class EASEConfig(RetrieverConfig):
 
 
 @functools.cache
-def _controller() -> object:
+def _controller() -> ThreadpoolController:
     # Built once: inspecting the loaded libraries costs ~2 ms, limiting them ~0.03 ms. Libraries
     # loaded later (none on this path: NumPy and SciPy are imported above) would be missed.
-    from threadpoolctl import ThreadpoolController
-
     return ThreadpoolController()
 
 
@@ -88,7 +98,7 @@ def _controller() -> object:
 def one_thread() -> Iterator[None]:
     """Limit BLAS and OpenMP pools to one thread for the block (serving stays single-threaded:
     a worker's dense products must not fight the other workers for the cores)."""
-    with _controller().limit(limits=1):  # type: ignore[attr-defined]
+    with _controller().limit(limits=1):
         yield
 
 
@@ -296,7 +306,12 @@ class EASE(RetrieverBase):
             (np.ones(int(used.sum()), dtype=np.float32), (users[used], column[used])),
             shape=(data.n_users, kept.shape[0]),
         )
-        self._set(ease_weights(x, self.config.regularization), kept, data.n_items)
+        threads = self.config.fit_threads
+        if threads is None and kept.shape[0] < PARALLEL_FROM:
+            threads = 1
+        with threadpool_limits(limits=threads, user_api="blas"):  # None: no limit
+            weights = ease_weights(x, self.config.regularization)
+        self._set(weights, kept, data.n_items)
         return self
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:

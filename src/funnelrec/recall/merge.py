@@ -1,13 +1,17 @@
-"""Multi-channel merge with per-channel quotas, de-duplication and provenance.
+"""Multi-channel merge (per-channel quotas, or weighted reciprocal-rank fusion), with
+de-duplication and provenance.
 
-Channels are taken in priority order (the order of ``quotas``). Each channel contributes its best
-``quota`` items not already taken by a higher-priority channel; if the merged list is still short
-of ``k``, it is filled from the channels' remaining items, interleaved by their in-channel rank.
-Every candidate keeps the channel that contributed it (``source``) and every channel that
-retrieved it (``sources``), which later stages and the per-channel report use.
+Quotas: channels are taken in priority order (the order of ``quotas``). Each channel
+contributes its best ``quota`` items not already taken by a higher-priority channel; if the
+merged list is still short of ``k``, it is filled from the channels' remaining items,
+interleaved by their in-channel rank. RRF: see :class:`MergeConfig`. Every candidate keeps the
+channel that contributed it (``source``) and every channel that retrieved it (``sources``),
+which later stages and the per-channel report use.
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import numba
 import numpy as np
@@ -18,12 +22,32 @@ from funnelrec.recall.base import ChannelResult
 
 
 class MergeConfig(BaseModel):
+    """How channel lists become one candidate list.
+
+    ``method="quotas"``: each channel's guaranteed slots, interleaved by in-channel rank.
+    ``method="rrf"``: weighted reciprocal-rank fusion, an item scores
+    ``sum_c weights[c] / (rrf_k + rank_c)`` over the channels that returned it, and the
+    merged list is the ``k`` best by that score (the funnel fits the weights on the end of
+    the training span when ``tune`` is on: :mod:`funnelrec.pipeline.merge_tuning`).
+    """
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     k: int = Field(300, gt=0, description="Size of the merged candidate set per query.")
     quotas: dict[str, int] = Field(
         default_factory=dict,
         description="Channel -> guaranteed slots, in priority order. Channels left out get 0.",
+    )
+    method: Literal["quotas", "rrf"] = "quotas"
+    weights: dict[str, float] = Field(
+        default_factory=dict,
+        description="rrf: channel -> weight (channels left out weigh 1).",
+    )
+    rrf_k: int = Field(60, ge=0, description="rrf: the rank offset (Cormack et al. use 60).")
+    tune: bool = Field(
+        True,
+        description="Fit rrf weights on the end of the training span and use them unless they "
+        "lose to the configured merge on the guard slice (docs/guards.md).",
     )
 
 
@@ -105,6 +129,66 @@ def _merge_kernel(
     return out_item, out_channel, out_rank, out_mask, out_n
 
 
+@numba.njit(cache=True)
+def _rrf_kernel(
+    item: np.ndarray,  # [C, B, K] int32, -1 = padding
+    weight: np.ndarray,  # [C] float64
+    rrf_k: int,
+    k: int,
+    n_items: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Weighted reciprocal-rank fusion per query; same outputs as ``_merge_kernel``. The
+    source of an item is the channel whose term contributed most (ties: priority order)."""
+    n_channels, n_queries, width = item.shape
+    out_item = np.full((n_queries, k), -1, dtype=np.int32)
+    out_channel = np.zeros((n_queries, k), dtype=np.int32)
+    out_rank = np.zeros((n_queries, k), dtype=np.int32)
+    out_mask = np.zeros((n_queries, k), dtype=np.int64)
+    out_n = np.zeros(n_queries, dtype=np.int32)
+    stamp = np.full(n_items, -1, dtype=np.int64)
+    score = np.zeros(n_items, dtype=np.float64)
+    best = np.zeros(n_items, dtype=np.float64)
+    src = np.zeros(n_items, dtype=np.int64)
+    src_rank = np.zeros(n_items, dtype=np.int64)
+    mask = np.zeros(n_items, dtype=np.int64)
+    touched = np.empty(n_channels * width, dtype=np.int64)
+    for b in range(n_queries):
+        n_touched = 0
+        for c in range(n_channels):
+            for r in range(width):
+                it = item[c, b, r]
+                if it < 0:
+                    continue
+                term = weight[c] / (rrf_k + r + 1.0)
+                if stamp[it] != b:
+                    stamp[it] = b
+                    score[it] = 0.0
+                    best[it] = -1.0
+                    mask[it] = 0
+                    touched[n_touched] = it
+                    n_touched += 1
+                score[it] += term
+                mask[it] |= 1 << c
+                if term > best[it]:
+                    best[it] = term
+                    src[it] = c
+                    src_rank[it] = r + 1
+        cand = touched[:n_touched]
+        keys = np.empty(n_touched, dtype=np.float64)
+        for i in range(n_touched):
+            keys[i] = -score[cand[i]]
+        order = np.argsort(keys, kind="mergesort")  # stable: ties keep first-seen order
+        n = min(k, n_touched)
+        for j in range(n):
+            it = cand[order[j]]
+            out_item[b, j] = it
+            out_channel[b, j] = src[it]
+            out_rank[b, j] = src_rank[it]
+            out_mask[b, j] = mask[it]
+        out_n[b] = n
+    return out_item, out_channel, out_rank, out_mask, out_n
+
+
 def merge_channels(
     results: list[ChannelResult], query_id: np.ndarray, config: MergeConfig
 ) -> pl.DataFrame:
@@ -142,8 +226,14 @@ def merge_channels(
         items[c, :, : result.item_idx.shape[1]] = result.item_idx
         scores[c, :, : result.score.shape[1]] = result.score
     n_items = int(items.max()) + 1 if items.size else 0
-    quota = np.array([config.quotas.get(n, 0) for n in order], dtype=np.int64)
-    item, channel, rank, mask, n = _merge_kernel(items, quota, config.k, max(n_items, 1))
+    if config.method == "rrf":
+        weight = np.array([config.weights.get(n, 1.0) for n in order], dtype=np.float64)
+        item, channel, rank, mask, n = _rrf_kernel(
+            items, weight, config.rrf_k, config.k, max(n_items, 1)
+        )
+    else:
+        quota = np.array([config.quotas.get(n, 0) for n in order], dtype=np.int64)
+        item, channel, rank, mask, n = _merge_kernel(items, quota, config.k, max(n_items, 1))
     keep = np.arange(config.k)[None, :] < n[:, None]
     rows, cols = np.nonzero(keep)
     channel = channel[keep]

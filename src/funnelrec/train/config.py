@@ -29,7 +29,12 @@ class TrainLoopConfig(BaseModel):
     kind: Literal["loop"] = "loop"
     optimizer: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0, description="Learning rate.")
-    weight_decay: float = Field(0.0, ge=0, description="L2 (adam) / decoupled (adamw) decay.")
+    weight_decay: float = Field(
+        0.0,
+        ge=0,
+        description="L2 (adam) / decoupled (adamw) decay of weight matrices and embeddings "
+        "(never biases, norm layers or loss parameters).",
+    )
     epochs: int = Field(1, gt=0, description="Maximum number of passes over the batches.")
     clip_grad_norm: float | None = Field(
         5.0, gt=0, description="Clip the global gradient L2 norm to this (None = no clipping)."

@@ -6,8 +6,11 @@ Pure functions over per-epoch statistics (:class:`EpochStats`, produced by
 * **dead ReLUs**: more than ``dead_fraction`` of a layer's units never fired (output > 0) in an
   epoch. Remedy: re-initialise the layer feeding them (He, zero bias), lower the learning rate,
   avoid negative biases, or use LeakyReLU.
-* **vanishing gradients**: the first layer's weight-gradient norm is below ``vanishing_ratio``
-  times the last layer's, or every layer's is below ``vanishing_norm``. Remedy: He
+* **vanishing gradients**: a layer's weight-gradient norm is below ``vanishing_ratio`` times
+  the largest layer's (the finding names the weakest), or every layer's is below
+  ``vanishing_norm``. Layers are all modules owning parameters (``nn.Linear``, embeddings,
+  norms, ``ExpertBank`` experts...), so a starved expert bank or tower is caught even when
+  the input layers still learn through another path (an MMoE's gates). Remedy: He
   initialisation, normalised inputs, residual connections or normalisation layers.
 * **exploding gradients**: NaN/inf loss or gradient (skipped steps), a pre-clip global gradient
   norm above ``exploding_norm``, or an epoch mean norm ``growth_factor`` times the smallest
@@ -115,7 +118,8 @@ class LayerActivity:
 
     Attributes:
         kind: activation name (``"relu"``, ``"gelu"``...).
-        input_layer: the nn.Linear that ran just before it (its input), if any.
+        input_layer: the layer (module owning parameters, not a norm) that ran just before
+            it (its input), if any.
         units: width of the last (feature) dimension.
         dead_fraction: share of units whose output was never > 0 in the epoch.
         mean / std / zero_fraction: output mean, standard deviation and share of exact zeros,
@@ -145,8 +149,8 @@ class EpochStats:
             passes (NaN when there was none).
         loss: mean loss of the steps taken (NaN when none).
         activations: per activation module, in forward order.
-        grad_norms: per nn.Linear (registration order), mean weight-gradient L2 norm over the
-            monitored steps.
+        grad_norms: per layer, i.e. module owning trainable parameters (registration order),
+            mean weight-gradient L2 norm over the monitored steps.
         partial: the epoch was cut short (training raised).
     """
 
@@ -200,13 +204,20 @@ def _clip(loop: TrainLoopConfig | None, config: HealthConfig) -> float:
     return target if current is None else min(current, target)
 
 
-def _dead(stats: EpochStats, config: HealthConfig, loop: TrainLoopConfig | None) -> list[Finding]:
+def _dead(
+    stats: EpochStats,
+    config: HealthConfig,
+    loop: TrainLoopConfig | None,
+    reinit_layers: Mapping[str, Activation],
+) -> list[Finding]:
     out = []
     for name, act in stats.activations.items():
         if not act.dead_fraction > config.dead_fraction:
             continue
         lr, lr_text = _lower_lr(loop, config)
-        layers = {act.input_layer: act.kind} if act.input_layer is not None else {}
+        # Only a layer apply_remedy can re-initialise (an nn.Linear) goes into the remedy.
+        source = act.input_layer
+        layers = {source: act.kind} if source is not None and source in reinit_layers else {}
         where = f"'{act.input_layer}'" if act.input_layer else "the layer feeding them"
         remedy = Remedy(reinit="he", layers=layers, bias=0.0, activation="leaky_relu", **lr)
         out.append(
@@ -238,9 +249,9 @@ def _vanishing(
     norms = {k: v for k, v in stats.grad_norms.items() if math.isfinite(v)}
     if not norms:
         return []
-    names = list(norms)
-    first, last = names[0], names[-1]
-    largest = max(norms.values())
+    top = max(norms, key=norms.__getitem__)
+    weakest = min(norms, key=norms.__getitem__)
+    largest, smallest = norms[top], norms[weakest]
     layer: str | None
     severity: Severity
     if largest < config.vanishing_norm:
@@ -249,13 +260,14 @@ def _vanishing(
             f"Gradients vanished in epoch {stats.epoch}: every layer's weight-gradient norm is "
             f"below {config.vanishing_norm:g} (largest {largest:.2e}), so no weight is learning."
         )
-    elif len(names) > 1 and norms[first] < config.vanishing_ratio * norms[last]:
-        layer, severity = first, "warning"
-        ratio = norms[first] / norms[last]
+    elif smallest < config.vanishing_ratio * largest:
+        layer, severity = weakest, "warning"
+        starved = sum(v < config.vanishing_ratio * largest for v in norms.values())
         message = (
-            f"Gradients vanish towards the input in epoch {stats.epoch}: the first layer "
-            f"'{first}' gets a gradient norm of {norms[first]:.2e}, {ratio:.1e} times that of "
-            f"the last layer '{last}' ({norms[last]:.2e}); the early layers barely learn."
+            f"Gradients vanish in epoch {stats.epoch}: layer '{weakest}' gets a gradient norm "
+            f"of {smallest:.2e}, {smallest / largest:.1e} times that of '{top}' "
+            f"({largest:.2e}); {starved} of {len(norms)} layers are below "
+            f"{config.vanishing_ratio:g} times the largest and barely learn."
         )
     else:
         return []
@@ -348,8 +360,10 @@ def detect_findings(
         history: the earlier epochs (for the growth rule).
         config: thresholds and remedy settings.
         loop: the loop config being run (to state the remedy's absolute learning rate).
-        reinit_layers: every nn.Linear -> the activation following it, re-initialised by the
-            vanishing-gradient remedy (default: the grad-norm layers as ``"relu"``).
+        reinit_layers: the layers a remedy may re-initialise (every nn.Linear) -> the
+            activation following it: all of them in the vanishing-gradient remedy, the one
+            feeding a dead activation in its remedy (default: the grad-norm layers as
+            ``"relu"``).
 
     Returns:
         Dead-ReLU findings (one per layer), then vanishing, then exploding (at most one each).
@@ -357,7 +371,7 @@ def detect_findings(
     if reinit_layers is None:
         reinit_layers = {name: "relu" for name in stats.grad_norms}
     return [
-        *_dead(stats, config, loop),
+        *_dead(stats, config, loop, reinit_layers),
         *_vanishing(stats, config, reinit_layers),
         *_exploding(stats, history, config, loop),
     ]

@@ -7,12 +7,16 @@ Per activation module of the ReLU family (``nn.ReLU``, ``LeakyReLU``, ``PReLU``,
   from a running per-unit max over the batch dimensions (every step: a cheap reduction);
 * the output **mean / std / fraction of zeros** (monitored steps only).
 
-Per ``nn.Linear`` it records the **weight-gradient L2 norm** before clipping (monitored steps
-only), and over every step the **global pre-clip gradient norm**, the **clip rate** and the
-**skipped (NaN/inf) steps**. At each epoch end it runs the rules of
-:mod:`funnelrec.train.findings`, logs each problem as a plain-language warning with its remedy,
-and (with ``out_dir``) appends JSON lines to ``out_dir/diagnostics.jsonl``; at the end of
-training it writes PNG plots (:mod:`funnelrec.train.plots`).
+Per layer, i.e. every module that owns trainable parameters directly (``nn.Linear``,
+embeddings, norms, batched expert layers of an ``ExpertBank``, attention units; see
+:mod:`funnelrec.train.layers`), it records the **weight-gradient L2 norm** before clipping
+(monitored steps only), and over every step the **global pre-clip gradient norm**, the **clip
+rate** and the **skipped (NaN/inf) steps**. An activation after a batched layer (output
+``[N, B, H]``) has one unit per member and width, so one dead expert shows. At each epoch end
+it runs the rules of :mod:`funnelrec.train.findings`, logs each problem as a plain-language
+warning with its remedy, and (with ``out_dir``) appends JSON lines to
+``out_dir/diagnostics.jsonl``; at the end of training it writes PNG plots
+(:mod:`funnelrec.train.plots`).
 
 Each ``train`` call starts afresh (``diagnostics.jsonl`` is rewritten). An activation module
 applied several times per forward (one shared ``nn.ReLU``) is tracked per call, as
@@ -60,6 +64,13 @@ from torch.utils.hooks import RemovableHandle
 
 from funnelrec.train.config import Activation
 from funnelrec.train.findings import EpochStats, Finding, LayerActivity, detect_findings
+from funnelrec.train.layers import (
+    grad_norms,
+    member_count,
+    parameterised_modules,
+    passes_through,
+    unit_max,
+)
 from funnelrec.train.loop import Callback, LoopState
 
 logger = logging.getLogger(__name__)
@@ -95,7 +106,7 @@ class HealthConfig(BaseModel):
         0.5, gt=0, le=1, description="Warn when more of a layer's units than this are dead."
     )
     vanishing_ratio: float = Field(
-        1e-3, gt=0, description="Warn when first-layer grad norm < this x last-layer norm."
+        1e-3, gt=0, description="Warn when a layer's grad norm < this x the largest layer's."
     )
     vanishing_norm: float = Field(
         1e-7, gt=0, description="Warn when every layer's grad norm is below this."
@@ -188,11 +199,13 @@ class HealthMonitor(Callback):
         self._latest: dict[tuple[str, str | None], Finding] = {}
         self._handles: list[RemovableHandle] = []
         self._order_handles: list[RemovableHandle] = []
-        self._linear: dict[str, nn.Linear] = {}
+        self._layers: dict[str, nn.Module] = {}  # every module owning trainable parameters
+        self._linear: set[str] = set()  # the nn.Linear among them (remedies re-initialise)
         self._kinds: dict[str, Activation] = {}  # activation key -> kind
-        self._inputs: dict[str, str | None] = {}  # activation key -> Linear run just before it
+        self._inputs: dict[str, str | None] = {}  # activation key -> layer run just before it
+        self._members: dict[str, int | None] = {}  # activation key -> N after a batched layer
         self._calls: dict[str, int] = {}
-        self._last_linear: str | None = None
+        self._last_layer: str | None = None
         self._sample = True
         self._act_sample: dict[str, Tensor] = {}
         self._grad_sample: Tensor | None = None
@@ -210,14 +223,15 @@ class HealthMonitor(Callback):
         self._reset()
         self._acc = _EpochAccumulator(state.skipped_steps, state.clipped_steps)
         self._handles.append(model.register_forward_pre_hook(self._on_model_forward))
+        self._layers = parameterised_modules(model)
+        self._linear = {n for n, m in self._layers.items() if isinstance(m, nn.Linear)}
         activations: dict[str, str] = {}
         for name, module in model.named_modules():
             label = name or "<model>"
-            if isinstance(module, nn.Linear):
-                if module.weight.requires_grad:  # frozen layers have no gradient to watch
-                    self._linear[label] = module
+            # Frozen layers too: they still tell which layer feeds an activation.
+            if any(True for _ in module.parameters(recurse=False)) and not passes_through(module):
                 self._order_handles.append(
-                    module.register_forward_hook(self._make_linear_hook(label))
+                    module.register_forward_hook(self._make_layer_hook(label))
                 )
             kind = _activation_kind(module)
             if kind is not None:
@@ -231,7 +245,8 @@ class HealthMonitor(Callback):
                 "version": FORMAT_VERSION,
                 "health": self.config.model_dump(mode="json"),
                 "loop": state.config.model_dump(mode="json") if state.config else None,
-                "linear": list(self._linear),
+                "linear": [n for n in self._layers if n in self._linear],
+                "layers": {n: type(m).__name__ for n, m in self._layers.items()},
                 "activations": activations,
             }
         )
@@ -243,12 +258,12 @@ class HealthMonitor(Callback):
 
     def _on_model_forward(self, module: nn.Module, args: Any) -> None:
         self._calls.clear()
-        self._last_linear = None
+        self._last_layer = None
 
-    def _make_linear_hook(self, name: str) -> Any:
+    def _make_layer_hook(self, name: str) -> Any:
         def hook(module: nn.Module, args: Any, output: Any) -> None:
             if module.training:
-                self._last_linear = name
+                self._last_layer = name
 
         return hook
 
@@ -262,16 +277,16 @@ class HealthMonitor(Callback):
             key = name if call == 0 else f"{name}[{call}]"
             if key not in self._kinds:
                 self._kinds[key] = kind
-                self._inputs[key] = self._last_linear
-            out = output.detach()
-            flat = out.reshape(-1, out.shape[-1]) if out.ndim > 1 else out.reshape(-1, 1)
-            unit_max = flat.amax(dim=0)
+                self._inputs[key] = source = self._last_layer
+                layer = self._layers.get(source) if source is not None else None
+                self._members[key] = member_count(layer) if layer is not None else None
+            top = unit_max(output, self._members[key])
             previous = self._acc.unit_max.get(key)
-            if previous is not None and previous.shape == unit_max.shape:
-                unit_max = torch.maximum(previous, unit_max)
-            self._acc.unit_max[key] = unit_max
+            if previous is not None and previous.shape == top.shape:
+                top = torch.maximum(previous, top)
+            self._acc.unit_max[key] = top
             if self._sample:
-                values = flat.float()
+                values = output.detach().float()
                 self._act_sample[key] = torch.stack(
                     (values.mean(), values.std(correction=0), (values == 0).float().mean())
                 )
@@ -279,7 +294,7 @@ class HealthMonitor(Callback):
         return hook
 
     def on_after_backward(self, state: LoopState, model: nn.Module) -> None:
-        if self._order_handles:  # the forward order (Linear feeding each activation) is known
+        if self._order_handles:  # the forward order (layer feeding each activation) is known
             for handle in self._order_handles:
                 handle.remove()
             self._order_handles = []
@@ -290,18 +305,9 @@ class HealthMonitor(Callback):
             acc.norm_sum += state.grad_norm
             acc.norm_count += 1
             acc.norm_max = max(acc.norm_max, state.grad_norm)
-        if self._sample and self._linear:
+        if self._sample and self._layers:
             # NaN = no gradient at all (layer unused this step), not a vanishing one
-            device = next(iter(self._linear.values())).weight.device
-            missing = torch.full((), math.nan, device=device)
-            self._grad_sample = torch.stack(
-                [
-                    torch.linalg.vector_norm(layer.weight.grad.detach()).float()
-                    if layer.weight.grad is not None
-                    else missing
-                    for layer in self._linear.values()
-                ]
-            )
+            self._grad_sample = grad_norms(self._layers)
 
     def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
         acc = self._acc
@@ -316,7 +322,7 @@ class HealthMonitor(Callback):
         acc = self._acc
         layers: dict[str, dict[str, float]] = {}
         if self._grad_sample is not None:
-            for name, norm in zip(self._linear, self._grad_sample.tolist(), strict=True):
+            for name, norm in zip(self._layers, self._grad_sample.tolist(), strict=True):
                 layers[name] = {"grad_norm": norm}
                 if not math.isfinite(norm):
                     continue
@@ -379,15 +385,15 @@ class HealthMonitor(Callback):
     def _epoch_stats(self, state: LoopState, partial: bool) -> EpochStats:
         acc = self._acc
         activations = {}
-        for key, unit_max in acc.unit_max.items():
+        for key, top in acc.unit_max.items():
             sums = acc.act_sums.get(key)
             n = sums[3] if sums else 0.0
             mean, std, zeros = (s / n for s in sums[:3]) if sums and n else (math.nan,) * 3
             activations[key] = LayerActivity(
                 kind=self._kinds[key],
                 input_layer=self._inputs[key],
-                units=int(unit_max.numel()),
-                dead_fraction=float((unit_max <= 0).float().mean()),
+                units=int(top.numel()),
+                dead_fraction=float((top <= 0).float().mean()),
                 mean=mean,
                 std=std,
                 zero_fraction=zeros,
@@ -407,12 +413,13 @@ class HealthMonitor(Callback):
         )
 
     def _reinit_layers(self) -> dict[str, Activation]:
-        """Every nn.Linear -> the activation that follows it (``"linear"`` when none)."""
+        """Every trainable nn.Linear (what a remedy can re-initialise) -> the activation that
+        follows it (``"linear"`` when none)."""
         follows: dict[str, Activation] = {}
         for key, source in self._inputs.items():
             if source is not None:
                 follows.setdefault(source, self._kinds[key])
-        return {name: follows.get(name, "linear") for name in self._linear}
+        return {name: follows.get(name, "linear") for name in self._layers if name in self._linear}
 
     def _close_epoch(self, state: LoopState, metrics: dict[str, float], partial: bool) -> None:
         stats = self._epoch_stats(state, partial)

@@ -10,6 +10,8 @@ The loop knows nothing about recommendation. It is handed
   can reshuffle, resample negatives or re-mine hard negatives with the current model between
   epochs,
 * a :class:`TrainLoopConfig` (optimizer, learning rate, epochs, clipping, non-finite policy).
+  Weight decay applies to weight matrices and embeddings only, never to biases, normalisation
+  layers or the task's parameters (:func:`funnelrec.train.optim.make_optimizer`).
 
 Every step runs ``forward -> task -> backward -> grad norm -> clip -> optimizer step``. Steps
 whose loss or gradient norm is NaN/inf are skipped (parameters untouched) or raise
@@ -50,6 +52,7 @@ import torch
 from torch import Tensor, nn
 
 from funnelrec.train.config import TrainLoopConfig
+from funnelrec.train.optim import make_optimizer, trainable_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -206,25 +209,6 @@ def resolve_device(name: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device '{name}' requested but CUDA is not available")
     return device
-
-
-def trainable_parameters(model: nn.Module, task: object = None) -> list[nn.Parameter]:
-    """The model's trainable parameters, plus the task's when the task is an ``nn.Module``
-    (e.g. learned uncertainty weights of a multi-task loss)."""
-    params = [p for p in model.parameters() if p.requires_grad]
-    if isinstance(task, nn.Module):
-        params += [p for p in task.parameters() if p.requires_grad]
-    return params
-
-
-def make_optimizer(
-    model: nn.Module, config: TrainLoopConfig, task: object = None
-) -> torch.optim.Optimizer:
-    """The configured optimizer over the trainable parameters of the model (and task)."""
-    params = trainable_parameters(model, task)
-    if config.optimizer == "adam":
-        return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
 
 
 def _to_device(batch: Batch, device: torch.device) -> dict[str, Tensor]:

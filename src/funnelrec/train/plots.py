@@ -5,7 +5,7 @@ global figure state, no display needed.
 
 * ``loss_grad_norm.png``: loss and global pre-clip gradient norm (log) over the monitored steps,
   with the clipping threshold;
-* ``layer_grad_norms.png``: each nn.Linear's weight-gradient norm (log) over the monitored steps;
+* ``layer_grad_norms.png``: each layer's weight-gradient norm (log) over the monitored steps;
 * ``dead_fraction.png``: each activation layer's dead fraction and output std per epoch.
 """
 

@@ -24,14 +24,15 @@ from funnelrec.train.plots import PLOT_FILES
 
 @dataclass(frozen=True, slots=True)
 class LayerSummary:
-    """Last-epoch health of one layer: an nn.Linear and the activation it feeds (if any).
+    """Last-epoch health of one layer (a module owning parameters: nn.Linear, embedding,
+    expert-bank layer...) and the activation it feeds (if any).
 
     Attributes:
-        name: the nn.Linear name, or the activation's when no Linear runs before it.
+        name: the layer's name, or the activation's when no watched layer runs before it.
         activation: the activation module fed by this layer (None for e.g. the output layer).
         kind: the activation's kind (``"relu"``...).
         dead_fraction / act_mean / act_std: of the activation's output (None without one).
-        grad_norm: mean weight-gradient norm of the Linear (None without one).
+        grad_norm: mean weight-gradient norm of the layer (None without one).
     """
 
     name: str

@@ -236,3 +236,70 @@ def test_rank_report_keys_and_values() -> None:
 def test_rank_report_missing_task() -> None:
     with pytest.raises(ValueError, match="lack tasks"):
         rank_report({"cart": np.array([0, 1])}, {"click": np.array([0.1, 0.2])}, np.array([0, 0]))
+
+
+# ---------------------------------------------------------- sample weights (subsampling)
+
+
+def _random_task(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.3).astype(int)
+    p = np.round(np.clip(0.3 * y + rng.random(n) * 0.7, 0, 1), 2)  # rounded: many ties
+    w = rng.integers(0, 4, n)
+    group = rng.integers(0, 12, n)
+    return y, p, w, group
+
+
+def test_integer_weights_equal_repeated_samples() -> None:
+    y, p, w, group = _random_task(300, seed=0)
+    ry, rp, rg = np.repeat(y, w), np.repeat(p, w), np.repeat(group, w)
+    assert auc(y, p, w) == pytest.approx(auc(ry, rp), rel=1e-12)
+    assert auc(ry, rp) == pytest.approx(roc_auc_score(y, p, sample_weight=w), rel=1e-12)
+    assert logloss(y, p, weights=w) == pytest.approx(logloss(ry, rp), rel=1e-12)
+    assert calibration(y, p, w) == pytest.approx(calibration(ry, rp), rel=1e-12)
+    assert ece(y, p, weights=w) == pytest.approx(ece(ry, rp), rel=1e-12)
+    weighted = rank_report({"t": y}, {"t": p}, group, weights=w)["t"]
+    repeated = rank_report({"t": ry}, {"t": rp}, rg)["t"]
+    del weighted["gauc"], repeated["gauc"]  # per-query AUC stays unweighted (next test)
+    assert weighted == pytest.approx(repeated, rel=1e-12)
+    unit = rank_report({"t": y}, {"t": p}, group, weights=np.ones(300))["t"]
+    assert unit == pytest.approx(rank_report({"t": y}, {"t": p}, group)["t"], rel=1e-12)
+
+
+def test_rank_report_gauc_with_negative_weights_equals_repeated_negatives() -> None:
+    # neg_weight is one value per query on its negatives, 1 on positives: within a query the
+    # AUC is unchanged, and each query then weighs as many impressions as before subsampling.
+    y, p, _, group = _random_task(300, seed=1)
+    per_query = np.random.default_rng(2).integers(1, 5, 12)
+    w = np.where(y == 1, 1, per_query[group])
+    weighted = rank_report({"t": y}, {"t": p}, group, weights=w)["t"]
+    repeated = rank_report({"t": np.repeat(y, w)}, {"t": np.repeat(p, w)}, np.repeat(group, w))
+    assert weighted == pytest.approx(repeated["t"], rel=1e-12)
+
+
+def test_weighted_metrics_reject_bad_weights_and_zero_weight_classes() -> None:
+    y, p = np.array([0, 1, 0]), np.array([0.2, 0.6, 0.4])
+    with pytest.raises(ValueError, match="shape"):
+        logloss(y, p, weights=np.ones(2))
+    with pytest.raises(ValueError, match="non-negative"):
+        calibration(y, p, np.array([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="both classes"):
+        auc(y, p, np.array([1.0, 0.0, 1.0]))  # the only positive weighs 0
+    report = rank_report({"t": y}, {"t": p}, np.zeros(3, dtype=int), np.array([1.0, 0.0, 1.0]))
+    assert math.isnan(report["t"]["auc"]) and report["t"]["positive_rate"] == 0.0
+
+
+def test_neg_weight_reveals_probabilities_inflated_by_subsampling() -> None:
+    # A model fitted with negatives kept at 10% predicts ~10x too high; on equally subsampled
+    # test samples it still looks calibrated, weighted by 1 / keep-rate it does not.
+    rng = np.random.default_rng(1)
+    n, rate = 200_000, 0.1
+    p_true = rng.uniform(0.0, 0.1, n)
+    y = (rng.random(n) < p_true).astype(int)
+    inflated = p_true / (p_true + (1 - p_true) * rate)  # odds / rate
+    keep = (y == 1) | (rng.random(n) < rate)
+    w = np.where(y[keep] == 1, 1.0, 1 / rate)
+    assert calibration(y[keep], inflated[keep]) == pytest.approx(1.0, abs=0.05)
+    assert calibration(y[keep], inflated[keep], w) > 3.0
+    assert calibration(y[keep], p_true[keep], w) == pytest.approx(1.0, abs=0.05)
+    assert ece(y[keep], p_true[keep], weights=w) < 0.01 < ece(y[keep], p_true[keep])

@@ -63,7 +63,7 @@ def test_a_reranker_that_breaks_the_loss_bound_is_bypassed(sim: Dataset) -> None
 
 
 def test_guards_can_be_switched_off(sim: Dataset) -> None:
-    config = load_config(overrides=[*FAST, "guards.enabled=false"])
+    config = load_config(overrides=[*FAST, "guards.enabled=false", "recall.merge.tune=false"])
     funnel, report = fit_funnel(config, sim, np.random.default_rng(0))
     assert report.guards == () and funnel.ranker is not None
 

@@ -146,9 +146,15 @@ def test_post_click_condition_uses_the_same_exposure_under_last_attribution() ->
 def test_after_chains_self_reference_and_cycles(caplog: pytest.LogCaptureFixture) -> None:
     exp = _exposures([(0, 1, T), (0, 2, T), (0, 3, T)])
     ev = _events(
-        [(0, 1, T + 5, "click"), (0, 1, T + 6, "cart"), (0, 1, T + 7, "order")]
-        + [(0, 2, T + 5, "click"), (0, 2, T + 7, "order")]  # ordered without a cart
-        + [(0, 3, T + 6, "cart"), (0, 3, T + 7, "order")]  # no click
+        [
+            (0, 1, T + 5, "click"),
+            (0, 1, T + 6, "cart"),
+            (0, 1, T + 7, "order"),
+            (0, 2, T + 5, "click"),
+            (0, 2, T + 7, "order"),  # ordered without a cart
+            (0, 3, T + 6, "cart"),
+            (0, 3, T + 7, "order"),  # no click
+        ]
     )
     chain = {
         "order": TaskLabel(events=("order",), after="cart"),  # child before its parents

@@ -31,7 +31,11 @@ def _config(model: dict) -> ExperimentConfig:
         {
             "rank": {
                 "model": model,
-                "samples": {"source": "impressions", "max_train_samples": 12_000},
+                "samples": {
+                    "source": "impressions",
+                    "max_train_samples": 12_000,
+                    "guard_fraction": 0.0,  # this test measures the ranker alone
+                },
                 "train": {
                     "loop": TrainLoopConfig(epochs=2, lr=3e-3).model_dump(),
                     "health": False,
@@ -143,3 +147,20 @@ def test_repeated_small_requests_read_a_prepared_log(sim_train: Dataset, rank_da
     # A log seen once (e.g. a replay's own concatenation) never gets an index.
     ranker.score(request, rank_data.log.clone())
     assert ranker._log_seen[1] is None
+
+
+def test_downsampled_negatives_are_corrected_and_saved(sim_train: Dataset) -> None:
+    """With max_negatives_per_query the ranker records the keep rate, lowers its
+    probabilities by it (raw ones are inflated) and keeps it through state/from_state."""
+    config = _config({"kind": "lightgbm", "n_estimators": 20}).model_copy(deep=True)
+    samples = config.rank.samples.model_copy(update={"max_negatives_per_query": 2})
+    rank = config.rank.model_copy(update={"samples": samples})
+    config = config.model_copy(update={"rank": rank})
+    data = build_rank_data(sim_train, config, np.random.default_rng(0))
+    ranker = Ranker(config.rank, data.tasks).fit(sim_train, data.train, data.valid, data.log)
+    assert 0 < ranker.keep_rate < 1
+    corrected = ranker.predict(data.valid, data.log)["click"]
+    raw = ranker._raw_probs(ranker.features.transform(data.valid, data.log))["click"]  # type: ignore[union-attr]
+    assert np.all(corrected <= raw + 1e-12) and corrected.mean() < raw.mean()
+    restored = Ranker.from_state(config.rank, ranker.state())
+    assert restored.keep_rate == pytest.approx(ranker.keep_rate)

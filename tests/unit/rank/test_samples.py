@@ -369,8 +369,8 @@ def test_negative_keep_rate_with_uneven_queries_and_subsets() -> None:
     rows = [(0, i, T, "impression") for i in range(12)] + [(0, 0, T + 1, "click")]
     rows += [(1, i, T + DAY, "impression") for i in range(4)] + [(1, 0, T + DAY + 1, "click")]
     s = impression_samples(_log(rows), SampleConfig(max_negatives_per_query=2))
-    weights = s.filter(pl.col("label_click") == 0).group_by("query_id").agg(
-        pl.col(NEG_WEIGHT).first()
+    weights = (
+        s.filter(pl.col("label_click") == 0).group_by("query_id").agg(pl.col(NEG_WEIGHT).first())
     )
     assert dict(weights.sort("query_id").iter_rows()) == {0: 11 / 2, 1: 3 / 2}
     assert negative_keep_rate(s) == pytest.approx(4 / 14)  # 2 + 2 kept of 11 + 3

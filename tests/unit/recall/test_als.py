@@ -71,6 +71,7 @@ def test_fit_asks_implicit_for_the_seeded_cpu_model(monkeypatch: pytest.MonkeyPa
     assert isinstance(seen["model"], implicit.cpu.als.AlternatingLeastSquares)
     assert isinstance(seen["random_state"], int)
     assert (seen["factors"], seen["alpha"], seen["iterations"]) == (8, 40.0, 5)
+    assert seen["num_threads"] == 1  # a small fit stays on one thread (fit_threads=None)
 
 
 def test_fold_in_matches_implicits_recalculate_user() -> None:

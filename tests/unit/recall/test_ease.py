@@ -182,3 +182,29 @@ def test_dense_topk_pads_and_breaks_ties_by_item() -> None:
     assert np.isneginf(score[0, 2:]).all() and np.isneginf(score[1]).all()
     empty_idx, _ = dense_topk(np.zeros((0, 3), np.float32), np.arange(3, dtype=np.int32), 2)
     assert empty_idx.shape == (0, 2)
+
+
+@pytest.mark.parametrize("fit_threads", [None, 2])
+def test_fit_threads(fit_threads: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small catalogue factorises on one BLAS thread unless told otherwise."""
+    import threadpoolctl
+
+    import funnelrec.recall.ease as ease_module
+
+    def blas_threads() -> set[int]:
+        infos = threadpoolctl.threadpool_info()
+        return {i["num_threads"] for i in infos if i["user_api"] == "blas"}
+
+    with threadpoolctl.threadpool_limits(limits=fit_threads or 1, user_api="blas"):
+        expected = blas_threads()  # what BLAS grants here (a 1-core machine caps 2 at 1)
+    seen: list[set[int]] = []
+    real = ease_module.ease_weights
+
+    def spy(*args: object) -> np.ndarray:
+        seen.append(blas_threads())
+        return real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ease_module, "ease_weights", spy)
+    data = _dataset([(1, 10), (1, 11), (2, 10), (2, 11), (3, 10)])
+    EASE(EASEConfig(regularization=1.0, fit_threads=fit_threads)).fit(data)
+    assert seen == [expected]

@@ -137,3 +137,17 @@ def test_kernel_matches_relational_oracle(seed: int) -> None:
     want = _oracle_merge(results, query_id, config)
     key = ["query_id", "merged_rank"]
     assert got.sort(key).to_dicts() == want.sort(key).to_dicts()
+
+
+def test_rrf_merge_sums_weighted_reciprocal_ranks() -> None:
+    """Two channels: b is 2nd in both (1/62 + 1/62) and beats a, 1st in one only (1/61)."""
+    a = ChannelResult("x", np.array([[0, 1]], np.int32), np.array([[2.0, 1.0]], np.float32))
+    b = ChannelResult("y", np.array([[2, 1]], np.int32), np.array([[2.0, 1.0]], np.float32))
+    config = MergeConfig(k=3, method="rrf", rrf_k=60)
+    out = merge_channels([a, b], np.array([7]), config)
+    assert out["item_idx"].to_list() == [1, 0, 2]
+    assert out["merged_rank"].to_list() == [1, 2, 3]
+    assert out["sources"].to_list()[0] == ["x", "y"]
+    # without the first channel's votes, the second channel's own order wins
+    heavy = config.model_copy(update={"weights": {"x": 0.0}})
+    assert merge_channels([a, b], np.array([7]), heavy)["item_idx"].to_list()[0] == 2
