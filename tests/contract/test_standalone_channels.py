@@ -20,7 +20,8 @@ def test_channel_alone_returns_external_ids(kind: str, sim_dataset: Dataset) -> 
     users = sim_dataset.user_vocab.ids.head(4).to_list()
     top = channel.recommend(users, k=5)
     assert top.columns == ["user_id", "item_id", "rank", "score", "source"]
-    assert top.group_by("user_id").len()["len"].max() <= 5  # type: ignore[operator]
+    sizes = top.group_by("user_id").len()["len"].to_list()  # onboarding: none without tags
+    assert all(size <= 5 for size in sizes)
     known = set(sim_dataset.item_vocab.ids.to_list())
     assert set(top["item_id"].to_list()) <= known
     assert top.filter(pl.col("rank") == 1).height <= len(users)
