@@ -52,6 +52,21 @@ class MergeConfig(BaseModel):
 
 
 @numba.njit(cache=True)
+def _outputs(
+    n_queries: int, k: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The merged lists both kernels fill: item (-1 = none), source channel, rank in that
+    channel, channel mask, and the list length per query."""
+    return (
+        np.full((n_queries, k), -1, dtype=np.int32),
+        np.zeros((n_queries, k), dtype=np.int32),
+        np.zeros((n_queries, k), dtype=np.int32),
+        np.zeros((n_queries, k), dtype=np.int64),
+        np.zeros(n_queries, dtype=np.int32),
+    )
+
+
+@numba.njit(cache=True)
 def _merge_kernel(
     item: np.ndarray,  # [C, B, K] int32, channels in priority order, -1 = padding
     quota: np.ndarray,  # [C] int64
@@ -59,11 +74,7 @@ def _merge_kernel(
     n_items: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     n_channels, n_queries, width = item.shape
-    out_item = np.full((n_queries, k), -1, dtype=np.int32)
-    out_channel = np.zeros((n_queries, k), dtype=np.int32)
-    out_rank = np.zeros((n_queries, k), dtype=np.int32)
-    out_mask = np.zeros((n_queries, k), dtype=np.int64)
-    out_n = np.zeros(n_queries, dtype=np.int32)
+    out_item, out_channel, out_rank, out_mask, out_n = _outputs(n_queries, k)
     # Per-item scratch, valid for the query whose stamp it carries (no reset per query).
     stamp = np.full(n_items, -1, dtype=np.int64)
     mask = np.zeros(n_items, dtype=np.int64)
@@ -140,11 +151,7 @@ def _rrf_kernel(
     """Weighted reciprocal-rank fusion per query; same outputs as ``_merge_kernel``. The
     source of an item is the channel whose term contributed most (ties: priority order)."""
     n_channels, n_queries, width = item.shape
-    out_item = np.full((n_queries, k), -1, dtype=np.int32)
-    out_channel = np.zeros((n_queries, k), dtype=np.int32)
-    out_rank = np.zeros((n_queries, k), dtype=np.int32)
-    out_mask = np.zeros((n_queries, k), dtype=np.int64)
-    out_n = np.zeros(n_queries, dtype=np.int32)
+    out_item, out_channel, out_rank, out_mask, out_n = _outputs(n_queries, k)
     stamp = np.full(n_items, -1, dtype=np.int64)
     score = np.zeros(n_items, dtype=np.float64)
     best = np.zeros(n_items, dtype=np.float64)
@@ -189,6 +196,18 @@ def _rrf_kernel(
     return out_item, out_channel, out_rank, out_mask, out_n
 
 
+def _run_kernel(
+    items: np.ndarray, order: list[str], config: MergeConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The configured kernel over ``items`` ``[C, B, K]`` (channels in ``order``)."""
+    n_items = max(int(items.max()) + 1 if items.size else 0, 1)
+    if config.method == "rrf":
+        weight = np.array([config.weights.get(n, 1.0) for n in order], dtype=np.float64)
+        return _rrf_kernel(items, weight, config.rrf_k, config.k, n_items)
+    quota = np.array([config.quotas.get(n, 0) for n in order], dtype=np.int64)
+    return _merge_kernel(items, quota, config.k, n_items)
+
+
 def merge_channels(
     results: list[ChannelResult], query_id: np.ndarray, config: MergeConfig
 ) -> pl.DataFrame:
@@ -225,15 +244,7 @@ def merge_channels(
             )
         items[c, :, : result.item_idx.shape[1]] = result.item_idx
         scores[c, :, : result.score.shape[1]] = result.score
-    n_items = int(items.max()) + 1 if items.size else 0
-    if config.method == "rrf":
-        weight = np.array([config.weights.get(n, 1.0) for n in order], dtype=np.float64)
-        item, channel, rank, mask, n = _rrf_kernel(
-            items, weight, config.rrf_k, config.k, max(n_items, 1)
-        )
-    else:
-        quota = np.array([config.quotas.get(n, 0) for n in order], dtype=np.int64)
-        item, channel, rank, mask, n = _merge_kernel(items, quota, config.k, max(n_items, 1))
+    item, channel, rank, mask, n = _run_kernel(items, order, config)
     keep = np.arange(config.k)[None, :] < n[:, None]
     rows, cols = np.nonzero(keep)
     channel = channel[keep]
