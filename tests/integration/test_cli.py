@@ -28,9 +28,23 @@ def sim_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def run_dir(sim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("run")
-    result = runner.invoke(app, ["run", "--data", str(sim_dir), "--out", str(out)])
+    # Every stage is exercised here; the guards' decisions are tested on their own below.
+    args = ["run", "--data", str(sim_dir), "--out", str(out), "--set", "guards.enabled=false"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     return out
+
+
+def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
+    fast = ["--set", "recall.channels.two_tower.train.epochs=1", "--set", "eval.max_queries=200"]
+    result = runner.invoke(app, ["run", "--data", str(sim_dir), "--out", str(tmp_path), *fast])
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    stages = [g["stage"] for g in metrics["guards"]]
+    assert stages[0] == "merge" and "rank" in stages and "rerank" in stages
+    assert "guard rank:" in result.output
+    manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
+    assert [g["stage"] for g in manifest["guards"]] == stages
 
 
 def test_run_writes_metrics(run_dir: Path) -> None:

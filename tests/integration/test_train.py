@@ -23,6 +23,8 @@ FAST = [
     "rank.train.loop.epochs=1",
     "--set",
     "rank.fusion.trials=3",
+    "--set",
+    "guards.enabled=false",  # the tests check the ranker is saved; guards: test_guards.py
 ]
 ML100K = Path(__file__).resolve().parents[3] / "shared" / "data" / "movielens-100k"
 

@@ -26,6 +26,8 @@ TINY_OVERRIDES = [
     "eval.latency_requests=0",
     "eval.rerank_sweep_queries=0",
     "eval.max_queries=50",
+    # These tests serve every stage; whether a stage is kept is tested in test_guards.py.
+    "guards.enabled=false",
 ]
 
 

@@ -158,8 +158,8 @@ def apply_guards(
     if funnel.ranker is not None:
         scored = funnel.ranker.score(guard.drop(labels), data.log)
         probs = {t: scored[f"p_{t}"].to_numpy() for t in funnel.ranker.tasks}
-        decisions.append(_fusion_guard(funnel, part, probs, metric, config, rng))
-        scores = fuse(probs, funnel.ranker.fusion_config)  # after the fusion guard
+        decisions.append(_fusion_guard(funnel, part, probs, data.cold_queries, config, rng))
+        scores = _as_served(part, fuse(probs, funnel.ranker.fusion_config), data.cold_queries)
         rank_ndcg = part.ndcg(scores, k)
         decision = judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
         decisions.append(decision)
@@ -173,11 +173,21 @@ def apply_guards(
     return tuple(decisions)
 
 
+def _as_served(part: _Slice, scores: NDArray[np.float64], cold: frozenset[int]) -> NDArray:
+    """The order the funnel serves: the ranker's scores for warm users, the merge order for
+    users without history (``Funnel._rank`` holds their candidates)."""
+    if not cold:
+        return scores
+    is_cold = np.isin(part.group, np.fromiter(cold, dtype=np.int64))
+    merge_order = -part.frame["merged_rank"].to_numpy().astype(np.float64)
+    return np.where(is_cold, merge_order, scores)
+
+
 def _fusion_guard(
     funnel: Funnel,
     part: _Slice,
     probs: dict[str, NDArray[Any]],
-    metric: str,
+    cold: frozenset[int],
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> GuardDecision:
@@ -189,8 +199,9 @@ def _fusion_guard(
     if config.rank.fusion.formula is not None or tuned == uniform:
         return _skip("fusion", "no fusion search ran (fixed formula or one task)")
     k = config.guards.k
-    tuned_ndcg = part.ndcg(fuse(probs, tuned), k)
-    uniform_ndcg = part.ndcg(fuse(probs, uniform), k)
+    tuned_ndcg = part.ndcg(_as_served(part, fuse(probs, tuned), cold), k)
+    uniform_ndcg = part.ndcg(_as_served(part, fuse(probs, uniform), cold), k)
+    metric = f"ndcg@{k}"
     decision = judge("fusion", "uniform fusion", metric, tuned_ndcg, uniform_ndcg, 0, config, rng)
     if not decision.kept:
         ranker.fusion_config = uniform

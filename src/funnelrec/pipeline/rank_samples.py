@@ -20,6 +20,7 @@ on queries none of them was fitted or tuned on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -59,6 +60,9 @@ class RankData:
     sample_config: SampleConfig
     info: dict[str, Any] = field(default_factory=dict)
     guard: pl.DataFrame = field(default_factory=pl.DataFrame)
+    cold_queries: frozenset[int] = frozenset()
+    """Recall source: queries whose user had no history at the window start; the funnel keeps
+    their merge order (the ranker only re-orders warm users' candidates), so the guards do."""
 
     @property
     def tasks(self) -> tuple[str, ...]:
@@ -201,7 +205,11 @@ def build_rank_data(
     else:
         window = window if window is not None else recall_window(train, config, rng)
         samples = _recall_samples(train, window, cfg, config, rng)
-    return _split_samples(samples, log, source, cfg, info, config, rng)
+    data = _split_samples(samples, log, source, cfg, info, config, rng)
+    if window is not None:
+        cold = window.queries.query_id[window.queries.history_len == 0]
+        data = dataclasses.replace(data, cold_queries=frozenset(int(q) for q in cold))
+    return data
 
 
 def _split_samples(

@@ -56,6 +56,7 @@ def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
             "rank.train.loop.epochs=1",
             "rank.samples.max_train_samples=20000",
             "rank.fusion.trials=3",
+            "guards.enabled=false",  # the ranker must be there to round-trip
         ]
     )
     result = run_experiment(sim.interactions, sim.items, sim.users, config)

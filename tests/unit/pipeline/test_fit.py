@@ -20,6 +20,7 @@ FAST = [
     "rank.train.loop.epochs=1",
     "rank.fusion.trials=3",
     "rank.train.health=false",
+    "guards.enabled=false",  # these tests check the plumbing; guards: test_guards.py
 ]
 
 
