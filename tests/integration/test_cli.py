@@ -134,6 +134,8 @@ def test_run_with_overrides_and_csv(sim_dir: Path, tmp_path: Path) -> None:
             "split.kind=leave_last_out",
             "--set",
             "eval.max_queries=200",
+            "--set",
+            "guards.enabled=false",  # the rank metrics below need the ranker kept
         ],
     )
     assert result.exit_code == 0, result.output
