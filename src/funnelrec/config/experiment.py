@@ -34,7 +34,7 @@ def _default_channels() -> dict[str, ChannelConfig]:
     return {
         "itemcf": ItemCFConfig(),
         "two_tower": TwoTowerConfig(),
-        "content": ContentConfig(pool="fresh"),
+        "content": ContentConfig(pool="auto"),
         "onboarding": OnboardingConfig(),
         "demographic": DemographicPopularConfig(),
         "popular": PopularConfig(mode="recent"),

@@ -77,6 +77,7 @@ class Content(RetrieverBase):
         self._emb: NDArray[np.float32] | None = None
         self._usable: NDArray[np.bool_] = np.zeros(0, dtype=bool)
         self._created: NDArray[np.int64] = np.zeros(0, dtype=np.int64)
+        self.pool: str = config.pool  # resolved at fit ("auto" -> "fresh" or "all")
         self._as_of = 0
         self._index: BaseIndex | None = None
 
@@ -97,8 +98,11 @@ class Content(RetrieverBase):
         if data.items is None:
             raise MissingInputError("content channel needs an items table (title, category, ...)")
         created = data.item_created_at
+        self.pool = self.config.pool
+        if self.pool == "auto":  # new items are only findable by content when dated
+            self.pool = "all" if created is None else "fresh"
         if created is None:
-            if self.config.pool == "fresh":
+            if self.pool == "fresh":
                 raise MissingInputError(
                     "content pool 'fresh' needs a created_at column in the items"
                 )
@@ -121,7 +125,7 @@ class Content(RetrieverBase):
     def _in_pool(self, item: NDArray[np.int64]) -> NDArray[np.bool_]:
         """Whether fitted items belong in the index (embedded, and fresh for pool 'fresh')."""
         keep = self._usable[item]
-        if self.config.pool == "fresh":
+        if self.pool == "fresh":
             keep &= self._created[item] >= self._as_of - self.config.fresh_age_s
         return keep
 
@@ -197,7 +201,7 @@ class Content(RetrieverBase):
             out_rows = rows[hit_pos]
             out_item = hit_item
             out_score = sim * weight[hit_pos] / total[out_rows]
-        if cfg.pool == "fresh":
+        if self.pool == "fresh":
             fresh = self._created[out_item] >= queries.timestamp[out_rows] - cfg.fresh_age_s
             out_rows, out_item, out_score = out_rows[fresh], out_item[fresh], out_score[fresh]
         scores = sp.csr_matrix(
@@ -269,6 +273,7 @@ class Content(RetrieverBase):
             "embeddings": emb,
             "created_at": self._created,
             "as_of": np.array([self._as_of], dtype=np.int64),
+            "pool": np.array([self.pool]),
         }
         out.update({f"encoder.{key}": value for key, value in self.encoder.state().items()})
         out.update({f"index.{key}": value for key, value in index.state().items()})
@@ -284,6 +289,8 @@ class Content(RetrieverBase):
                 sub[head][rest] = value
         model.encoder = TextEncoder.from_state(config.encoder, sub["encoder"])
         model._as_of = int(state["as_of"][0])
+        # Saved before "auto" existed: the config's pool was the fitted one.
+        model.pool = str(state["pool"][0]) if "pool" in state else config.pool
         model._set_embeddings(
             np.asarray(state["embeddings"], dtype=np.float32),
             np.asarray(state["created_at"], dtype=np.int64),

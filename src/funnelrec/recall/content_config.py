@@ -38,10 +38,11 @@ class ContentConfig(RetrieverConfig):
         description="'mean': one search with the weighted mean vector; 'sum': one search per "
         "history item, similarities summed with the recency weights.",
     )
-    pool: Literal["all", "fresh"] = Field(
-        "all",
+    pool: Literal["auto", "all", "fresh"] = Field(
+        "auto",
         description="Candidates: every embedded item, or only items created within "
-        "fresh_age_s before the query time (and items ingested after training).",
+        "fresh_age_s before the query time (and items ingested after training); auto = fresh "
+        "when the items have a created_at column, all otherwise (decided at fit).",
     )
     fresh_age_s: float = Field(7 * 86_400.0, gt=0, description="pool='fresh': maximum age.")
 

@@ -201,3 +201,18 @@ def test_fresh_pool_recalls_only_recent_and_ingested_items() -> None:
     np.testing.assert_array_equal(
         restored.retrieve(queries).item_idx, model.retrieve(queries).item_idx
     )
+
+
+def test_auto_pool_follows_the_items_columns() -> None:
+    """Items without created_at: every item is a candidate (the channel is not skipped);
+    with created_at: only fresh items, as the funnel's new-item path wants."""
+    data = _data()  # its items table has no created_at
+    auto = CFG.model_copy(update={"pool": "auto"})
+    channel = Content(auto).fit(data)
+    assert channel.pool == "all"
+    assert (channel.retrieve(_queries(data, [1])).item_idx >= 0).any()
+    assert Content.from_state(auto, channel.state()).pool == "all"
+    assert data.items is not None
+    dated_items = data.items.drop("item_idx").with_columns(pl.lit(50).alias("created_at"))
+    dated = Dataset.build(data.interactions.drop("user_idx", "item_idx"), dated_items, as_of=100)
+    assert Content(auto).fit(dated).pool == "fresh"
