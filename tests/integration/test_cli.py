@@ -49,9 +49,11 @@ def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
 
 def test_run_writes_metrics(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {"itemcf", "content", "demographic", "onboarding", "popular", "merged"} <= set(
-        metrics["recall"]
-    )
+    assert {"itemcf", "content", "demographic", "popular", "merged"} <= set(metrics["recall"])
+    # The simulator gives queries no onboarding tags: that channel is reported as silent,
+    # not as a row of zeros.
+    assert "onboarding" in metrics["silent_channels"]
+    assert "onboarding" not in metrics["recall"]
     for list_name, values in metrics["recall"].items():
         # the re-ranked list is at most rerank.pool (100) long
         for k in KS if list_name != "reranked" else [k for k in KS if k <= 100]:

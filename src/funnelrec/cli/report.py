@@ -159,6 +159,8 @@ def print_report(console: Console, metrics: dict) -> None:
     )
     for name, reason in metrics.get("skipped_channels", {}).items():
         console.print(f"[yellow]channel '{name}' skipped:[/yellow] {reason}")
+    for name, reason in metrics.get("silent_channels", {}).items():
+        console.print(f"[yellow]channel '{name}' silent:[/yellow] {reason}")
     console.print(recall_table(metrics))
     for guard in metrics.get("guards", []):
         console.print(f"guard {guard['stage']}: {guard['reason']}", highlight=False)

@@ -109,10 +109,18 @@ def _base_metrics(
     train: Dataset,
     config: ExperimentConfig,
 ) -> dict[str, Any]:
-    """metrics.json's ``recall``, ``skipped_channels``, ``slices``, ``split`` and ``data``."""
+    """metrics.json's ``recall``, ``skipped_channels``, ``silent_channels``, ``slices``,
+    ``split`` and ``data``. A fitted channel that returned nothing for any query is listed
+    under ``silent_channels`` instead of as a row of zeros (e.g. onboarding without tags)."""
+    silent = {
+        name: "returned no candidate for any evaluation query"
+        for name in recommender.channels
+        if not (lists.lists[name] >= 0).any()
+    }
     return {
-        "recall": lists.metrics,
+        "recall": {n: v for n, v in lists.metrics.items() if n not in silent},
         "skipped_channels": dict(report.skipped),
+        "silent_channels": silent,
         "slices": slice_metrics(
             lists.lists, eval_queries, train.n_items, tuple(sorted(config.eval.ks))
         ),
