@@ -10,12 +10,14 @@ the user's events in the window), so NDCG@k of any order of them is defined:
 * **rerank**: the re-ranked list against the list before it, allowed to give up at most
   ``guards.rerank_max_loss`` of its NDCG for diversity.
 
-The test is a paired bootstrap over queries (both orders are judged on the same queries, so
-per-query difficulty cancels): a stage is bypassed when the upper end of the ``guards.level``
-interval of ``mean(stage - baseline)`` is below zero, i.e. it is worse beyond noise. A stage
-that is merely not better stays (the ranker is also what serves fresh events). Every decision
-with its numbers goes to ``FitReport.guards`` -> metrics.json ``guards``, the train summary
-and the artifact manifest.
+A stage is kept when its mean over the guard queries is at least the baseline's (re-ranker:
+the baseline less the allowed loss): a learned stage must earn its place, the simpler stage
+before it is the default. The paired bootstrap over queries (both orders judged on the same
+queries, so per-query difficulty cancels) gives the ``guards.level`` interval of
+``mean(stage - baseline)``, reported with every decision so that a reader sees how sure it is
+(``worse beyond noise`` when the whole interval is below zero). Every decision with its
+numbers goes to ``FitReport.guards`` -> metrics.json ``guards``, the train summary and the
+artifact manifest.
 """
 
 from __future__ import annotations
@@ -91,8 +93,12 @@ def judge(
     interval = paired_difference(
         values, target, rng, n_boot=config.guards.n_boot, level=config.guards.level
     )
-    kept = bool(not interval.high < 0)
+    kept = bool(interval.mean >= 0)
     verdict = "kept" if kept else "bypassed"
+    if interval.high < 0:
+        verdict += " (worse beyond noise)"
+    elif not kept:
+        verdict += " (not better: no evidence it helps)"
     allowance = f" less the allowed {allowed_loss:.0%}" if allowed_loss else ""
     reason = (
         f"{verdict}: {metric} {values.mean():.4f} vs {baseline}{allowance} "
