@@ -26,7 +26,7 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
-from funnelrec.recall.merge import MergeConfig, merge_channels
+from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
 from funnelrec.rerank.base import ItemSide, ListReranker, Reranker
 from funnelrec.schema import CANDIDATES, RANKED, check_schema
 
@@ -263,8 +263,9 @@ class Funnel:
         results, candidates, timings = self.candidates(queries, context=context)
         scored = None
         if self.ranker is None or not context.use_ranker:
+            relevance = merge_relevance(pl.col("merged_rank"), self.merge_config.rrf_k)
             ordered = candidates.with_columns(
-                pl.col("recall_score").alias("score"), pl.col("merged_rank").alias("rank")
+                relevance.cast(pl.Float32).alias("score"), pl.col("merged_rank").alias("rank")
             )
         else:
             start = time.perf_counter()

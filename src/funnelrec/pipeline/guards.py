@@ -36,6 +36,7 @@ from funnelrec.metrics.rank import ndcg_per_group
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import FusionConfig, fuse
+from funnelrec.recall.merge import merge_relevance
 from funnelrec.rerank.base import ListReranker
 
 logger = logging.getLogger(__name__)
@@ -230,7 +231,9 @@ def _rerank_guard(
         return _skip("rerank", "no diversifying re-ranker (rules only)")
     k = config.guards.k
     frame = part.frame.select("query_id", "item_idx", "merged_rank", "source")
-    order = -frame["merged_rank"].to_numpy().astype(np.float64) if scores is None else scores
+    merged_rank = frame["merged_rank"].to_numpy().astype(np.float64)
+    # What the funnel hands the re-ranker: the ranker's scores, else the merge relevance.
+    order = merge_relevance(merged_rank, funnel.merge_config.rrf_k) if scores is None else scores
     ordered = frame.with_columns(pl.Series("score", order, dtype=pl.Float32)).with_columns(
         pl.col("score")
         .rank("ordinal", descending=True)

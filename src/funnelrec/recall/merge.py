@@ -11,7 +11,7 @@ which later stages and the per-channel report use.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, TypeVar
 
 import numba
 import numpy as np
@@ -281,6 +281,23 @@ def merge_channels(
     return frame.join(lookup, on="_mask", how="left", maintain_order="left").select(
         "query_id", "item_idx", "source", "source_rank", "recall_score", "sources", "merged_rank"
     )
+
+
+RankLike = TypeVar("RankLike", pl.Expr, np.ndarray)
+
+
+def merge_relevance(merged_rank: RankLike, rrf_k: int) -> RankLike:
+    """The score of a candidate when nothing ranks it: ``1 / (rrf_k + merged_rank)``, the
+    reciprocal-rank scale of the merge itself. Channel scores (``recall_score``) live on
+    different scales per channel, so they cannot order or weigh a merged list; this is
+    monotone in the merge order and decays like RRF, which is what a re-ranker's relevance
+    needs.
+
+    Example:
+        >>> merge_relevance(np.array([1, 2]), 60).round(5).tolist()
+        [0.01639, 0.01613]
+    """
+    return 1.0 / (rrf_k + merged_rank)
 
 
 def candidates_to_matrix(
