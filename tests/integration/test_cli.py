@@ -35,6 +35,24 @@ def run_dir(sim_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+def test_a_channel_that_serves_nobody_is_reported_silent(sim_dir: Path, tmp_path: Path) -> None:
+    """Without onboarding tags the onboarding channel returns nothing: reported as silent,
+    not as a row of zeros."""
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("interactions", "items"):
+        (data / f"{name}.parquet").write_bytes((sim_dir / f"{name}.parquet").read_bytes())
+    pl.read_parquet(sim_dir / "users.parquet").drop("tags").write_parquet(data / "users.parquet")
+    fast = ["--set", "rank.enabled=false", "--set", "recall.channels.two_tower.train.epochs=1"]
+    args = ["run", "--data", str(data), "--out", str(tmp_path / "out"), *fast]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert "onboarding" in metrics["silent_channels"]
+    assert "onboarding" not in metrics["recall"]
+    assert "channel 'onboarding' silent" in result.output
+
+
 def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
     fast = ["--set", "recall.channels.two_tower.train.epochs=1", "--set", "eval.max_queries=200"]
     result = runner.invoke(app, ["run", "--data", str(sim_dir), "--out", str(tmp_path), *fast])
@@ -49,11 +67,12 @@ def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
 
 def test_run_writes_metrics(run_dir: Path) -> None:
     metrics = json.loads((run_dir / "metrics.json").read_text())
-    assert {"itemcf", "content", "demographic", "popular", "merged"} <= set(metrics["recall"])
-    # The simulator gives queries no onboarding tags: that channel is reported as silent,
-    # not as a row of zeros.
-    assert "onboarding" in metrics["silent_channels"]
-    assert "onboarding" not in metrics["recall"]
+    assert {"itemcf", "content", "demographic", "onboarding", "popular", "merged"} <= set(
+        metrics["recall"]
+    )
+    assert metrics["silent_channels"] == {}
+    # The simulator's users chose onboarding tags: the channel recalls something.
+    assert metrics["recall"]["onboarding"]["recall@200"] > 0
     for list_name, values in metrics["recall"].items():
         # the re-ranked list is at most rerank.pool (100) long
         for k in KS if list_name != "reranked" else [k for k in KS if k <= 100]:

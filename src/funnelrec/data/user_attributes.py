@@ -76,3 +76,22 @@ class UserAttributeEncoder:
         columns = tuple(str(c) for c in state["columns"])
         vocabs = tuple(Vocabulary(pl.Series("id", state[f"vocab_{c}"].tolist())) for c in columns)
         return cls(columns, vocabs)
+
+
+TAG_SEPARATOR = "|"
+
+
+def tag_lists(users: pl.DataFrame) -> list[list[str]] | None:
+    """The ``tags`` column (onboarding categories, ``|``-separated) as one list per row, or
+    None when the table has no such column.
+
+    Example:
+        >>> tag_lists(pl.DataFrame({"tags": ["a|b", None, " c "]}))
+        [['a', 'b'], [], ['c']]
+    """
+    if "tags" not in users.columns:
+        return None
+    return [
+        [t.strip() for t in (text or "").split(TAG_SEPARATOR) if t.strip()]
+        for text in users["tags"].cast(pl.String).to_list()
+    ]

@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split
+from funnelrec.data.user_attributes import tag_lists
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Queries
 
@@ -87,7 +88,10 @@ def build_eval_queries(
             maintain_order="left",
         )
     queries = recommender.queries(
-        per_user["user_id"], per_user["query_ts"].to_numpy(), attributes=attributes
+        per_user["user_id"],
+        per_user["query_ts"].to_numpy(),
+        attributes=attributes,
+        tags=None if attributes is None else tag_lists(attributes),  # onboarding choices
     )
     mask_ptr = mask_idx = None
     if split.masked is not None:

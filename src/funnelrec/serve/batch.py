@@ -6,6 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
+from funnelrec.data.user_attributes import tag_lists
 from funnelrec.errors import DataError
 from funnelrec.pipeline.persist import load_recommender
 
@@ -42,15 +43,6 @@ def read_users(path: Path) -> pl.DataFrame:
     return frame
 
 
-def _tags(frame: pl.DataFrame) -> list[list[str]] | None:
-    if "tags" not in frame.columns:
-        return None
-    return [
-        [t.strip() for t in (text or "").split("|") if t.strip()]
-        for text in frame["tags"].cast(pl.String).to_list()
-    ]
-
-
 def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.DataFrame:
     """Write ``user_id,item_id,rank,score,source`` for every user in ``users_file``.
 
@@ -62,7 +54,7 @@ def recommend_file(artifacts: Path, users_file: Path, k: int, out: Path) -> pl.D
         raise DataError(f"--k must be positive, got {k}")
     recommender = load_recommender(artifacts)
     users = read_users(users_file)
-    ranked = recommender.recommend(users["user_id"], k, attributes=users, tags=_tags(users))
+    ranked = recommender.recommend(users["user_id"], k, attributes=users, tags=tag_lists(users))
     out_frame = ranked.with_columns(pl.col("item_id").cast(pl.String))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
     out_frame.write_csv(out)

@@ -62,6 +62,7 @@ def test_tables_pass_schema_with_exact_dtypes(data: SimulatedData) -> None:
             "gender": pl.String,
             "region": pl.String,
             "signup_at": pl.Int64,
+            "tags": pl.String,
         }
     )
     assert data.interactions.null_count().sum_horizontal().item() == 0
@@ -307,3 +308,19 @@ def test_item_arrival_patterns(arrival: str) -> None:
         assert (arrived >= half).sum() > (arrived < half).sum()
     joined = data.interactions.join(data.items, on="item_id")
     assert (joined["timestamp"] >= joined["created_at"]).all()
+
+
+def test_onboarding_tags_follow_true_interests() -> None:
+    """Users tick their real interests far more often than chance (2 of C categories), and
+    the simulated users table carries the tags."""
+    from funnelrec.data.simulator.core import onboarding_tags
+
+    config = SimulatorConfig.for_interactions(20_000, seed=3)
+    interest = np.random.default_rng(3).dirichlet(np.full(12, 0.2), size=2_000)
+    tags = onboarding_tags(config, interest)
+    top = interest.argmax(axis=1)
+    hit = np.mean([f"c{t:02d}" in row.split("|") for t, row in zip(top, tags, strict=True)])
+    assert hit > 0.6 > 2 / 12
+    assert tags == onboarding_tags(config, interest)  # deterministic per seed
+    users = simulate(config).users
+    assert users["tags"].str.split("|").list.len().to_list() == [2] * users.height

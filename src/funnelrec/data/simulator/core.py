@@ -45,7 +45,8 @@ class SimulatedData:
         items: ``item_id`` (Int64), ``category`` (String, ``c07``), ``created_at`` (Int64),
             ``title`` (String).
         users: ``user_id`` (Int64), ``age`` (Int32 bucket lower bound), ``gender`` (String),
-            ``region`` (String, ``r03``), ``signup_at`` (Int64).
+            ``region`` (String, ``r03``), ``signup_at`` (Int64), ``tags`` (String: two
+            onboarding categories, ``c03|c07``, drawn from the user's interests).
     """
 
     interactions: pl.DataFrame
@@ -188,8 +189,34 @@ def _users_table(config: SimulatorConfig, population: Population) -> pl.DataFram
             "gender": pl.Series("gender", GENDERS, dtype=pl.String).gather(population.gender),
             "region": regions.gather(population.region),
             "signup_at": population.signup_at,
+            "tags": onboarding_tags(config, population.interest),
         }
     )
+
+
+ONBOARDING_TAGS = 2
+ONBOARDING_NOISE = 0.3
+"""Each user picks this many categories at sign-up, from their true interests mixed with this
+share of uniform noise (people tick boxes loosely)."""
+
+
+def onboarding_tags(config: SimulatorConfig, interest: np.ndarray) -> list[str]:
+    """``|``-joined onboarding categories per user ``[U]``, drawn without replacement from
+    ``(1 - noise) * interest + noise * uniform`` (Gumbel top-k). A stream of its own, so the
+    rest of the simulation is the same with or without it.
+
+    Example:
+        >>> cfg = SimulatorConfig.for_interactions(10_000, seed=0)
+        >>> [len(t.split("|")) for t in onboarding_tags(cfg, np.eye(3)[[0, 2]])]
+        [2, 2]
+    """
+    rng = np.random.default_rng([config.seed, 0x7A65])
+    n_cats = interest.shape[1]
+    mix = (1.0 - ONBOARDING_NOISE) * interest + ONBOARDING_NOISE / n_cats
+    keys = np.log(mix) + rng.gumbel(size=mix.shape)
+    picks = np.argsort(-keys, axis=1)[:, : min(ONBOARDING_TAGS, n_cats)]
+    names = np.array(category_names(n_cats), dtype=object)
+    return ["|".join(row) for row in names[picks]]
 
 
 def simulate(config: SimulatorConfig) -> SimulatedData:
