@@ -31,6 +31,7 @@ import polars as pl
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.events import positive_expr
+from funnelrec.data.user_attributes import tag_lists
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
@@ -179,7 +180,24 @@ def recall_window(
             "no user acted in the ranking window (the last "
             f"{config.rank.samples.window_fraction:.0%} of the training span)"
         )
-    return RecallWindow(funnel, funnel.queries(active, start), active, events, start)
+    return RecallWindow(
+        funnel, funnel.queries(active, start, tags=_user_tags(train, active)), active, events, start
+    )
+
+
+def _user_tags(train: Dataset, users: pl.Series) -> list[list[str]] | None:
+    """The onboarding tags of ``users`` from the users table (None without a tags column),
+    so the window's queries carry what serving requests carry."""
+    if train.users is None or "tags" not in train.users.columns:
+        return None
+    table = train.users.select("user_id", "tags")
+    rows = pl.DataFrame({"user_id": users}).join(
+        table.with_columns(pl.col("user_id").cast(users.dtype, strict=False)),
+        on="user_id",
+        how="left",
+        maintain_order="left",
+    )
+    return tag_lists(rows)
 
 
 def build_rank_data(
