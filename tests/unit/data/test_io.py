@@ -9,25 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from funnelrec.data.io import RawTables, load_dataset_dir, read_table, write_tables
+from funnelrec.data.io import RawTables, load_dataset_dir, write_tables
 from funnelrec.errors import DataError
-from funnelrec.schema import INTERACTIONS, TableSpec
-
-HEADER = "user_id,item_id,timestamp"
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def read_error(path: Path, spec: TableSpec = INTERACTIONS) -> DataError:
-    with pytest.raises(DataError) as info:
-        read_table(path, spec)
-    return info.value
+from support.tables import HEADER, read_error, write
 
 
 def test_missing_file(tmp_path: Path) -> None:

@@ -10,23 +10,8 @@ import pytest
 from funnelrec.data.io import read_table
 from funnelrec.data.parse import parse_timestamp
 from funnelrec.errors import DataError
-from funnelrec.schema import INTERACTIONS, ITEMS, USERS, TableSpec
-
-HEADER = "user_id,item_id,timestamp"
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def read_error(path: Path, spec: TableSpec = INTERACTIONS) -> DataError:
-    with pytest.raises(DataError) as info:
-        read_table(path, spec)
-    return info.value
+from funnelrec.schema import INTERACTIONS, ITEMS, USERS
+from support.tables import HEADER, read_error, write
 
 
 def test_parquet_typed_columns(tmp_path: Path) -> None:

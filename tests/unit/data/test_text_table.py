@@ -4,28 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from funnelrec.data.io import read_table
 from funnelrec.data.text_table import read_text_table
-from funnelrec.errors import DataError
-from funnelrec.schema import INTERACTIONS, TableSpec
-
-HEADER = "user_id,item_id,timestamp"
-
-
-def write(path: Path, text: str | bytes) -> Path:
-    if isinstance(text, bytes):
-        path.write_bytes(text)
-    else:
-        path.write_text(text, encoding="utf-8")
-    return path
-
-
-def read_error(path: Path, spec: TableSpec = INTERACTIONS) -> DataError:
-    with pytest.raises(DataError) as info:
-        read_table(path, spec)
-    return info.value
+from funnelrec.schema import INTERACTIONS
+from support.tables import HEADER, read_error, write
 
 
 def test_bom_and_crlf(tmp_path: Path) -> None:
