@@ -115,7 +115,7 @@ class Funnel:
         self.rank_log: pl.DataFrame | None = None
         self.fit_report: FitReport | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
-        self.merge_config = config.recall.merge
+        self.merge_config: MergeConfig
         self.use_merge(config.recall.merge)
 
     def use_merge(self, merge: MergeConfig) -> None:

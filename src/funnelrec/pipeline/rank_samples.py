@@ -105,11 +105,12 @@ def take_queries(
 
 
 def split_valid(samples: pl.DataFrame, fraction: float) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The latest ``fraction`` of queries (by time, then id) become validation."""
+    """The latest ``fraction`` of queries (by time, then id) become validation (none when
+    ``fraction`` is 0)."""
     queries = (
         samples.group_by("query_id").agg(pl.col("timestamp").min()).sort("timestamp", "query_id")
     )
-    n_valid = max(1, round(queries.height * fraction)) if queries.height > 1 else 0
+    n_valid = max(1, round(queries.height * fraction)) if queries.height > 1 and fraction else 0
     valid_ids = queries["query_id"].tail(n_valid)
     is_valid = pl.col("query_id").is_in(valid_ids.implode())
     return samples.filter(~is_valid), samples.filter(is_valid)
@@ -242,8 +243,6 @@ def _split_samples(
     """Guard (latest), then validation (latest of the rest), then training samples."""
     rank = config.rank
     rest, guard = split_valid(samples, rank.samples.guard_fraction)
-    if rank.samples.guard_fraction == 0:
-        rest, guard = samples, samples.clear()
     rest = take_queries(rest, rank.samples.max_train_samples, rng)
     guard = take_queries(guard, rank.samples.max_train_samples, rng)
     fit_part, valid_part = split_valid(rest, rank.samples.valid_fraction)

@@ -93,11 +93,6 @@ class Served:
     fallback: bool = False
 
 
-def positive_mask(recommender: Funnel, events: Sequence[str]) -> np.ndarray:
-    """Which events count as positives (the artifact's ``data.positive_events`` rule)."""
-    return is_positive(events, recommender.config.data.positive_events)
-
-
 def event_frames(
     recommender: Funnel,
     user_idx: int,
