@@ -129,6 +129,13 @@ class KeyedEvents:
         t = self.codes[idx] & TIME_MASK if len(self) else np.zeros_like(idx)
         return np.where(has, t, 0), has
 
+    def first_time(self, q: Query) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        """``([N] relative time of the first event of the key, [N] whether there is one)``."""
+        has = q.end > q.start
+        idx = np.minimum(q.start, max(len(self) - 1, 0))
+        t = self.codes[idx] & TIME_MASK if len(self) else np.zeros_like(idx)
+        return np.where(has, t, 0), has
+
     def last_positions(
         self, q: Query, length: int
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:

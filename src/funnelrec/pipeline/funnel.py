@@ -26,6 +26,7 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
+from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
 from funnelrec.rerank.base import ItemSide, ListReranker, Reranker
 from funnelrec.schema import CANDIDATES, RANKED, check_schema
@@ -313,15 +314,29 @@ class Funnel:
         return results, timings
 
     def candidates(
-        self, queries: Queries, *, context: RequestContext | None = None
+        self,
+        queries: Queries,
+        *,
+        context: RequestContext | None = None,
+        evidence: bool | None = None,
     ) -> tuple[dict[str, ChannelResult], pl.DataFrame, dict[str, float]]:
         """The recall half of the funnel: every channel's result, the merged Candidates table
-        and the stage timings (what ranking samples are built from, without ranking)."""
+        and the stage timings (what ranking samples are built from, without ranking).
+
+        ``evidence`` adds the recall-evidence columns the ranker reads
+        (:mod:`funnelrec.recall.evidence`); default: when a ranker is set and
+        ``rank.features.recall_evidence`` is on."""
         results, timings = self.retrieve(queries, context=context)
         start = time.perf_counter()
         candidates = merge_channels(list(results.values()), queries.query_id, self.merge_config)
         check_schema(candidates, CANDIDATES, source="merge")  # the recall -> rank boundary
         timings["merge"] = time.perf_counter() - start
+        if evidence is None:
+            evidence = self.ranker is not None and self.config.rank.features.recall_evidence
+        if evidence:
+            start = time.perf_counter()
+            candidates = add_evidence(candidates, results, queries, self.channels)
+            timings["evidence"] = time.perf_counter() - start
         return results, candidates, timings
 
     def item_side(self) -> ItemSide:

@@ -272,7 +272,11 @@ def _recall_samples(
     """The window's merged candidates labelled by the users' window events."""
     recall, queries = window.funnel, window.queries
     candidates = merged_candidates(
-        recall, queries, config.rank.serve.score_k, config.eval.batch_size
+        recall,
+        queries,
+        config.rank.serve.score_k,
+        config.eval.batch_size,
+        evidence=config.rank.features.recall_evidence,
     )
     # Candidate item_idx are in the earlier vocabulary: map them to the training one.
     item_ids = recall.item_vocab.decode(candidates["item_idx"].to_numpy())
@@ -290,13 +294,13 @@ def _recall_samples(
 
 
 def merged_candidates(
-    recommender: Funnel, queries: Queries, k: int, batch_size: int
+    recommender: Funnel, queries: Queries, k: int, batch_size: int, *, evidence: bool = False
 ) -> pl.DataFrame:
     """Merged candidates (recall order) of ``queries``, at most ``k`` per query: recall and
-    merge only, in batches."""
+    merge only, in batches; ``evidence`` adds the recall-evidence columns."""
     parts = []
     for start in range(0, len(queries), batch_size):
         batch = queries.take(np.arange(start, min(start + batch_size, len(queries))))
-        merged = recommender.candidates(batch)[1]
+        merged = recommender.candidates(batch, evidence=evidence)[1]
         parts.append(merged.filter(pl.col("merged_rank") <= k))
     return pl.concat(parts)

@@ -42,6 +42,13 @@ class PointInTimeConfig(BaseModel):
         365 * DAY_S, gt=0, description="Recency is capped here; also the value with no event."
     )
     clip: float = Field(10.0, gt=0, description="Standardised dense values are clipped to +-clip.")
+    recall_evidence: bool = Field(
+        True,
+        description="Read the recall stage's evidence about each candidate (every channel's "
+        "rank and score, item-item and embedding similarity to the user's recent items, how "
+        "many channels returned it, its merged position) as dense features. Without it the "
+        "ranker sees none of what recall knew.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -95,11 +102,14 @@ def dense_feature_names(
     names: list[str] = []
     for side in ("u", "i"):
         names += [f"{side}_pos_{w}" for w in win] + [f"{side}_pos_all", f"{side}_recency"]
+        if side == "i":
+            names += ["i_first_age", "i_trend"]
         if impressions:
             names += [f"{side}_imp_all", f"{side}_ctr"]
     if created_at:
         names.append("i_age")
-    names += [f"uc_pos_{w}" for w in win] + ["uc_pos_all", "uc_share", "ui_pos_all"]
+    names += [f"uc_pos_{w}" for w in win] + ["uc_pos_all", "uc_recency", "uc_share"]
+    names += ["ui_pos_all"]
     if impressions:
         names.append("ui_imp_all")
     return tuple(names)

@@ -7,6 +7,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.features.pit.config import PointInTimeConfig, dense_feature_names
+from funnelrec.features.pit.evidence import evidence_block
 from funnelrec.features.pit.item_stats import item_age_column, item_columns
 from funnelrec.features.pit.prepared import PreparedLog
 from funnelrec.features.pit.state import FittedState
@@ -25,7 +26,8 @@ def assemble_dense(
     log: pl.DataFrame,
     prepared: PreparedLog | None = None,
 ) -> NDArray[np.float64]:
-    """``[N, D]`` unstandardised dense features (names: :func:`dense_feature_names`).
+    """``[N, D]`` unstandardised dense features (names: :func:`dense_feature_names`, then the
+    fitted recall-evidence columns).
 
     Counts are ``log1p(count)``, recency and age ``log1p(seconds)``, CTR and share raw.
 
@@ -46,7 +48,7 @@ def assemble_dense(
             impressions=state.has_impressions,
             created_at=state.item_created_at is not None,
         )
-        return np.zeros((0, len(names)))
+        return np.zeros((0, len(names) + len(state.evidence)))
     x = StatInputs.build(config, state, samples, log, prepared)
     cols, user_positives = user_columns(x)
     cols += item_columns(x)
@@ -54,4 +56,5 @@ def assemble_dense(
         cols.append(item_age_column(x, state.item_created_at))
     cols += user_category_columns(x, user_positives)
     cols += user_item_columns(x)
+    cols += evidence_block(samples, state.evidence)
     return np.column_stack(cols).astype(np.float64)

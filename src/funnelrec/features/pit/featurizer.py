@@ -21,6 +21,7 @@ from funnelrec.features.pit.config import (
     dense_feature_names,
 )
 from funnelrec.features.pit.dense import assemble_dense
+from funnelrec.features.pit.evidence import evidence_columns
 from funnelrec.features.pit.log import relevant_events, require_columns
 from funnelrec.features.pit.prepared import PreparedLog, prepare_log
 from funnelrec.features.pit.sequences import sequences
@@ -91,6 +92,7 @@ class PointInTimeFeatures:
             positive_events=data.positive_events,
             dense_mean=np.zeros(0),
             dense_std=np.ones(0),
+            evidence=evidence_columns(samples) if self.config.recall_evidence else (),
         )
         raw = assemble_dense(self.config, base, samples, log)
         mean = raw.mean(axis=0)
@@ -136,9 +138,10 @@ class PointInTimeFeatures:
     @property
     def dense_names(self) -> tuple[str, ...]:
         f = self._state
-        return dense_feature_names(
+        names = dense_feature_names(
             self.config, impressions=f.has_impressions, created_at=f.item_created_at is not None
         )
+        return names + f.evidence
 
     def transform(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> RankFeatures:
         """Features of ``samples`` from the events of ``log`` strictly before each sample.

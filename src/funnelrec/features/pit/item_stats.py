@@ -11,7 +11,8 @@ from funnelrec.features.sequence import KeyedEvents
 
 
 def item_columns(x: StatInputs) -> list[Column]:
-    """``i_pos_<w>``, ``i_pos_all``, ``i_recency`` (+ ``i_imp_all``, ``i_ctr``)."""
+    """``i_pos_<w>``, ``i_pos_all``, ``i_recency``, ``i_first_age``, ``i_trend`` (+
+    ``i_imp_all``, ``i_ctr``)."""
 
     def events(kind: str) -> KeyedEvents | MergedEvents:
         prepared = x.prepared
@@ -25,7 +26,7 @@ def item_columns(x: StatInputs) -> list[Column]:
         extra = KeyedEvents.build(x.l_item[start:], x.l_t[start:], x.flags[kind][start:])
         return MergedEvents(prepared.item_events[kind], extra)
 
-    cols, _ = side_columns(x, x.item, events)
+    cols, _ = side_columns(x, x.item, events, lifetime=True)
     return cols
 
 

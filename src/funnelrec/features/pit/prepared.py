@@ -35,6 +35,12 @@ class MergedEvents:
         t_extra, has_extra = self.extra.last_time(q[1])
         return np.maximum(t_base, t_extra), has_base | has_extra
 
+    def first_time(self, q: tuple[Query, Query]) -> tuple[NDArray[np.int64], NDArray[np.bool_]]:
+        t_base, has_base = self.base.first_time(q[0])
+        t_extra, has_extra = self.extra.first_time(q[1])
+        first = np.where(has_base & has_extra, np.minimum(t_base, t_extra), t_base + t_extra)
+        return first, has_base | has_extra
+
 
 @dataclass(frozen=True)
 class PreparedLog:

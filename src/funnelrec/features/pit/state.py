@@ -26,6 +26,8 @@ class FittedState:
         positive_events: the Dataset's positive rule (None = every event but impression).
         dense_mean: ``[D]`` float64 standardisation mean.
         dense_std: ``[D]`` float64 standardisation std (> 0).
+        evidence: the recall-evidence sample columns read as the last dense features
+            (:mod:`funnelrec.features.pit.evidence`); empty when the training samples had none.
     """
 
     item_category: NDArray[np.int32]
@@ -41,6 +43,7 @@ class FittedState:
     positive_events: tuple[str, ...] | None
     dense_mean: NDArray[np.float64]
     dense_std: NDArray[np.float64]
+    evidence: tuple[str, ...] = ()
 
     @property
     def n_items(self) -> int:
@@ -72,6 +75,8 @@ class FittedState:
             "dense_mean": self.dense_mean,
             "dense_std": self.dense_std,
         }
+        if self.evidence:
+            out["evidence"] = np.array(self.evidence, dtype=np.str_)
         if self.item_created_at is not None:
             out["item_created_at"] = self.item_created_at
         if self.positive_events is not None:
@@ -103,4 +108,5 @@ class FittedState:
             ),
             dense_mean=np.asarray(state["dense_mean"], dtype=np.float64),
             dense_std=np.asarray(state["dense_std"], dtype=np.float64),
+            evidence=tuple(str(e) for e in state.get("evidence", ())),
         )

@@ -35,6 +35,8 @@ class EventCounter(Protocol[Q]):
 
     def last_time(self, q: Q) -> tuple[NDArray[np.int64], NDArray[np.bool_]]: ...
 
+    def first_time(self, q: Q) -> tuple[NDArray[np.int64], NDArray[np.bool_]]: ...
+
 
 @dataclass(frozen=True)
 class StatInputs:
@@ -117,16 +119,34 @@ def ctr_columns(
     return [np.log1p(n_imp), np.minimum(ctr, 1.0)]
 
 
+def lifetime_columns(x: StatInputs, ev: EventCounter[Q], q: Q) -> list[Column]:
+    """``log1p`` seconds since the key's first event (capped like recency: how long the item
+    has been around when no ``created_at`` says so) and its trend: events in the shortest
+    window over events in the longest (rising items near 1, fading ones near 0)."""
+    cfg = x.config
+    cap = float(cfg.recency_cap_s)
+    first, has = ev.first_time(q)
+    age = np.log1p(np.where(has, np.minimum(x.s_t - first, cap), cap))
+    short = ev.count_since(q, x.s_t - min(cfg.windows_s))
+    long = ev.count_since(q, x.s_t - max(cfg.windows_s))
+    return [age, short / np.maximum(long, 1)]
+
+
 def side_columns(
-    x: StatInputs, key: NDArray[np.int64], events: Callable[[str], EventCounter[Any]]
+    x: StatInputs,
+    key: NDArray[np.int64],
+    events: Callable[[str], EventCounter[Any]],
+    *,
+    lifetime: bool = False,
 ) -> tuple[list[Column], NDArray[np.int64]]:
-    """One side's (user's or item's) columns: positives per window and all time, recency, and
-    with impressions, impressions and CTR.
+    """One side's (user's or item's) columns: positives per window and all time, recency,
+    (``lifetime``) first-event age and trend, and with impressions, impressions and CTR.
 
     Args:
         x: the inputs.
         key: ``[N]`` the samples' keys on this side.
         events: flag kind (``"pos"``, ``"ctr"``, ``"imp"``) -> lookups of that side's events.
+        lifetime: add :func:`lifetime_columns`.
 
     Returns:
         The columns and ``[N]`` all-time positives of each sample's key.
@@ -134,6 +154,8 @@ def side_columns(
     pos = events("pos")
     q = pos.query(key, x.s_t)
     cols = window_columns(x, pos, q, recency=True)
+    if lifetime:
+        cols += lifetime_columns(x, pos, q)
     if x.state.has_impressions:
         cols += ctr_columns(x, events("ctr"), events("imp"), key)
     return cols, pos.count_before(q)

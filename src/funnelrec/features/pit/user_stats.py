@@ -21,8 +21,9 @@ def user_columns(x: StatInputs) -> tuple[list[Column], NDArray[np.int64]]:
 
 
 def user_category_columns(x: StatInputs, user_positives: NDArray[np.int64]) -> list[Column]:
-    """``uc_pos_<w>``, ``uc_pos_all`` and ``uc_share``: the user's positives on items of the
-    target item's category, and their share of the user's positives."""
+    """``uc_pos_<w>``, ``uc_pos_all``, ``uc_recency`` and ``uc_share``: the user's positives
+    on items of the target item's category, the time since the last one, and their share of
+    the user's positives."""
     state = x.state
     s_cat = state.category_of(x.item)
     l_cat = state.category_of(x.l_item)
@@ -35,7 +36,7 @@ def user_category_columns(x: StatInputs, user_positives: NDArray[np.int64]) -> l
     )
     uc = KeyedEvents.build(l_rank, x.l_t)
     q = uc.query(s_rank, x.s_t)
-    cols = window_columns(x, uc, q, recency=False)
+    cols = window_columns(x, uc, q, recency=True)
     n_uc = uc.count_before(q)
     cols.append(np.where(user_positives > 0, n_uc / np.maximum(user_positives, 1), 0.0))
     return cols

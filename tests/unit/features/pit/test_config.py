@@ -21,8 +21,8 @@ def test_dense_feature_names_follow_windows_and_data() -> None:
     bare = dense_feature_names(cfg, impressions=False, created_at=False)
     assert bare == (
         "u_pos_90s", "u_pos_2h", "u_pos_all", "u_recency",
-        "i_pos_90s", "i_pos_2h", "i_pos_all", "i_recency",
-        "uc_pos_90s", "uc_pos_2h", "uc_pos_all", "uc_share", "ui_pos_all",
+        "i_pos_90s", "i_pos_2h", "i_pos_all", "i_recency", "i_first_age", "i_trend",
+        "uc_pos_90s", "uc_pos_2h", "uc_pos_all", "uc_recency", "uc_share", "ui_pos_all",
     )  # fmt: skip
     full = dense_feature_names(cfg, impressions=True, created_at=True)
     assert set(full) - set(bare) == {

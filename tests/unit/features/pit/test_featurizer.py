@@ -140,8 +140,17 @@ def test_brute_force_oracle_on_a_random_log() -> None:
             assert raw[r, names[f"u_pos_{label}"]] == pytest.approx(math.log1p(n_win))
         item_rows = before.filter(pl.col("item_idx") == i)
         assert raw[r, names["i_pos_all"]] == pytest.approx(math.log1p(item_rows.height))
-        n_uc = mine.filter(pl.col("cat") == cats[i]).height
-        assert raw[r, names["uc_pos_all"]] == pytest.approx(math.log1p(n_uc))
+        if item_rows.height:
+            first = item_rows["timestamp"].min()
+            assert raw[r, names["i_first_age"]] == pytest.approx(math.log1p(t - first))
+            n_day = item_rows.filter(pl.col("timestamp") >= t - DAY).height
+            n_month = item_rows.filter(pl.col("timestamp") >= t - 30 * DAY).height
+            assert raw[r, names["i_trend"]] == pytest.approx(n_day / max(n_month, 1))
+        mine_uc = mine.filter(pl.col("cat") == cats[i])
+        assert raw[r, names["uc_pos_all"]] == pytest.approx(math.log1p(mine_uc.height))
+        if mine_uc.height:
+            last_uc = mine_uc["timestamp"].max()
+            assert raw[r, names["uc_recency"]] == pytest.approx(math.log1p(t - last_uc))
         imps = log.filter(
             (pl.col("timestamp") < t) & (pl.col("user_idx") == u) & (pl.col("item_idx") == i)
         )

@@ -1,0 +1,38 @@
+"""The reading side of recall evidence: the ``ev_*`` sample columns the recall stage writes
+(:mod:`funnelrec.recall.evidence`) become dense ranking features.
+
+Which columns a ranker reads is fixed when its featurizer is fitted (the training samples'
+``ev_*`` columns), so a request whose candidates lack one (a channel skipped at serving time)
+gets 0 there, the value the column takes when a channel did not return the item.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+from numpy.typing import NDArray
+
+EVIDENCE_PREFIX = "ev_"
+
+
+def evidence_columns(frame: pl.DataFrame) -> tuple[str, ...]:
+    """The numeric ``ev_*`` columns of ``frame``, sorted.
+
+    Example:
+        >>> evidence_columns(pl.DataFrame({"ev_b": [1.0], "x": [1], "ev_a": [0.0]}))
+        ('ev_a', 'ev_b')
+    """
+    names = [c for c in frame.columns if c.startswith(EVIDENCE_PREFIX)]
+    return tuple(sorted(c for c in names if frame[c].dtype.is_numeric()))
+
+
+def evidence_block(samples: pl.DataFrame, names: tuple[str, ...]) -> list[NDArray[np.float64]]:
+    """One ``[N]`` float64 column per name, 0 where the column or the value is missing."""
+    out: list[NDArray[np.float64]] = []
+    for name in names:
+        if name in samples.columns:
+            values = samples[name].cast(pl.Float64).fill_null(0.0).to_numpy()
+            out.append(np.nan_to_num(values, nan=0.0, posinf=0.0, neginf=0.0))
+        else:
+            out.append(np.zeros(samples.height))
+    return out
