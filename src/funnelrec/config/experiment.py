@@ -57,6 +57,15 @@ DEFAULT_MERGE = MergeConfig(
 class RecallConfig(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
     merge: MergeConfig = DEFAULT_MERGE
+    tune: bool = Field(
+        False,
+        description="Choose ItemCF's alpha and pair-age decay and the two-tower's epochs on the "
+        "recall window at the end of the training span (pipeline/recall_tuning.py). Off by "
+        "default: it refits each channel up to 6 times (docs/recall.md gives the cost).",
+    )
+    tune_budget_s: float = Field(
+        600.0, gt=0, description="tune: seconds after which no further setting is tried."
+    )
 
     @model_validator(mode="after")
     def _check_names(self) -> RecallConfig:
@@ -98,6 +107,12 @@ class EvalConfig(_Frozen):
         ge=0,
         description="Re-rank this many queries' ranked lists over a grid of MMR lambdas and "
         "DPP thetas for the accuracy-diversity trade-off in the report (0 = skip).",
+    )
+    interval_resamples: int = Field(
+        1000,
+        ge=0,
+        description="Bootstrap resamples of the held-out queries for the intervals of every "
+        "list's recall@K / NDCG@K in metrics.json (at guards.level; 0 = skip).",
     )
 
 

@@ -380,7 +380,11 @@ def _load_minilm(device: str) -> SentenceTransformer:
 
 def _minilm_dim(model: SentenceTransformer) -> int:
     """The model's embedding size D (the stubs allow None: a model without a fixed size)."""
-    dim = model.get_sentence_embedding_dimension()
+    # Renamed in sentence-transformers 6 (the old name warns); the stubs may lack the new one.
+    getter = getattr(model, "get_embedding_dimension", None) or (
+        model.get_sentence_embedding_dimension
+    )
+    dim = getter()
     if dim is None:
         raise RuntimeError("the MiniLM model reports no embedding dimension")
     return int(dim)

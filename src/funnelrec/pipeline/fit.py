@@ -29,6 +29,7 @@ from funnelrec.pipeline.rank_samples import (
     sample_source,
 )
 from funnelrec.pipeline.recall_fit import fit_recall
+from funnelrec.pipeline.recall_tuning import ChannelTuning, tune_channels
 from funnelrec.rank.ranker import Ranker
 
 logger = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class FitReport:
         rank: the ranker's training record; None when the stage is disabled or skipped.
         rank_skipped: why the enabled ranking stage was skipped (no samples), else None.
         guards: the do-no-harm decisions (:mod:`funnelrec.pipeline.guards`), stage by stage.
+        recall_tuning: the channel settings tried and chosen (``recall.tune``).
     """
 
     timings_s: dict[str, float] = field(default_factory=dict)
@@ -70,6 +72,7 @@ class FitReport:
     rank: RankTraining | None = None
     rank_skipped: str | None = None
     guards: tuple[GuardDecision, ...] = ()
+    recall_tuning: tuple[ChannelTuning, ...] = ()
 
 
 def fit_funnel(
@@ -112,6 +115,7 @@ def fit_funnel(
     rank = None
     skipped = dict(recall.skipped)
     merge_decisions: tuple[GuardDecision, ...] = ()
+    tuning: tuple[ChannelTuning, ...] = ()
     if config.rank.enabled:
         if progress is not None:
             progress("rank.fit", 0, 1)
@@ -120,6 +124,10 @@ def fit_funnel(
             window = None
             if sample_source(data, config) == "recall":
                 window = recall_window(data, config, rng)
+                if config.recall.tune:
+                    tune_start = time.perf_counter()
+                    tuning = tuple(tune_channels(window, recommender, data, config, rng))
+                    timings["recall.tune"] = time.perf_counter() - tune_start
                 if config.recall.merge.tune:
                     merge, decision = tune_merge(window, config, rng)
                     window.funnel.use_merge(merge)
@@ -129,7 +137,7 @@ def fit_funnel(
         except MissingInputError as e:
             # Too little data to learn a ranker from: serve the merge order, and say so.
             logger.warning("ranking stage skipped: %s", e)
-            report = FitReport(timings, skipped, None, rank_skipped=str(e))
+            report = FitReport(timings, skipped, None, rank_skipped=str(e), recall_tuning=tuning)
             recommender.fit_report = report
             return recommender, report
         timings["rank.samples"] = time.perf_counter() - start
@@ -148,6 +156,6 @@ def fit_funnel(
         recommender, None if rank is None else rank.data, config, rng
     )
     timings["guards"] = time.perf_counter() - start
-    report = FitReport(timings, skipped, rank, guards=guards)
+    report = FitReport(timings, skipped, rank, guards=guards, recall_tuning=tuning)
     recommender.fit_report = report
     return recommender, report

@@ -130,6 +130,14 @@ class Funnel:
             }
         )
 
+    def use_channel(self, name: str, channel: Retriever) -> None:
+        """Serve channel ``name`` with ``channel`` from now on, and save its config."""
+        channels = {**self.config.recall.channels, name: channel.config}
+        recall = self.config.recall.model_copy(update={"channels": channels})
+        self.config = self.config.model_copy(update={"recall": recall})
+        self.channels[name] = channel
+        self._item_side = None
+
     def set_ranker(self, ranker: RankerProtocol, log: pl.DataFrame) -> None:
         """Rank merged candidates with ``ranker``; its features read ``log`` (``user_idx,
         item_idx, timestamp, event``), point in time."""

@@ -21,14 +21,12 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.events import positive_expr
-from funnelrec.metrics.topn import hit_matrix, ndcg_rows, recall_rows
 from funnelrec.pipeline.guards import GuardDecision, judge
 from funnelrec.pipeline.rank_samples import RecallWindow
+from funnelrec.pipeline.window_truth import WindowPart, window_parts
 from funnelrec.recall.base import ChannelResult
 from funnelrec.recall.merge import MergeConfig, candidates_to_matrix, merge_channels
 
@@ -43,58 +41,39 @@ class _Slice:
     """Channel results and truth of some window queries."""
 
     results: list[ChannelResult]
-    query_id: NDArray[np.int64]
-    truth_ptr: NDArray[np.int64]
-    truth_idx: NDArray[np.int64]
+    part: WindowPart
 
     def objective(self, merge: MergeConfig, k: int, depth: int) -> NDArray[np.float64]:
         """Per query: 0.5 NDCG@k of the merged order + 0.5 Recall@depth of the merged set."""
-        merged = merge_channels(self.results, self.query_id, merge)
-        matrix = candidates_to_matrix(merged, self.query_id, max(k, depth))
-        hits = hit_matrix(matrix, self.truth_ptr, self.truth_idx)
-        return 0.5 * ndcg_rows(hits, self.truth_ptr, k) + 0.5 * recall_rows(
-            hits, self.truth_ptr, depth
-        )
+        query_id = self.part.queries.query_id
+        merged = merge_channels(self.results, query_id, merge)
+        matrix = candidates_to_matrix(merged, query_id, max(k, depth))
+        return self.part.objective(matrix, k, depth)
 
 
 def _window_slices(window: RecallWindow, config: ExperimentConfig) -> tuple[_Slice, _Slice] | None:
-    """(fit queries, guard queries) of the window with at least one positive on an item the
-    earlier recall knows; the guard part is the latest ``guard_fraction``, as for ranking."""
-    funnel, queries = window.funnel, window.queries
-    positives = window.events.filter(positive_expr(config.data.positive_events))
-    positives = positives.with_columns(
-        pl.Series("item_idx", funnel.item_vocab.encode(positives["item_id"])).cast(pl.Int64)
-    ).filter(pl.col("item_idx") >= 0)
-    per_query = (
-        pl.DataFrame({"query_id": queries.query_id, "user_id": window.users})
-        .join(positives.select("user_id", "item_idx").unique(), on="user_id", how="inner")
-        .sort("query_id", "item_idx")
-    )
-    ids = np.unique(per_query["query_id"].to_numpy())
-    if ids.shape[0] < 10:
+    """(fit queries, guard queries) of the window, with every channel's results."""
+    parts = window_parts(window, config)
+    if parts is None:
         return None
-    n_guard = round(ids.shape[0] * config.rank.samples.guard_fraction)
-    if n_guard < 5:
-        return None
-    row_of = {int(q): r for r, q in enumerate(queries.query_id)}
-    parts = []
-    for chosen in (ids[: ids.shape[0] - n_guard], ids[ids.shape[0] - n_guard :]):
-        rows = np.array([row_of[int(q)] for q in chosen], dtype=np.int64)
-        sub = queries.take(rows)
-        results, _ = funnel.retrieve(sub)
-        truth = per_query.filter(pl.col("query_id").is_in(chosen))
-        counts = truth.group_by("query_id", maintain_order=True).len()["len"].to_numpy()
-        ptr = np.zeros(chosen.shape[0] + 1, dtype=np.int64)
-        np.cumsum(counts, out=ptr[1:])
-        parts.append(
-            _Slice(list(results.values()), sub.query_id, ptr, truth["item_idx"].to_numpy())
-        )
-    return parts[0], parts[1]
+    slices = []
+    for part in parts:
+        results, _ = window.funnel.retrieve(part.queries)
+        slices.append(_Slice(list(results.values()), part))
+    return slices[0], slices[1]
+
+
+LEADER_SHARE = 0.01
+"""Weight of the other channels in a "one channel leads" trial: its order first, the others
+filling in behind (RRF weights far apart make the merge nearly lexicographic)."""
 
 
 def _candidates(names: list[str], rng: np.random.Generator) -> list[dict[str, float]]:
-    """Uniform weights, then seeded log-normal weightings."""
+    """Uniform weights, each channel leading alone (so the tuned merge is never worse than
+    the best single channel on the window), then seeded log-normal weightings."""
     trials = [dict.fromkeys(names, 1.0)]
+    for leader in names:
+        trials.append({n: 1.0 if n == leader else LEADER_SHARE for n in names})
     for _ in range(N_TRIALS):
         draw = np.exp(rng.normal(0.0, 1.0, size=len(names)))
         trials.append({n: float(w) for n, w in zip(names, draw / draw.max(), strict=True)})

@@ -128,6 +128,7 @@ class RecallWindow:
         users: ``[Q]`` the active users' external ids, aligned with ``queries``.
         events: the training log from ``start`` on (the window's events).
         start: the window's start (unix s).
+        earlier: the Dataset of the time before ``start`` that ``funnel`` was fitted on.
     """
 
     funnel: Funnel
@@ -135,6 +136,7 @@ class RecallWindow:
     users: pl.Series
     events: pl.DataFrame
     start: int
+    earlier: Dataset
 
 
 def window_start(train: Dataset, config: ExperimentConfig) -> int:
@@ -181,9 +183,8 @@ def recall_window(
             "no user acted in the ranking window (the last "
             f"{config.rank.samples.window_fraction:.0%} of the training span)"
         )
-    return RecallWindow(
-        funnel, funnel.queries(active, start, tags=_user_tags(train, active)), active, events, start
-    )
+    queries = funnel.queries(active, start, tags=_user_tags(train, active))
+    return RecallWindow(funnel, queries, active, events, start, earlier)
 
 
 def _user_tags(train: Dataset, users: pl.Series) -> list[list[str]] | None:

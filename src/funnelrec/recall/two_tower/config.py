@@ -155,7 +155,13 @@ class TwoTowerConfig(RetrieverConfig):
         True, description="Subtract log(expected count of the item among sampled candidates)."
     )
     n_uniform_negatives: int = Field(
-        0, ge=0, description="Uniformly sampled corpus negatives shared by the batch (MNS)."
+        1024,
+        ge=0,
+        description="Uniformly sampled corpus negatives shared by the batch (mixed negative "
+        "sampling; 0 = in-batch only). In-batch negatives are the popular items, so logQ "
+        "alone under-samples the tail: mixed negatives won benchmarks/two_tower.py on "
+        "MovieLens-100k (Recall@50 0.286 vs 0.252) and the simulator (0.170 vs 0.165), at "
+        "about 25% of the training throughput.",
     )
     hard_negatives: HardNegativeConfig | None = None
 
