@@ -15,6 +15,12 @@ pCTR and leaves pCVR, fitted on the never-subsampled clicks, alone). The correct
 for a root task only when the all-zero samples are exactly its negatives, i.e. every other
 task follows it; a second unconditioned task is corrected approximately.
 
+**Probabilities only.** Both corrections read their inputs as probabilities. The list
+objectives (``rank.train.loss="listwise"``, LightGBM ``objective="lambdarank"``) output
+``sigmoid(ranking score)``: scores defined up to a per-query shift, with no odds for the
+down-sampling correction to rescale, so :class:`~funnelrec.rank.ranker.Ranker` leaves them
+uncorrected (``RankConfig.outputs_probabilities``) rather than pretend to calibrate them.
+
 **Isotonic calibration.** :class:`IsotonicCalibrator` is a monotone map fitted on held-out
 ``(probability, label)`` pairs (weighted by ``neg_weight`` when those samples were
 subsampled). Its state is two float arrays (thresholds, values), saved without pickle.

@@ -6,13 +6,15 @@ Example:
     >>> cfg = RankConfig(model={"kind": "deepfm"})
     >>> cfg.model.kind, cfg.train.batch_size, cfg.serve.score_k
     ('deepfm', 2048, 200)
+    >>> RankConfig(model={"kind": "lightgbm", "objective": "lambdarank"}).outputs_probabilities
+    False
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.features.pit import PointInTimeConfig
 from funnelrec.rank.fusion import FusionConfig
@@ -82,6 +84,17 @@ class RankTrainConfig(_Frozen):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     seed: int = Field(0, ge=0)
     health: bool = Field(True, description="Record training-health diagnostics (neural).")
+    loss: Literal["pointwise", "listwise"] = Field(
+        "pointwise",
+        description="Neural models' loss. pointwise: BCE per sample and task; p_<task> are "
+        "probabilities (corrected for negative down-sampling). listwise: per task, softmax "
+        "cross-entropy over each query's samples (ListNet), trained on batches of whole "
+        "queries (batch_size rows, about); optimises the order within a query, suits "
+        "re-ordering candidate lists judged by NDCG; queries without a positive for a task "
+        "contribute nothing to it; p_<task> = sigmoid(logit) are ranking scores, not "
+        "probabilities (no down-sampling correction). Not for ESMM, whose CTCVR = CTR x CVR "
+        "is a product of probabilities, nor LightGBM (use model.objective='lambdarank').",
+    )
 
 
 class FusionSearchConfig(_Frozen):
@@ -117,3 +130,41 @@ class RankConfig(_Frozen):
     train: RankTrainConfig = RankTrainConfig()
     fusion: FusionSearchConfig = FusionSearchConfig()
     serve: RankServeConfig = RankServeConfig()
+
+    @model_validator(mode="after")
+    def _check_objective(self) -> RankConfig:
+        check_objective(self.model, self.train)
+        return self
+
+    @property
+    def outputs_probabilities(self) -> bool:
+        """Whether ``p_<task>`` are probabilities (pointwise BCE, LightGBM binary) rather than
+        ranking scores in ``[0, 1]`` (listwise loss, lambdarank), which no down-sampling
+        correction or calibration metric applies to."""
+        if isinstance(self.model, LightGBMConfig):
+            return self.model.outputs_probabilities
+        return self.train.loss == "pointwise"
+
+
+def check_objective(model: RankModelConfig | LightGBMConfig, train: RankTrainConfig) -> None:
+    """Refuse a listwise loss where it has no meaning (also called at fit time, since
+    ``model_copy(update=...)`` skips validation).
+
+    Raises:
+        ValueError: ``train.loss="listwise"`` with ESMM (its CTCVR = CTR x CVR is a product of
+            probabilities, which a per-query softmax leaves unidentified) or with LightGBM
+            (its ranking objective is ``model.objective="lambdarank"``).
+    """
+    if train.loss != "listwise":
+        return
+    if model.kind == "esmm":
+        raise ValueError(
+            "rank.train.loss='listwise' does not apply to ESMM: its pCTCVR = pCTR x pCVR "
+            "needs probabilities, and a per-query softmax fixes only their order; use "
+            "loss='pointwise' with ESMM or another model with 'listwise'"
+        )
+    if model.kind == "lightgbm":
+        raise ValueError(
+            "rank.train.loss='listwise' is for the neural models; for LightGBM set "
+            "rank.model.objective='lambdarank'"
+        )

@@ -1,7 +1,8 @@
 """Score fusion: turn per-task probabilities into one ranking score, and tune it offline.
 
-Fusion is its own stage after the ranker: the ranker outputs calibrated ``p_<task>``; a
-:class:`FusionConfig` maps them to the ``score`` a list is sorted by.
+Fusion is its own stage after the ranker: the ranker outputs calibrated ``p_<task>`` (with a
+list objective, ranking scores in ``[0, 1]``: the formulas and the search only need values
+in that range); a :class:`FusionConfig` maps them to the ``score`` a list is sorted by.
 
 * ``weighted_sum``:  ``score = sum_t w_t * p_t``
 * ``power_product``: ``score = prod_t p_t ** w_t``, computed as ``exp(sum_t w_t log p_t)``

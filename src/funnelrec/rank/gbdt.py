@@ -1,4 +1,8 @@
-"""LightGBM "independent models" baseline: one binary booster per task on RankFeatures.
+"""LightGBM "independent models" baseline: one booster per task on RankFeatures.
+
+Each booster is a binary classifier (``objective="binary"``, the default) or a LambdaMART
+ranker over the samples' queries (``objective="lambdarank"``; query grouping, metric and the
+sigmoid that maps its scores into ``[0, 1]`` are in :mod:`funnelrec.rank.gbdt_objective`).
 
 Design matrix ``[N, P]`` (float64), built identically at fit and predict time:
 
@@ -33,7 +37,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelrec.features.spec import FeatureSpec, RankFeatures
-from funnelrec.rank.gbdt_config import LightGBMConfig
+from funnelrec.rank.gbdt_config import LightGBMConfig, Objective
+from funnelrec.rank.gbdt_objective import (
+    make_dataset,
+    metric_key,
+    objective_params,
+    output_scores,
+)
 
 # LightGBMConfig is defined in gbdt_config (torch/LightGBM-free) and re-exported here for
 # callers that import the config together with the ranker.
@@ -61,6 +71,8 @@ class _Layout:
     n_dense: int
     sequence_features: bool
     feature_names: tuple[str, ...]
+    # Persisted so a loaded model knows whether its boosters output probabilities or scores.
+    objective: Objective = "binary"
 
     def to_json(self) -> str:
         return json.dumps(
@@ -72,12 +84,16 @@ class _Layout:
                 "n_dense": self.n_dense,
                 "sequence_features": self.sequence_features,
                 "feature_names": list(self.feature_names),
+                "objective": self.objective,
             }
         )
 
     @classmethod
     def from_json(cls, text: str) -> _Layout:
         d = json.loads(text)
+        objective = d.get("objective", "binary")  # states saved before lambdarank existed
+        if objective not in ("binary", "lambdarank"):
+            raise ValueError(f"unknown LightGBM objective {objective!r} in the state")
         return cls(
             tasks=tuple(d["tasks"]),
             sparse_names=tuple(d["sparse_names"]),
@@ -86,6 +102,7 @@ class _Layout:
             n_dense=int(d["n_dense"]),
             sequence_features=bool(d["sequence_features"]),
             feature_names=tuple(d["feature_names"]),
+            objective=objective,
         )
 
 
@@ -136,6 +153,7 @@ def _layout(spec: FeatureSpec, config: LightGBMConfig) -> _Layout:
         n_dense=spec.n_dense,
         sequence_features=use_seq,
         feature_names=feature_names,
+        objective=config.objective,
     )
 
 
@@ -179,10 +197,12 @@ def _design_matrix(features: RankFeatures, layout: _Layout) -> NDArray[np.float6
 
 
 class LightGBMRanker:
-    """One independent LightGBM binary classifier per task.
+    """One independent LightGBM booster per task (binary classifier or LambdaMART ranker).
 
     A task whose training labels hold a single class gets no booster: a warning is logged and
-    it predicts its training base rate (0 or 1) for every row.
+    it predicts its training base rate (0 or 1) for every row. With ``objective="lambdarank"``
+    the same holds for a task with no training query holding both a positive and a negative;
+    its constant (the base rate) ranks nothing.
 
     Example:
         >>> from funnelrec.features.spec import FeatureSpec, RankFeatures
@@ -226,8 +246,7 @@ class LightGBMRanker:
     def _params(self) -> dict[str, object]:
         c = self.config
         params: dict[str, object] = {
-            "objective": "binary",
-            "metric": "binary_logloss",
+            **objective_params(c),
             "num_leaves": c.num_leaves,
             "learning_rate": c.learning_rate,
             "min_child_samples": c.min_child_samples,
@@ -249,8 +268,9 @@ class LightGBMRanker:
         Args:
             train: training rows; ``labels`` must hold every task of the spec.
             valid: optional validation rows (same spec); with ``early_stopping_rounds > 0``
-                each booster stops when validation logloss has not improved for that many
-                rounds and keeps its best iteration.
+                each booster stops when its validation metric (log-loss for binary,
+                NDCG@``ndcg_eval_at`` over ``valid.group`` queries for lambdarank) has not
+                improved for that many rounds and keeps its best iteration.
 
         Returns:
             ``self``.
@@ -285,7 +305,9 @@ class LightGBMRanker:
                     base_rate[task],
                 )
                 continue
-            boosters[task] = self._train_one(task, x_train, y, valid, x_valid, layout, params)
+            booster = self._train_one(task, x_train, y, train.group, valid, x_valid, layout, params)
+            if booster is not None:
+                boosters[task] = booster
         self._layout = layout
         self._boosters = boosters
         self._base_rate = base_rate
@@ -296,30 +318,45 @@ class LightGBMRanker:
         task: str,
         x_train: NDArray[np.float64],
         y: NDArray[np.float64],
+        group: NDArray[np.int64],
         valid: RankFeatures | None,
         x_valid: NDArray[np.float64] | None,
         layout: _Layout,
         params: dict[str, object],
-    ) -> lgb.Booster:
-        names = list(layout.feature_names)
-        cats = list(layout.categorical)
-        dtrain = lgb.Dataset(
-            x_train, label=y, feature_name=names, categorical_feature=cats, free_raw_data=True
+    ) -> lgb.Booster | None:
+        names, cats = layout.feature_names, layout.categorical
+        dtrain = make_dataset(
+            x_train, y, group, layout.objective, feature_names=names, categorical=cats
         )
+        if dtrain is None:
+            logger.warning(
+                "task %r: no training query has both a positive and a negative, so lambdarank "
+                "has nothing to order; predicting a constant",
+                task,
+            )
+            return None
         valid_sets: list[lgb.Dataset] = []
         callbacks: list = []
         if valid is not None and x_valid is not None:
             yv = np.asarray(valid.labels[task], dtype=np.float64)
-            valid_sets.append(
-                lgb.Dataset(
-                    x_valid,
-                    label=yv,
-                    reference=dtrain,
-                    feature_name=names,
-                    categorical_feature=cats,
-                )
+            dvalid = make_dataset(
+                x_valid,
+                yv,
+                valid.group,
+                layout.objective,
+                feature_names=names,
+                categorical=cats,
+                reference=dtrain,
             )
-            if self.config.early_stopping_rounds > 0:
+            if dvalid is None:
+                logger.warning(
+                    "task %r: no validation query has both a positive and a negative; "
+                    "training without early stopping",
+                    task,
+                )
+            else:
+                valid_sets.append(dvalid)
+            if valid_sets and self.config.early_stopping_rounds > 0:
                 callbacks.append(
                     lgb.early_stopping(self.config.early_stopping_rounds, verbose=False)
                 )
@@ -333,8 +370,9 @@ class LightGBMRanker:
         )
         best = booster.best_iteration if booster.best_iteration > 0 else booster.current_iteration()
         if valid_sets:
-            score = booster.best_score.get("valid", {}).get("binary_logloss", float("nan"))
-            logger.info("task %r: %d trees, valid logloss %.5f", task, best, score)
+            key = metric_key(self.config)
+            score = booster.best_score.get("valid", {}).get(key, float("nan"))
+            logger.info("task %r: %d trees, valid %s %.5f", task, best, key, score)
         else:
             logger.info("task %r: %d trees (no validation set)", task, best)
         # Re-load from text so a fresh model and a loaded one share one code path.
@@ -342,14 +380,16 @@ class LightGBMRanker:
 
     # ------------------------------------------------------------------ inference
     def predict(self, features: RankFeatures) -> dict[str, NDArray[np.float64]]:
-        """Probabilities per task.
+        """Probabilities (binary) or ranking scores (lambdarank) per task.
 
         Args:
             features: rows to score; their spec must have the training sparse fields and
                 dense width.
 
         Returns:
-            task -> ``[N]`` float64 probabilities in ``[0, 1]``.
+            task -> ``[N]`` float64 in ``[0, 1]``: probabilities for ``objective="binary"``;
+            for ``"lambdarank"`` the sigmoid of the booster's ranking score, monotone in it
+            but **not** a calibrated probability (it orders a query's samples, nothing more).
         """
         layout = self._fitted()
         n = len(features)
@@ -360,7 +400,7 @@ class LightGBMRanker:
             if booster is None or x is None:
                 out[task] = np.full(n, self._base_rate[task], dtype=np.float64)
             else:
-                out[task] = np.asarray(booster.predict(x), dtype=np.float64)
+                out[task] = output_scores(booster.predict(x), layout.objective)
         return out
 
     # ------------------------------------------------------------------ persistence
@@ -384,9 +424,19 @@ class LightGBMRanker:
 
     @classmethod
     def from_state(cls, config: LightGBMConfig, state: dict[str, NDArray]) -> LightGBMRanker:
-        """Rebuild a fitted ranker from :meth:`state` (no pickles; model text is parsed)."""
+        """Rebuild a fitted ranker from :meth:`state` (no pickles; model text is parsed).
+
+        Raises:
+            ValueError: the state is inconsistent, or was trained with another objective than
+                ``config.objective`` (its outputs would be read as the wrong kind).
+        """
         model = cls(config)
         layout = _Layout.from_json(np.asarray(state["layout"], dtype=np.uint8).tobytes().decode())
+        if layout.objective != config.objective:
+            raise ValueError(
+                f"the state was trained with objective {layout.objective!r}, "
+                f"the config says {config.objective!r}"
+            )
         base = np.asarray(state["base_rate"], dtype=np.float64)
         has = np.asarray(state["has_booster"], dtype=bool)
         if base.shape != (len(layout.tasks),) or has.shape != base.shape:

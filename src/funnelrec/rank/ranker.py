@@ -1,11 +1,16 @@
-"""The ranking stage: point-in-time features -> a per-task model -> calibrated probabilities ->
-one fused score per candidate.
+"""The ranking stage: point-in-time features -> a per-task model -> calibrated probabilities
+(or ranking scores) -> one fused score per candidate.
 
 A :class:`Ranker` owns the fitted featurizer (:class:`PointInTimeFeatures`), one model (a
 neural multi-task model trained by the one training loop, or independent LightGBM boosters)
 and the fusion formula. It reads Samples (``query_id, user_idx, item_idx, timestamp``; labels
 only when training) plus the interaction log the features may look at, and returns the Scores
 table: the samples with ``p_<task>`` and ``score``.
+
+``p_<task>`` are probabilities for the pointwise objectives (BCE, LightGBM ``binary``); with
+a list objective (``rank.train.loss="listwise"``, LightGBM ``objective="lambdarank"``) they
+are ``sigmoid(ranking score)``: in ``[0, 1]`` and monotone in the score, so fusion still
+works, but not calibrated probabilities (:attr:`RankConfig.outputs_probabilities`).
 
 Example:
     >>> ranker = Ranker(RankConfig(model={"kind": "deepfm"}), ("click",))
@@ -32,9 +37,10 @@ from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
 from funnelrec.rank.calibration import correct_task_probabilities
-from funnelrec.rank.config import RankConfig
+from funnelrec.rank.config import RankConfig, check_objective
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
+from funnelrec.rank.listwise import QUERY_KEY, query_batches
 from funnelrec.rank.models import RankModelConfig, build_rank_model
 from funnelrec.rank.models.base import GatedRankModel
 from funnelrec.rank.samples import negative_keep_rate
@@ -49,10 +55,13 @@ PREPARED_MAX_SAMPLES = 20_000
 batches (offline evaluation) sort their own rows, which is cheaper than gathering per user."""
 
 
-def _tensor_arrays(features: RankFeatures) -> dict[str, torch.Tensor]:
+def _tensor_arrays(features: RankFeatures, *, query: bool = False) -> dict[str, torch.Tensor]:
+    """The batch tensors; ``query=True`` adds the query ids the listwise loss groups by."""
+    arrays = features.arrays()
+    if query:
+        arrays[QUERY_KEY] = features.group
     return {
-        key: torch.from_numpy(np.require(v, requirements=["C", "W"]))
-        for key, v in features.arrays().items()
+        key: torch.from_numpy(np.require(v, requirements=["C", "W"])) for key, v in arrays.items()
     }
 
 
@@ -116,8 +125,12 @@ class Ranker:
         missing = [t for t in self.tasks if t not in x_train.labels]
         if missing:
             raise ValueError(f"training samples have no labels for tasks {missing}")
-        start = time.perf_counter()
         model = self.config.model
+        check_objective(model, self.config.train)
+        self.stats["outputs"] = (
+            "probabilities" if self.config.outputs_probabilities else "ranking_scores"
+        )
+        start = time.perf_counter()
         if isinstance(model, LightGBMConfig):
             self.boosters = LightGBMRanker(model).fit(x_train, x_valid)
             self.stats["train_samples_per_s"] = len(x_train) / max(
@@ -132,12 +145,30 @@ class Ranker:
         return self
 
     def _batches(self, arrays: dict[str, torch.Tensor], n: int, epoch: int) -> Iterator[dict]:
-        generator = torch.Generator().manual_seed(self.config.train.seed * 1000 + epoch)
-        order = torch.randperm(n, generator=generator)
+        """One epoch's shuffled training batches: of rows (pointwise), or of whole queries
+        (listwise, whose softmax must see all of a query's candidates at once)."""
+        seed = self.config.train.seed * 1000 + epoch
         size = self.config.train.batch_size
+        if self.config.train.loss == "listwise":
+            rng = np.random.default_rng(seed)
+            for query_rows in query_batches(arrays[QUERY_KEY].numpy(), size, rng):
+                index = torch.from_numpy(query_rows)
+                yield {key: value[index] for key, value in arrays.items()}
+            return
+        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
         for start in range(0, n, size):
             rows = order[start : start + size]
             yield {key: value[rows] for key, value in arrays.items()}
+
+    def _eval_batches(self, arrays: dict[str, torch.Tensor], n: int) -> Iterator[dict]:
+        """Validation batches for the loss: in order, of whole queries when listwise."""
+        if self.config.train.loss != "listwise":
+            yield from self._inference_batches(arrays, n)
+            return
+        size = self.config.serve.inference_batch_size
+        for rows in query_batches(arrays[QUERY_KEY].numpy(), size):
+            index = torch.from_numpy(rows)
+            yield {key: value[index].to(self._device) for key, value in arrays.items()}
 
     def _fit_network(
         self,
@@ -147,16 +178,24 @@ class Ranker:
         health_dir: Path | None,
     ) -> None:
         network = build_rank_model(model, x_train.spec)
-        uncertainty = self.config.train.uncertainty_weighting
-        loss = MultiTaskLoss(MultiTaskLossConfig(tasks=self.tasks, uncertainty=uncertainty))
-        arrays = _tensor_arrays(x_train)
-        valid = _tensor_arrays(x_valid)
+        train_config = self.config.train
+        loss = MultiTaskLoss(
+            MultiTaskLossConfig(
+                tasks=self.tasks,
+                uncertainty=train_config.uncertainty_weighting,
+                loss=train_config.loss,
+            )
+        )
+        listwise = train_config.loss == "listwise"
+        arrays = _tensor_arrays(x_train, query=listwise)
+        valid = _tensor_arrays(x_valid, query=listwise)
         n = len(x_train)
         best: dict = {"loss": float("inf"), "state": None}
 
         def evaluate(model: torch.nn.Module, epoch: int) -> dict[str, float]:
+            # The training loss on whole-query batches (listwise), weighted by batch rows.
             total, count = 0.0, 0
-            for batch in self._inference_batches(valid, len(x_valid)):
+            for batch in self._eval_batches(valid, len(x_valid)):
                 out = model(batch)
                 total += float(loss(out, batch)["loss"]) * batch["sparse"].shape[0]
                 count += batch["sparse"].shape[0]
@@ -247,9 +286,17 @@ class Ranker:
     # -------------------------------------------------------------- predict
     def predict_features(self, x: RankFeatures) -> dict[str, NDArray[np.float64]]:
         """``{task: probability [N]}`` for precomputed features, corrected for negative
-        down-sampling (``rank.samples.max_negatives_per_query``) when training used it."""
+        down-sampling (``rank.samples.max_negatives_per_query``) when training used it.
+
+        With a list objective the values are ranking scores in ``[0, 1]`` and are returned
+        uncorrected (see the module docstring)."""
         probs = self._raw_probs(x)
-        if self.keep_rate < 1.0:  # the model saw keep_rate of the negatives (He et al. 2014)
+        # The correction (He et al. 2014) rescales odds that down-sampling inflated by
+        # 1 / keep_rate. A listwise or lambdarank score has no odds to rescale: it is only
+        # defined up to a per-query shift, and dropping negatives changes which candidates a
+        # query's list holds, not a known factor on its scores, so "correcting" it would only
+        # pretend to calibrate (and, being monotone, would not change any order anyway).
+        if self.keep_rate < 1.0 and self.config.outputs_probabilities:
             probs = correct_task_probabilities(probs, self.keep_rate)
         return probs
 
@@ -264,6 +311,7 @@ class Ranker:
         with torch.no_grad():
             for batch in self._inference_batches(arrays, len(x)):
                 logits = self.network(batch)
+                # sigmoid: probabilities (pointwise BCE) or ranking scores (listwise).
                 for t in self.tasks:
                     outputs[t].append(torch.sigmoid(logits[t]).double().cpu().numpy())
         return {

@@ -1,4 +1,5 @@
-"""Ranking losses: binary cross-entropy per task, combined with static or learned weights.
+"""Ranking losses: binary cross-entropy (or a listwise softmax) per task, combined with static
+or learned weights.
 
 The model returns ``{task: logit [B]}``; :class:`MultiTaskLoss` reads ``label_<task>``
 ``[B]`` from the batch and returns ``{"loss", "loss_<task>", ...}`` scalars for the training
@@ -13,6 +14,11 @@ model (never weight-decayed: :func:`funnelrec.train.optim.parameter_groups`). Fo
 post-click labels are the entire-space ones (click AND convert), which is exactly what BCE on
 its ``logit(pCTR * pCVR)`` outputs needs; :func:`funnelrec.rank.labels.label_exposures` labels
 every task that follows click (``TaskLabel.after``) so.
+
+``loss="listwise"`` replaces each task's BCE by
+:func:`~funnelrec.rank.listwise.listwise_softmax_loss` over the batch's queries (the batch
+must carry ``query`` ids and hold whole queries: :func:`~funnelrec.rank.listwise.query_batches`);
+the weighting above is unchanged. Its logits are ranking scores, not log-odds.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
+
+from funnelrec.rank.listwise import QUERY_KEY, listwise_softmax_loss
 
 
 class MultiTaskLossConfig(BaseModel):
@@ -42,6 +50,11 @@ class MultiTaskLossConfig(BaseModel):
     )
     uncertainty: bool = Field(False, description="Learn a log-variance per task (Kendall).")
     init_log_var: float = Field(0.0, description="Initial log-variance s_t.")
+    loss: Literal["pointwise", "listwise"] = Field(
+        "pointwise",
+        description="pointwise: BCE per sample; listwise: softmax cross-entropy over each "
+        "query's samples (needs the batch's 'query' ids).",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MultiTaskLossConfig:
@@ -61,7 +74,7 @@ class MultiTaskLossConfig(BaseModel):
 
 
 class MultiTaskLoss(nn.Module):
-    """Weighted sum of per-task BCE-with-logits.
+    """Weighted sum of per-task BCE-with-logits (or listwise softmax cross-entropy).
 
     Args:
         config: tasks, static weights, uncertainty weighting.
@@ -96,15 +109,20 @@ class MultiTaskLoss(nn.Module):
 
         Args:
             outputs: ``{task: logit [B]}`` (extra keys are ignored).
-            batch: ``label_<task>`` ``[B]`` in {0, 1} for every configured task.
+            batch: ``label_<task>`` ``[B]`` in {0, 1} for every configured task; listwise
+                also ``query`` ``[B]`` (query id per row, whole queries only).
 
         Returns:
-            ``loss`` (scalar to minimise), ``loss_<task>`` (mean BCE per task) and, with
-            uncertainty weighting, ``log_var_<task>`` (detached).
+            ``loss`` (scalar to minimise), ``loss_<task>`` (mean BCE, or mean listwise loss
+            over the queries with a positive, per task) and, with uncertainty weighting,
+            ``log_var_<task>`` (detached).
 
         Raises:
-            KeyError: a task's logits or labels are missing.
+            KeyError: a task's logits or labels are missing, or listwise without ``query``.
         """
+        listwise = self.config.loss == "listwise"
+        if listwise and QUERY_KEY not in batch:
+            raise KeyError(f"listwise loss needs '{QUERY_KEY}' in the batch (got {sorted(batch)})")
         losses = []
         for task in self.tasks:
             if task not in outputs:
@@ -113,9 +131,11 @@ class MultiTaskLoss(nn.Module):
             if key not in batch:
                 raise KeyError(f"batch has no '{key}' (got {sorted(batch)})")
             logits = outputs[task]
-            losses.append(
-                nn.functional.binary_cross_entropy_with_logits(logits, batch[key].to(logits.dtype))
-            )
+            labels = batch[key].to(logits.dtype)
+            if listwise:
+                losses.append(listwise_softmax_loss(logits, labels, batch[QUERY_KEY]))
+            else:
+                losses.append(nn.functional.binary_cross_entropy_with_logits(logits, labels))
         per_task = torch.stack(losses)  # [T]
         weights = self.weights.to(per_task.dtype)
         if self.log_var is None:

@@ -7,6 +7,7 @@ import torch
 from pydantic import ValidationError
 from torch import nn
 
+from funnelrec.rank.listwise import listwise_softmax_loss
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 
 TASKS = ("click", "buy")
@@ -83,3 +84,27 @@ def test_config_fails_loudly() -> None:
         MultiTaskLossConfig(tasks=("click", "click"))
     with pytest.raises(ValidationError, match="negative"):
         MultiTaskLossConfig(tasks=TASKS, weights={"buy": -1.0})
+
+
+def test_listwise_loss_is_the_weighted_per_query_softmax() -> None:
+    outputs, batch = data()
+    query = torch.arange(16) % 4  # four interleaved queries of four rows
+    config = MultiTaskLossConfig(tasks=TASKS, weights={"buy": 2.0}, loss="listwise")
+    out = MultiTaskLoss(config)(outputs, {**batch, "query": query})
+    per_task = {
+        t: listwise_softmax_loss(outputs[t].detach(), batch[f"label_{t}"], query) for t in TASKS
+    }
+    assert float(out["loss_buy"]) == pytest.approx(float(per_task["buy"]), rel=1e-6)
+    expected = per_task["click"] + 2.0 * per_task["buy"]
+    assert float(out["loss"].detach()) == pytest.approx(float(expected), rel=1e-6)
+    pointwise = MultiTaskLoss(MultiTaskLossConfig(tasks=TASKS, weights={"buy": 2.0}))
+    assert float(pointwise(outputs, batch)["loss"].detach()) != pytest.approx(float(expected))
+    out["loss"].backward()
+    assert outputs["click"].grad is not None and torch.any(outputs["click"].grad != 0)
+
+
+def test_listwise_needs_query_ids() -> None:
+    outputs, batch = data()
+    loss = MultiTaskLoss(MultiTaskLossConfig(tasks=TASKS, loss="listwise"))
+    with pytest.raises(KeyError, match="'query'"):
+        loss(outputs, batch)
