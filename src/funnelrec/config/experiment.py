@@ -57,11 +57,12 @@ DEFAULT_MERGE = MergeConfig(
 class RecallConfig(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
     merge: MergeConfig = DEFAULT_MERGE
-    tune: bool = Field(
-        False,
-        description="Choose ItemCF's alpha and pair-age decay and the two-tower's epochs on the "
-        "recall window at the end of the training span (pipeline/recall_tuning.py). Off by "
-        "default: it refits each channel up to 6 times (docs/recall.md gives the cost).",
+    tune: tuple[str, ...] = Field(
+        ("itemcf",),
+        description="Channel kinds whose settings are chosen on the recall window at the end "
+        "of the training span (pipeline/recall_tuning.py): 'itemcf' (alpha, pair-age decay; "
+        "5 extra ItemCF fits, seconds) and 'two_tower' (epochs; 2 extra two-tower fits, "
+        "about doubling the funnel's fit time, so not on by default). () = off.",
     )
     tune_budget_s: float = Field(
         600.0, gt=0, description="tune: seconds after which no further setting is tried."

@@ -124,7 +124,7 @@ def fit_funnel(
             window = None
             if sample_source(data, config) == "recall":
                 window = recall_window(data, config, rng)
-                if config.recall.tune:
+                if config.recall.tune:  # the channel kinds to tune; () = off
                     tune_start = time.perf_counter()
                     tuning = tuple(tune_channels(window, recommender, data, config, rng))
                     timings["recall.tune"] = time.perf_counter() - tune_start

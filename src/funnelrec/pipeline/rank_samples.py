@@ -31,6 +31,7 @@ import polars as pl
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.events import positive_expr
+from funnelrec.data.split import make_split
 from funnelrec.data.user_attributes import tag_lists
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
@@ -127,8 +128,11 @@ class RecallWindow:
         queries: one query per active user, as of ``start``.
         users: ``[Q]`` the active users' external ids, aligned with ``queries``.
         events: the training log from ``start`` on (the window's events).
-        start: the window's start (unix s).
-        earlier: the Dataset of the time before ``start`` that ``funnel`` was fitted on.
+        start: the window's start (unix s): the earliest query time.
+        earlier: the Dataset ``funnel`` was fitted on (the time before ``start``, or the
+            training data less the held-out rows).
+        feature_log: the training-log rows the window's samples may read features from
+            (None = all: a temporal window's samples read only events before its start).
     """
 
     funnel: Funnel
@@ -137,6 +141,7 @@ class RecallWindow:
     events: pl.DataFrame
     start: int
     earlier: Dataset
+    feature_log: pl.DataFrame | None = None
 
 
 def window_start(train: Dataset, config: ExperimentConfig) -> int:
@@ -157,18 +162,26 @@ def recall_window(
 ) -> RecallWindow:
     """Fit recall on the time before the window and query it for the window's active users.
 
+    The window follows the configured split, so that everything tuned and judged on it
+    (merge weights, channel settings, the ranker and the guards) is judged the way the funnel
+    is evaluated: a temporal split (and production ``train``) gets the end of the time span;
+    leave-last-out and random splits hold out rows of the training data the same way
+    (:func:`_holdout_window`): a ranker trained on "what comes next" is the wrong ranker for
+    a random hold-out, and the time tail cannot see it.
+
     Raises:
         MissingInputError: nobody acted in the window.
     """
+    if config.split.kind != "temporal":
+        return _holdout_window(train, config, rng)
     start = window_start(train, config)
     log = train.interactions
     before = log.filter(pl.col("timestamp") < start)
     items = train.items
     if items is not None and "created_at" in items.columns:
         items = items.filter(pl.col("created_at").is_null() | (pl.col("created_at") < start))
-    columns = [c for c in INTERACTIONS.names if c in before.columns]
     earlier = Dataset.build(
-        before.select(columns),
+        before.select(_canonical(before)),
         None if items is None else items.drop("item_idx"),
         None if train.users is None else train.users.drop("user_idx"),
         as_of=start,
@@ -185,6 +198,52 @@ def recall_window(
         )
     queries = funnel.queries(active, start, tags=_user_tags(train, active))
     return RecallWindow(funnel, queries, active, events, start, earlier)
+
+
+def _canonical(log: pl.DataFrame) -> list[str]:
+    """The canonical interaction columns of ``log`` (its index columns left out)."""
+    return [c for c in INTERACTIONS.names if c in log.columns]
+
+
+def _holdout_window(
+    train: Dataset, config: ExperimentConfig, rng: np.random.Generator
+) -> RecallWindow:
+    """The configured split applied to the training data itself: recall fitted on what it
+    keeps, each user with held-out positives queried at the split's query time, the held-out
+    events (dated at that time, so they label its candidates) as the window's events, and the
+    features of its samples reading the log without them (as the test queries' features do)."""
+    log = train.interactions
+    columns = _canonical(log)
+    split = make_split(
+        log.select(columns),
+        None if train.items is None else train.items.drop("item_idx"),
+        None if train.users is None else train.users.drop("user_idx"),
+        config.split,
+        config.data.positive_events,
+    )
+    held = split.test.select("user_id", "item_id", "timestamp", "query_ts")
+    if held.height == 0:
+        raise MissingInputError(
+            f"the {config.split.kind} split of the training data holds out no row"
+        )
+    earlier = Dataset.build(
+        split.train_interactions.select(columns),
+        split.train_items,
+        split.train_users,
+        as_of=split.as_of,
+        positive_events=config.data.positive_events,
+    )
+    funnel = fit_recall(config, earlier, rng).recommender
+    keys = ["user_id", "item_id", "timestamp"]
+    rows = log.join(held, on=keys, how="inner")
+    events = rows.with_columns(pl.col("query_ts").alias("timestamp")).drop("query_ts")
+    per_user = held.group_by("user_id").agg(pl.col("query_ts").min()).sort("user_id")
+    users = per_user["user_id"]
+    tags = _user_tags(train, users)
+    queries = funnel.queries(users, per_user["query_ts"].to_numpy(), tags=tags)
+    start = int(cast(int, per_user["query_ts"].min()))
+    feature_log = log.join(held.select(keys), on=keys, how="anti")
+    return RecallWindow(funnel, queries, users, events, start, earlier, feature_log)
 
 
 def _user_tags(train: Dataset, users: pl.Series) -> list[list[str]] | None:
@@ -225,6 +284,8 @@ def build_rank_data(
     else:
         window = window if window is not None else recall_window(train, config, rng)
         samples = _recall_samples(train, window, cfg, config, rng)
+        if window.feature_log is not None:
+            log = window.feature_log
     data = _split_samples(samples, log, source, cfg, info, config, rng)
     if window is not None:
         cold = window.queries.query_id[window.queries.history_len == 0]
@@ -288,7 +349,7 @@ def _recall_samples(
         {
             "query_id": queries.query_id,
             "user_idx": train.user_vocab.encode(window.users),
-            "timestamp": np.full(len(queries), window.start, dtype=np.int64),
+            "timestamp": queries.timestamp.astype(np.int64),
         }
     )
     return candidate_samples(query_frame, candidates, window.events, cfg, rng=rng)

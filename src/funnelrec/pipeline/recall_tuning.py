@@ -1,5 +1,5 @@
-"""Channel settings chosen on the recall window (``recall.tune``): ItemCF's normalisation
-``alpha`` and pair-age decay, the two-tower's epochs.
+"""Channel settings chosen on the recall window (``recall.tune`` lists the channel kinds):
+ItemCF's normalisation ``alpha`` and pair-age decay, the two-tower's epochs.
 
 The defaults were tuned on the project's own benchmarks; a new log may want others (a catalogue
 where recency dominates wants the pair-age decay, one where it does not wants it off; a sparse
@@ -108,7 +108,7 @@ def _tune_one(
     """The best setting of channel ``name`` on ``part`` and its channel fitted on the window's
     earlier data; None when the channel is not tunable or was not fitted."""
     configured = config.recall.channels[name]
-    grid = GRIDS.get(configured.kind)
+    grid = GRIDS.get(configured.kind) if configured.kind in config.recall.tune else None
     channel = window.funnel.channels.get(name)
     if grid is None or channel is None:
         return None

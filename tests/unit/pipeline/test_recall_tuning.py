@@ -36,7 +36,7 @@ def test_the_best_setting_on_the_window_is_served_and_saved(
     sim: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(recall_tuning, "GRIDS", {"itemcf": {"alpha": (0.25, 0.5)}})
-    funnel, report = fit_funnel(_config(tune=True), sim, np.random.default_rng(0))
+    funnel, report = fit_funnel(_config(), sim, np.random.default_rng(0))
     (tuning,) = report.recall_tuning
     assert tuning.channel == "itemcf"
     assert [t["alpha"] for t in tuning.trials] == [0.75, 0.25, 0.5]  # configured first
@@ -51,15 +51,17 @@ def test_a_spent_budget_keeps_the_configured_setting(
     sim: Dataset, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(recall_tuning, "GRIDS", {"itemcf": {"alpha": (0.25, 0.5)}})
-    config = _config(tune=True, tune_budget_s=1e-9)
+    config = _config(tune_budget_s=1e-9)
     funnel, report = fit_funnel(config, sim, np.random.default_rng(0))
     (tuning,) = report.recall_tuning
     assert len(tuning.trials) == 1 and tuning.chosen == {"alpha": 0.75}
     assert funnel.config.recall.channels["itemcf"] == config.recall.channels["itemcf"]
 
 
-def test_tuning_is_off_by_default() -> None:
-    assert ExperimentConfig().recall.tune is False
+def test_itemcf_is_tuned_by_default_and_tuning_can_be_switched_off(sim: Dataset) -> None:
+    assert ExperimentConfig().recall.tune == ("itemcf",)
+    _, report = fit_funnel(_config(tune=()), sim, np.random.default_rng(0))
+    assert report.recall_tuning == ()
 
 
 def test_settings_reach_nested_fields() -> None:
