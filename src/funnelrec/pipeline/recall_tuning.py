@@ -1,5 +1,5 @@
 """Channel settings chosen on the recall window (``recall.tune`` lists the channel kinds):
-ItemCF's normalisation ``alpha`` and pair-age decay, the two-tower's epochs.
+ItemCF's normalisation ``alpha`` and pair-age decay, EASE's lambda, the two-tower's epochs.
 
 The defaults were tuned on the project's own benchmarks; a new log may want others (a catalogue
 where recency dominates wants the pair-age decay, one where it does not wants it off; a sparse
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 DAY_S = 86400.0
 GRIDS: dict[str, dict[str, tuple[Any, ...]]] = {
     "itemcf": {"alpha": (0.25, 0.5, 0.75), "pair_half_life_s": (14 * DAY_S, None)},
+    "ease": {"regularization": (50.0, 200.0, 1000.0)},
     "two_tower": {"train.epochs": (1, 3, 6)},
 }
 """Settings tried per channel kind (every combination), after the configured one."""
