@@ -58,8 +58,8 @@ def test_a_spent_budget_keeps_the_configured_setting(
     assert funnel.config.recall.channels["itemcf"] == config.recall.channels["itemcf"]
 
 
-def test_itemcf_is_tuned_by_default_and_tuning_can_be_switched_off(sim: Dataset) -> None:
-    assert ExperimentConfig().recall.tune == ("itemcf",)
+def test_itemcf_and_ease_are_tuned_by_default_and_tuning_can_be_switched_off(sim: Dataset) -> None:
+    assert ExperimentConfig().recall.tune == ("itemcf", "ease")
     _, report = fit_funnel(_config(tune=()), sim, np.random.default_rng(0))
     assert report.recall_tuning == ()
 
