@@ -27,6 +27,9 @@ console = Console(width=max(Console().width, 150))
 SHARED_SETS = {
     "movielens-100k": ("movielens-100k", "movielens-100k"),
     "taobao": ("taobao-userbehavior-head", "taobao"),
+    "mind": ("mind-small-sample", "mind"),
+    "kuairand": ("kuairand-sample", "kuairand"),
+    "kuairec": ("kuairec-head", "kuairec"),
 }
 
 

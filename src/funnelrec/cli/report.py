@@ -6,6 +6,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from funnelrec.eval.intervals import paired_metrics
+
 TABLE_KS = (10, 50, 200)
 
 
@@ -29,6 +31,43 @@ def recall_table(metrics: dict, title: str = "Recall stage (held-out users)") ->
         row.append(_cell(values.get(f"coverage@{ks[-1]}"), 3))
         table.add_row(name, *row, style="bold" if name in ("merged", "reranked") else None)
     return table
+
+
+def interval_table(intervals: dict, means: dict) -> Table:
+    """Each list's mean (``means``: metrics.json ``recall``) with its bootstrap interval, and
+    the final list's paired difference against it."""
+    final = intervals["final"]
+    metrics = paired_metrics(intervals["lists"][final])
+    level = round(100 * intervals["level"])
+    table = Table(
+        title=f"{level}% bootstrap intervals over {intervals['n_queries']} queries; "
+        f"diff = {final} - list, paired by query"
+    )
+    table.add_column("list")
+    for metric in metrics:
+        table.add_column(_label(metric), justify="right")
+    for metric in metrics:
+        table.add_column(f"diff {_label(metric)}", justify="right")
+    for name, values in intervals["lists"].items():
+        row = [f"{means[name][m]:.4f} {_span(*values[m])}" if m in values else "-" for m in metrics]
+        diffs = intervals["paired"].get(name, {})
+        for metric in metrics:
+            d = diffs.get(metric)
+            # an interval entirely below zero: the final list is worse than this one
+            style = "red" if d is not None and d["high"] < 0 else ""
+            cell = "-" if d is None else f"{d['mean']:+.4f} {_span(d['low'], d['high'])}"
+            row.append(f"[{style}]{cell}[/{style}]" if style else cell)
+        table.add_row(name, *row, style="bold" if name == final else None)
+    return table
+
+
+def _label(metric: str) -> str:
+    name, k = metric.split("@")
+    return f"{'R' if name == 'recall' else name.upper()}@{k}"
+
+
+def _span(low: float, high: float) -> str:
+    return f"[{low:.4f}, {high:.4f}]"
 
 
 def rank_table(rank: dict) -> Table:
@@ -162,6 +201,8 @@ def print_report(console: Console, metrics: dict) -> None:
     for name, reason in metrics.get("silent_channels", {}).items():
         console.print(f"[yellow]channel '{name}' silent:[/yellow] {reason}")
     console.print(recall_table(metrics))
+    if metrics.get("intervals", {}).get("final"):
+        console.print(interval_table(metrics["intervals"], metrics["recall"]))
     for guard in metrics.get("guards", []):
         console.print(f"guard {guard['stage']}: {guard['reason']}", highlight=False)
     if "skipped" in metrics.get("rank", {}):

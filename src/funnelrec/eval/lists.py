@@ -16,17 +16,21 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.eval.funnel import diversity_metrics
 from funnelrec.eval.queries import EvalQueries
 from funnelrec.metrics.topn import (
+    PerQueryValues,
     catalogue_coverage,
     drop_masked,
     hit_matrix,
+    metric_means,
     novelty,
-    ranking_metrics,
+    per_query_metrics,
 )
 from funnelrec.pipeline.fit import ProgressFn
 from funnelrec.pipeline.funnel import Funnel, Recommendation
 from funnelrec.recall.merge import candidates_to_matrix
 
 STAGES = ("recall", "merge", "rank")
+PER_QUERY_METRICS = ("recall@", "ndcg@")
+"""Per-query values kept for the bootstrap intervals (the others are only reported as means)."""
 SCORED_COLUMNS = ("query_id", "item_idx", "merged_rank", "rank", "score", "source")
 
 
@@ -58,6 +62,8 @@ class ListEvaluation:
         timings_s: summed stage timings over the batches.
         lists: ``{list: [n_queries, k_max]}`` item indices (-1 = padding).
         scored: the ranker's Scores rows of every batch (None without a ranker).
+        per_query: ``{list: {metric@k: [n_queries] values}}`` for recall and NDCG, whose means
+            are ``metrics`` (the bootstrap intervals resample them).
     """
 
     metrics: dict[str, dict[str, float]]
@@ -66,6 +72,7 @@ class ListEvaluation:
     timings_s: dict[str, float]
     lists: dict[str, NDArray[np.int32]]
     scored: pl.DataFrame | None = None
+    per_query: dict[str, PerQueryValues] = field(default_factory=dict)
 
 
 @dataclass
@@ -185,7 +192,7 @@ def evaluate_lists(
         collector.add(rows, lists, stage_lists, rec.final, batch.query_id, eval_queries)
         if progress is not None:
             progress("evaluate", int(rows[-1]) + 1, n)
-    metrics = _list_metrics(recommender, recs, eval_queries, train, ks)
+    metrics, per_query = _list_metrics(recommender, recs, eval_queries, train, ks)
     stages = STAGES if recommender.ranker is not None else STAGES[:2]
     return ListEvaluation(
         metrics=metrics,
@@ -194,6 +201,7 @@ def evaluate_lists(
         timings_s=collector.timings,
         lists=recs,
         scored=pl.concat(collector.scored) if collector.scored else None,
+        per_query=per_query,
     )
 
 
@@ -203,24 +211,28 @@ def _list_metrics(
     eval_queries: EvalQueries,
     train: Dataset,
     ks: tuple[int, ...],
-) -> dict[str, dict[str, float]]:
-    """Accuracy, coverage, novelty and diversity of each list at every K."""
+) -> tuple[dict[str, dict[str, float]], dict[str, PerQueryValues]]:
+    """Accuracy, coverage, novelty and diversity of each list at every K, and the per-query
+    recall and NDCG values behind the accuracy means."""
     n_catalogue = len(recommender.item_vocab)
     popularity = _item_popularity(train)
     popularity = np.concatenate([popularity, np.zeros(n_catalogue - popularity.shape[0])])
     side = recommender.item_side()
     metrics: dict[str, dict[str, float]] = {}
+    per_query: dict[str, PerQueryValues] = {}
     for name, matrix in recs.items():
         list_ks = ks
         if name == "reranked":  # re-ranking returns at most rerank.pool items
             list_ks = tuple(k for k in ks if k <= recommender.config.rerank.pool) or ks[:1]
-        values = ranking_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, list_ks)
+        rows = per_query_metrics(matrix, eval_queries.truth_ptr, eval_queries.truth_idx, list_ks)
+        values = metric_means(rows)
         for k in list_ks:
             values[f"coverage@{k}"] = catalogue_coverage(matrix, n_catalogue, k)
             values[f"novelty@{k}"] = novelty(matrix, popularity, k)
             values.update(diversity_metrics(matrix, side, k))
         metrics[name] = values
-    return metrics
+        per_query[name] = {m: v for m, v in rows.items() if m.startswith(PER_QUERY_METRICS)}
+    return metrics, per_query
 
 
 def _item_popularity(train: Dataset) -> NDArray[np.float64]:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,22 +18,30 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split, make_split
 from funnelrec.eval.funnel import funnel_summary, rerank_sweep
+from funnelrec.eval.intervals import list_intervals
 from funnelrec.eval.latency import request_latency
 from funnelrec.eval.lists import ListEvaluation, evaluate_lists
 from funnelrec.eval.queries import EvalQueries, build_eval_queries
 from funnelrec.eval.rank_stage import rank_metrics
 from funnelrec.eval.slices import slice_metrics
+from funnelrec.metrics.topn import PerQueryValues
 from funnelrec.pipeline.fit import FitReport, ProgressFn, fit_funnel
 from funnelrec.pipeline.funnel import Funnel
 
 
 @dataclass(frozen=True)
 class ExperimentResult:
-    """A fitted recommender (training side only), its training data and metrics.json."""
+    """A fitted recommender (training side only), its training data and metrics.json.
+
+    ``per_query`` holds each reported list's per-query recall@K / NDCG@K (rows are the
+    held-out users ``query_users``), so runs on the same split can be compared query by query
+    (:func:`funnelrec.metrics.intervals.paired_difference`)."""
 
     recommender: Funnel
     train: Dataset
     metrics: dict[str, Any]
+    per_query: dict[str, PerQueryValues] = field(default_factory=dict)
+    query_users: pl.Series | None = None
 
 
 def split_and_index(
@@ -86,9 +94,20 @@ def run_experiment(
     timings.update(lists.timings_s)
     metrics = _base_metrics(recommender, report, lists, eval_queries, split, train, config)
     metrics["data"].update(interactions=interactions.height, ingested_new_items=n_new_items)
+    per_query = {name: lists.per_query[name] for name in metrics["recall"]}
+    if config.eval.interval_resamples:
+        # Its own stream: adding intervals leaves every other sampled number of a run as it was.
+        metrics["intervals"] = list_intervals(
+            per_query,
+            np.random.default_rng(config.seed),
+            level=config.guards.level,
+            n_boot=config.eval.interval_resamples,
+        )
     metrics["timings_s"] = {k: round(v, 4) for k, v in timings.items()}
     _stage_reports(metrics, recommender, lists, eval_queries, config, rng)
     metrics["guards"] = [d.as_dict() for d in report.guards]
+    if report.recall_tuning:
+        metrics["recall_tuning"] = [t.as_dict() for t in report.recall_tuning]
     if report.rank_skipped is not None:
         metrics["rank"] = {"skipped": report.rank_skipped}
     if report.rank is not None and recommender.ranker is not None:
@@ -97,7 +116,7 @@ def run_experiment(
             recommender, report.rank, eval_queries, lists.scored, interactions, train, split, config
         )
         metrics["timings_s"]["rank.evaluate"] = round(time.perf_counter() - start, 4)
-    return ExperimentResult(recommender, train, metrics)
+    return ExperimentResult(recommender, train, metrics, per_query, eval_queries.user_ids)
 
 
 def _base_metrics(

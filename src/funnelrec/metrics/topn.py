@@ -3,13 +3,18 @@
 Conventions: ``recs`` is ``[B, k]`` int (item indices, best first, -1 = padding, no duplicates
 within a row); the truth is CSR (``truth_ptr [B + 1]``, ``truth_idx [T]``) of relevant items
 per row. Every metric returns the mean over rows; rows with an empty truth must be removed by
-the caller (they have no defined recall).
+the caller (they have no defined recall). The ``*_rows`` functions and
+:func:`per_query_metrics` give the per-row values those means are taken over (what a bootstrap
+over queries resamples).
 """
 
 from __future__ import annotations
 
 import numpy as np
 from numpy.typing import NDArray
+
+PerQueryValues = dict[str, NDArray[np.float64]]
+"""``{metric@k: [B] per-row values}`` (what :func:`per_query_metrics` returns)."""
 
 
 def hit_matrix(
@@ -59,14 +64,24 @@ def recall_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int)
     return float(np.mean(recall_rows(hits, truth_ptr, k)))
 
 
+def hit_rows(hits: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
+    """Per row ``[B]``: 1.0 when at least one relevant item is in the top k, else 0.0."""
+    return np.asarray(hits[:, :k].any(axis=1), dtype=np.float64)
+
+
 def hit_rate_at_k(hits: NDArray[np.bool_], k: int) -> float:
     """Fraction of rows with at least one relevant item in the top k."""
-    return float(np.mean(hits[:, :k].any(axis=1)))
+    return float(np.mean(hit_rows(hits, k)))
+
+
+def precision_rows(hits: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
+    """Per row ``[B]``: |relevant in top k| / k (padding counts as a miss)."""
+    return np.asarray(hits[:, :k].sum(axis=1) / k, dtype=np.float64)
 
 
 def precision_at_k(hits: NDArray[np.bool_], k: int) -> float:
     """Mean of |relevant in top k| / k (padding counts as a miss)."""
-    return float(np.mean(hits[:, :k].sum(axis=1) / k))
+    return float(np.mean(precision_rows(hits, k)))
 
 
 def ndcg_rows(
@@ -91,12 +106,16 @@ def ndcg_at_k(hits: NDArray[np.bool_], truth_ptr: NDArray[np.integer], k: int) -
     return float(np.mean(ndcg_rows(hits, truth_ptr, k)))
 
 
+def mrr_rows(hits: NDArray[np.bool_], k: int) -> NDArray[np.float64]:
+    """Per row ``[B]``: reciprocal rank of the first relevant item in the top k (0 when none)."""
+    top = hits[:, :k]
+    first = np.argmax(top, axis=1)
+    return np.asarray(np.where(top.any(axis=1), 1.0 / (first + 1), 0.0), dtype=np.float64)
+
+
 def mrr_at_k(hits: NDArray[np.bool_], k: int) -> float:
     """Mean reciprocal rank of the first relevant item within the top k (0 when none)."""
-    top = hits[:, :k]
-    any_hit = top.any(axis=1)
-    first = np.argmax(top, axis=1)
-    return float(np.mean(np.where(any_hit, 1.0 / (first + 1), 0.0)))
+    return float(np.mean(mrr_rows(hits, k)))
 
 
 def catalogue_coverage(recs: NDArray[np.integer], n_items: int, k: int) -> float:
@@ -130,15 +149,38 @@ def ranking_metrics(
     truth_idx: NDArray[np.integer],
     ks: tuple[int, ...],
 ) -> dict[str, float]:
-    """recall@K, hit@K, ndcg@K, mrr@K and precision@K for every K in ``ks``."""
+    """recall@K, hit@K, ndcg@K, mrr@K and precision@K for every K in ``ks``: the means over
+    rows of :func:`per_query_metrics`."""
+    return metric_means(per_query_metrics(recs, truth_ptr, truth_idx, ks))
+
+
+def metric_means(rows: PerQueryValues) -> dict[str, float]:
+    """The mean over rows of each per-row metric (what :func:`ranking_metrics` reports)."""
+    return {name: float(np.mean(values)) for name, values in rows.items()}
+
+
+def per_query_metrics(
+    recs: NDArray[np.integer],
+    truth_ptr: NDArray[np.integer],
+    truth_idx: NDArray[np.integer],
+    ks: tuple[int, ...],
+) -> dict[str, NDArray[np.float64]]:
+    """``{metric@K: [B] per-row values}`` for recall, hit, ndcg, mrr and precision at every K.
+
+    Example:
+        >>> rows = per_query_metrics(np.array([[3, 1], [4, 2]]), np.array([0, 1, 2]),
+        ...                          np.array([1, 7]), (2,))
+        >>> rows["recall@2"].tolist(), rows["ndcg@2"].round(4).tolist()
+        ([1.0, 0.0], [0.6309, 0.0])
+    """
     hits = hit_matrix(recs, truth_ptr, truth_idx)
-    out: dict[str, float] = {}
+    out: PerQueryValues = {}
     for k in ks:
-        out[f"recall@{k}"] = recall_at_k(hits, truth_ptr, k)
-        out[f"hit@{k}"] = hit_rate_at_k(hits, k)
-        out[f"ndcg@{k}"] = ndcg_at_k(hits, truth_ptr, k)
-        out[f"mrr@{k}"] = mrr_at_k(hits, k)
-        out[f"precision@{k}"] = precision_at_k(hits, k)
+        out[f"recall@{k}"] = recall_rows(hits, truth_ptr, k)
+        out[f"hit@{k}"] = hit_rows(hits, k)
+        out[f"ndcg@{k}"] = ndcg_rows(hits, truth_ptr, k)
+        out[f"mrr@{k}"] = mrr_rows(hits, k)
+        out[f"precision@{k}"] = precision_rows(hits, k)
     return out
 
 

@@ -22,8 +22,9 @@ artifact manifest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -32,7 +33,7 @@ from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.metrics.intervals import paired_difference
-from funnelrec.metrics.rank import ndcg_per_group
+from funnelrec.metrics.rank import auc, gauc, ndcg_per_group
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import FusionConfig, fuse
@@ -57,6 +58,8 @@ class GuardDecision:
         n_queries: guard queries with at least one labelled item.
         kept: False = the stage was bypassed.
         reason: one line saying why.
+        detail: extra measurements (rank: the ranker's AUC and GAUC on the guard slice, any
+            positive task as the label, so a bypassed ranker's quality is still reported).
     """
 
     stage: str
@@ -69,6 +72,7 @@ class GuardDecision:
     n_queries: int
     kept: bool
     reason: str
+    detail: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -89,7 +93,10 @@ def judge(
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> GuardDecision:
-    """Bypass when ``stage`` is below ``(1 - allowed_loss) x baseline`` beyond noise."""
+    """Bypass when ``stage`` is below ``(1 - allowed_loss) x baseline`` beyond noise; with
+    no query to judge on, the stage is kept and the decision says so."""
+    if values.size == 0:
+        return _skip(stage, "no guard query has a labelled positive")
     target = (1.0 - allowed_loss) * base_values
     interval = paired_difference(
         values, target, rng, n_boot=config.guards.n_boot, level=config.guards.level
@@ -169,6 +176,7 @@ def apply_guards(
         scores = _as_served(part, fuse(probs, funnel.ranker.fusion_config), data.cold_queries)
         rank_ndcg = part.ndcg(scores, k)
         decision = judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
+        decision = dataclasses.replace(decision, detail=_separation(part, scores))
         decisions.append(decision)
         if decision.kept:
             before, before_name = rank_ndcg, "ranked order"
@@ -178,6 +186,15 @@ def apply_guards(
     for d in decisions:
         (logger.info if d.kept else logger.warning)("guard %s: %s", d.stage, d.reason)
     return tuple(decisions)
+
+
+def _separation(part: _Slice, scores: NDArray[np.float64]) -> dict[str, float]:
+    """AUC and GAUC of the served scores on the guard slice (label: any positive task)."""
+    positive = part.value > 0
+    if positive.all() or not positive.any():
+        return {}
+    grouped = gauc(positive, scores, part.group)
+    return {"auc": auc(positive, scores), "gauc": grouped.value}
 
 
 def _as_served(part: _Slice, scores: NDArray[np.float64], cold: frozenset[int]) -> NDArray:

@@ -14,6 +14,7 @@ from funnelrec.metrics.topn import (
     mrr_at_k,
     ndcg_at_k,
     novelty,
+    per_query_metrics,
     precision_at_k,
     ranking_metrics,
     recall_at_k,
@@ -128,3 +129,18 @@ def test_category_diversity() -> None:
     # row 1: categories 1, 2, unknown -> ILD 1, 3 distinct of 3 -> 1.0
     assert ild == pytest.approx(0.5)
     assert cover == pytest.approx(0.75)
+
+
+def test_per_query_metrics_are_the_rows_behind_the_means() -> None:
+    rows = per_query_metrics(RECS, TRUTH_PTR, TRUTH_IDX, (1, 4))
+    assert set(rows) == set(ranking_metrics(RECS, TRUTH_PTR, TRUTH_IDX, (1, 4)))
+    # q0 truth {2, 7}: top1 holds 2; q1 truth {5}: found at rank 4
+    assert rows["recall@1"].tolist() == [0.5, 0.0]
+    assert rows["hit@4"].tolist() == [1.0, 1.0]
+    assert rows["mrr@4"].tolist() == [1.0, 0.25]
+    assert rows["precision@4"].tolist() == [0.5, 0.25]
+    assert rows["ndcg@4"][1] == pytest.approx(1 / math.log2(5))
+    means = ranking_metrics(RECS, TRUTH_PTR, TRUTH_IDX, (1, 4))
+    for name, values in rows.items():
+        assert values.shape == (2,)
+        assert means[name] == float(np.mean(values))

@@ -73,6 +73,9 @@ def test_guard_decisions_serialise(fitted: tuple[Funnel, FitReport]) -> None:
     for decision in report.guards:
         row = decision.as_dict()
         assert set(row) == {f.name for f in dataclasses.fields(decision)}
+    # The ranker's separation on the guard slice is reported, kept or not.
+    rank = next(d for d in report.guards if d.stage == "rank")
+    assert 0.5 < rank.detail["auc"] <= 1 and 0 < rank.detail["gauc"] <= 1
 
 
 def test_a_ranker_trained_on_shuffled_labels_is_bypassed(
@@ -91,4 +94,6 @@ def test_a_ranker_trained_on_shuffled_labels_is_bypassed(
     decisions = {d.stage: d for d in apply_guards(funnel, data, config, rng)}
     assert not decisions["rank"].kept, decisions["rank"].reason
     assert decisions["rank"].diff_high < 0
+    trained = next(d for d in report.guards if d.stage == "rank")
+    assert decisions["rank"].detail["gauc"] < trained.detail["gauc"]
     assert funnel.ranker is None and funnel.rank_log is None  # the merge order serves
