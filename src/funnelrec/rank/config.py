@@ -95,6 +95,14 @@ class RankTrainConfig(_Frozen):
         "probabilities (no down-sampling correction). Not for ESMM, whose CTCVR = CTR x CVR "
         "is a product of probabilities, nor LightGBM (use model.objective='lambdarank').",
     )
+    calibration: Literal["none", "isotonic"] = Field(
+        "none",
+        description="isotonic: after training, a monotone map per task fitted on the "
+        "validation samples turns the (down-sampling corrected) probabilities into observed "
+        "rates (rank/calibration.py::IsotonicCalibrator), applied before fusion and saved "
+        "with the ranker. Off by default: its steps tie candidates the model had ordered. "
+        "Only for objectives whose outputs are probabilities.",
+    )
 
 
 class FusionSearchConfig(_Frozen):

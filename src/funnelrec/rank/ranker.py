@@ -36,7 +36,12 @@ from numpy.typing import NDArray
 from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
-from funnelrec.rank.calibration import correct_task_probabilities
+from funnelrec.rank.calibration import (
+    IsotonicCalibrator,
+    calibrators_from_state,
+    calibrators_state,
+    correct_task_probabilities,
+)
 from funnelrec.rank.config import RankConfig, check_objective
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
@@ -81,6 +86,7 @@ class Ranker:
         )
         self.stats: dict = {}
         self.keep_rate = 1.0  # share of negatives max_negatives_per_query kept at training
+        self.calibrators: dict[str, IsotonicCalibrator] = {}  # rank.train.calibration
         self._device = resolve_device(config.train.device)
         # The last plain log scored against, and its index once seen twice (see _log_for).
         self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
@@ -140,9 +146,20 @@ class Ranker:
             self._fit_network(model, x_train, x_valid, health_dir)
         self.stats["train_s"] = time.perf_counter() - start
         self.stats["train_samples"] = len(x_train)
+        if self.config.train.calibration == "isotonic" and self.config.outputs_probabilities:
+            self._fit_calibrators(x_valid)
         if self.config.fusion.formula is None and len(self.tasks) > 1 and len(x_valid) > 0:
             self._tune_fusion(x_valid)
         return self
+
+    def _fit_calibrators(self, x_valid: RankFeatures) -> None:
+        """One isotonic map per task with both classes in the validation samples."""
+        probs = self.predict_features(x_valid)
+        for task in self.tasks:
+            labels = x_valid.labels[task]
+            if 0 < labels.sum() < labels.shape[0]:
+                self.calibrators[task] = IsotonicCalibrator().fit(probs[task], labels)
+        self.stats["calibrated_tasks"] = sorted(self.calibrators)
 
     def _batches(self, arrays: dict[str, torch.Tensor], n: int, epoch: int) -> Iterator[dict]:
         """One epoch's shuffled training batches: of rows (pointwise), or of whole queries
@@ -298,6 +315,8 @@ class Ranker:
         # pretend to calibrate (and, being monotone, would not change any order anyway).
         if self.keep_rate < 1.0 and self.config.outputs_probabilities:
             probs = correct_task_probabilities(probs, self.keep_rate)
+        for task, calibrator in self.calibrators.items():
+            probs[task] = calibrator.transform(probs[task])
         return probs
 
     def _raw_probs(self, x: RankFeatures) -> dict[str, NDArray[np.float64]]:
@@ -383,6 +402,7 @@ class Ranker:
             "spec": _spec_json(self.features),
         }
         out["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        out.update({f"calib.{k}": v for k, v in calibrators_state(self.calibrators).items()})
         return out
 
     @classmethod
@@ -391,6 +411,7 @@ class Ranker:
         ranker = cls(config, tuple(meta["tasks"]))
         ranker.fusion_config = FusionConfig.model_validate(meta["fusion"])
         ranker.keep_rate = float(meta.get("keep_rate", 1.0))
+        ranker.calibrators = calibrators_from_state(prefixed(state, "calib."))
         ranker.features = PointInTimeFeatures.from_state(
             config.features, prefixed(state, "features.")
         )

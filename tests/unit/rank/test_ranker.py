@@ -228,3 +228,23 @@ def test_listwise_batches_hold_whole_queries() -> None:
     first = [b[QUERY_KEY][0].item() for b in ranker._batches(arrays, query.size, 0)]
     second = [b[QUERY_KEY][0].item() for b in ranker._batches(arrays, query.size, 1)]
     assert first != second  # queries are reshuffled every epoch
+
+
+def test_isotonic_calibration_matches_observed_rates_and_round_trips(
+    sim_train: Dataset, rank_data
+) -> None:
+    base = _config({"kind": "lightgbm", "n_estimators": 20}).rank
+    config = base.model_copy(
+        update={"train": base.train.model_copy(update={"calibration": "isotonic"})}
+    )
+    ranker = Ranker(config, rank_data.tasks).fit(
+        sim_train, rank_data.train, rank_data.valid, rank_data.log
+    )
+    assert set(ranker.stats["calibrated_tasks"]) <= set(rank_data.tasks)
+    assert "click" in ranker.calibrators
+    scored = ranker.score(rank_data.valid, rank_data.log)
+    p, labels = scored["p_click"].to_numpy(), scored["label_click"].to_numpy()
+    # Isotonic regression keeps the mean: fitted on these samples, mean p = observed rate.
+    assert abs(float(p.mean()) - float(labels.mean())) < 1e-4
+    again = Ranker.from_state(config, ranker.state()).score(rank_data.valid, rank_data.log)
+    assert again["p_click"].to_list() == scored["p_click"].to_list()
