@@ -20,8 +20,10 @@ popularity (verdict "WORSE" when a paired interval lies entirely below zero).
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -48,9 +50,21 @@ NAME = "real_data_quality"
 EVAL = EvalConfig(ks=(10, 50), latency_requests=0, rerank_sweep_queries=0)
 NDCG, RECALL = "ndcg@10", "recall@50"
 LEVEL, N_BOOT = ExperimentConfig().guards.level, 1000
+ALLOWANCE = ExperimentConfig().guards.rerank_max_loss
 BASELINES: dict[str, ChannelConfig] = {"ease_alone": EASEConfig(), "als_alone": ALSConfig()}
 # RecBole's published MovieLens-100k numbers (random 8:1:1, full ranking): Recall@10, NDCG@10.
 YARDSTICKS = {"ItemKNN": (0.212, 0.268), "EASE": (0.265, 0.335)}
+SUMMARY_TITLE = "Final list vs best single channel and popularity (paired 95%)"
+SUMMARY_COLUMNS = [
+    "dataset",
+    "metric",
+    "final",
+    "best channel",
+    "final - best",
+    "final - popular",
+    "AUC>0.5",
+    "verdict",
+]
 MIN_USERS = 20  # fewer users cannot give a held-out query set worth an interval
 
 
@@ -242,26 +256,41 @@ def show_yardsticks(name: str, result: dict[str, Any]) -> None:
     )
 
 
+def _verdict(result: dict[str, Any], diffs: list[tuple[str, dict[str, float] | None]]) -> str:
+    """Verdict "ok" when no paired interval of final - other lies entirely below zero. A kept
+    diversifying re-ranker may give up ``guards.rerank_max_loss`` of the list's accuracy by
+    design (docs/guards.md): when only that stands between the final list and "ok" (the
+    interval's top reaches ``-allowance x other``), the verdict says so instead of "WORSE"."""
+    strict = [d for _, d in diffs if d is not None and d["high"] < 0]
+    if not strict:
+        return "ok"
+    reranked = any(
+        g["stage"] == "rerank" and g["kept"] and g.get("metric") for g in result["guards"]
+    )
+    means, metric = result["means"], result["metric"]
+    within = all(d is None or d["high"] >= -ALLOWANCE * means[other][metric] for other, d in diffs)
+    return f"ok within the {ALLOWANCE:.0%} diversity allowance" if reranked and within else "WORSE"
+
+
 def summary_rows(name: str, result: dict[str, Any]) -> list[list[Any]]:
     """One row per metric: the final list against the best single channel on that metric and
-    against popularity; "WORSE" when either paired interval lies entirely below zero."""
+    against popularity, with :func:`_verdict`."""
     iv, means = result["intervals"], result["means"]
     final = iv["final"]
     channels = [n for n in means if n not in FINAL_LISTS]
     rows = []
     for metric in (NDCG, RECALL):
         best = max(channels, key=lambda c: means[c][metric])
-        diffs = [iv["paired"].get(other, {}).get(metric) for other in (best, "popular")]
-        worse = any(d is not None and d["high"] < 0 for d in diffs)
+        diffs = [(other, iv["paired"].get(other, {}).get(metric)) for other in (best, "popular")]
         rows.append(
             [
                 name,
                 metric,
                 means[final][metric],
                 f"{best} {means[best][metric]:.4f}",
-                *(_diff(d) for d in diffs),
+                *(_diff(d) for _, d in diffs),
                 _auc_ok(result["rank"]),
-                "WORSE" if worse else "ok",
+                _verdict({**result, "metric": metric}, diffs),
             ]
         )
     return rows
@@ -271,7 +300,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="ml-100k temporal + 50k simulator")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--summary-from", metavar="JSON", help="only print the summary of an earlier run's JSON"
+    )
     args = parser.parse_args()
+    if args.summary_from:
+        saved = json.loads(Path(args.summary_from).read_text())["results"]
+        rows = [r for n, res in saved.items() if "intervals" in res for r in summary_rows(n, res)]
+        render(SUMMARY_TITLE, SUMMARY_COLUMNS, rows)
+        return
     results: dict[str, Any] = {}
     summary = []
     for case in QUICK if args.quick else CASES:
@@ -287,9 +324,7 @@ def main() -> None:
         rows = summary_rows(case.name, result)
         result["verdict"] = "WORSE" if any(row[-1] == "WORSE" for row in rows) else "ok"
         summary += rows
-    columns = ["dataset", "metric", "final", "best channel", "final - best", "final - popular"]
-    columns += ["AUC>0.5", "verdict"]
-    render("Final list vs best single channel and popularity (paired 95%)", columns, summary)
+    render(SUMMARY_TITLE, SUMMARY_COLUMNS, summary)
     write_json(NAME, {"args": vars(args), "level": LEVEL, "n_boot": N_BOOT, "results": results})
 
 
