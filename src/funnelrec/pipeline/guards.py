@@ -93,8 +93,9 @@ def judge(
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> GuardDecision:
-    """Bypass when ``stage`` is below ``(1 - allowed_loss) x baseline`` beyond noise; with
-    no query to judge on, the stage is kept and the decision says so."""
+    """Keep ``stage`` when its mean reaches ``(1 - allowed_loss) x baseline`` (a negative
+    ``allowed_loss`` is a required gain); with no query to judge on, the stage is kept and the
+    decision says so."""
     if values.size == 0:
         return _skip(stage, "no guard query has a labelled positive")
     target = (1.0 - allowed_loss) * base_values
@@ -107,7 +108,11 @@ def judge(
         verdict += " (worse beyond noise)"
     elif not kept:
         verdict += " (not better: no evidence it helps)"
-    allowance = f" less the allowed {allowed_loss:.0%}" if allowed_loss else ""
+    allowance = ""
+    if allowed_loss > 0:
+        allowance = f" less the allowed {allowed_loss:.0%}"
+    elif allowed_loss < 0:
+        allowance = f" plus the required {-allowed_loss:.0%}"
     reason = (
         f"{verdict}: {metric} {values.mean():.4f} vs {baseline}{allowance} "
         f"{target.mean():.4f}, {config.guards.level:.0%} interval of the paired difference "
@@ -175,7 +180,8 @@ def apply_guards(
         decisions.append(_fusion_guard(funnel, part, probs, data.cold_queries, config, rng))
         scores = _as_served(part, fuse(probs, funnel.ranker.fusion_config), data.cold_queries)
         rank_ndcg = part.ndcg(scores, k)
-        decision = judge("rank", before_name, metric, rank_ndcg, before, 0.0, config, rng)
+        gain = -config.guards.rank_min_gain
+        decision = judge("rank", before_name, metric, rank_ndcg, before, gain, config, rng)
         decision = dataclasses.replace(decision, detail=_separation(part, scores))
         decisions.append(decision)
         if decision.kept:
