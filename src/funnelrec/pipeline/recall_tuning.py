@@ -58,27 +58,27 @@ class ChannelTuning:
         }
 
 
+def _parent(data: dict[str, Any], key: str) -> tuple[dict[str, Any], str]:
+    """The dict holding dotted ``key`` in a dumped config, and the key's last part."""
+    *path, last = key.split(".")
+    for part in path:
+        data = data[part]
+    return data, last
+
+
 def _with(config: ChannelConfig, setting: dict[str, Any]) -> ChannelConfig:
     """``config`` with ``setting`` applied (dotted keys reach nested models)."""
     data = config.model_dump()
     for key, value in setting.items():
-        node = data
-        *path, last = key.split(".")
-        for part in path:
-            node = node[part]
+        node, last = _parent(data, key)
         node[last] = value
     return type(config).model_validate(data)
 
 
 def _current(config: ChannelConfig, keys: list[str]) -> dict[str, Any]:
+    """The configured values of dotted ``keys``."""
     data = config.model_dump()
-    out = {}
-    for key in keys:
-        node = data
-        for part in key.split("."):
-            node = node[part]
-        out[key] = node
-    return out
+    return {key: node[last] for key in keys for node, last in [_parent(data, key)]}
 
 
 def _settings(grid: dict[str, tuple[Any, ...]]) -> list[dict[str, Any]]:

@@ -33,6 +33,7 @@ from numpy.typing import NDArray
 
 from funnelrec.features.pit.evidence import EVIDENCE_PREFIX as PREFIX
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
+from funnelrec.recall.history import recent_items
 
 RECENT = 5
 """Items in the "recent" similarity features."""
@@ -118,23 +119,15 @@ def _channel_position(
     return position, np.nan_to_num(score, neginf=0.0, posinf=0.0)
 
 
-def _recent_matrix(
-    queries: Queries, n_items: int, last: int, weights: NDArray[np.float64] | None = None
-) -> sp.csr_matrix:
-    """``[B, n_items]`` indicator (or ``weights``) of each query's ``last`` history items
-    (items outside ``n_items`` dropped), rows normalised to sum 1 when unweighted."""
-    ptr, hist = queries.history_ptr, queries.history_item
-    lengths = np.diff(ptr)
-    take = np.minimum(lengths, last)
-    row = np.repeat(np.arange(len(queries)), take)
-    # Positions of the last ``take`` items of each row (history is oldest first).
-    offset = np.arange(int(take.sum())) - np.repeat(np.cumsum(take) - take, take)
-    pos = np.repeat(ptr[1:] - take, take) + offset
-    item = hist[pos].astype(np.int64)
-    keep = (item >= 0) & (item < n_items)
-    value = np.repeat(1.0 / np.maximum(take, 1), take)
+def _recent_matrix(queries: Queries, n_items: int, last: int) -> sp.csr_matrix:
+    """``[B, n_items]`` mean over each query's ``last`` distinct history items (the rule the
+    channels use: :func:`~funnelrec.recall.history.recent_items`; items outside ``n_items``
+    skipped): each row sums to 1, or is empty without history."""
+    recent = recent_items(queries, last, np.ones(n_items, dtype=bool))
+    counts = np.bincount(recent.row, minlength=len(queries))
+    value = 1.0 / counts[recent.row]
     return sp.csr_matrix(
-        (value[keep], (row[keep], item[keep])), shape=(len(queries), n_items), dtype=np.float64
+        (value, (recent.row, recent.item)), shape=(len(queries), n_items), dtype=np.float64
     )
 
 
