@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
@@ -62,7 +64,7 @@ DEFAULT_MERGE = MergeConfig(
 class RecallConfig(_Frozen):
     channels: dict[str, ChannelConfig] = Field(default_factory=_default_channels)
     merge: MergeConfig = DEFAULT_MERGE
-    tune: tuple[str, ...] = Field(
+    tune: tuple[Literal["itemcf", "ease", "two_tower"], ...] = Field(
         ("itemcf", "ease"),
         description="Channel kinds whose settings are chosen on the recall window at the end "
         "of the training span (pipeline/recall_tuning.py): 'itemcf' (alpha, pair-age decay; "
