@@ -179,8 +179,14 @@ def _rank_summary(rank: dict[str, Any] | None, guards: list[dict[str, Any]]) -> 
     tasks = [t for t in rank.get("training", {}).get("tasks", []) if rank.get(t)]
     return {
         "evaluated_on": rank["evaluated_on"],
-        "tasks": {t: {"auc": rank[t]["auc"], "gauc": rank[t]["gauc"]} for t in tasks},
+        "tasks": {t: _separation(rank[t]) for t in tasks},
+        "dropped_tasks": rank.get("training", {}).get("dropped_tasks", {}),
     }
+
+
+def _separation(task: dict[str, Any]) -> dict[str, Any]:
+    keys = ("auc", "auc_low", "auc_high", "n_positives", "gauc")
+    return {k: task[k] for k in keys if k in task}
 
 
 def _ci(low: float, high: float) -> str:
@@ -192,10 +198,25 @@ def _diff(d: dict[str, float] | None) -> str:
 
 
 def _auc_ok(rank: dict[str, Any]) -> str:
+    """ "yes" when every task's AUC is above 0.5; otherwise the failing tasks with their
+    positives, "NO" when the interval lies wholly below 0.5 (worse than random beyond noise)."""
     tasks = rank.get("tasks", {})
     if not tasks:
         return "n/a"
-    return "yes" if all(v["auc"] > 0.5 for v in tasks.values()) else "NO"
+    failing = {t: v for t, v in tasks.items() if not v["auc"] > 0.5}
+    if not failing:
+        return "yes"
+    worse = any(v.get("auc_high", 1.0) < 0.5 for v in failing.values())
+    shown = ", ".join(f"{t} {_auc(v)}" for t, v in failing.items())
+    return f"{'NO' if worse else 'no'}: {shown}"
+
+
+def _auc(v: dict[str, Any]) -> str:
+    """``0.3900 [0.18, 0.60] on 7 pos`` (the interval and positives when known)."""
+    text = f"{v['auc']:.4f}"
+    if "auc_low" in v:
+        text += f" [{v['auc_low']:.2f}, {v['auc_high']:.2f}] on {int(v['n_positives'])} pos"
+    return text
 
 
 def show_case(name: str, result: dict[str, Any]) -> None:
@@ -228,9 +249,11 @@ def show_case(name: str, result: dict[str, Any]) -> None:
         console.print(f"  ranker: skipped ({rank['skipped']})", highlight=False)
     for task, v in rank.get("tasks", {}).items():
         console.print(
-            f"  ranker {task}: AUC {v['auc']:.4f} GAUC {v['gauc']:.4f} on {rank['evaluated_on']}",
+            f"  ranker {task}: AUC {_auc(v)}, GAUC {v['gauc']:.4f} on {rank['evaluated_on']}",
             highlight=False,
         )
+    for task, n in rank.get("dropped_tasks", {}).items():
+        console.print(f"  ranker {task}: not modelled ({n} training positives)", highlight=False)
     for g in result["guards"]:
         verdict = "kept" if g["kept"] else "BYPASSED"
         console.print(f"  guard {g['stage']}: {verdict}: {g['reason']}", highlight=False)

@@ -78,7 +78,7 @@ def rank_table(rank: dict) -> Table:
         f"({training.get('train_samples', 0):,} samples), evaluated on {rank['evaluated_on']} "
         f"({rank['n_samples']:,} samples)"
     )
-    for column in ("task", "AUC", "GAUC", "LogLoss", "pred/obs", "ECE", "pos. rate"):
+    for column in ("task", "AUC [95%]", "positives", "GAUC", "LogLoss", "pred/obs", "ECE"):
         table.add_column(column, justify="left" if column == "task" else "right")
     for task in training.get("tasks", []):
         values = rank.get(task)
@@ -86,13 +86,15 @@ def rank_table(rank: dict) -> Table:
             continue
         table.add_row(
             task,
-            f"{values['auc']:.4f}",
+            f"{values['auc']:.4f} {_span(values['auc_low'], values['auc_high'])}",
+            f"{values['n_positives']:,.0f} ({values['positive_rate']:.2%})",
             f"{values['gauc']:.4f}",
             f"{values['logloss']:.4f}",
             f"{values['calibration']:.3f}",
             f"{values['ece']:.4f}",
-            f"{values['positive_rate']:.4f}",
         )
+    for task, n in training.get("dropped_tasks", {}).items():
+        table.add_row(task, "not modelled", f"{n} in training", "", "", "", "")
     return table
 
 

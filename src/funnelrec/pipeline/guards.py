@@ -33,7 +33,7 @@ from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.metrics.intervals import paired_difference
-from funnelrec.metrics.rank import auc, gauc, ndcg_per_group
+from funnelrec.metrics.rank import auc, auc_interval, gauc, ndcg_per_group
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import FusionConfig, fuse
@@ -58,8 +58,9 @@ class GuardDecision:
         n_queries: guard queries with at least one labelled item.
         kept: False = the stage was bypassed.
         reason: one line saying why.
-        detail: extra measurements (rank: the ranker's AUC and GAUC on the guard slice, any
-            positive task as the label, so a bypassed ranker's quality is still reported).
+        detail: extra measurements (rank: the ranker's AUC with its 95% interval, positives
+            and GAUC on the guard slice's warm queries, any positive task as the label, so a
+            bypassed ranker's quality is still reported).
     """
 
     stage: str
@@ -178,11 +179,13 @@ def apply_guards(
         scored = funnel.ranker.score(guard.drop(labels), data.log)
         probs = {t: scored[f"p_{t}"].to_numpy() for t in funnel.ranker.tasks}
         decisions.append(_fusion_guard(funnel, part, probs, data.cold_queries, config, rng))
-        scores = _as_served(part, fuse(probs, funnel.ranker.fusion_config), data.cold_queries)
+        fused = fuse(probs, funnel.ranker.fusion_config)
+        scores = _as_served(part, fused, data.cold_queries)
         rank_ndcg = part.ndcg(scores, k)
         gain = -config.guards.rank_min_gain
         decision = judge("rank", before_name, metric, rank_ndcg, before, gain, config, rng)
-        decision = dataclasses.replace(decision, detail=_separation(part, scores))
+        separation = _separation(part, fused, data.cold_queries)
+        decision = dataclasses.replace(decision, detail=separation)
         decisions.append(decision)
         if decision.kept:
             before, before_name = rank_ndcg, "ranked order"
@@ -194,13 +197,27 @@ def apply_guards(
     return tuple(decisions)
 
 
-def _separation(part: _Slice, scores: NDArray[np.float64]) -> dict[str, float]:
-    """AUC and GAUC of the served scores on the guard slice (label: any positive task)."""
-    positive = part.value > 0
+def _separation(
+    part: _Slice, scores: NDArray[np.float64], cold: frozenset[int]
+) -> dict[str, float]:
+    """AUC and GAUC of the ranker's scores on the guard slice's warm queries (label: any
+    positive task). Cold users' candidates keep the merge order, whose values (negated ranks)
+    are not on the scores' scale: pooled with them, AUC would measure the mix, not the ranker."""
+    warm = ~np.isin(part.group, np.fromiter(cold, dtype=np.int64))
+    positive = part.value[warm] > 0
     if positive.all() or not positive.any():
         return {}
-    grouped = gauc(positive, scores, part.group)
-    return {"auc": auc(positive, scores), "gauc": grouped.value}
+    scores, group = scores[warm], part.group[warm]
+    value, n_pos = auc(positive, scores), int(positive.sum())
+    low, high = auc_interval(value, n_pos, positive.size - n_pos)
+    grouped = gauc(positive, scores, group)
+    return {
+        "auc": value,
+        "auc_low": low,
+        "auc_high": high,
+        "n_positives": n_pos,
+        "gauc": grouped.value,
+    }
 
 
 def _as_served(part: _Slice, scores: NDArray[np.float64], cold: frozenset[int]) -> NDArray:

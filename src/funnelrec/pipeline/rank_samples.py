@@ -313,6 +313,11 @@ def _split_samples(
             "no ranking samples in the training window; widen rank.samples.window_fraction or "
             "disable the stage with --set rank.enabled=false"
         )
+    cfg, dropped = _trainable_tasks(fit_part, cfg, rank.samples.min_task_positives)
+    if dropped:
+        labels = [f"label_{t}" for t in dropped]
+        fit_part, valid_part, guard = (f.drop(labels) for f in (fit_part, valid_part, guard))
+        info.update(tasks=list(cfg.tasks), dropped_tasks=dropped)
     info.update(
         train_samples=fit_part.height,
         valid_samples=valid_part.height,
@@ -322,6 +327,35 @@ def _split_samples(
         positive_rate={t: float(cast(float, fit_part[f"label_{t}"].mean())) for t in cfg.tasks},
     )
     return RankData(fit_part, valid_part, log, source, cfg, info, guard)
+
+
+def _trainable_tasks(
+    fit_part: pl.DataFrame, cfg: SampleConfig, minimum: int
+) -> tuple[SampleConfig, dict[str, int]]:
+    """``cfg`` without the tasks that have fewer than ``minimum`` training positives, and
+    ``{dropped task: its positives}``.
+
+    Raises:
+        MissingInputError: no task has enough positives (the funnel serves the merge order).
+    """
+    positives = {t: int(cast(float, fit_part[f"label_{t}"].sum())) for t in cfg.tasks}
+    dropped = {t: n for t, n in positives.items() if n < minimum}
+    if len(dropped) == len(positives):
+        raise MissingInputError(
+            f"no ranking task has {minimum} positives among the training samples "
+            f"(positives {positives}); lower rank.samples.min_task_positives to train anyway"
+        )
+    for task, n in dropped.items():
+        logger.warning(
+            "ranking task %r dropped: %d positive(s) among %d training samples, fewer than "
+            "rank.samples.min_task_positives = %d",
+            task,
+            n,
+            fit_part.height,
+            minimum,
+        )
+    kept = {t: v for t, v in cfg.tasks.items() if t not in dropped}
+    return cfg.model_copy(update={"tasks": kept}), dropped
 
 
 def _recall_samples(

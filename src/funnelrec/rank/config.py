@@ -72,6 +72,14 @@ class RankSamplesConfig(_Frozen):
     max_negatives_per_query: int | None = Field(
         None, gt=0, description="Subsample negatives per query (all positives kept)."
     )
+    min_task_positives: int = Field(
+        50,
+        ge=1,
+        description="A task with fewer positives among the training samples is not modelled "
+        "(dropped with a warning, listed in the rank report's dropped_tasks): a head fitted "
+        "on a handful of positives is noise that fusion would add to every score (Taobao's "
+        "sample has 2 fav and 3 order positives in its window).",
+    )
 
 
 class RankTrainConfig(_Frozen):

@@ -9,6 +9,7 @@ from sklearn.metrics import log_loss, roc_auc_score
 from funnelrec.metrics.rank import (
     GAUCResult,
     auc,
+    auc_interval,
     calibration,
     ece,
     gauc,
@@ -215,6 +216,9 @@ def test_rank_report_keys_and_values() -> None:
     r = rank_report(labels, probs, np.array([0, 0, 1, 1]))
     assert set(r["click"]) == {
         "auc",
+        "auc_low",
+        "auc_high",
+        "n_positives",
         "gauc",
         "gauc_groups",
         "gauc_skipped",
@@ -231,6 +235,17 @@ def test_rank_report_keys_and_values() -> None:
     assert r["order"]["gauc_skipped"] == 2.0
     assert r["order"]["logloss"] == pytest.approx(-math.log(0.9))
     assert r["order"]["positive_rate"] == 0.0
+
+
+def test_auc_interval_narrows_with_positives() -> None:
+    few = auc_interval(0.4, 7, 14_000)
+    many = auc_interval(0.4, 3_000, 14_000)
+    assert few[0] < 0.4 < few[1] and few[1] > 0.5  # 7 positives cannot show a model is worse
+    assert many[1] < 0.5  # 3000 can
+    assert math.isnan(auc_interval(float("nan"), 0, 10)[0])
+    labels = {"click": np.array([0, 1, 1, 0])}
+    r = rank_report(labels, {"click": np.array([0.2, 0.7, 0.6, 0.4])}, np.array([0, 0, 1, 1]))
+    assert r["click"]["n_positives"] == 2.0 and r["click"]["auc_low"] <= 1.0 == r["click"]["auc"]
 
 
 def test_rank_report_missing_task() -> None:

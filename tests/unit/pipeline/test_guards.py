@@ -12,7 +12,7 @@ from funnelrec.config import load_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.pipeline import FitReport, Funnel, fit_funnel
-from funnelrec.pipeline.guards import apply_guards
+from funnelrec.pipeline.guards import _separation, _Slice, apply_guards
 from funnelrec.rank.ranker import Ranker
 
 FAST = [
@@ -97,3 +97,15 @@ def test_a_ranker_trained_on_shuffled_labels_is_bypassed(
     trained = next(d for d in report.guards if d.stage == "rank")
     assert decisions["rank"].detail["gauc"] < trained.detail["gauc"]
     assert funnel.ranker is None and funnel.rank_log is None  # the merge order serves
+
+
+def test_ranker_separation_ignores_cold_queries() -> None:
+    """Cold users' candidates are served in merge order; their (negated-rank) values must not
+    be pooled with the ranker's scores when the guard reports the ranker's AUC."""
+    frame = pl.DataFrame({"query_id": [0, 0, 1, 1], "merged_rank": [1, 2, 1, 2]})
+    group = frame["query_id"].to_numpy()
+    part = _Slice(frame, group, np.array([1.0, 0.0, 0.0, 1.0]))
+    scores = np.array([0.9, 0.1, 0.8, 0.2])  # right on warm query 0, wrong on cold query 1
+    warm = _separation(part, scores, frozenset({1}))
+    assert (warm["auc"], warm["gauc"], warm["n_positives"]) == (1.0, 1.0, 1)
+    assert _separation(part, scores, frozenset())["gauc"] == 0.5  # pooled: query 1 inverted
