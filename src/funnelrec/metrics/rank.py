@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.stats import norm
 
 __all__ = [
     "GAUCResult",
@@ -403,7 +403,7 @@ def auc_interval(
         + (n_positives - 1) * (q1 - value * value)
         + (n_negatives - 1) * (q2 - value * value)
     ) / (n_positives * n_negatives)
-    half = float(norm.ppf(0.5 + level / 2.0)) * float(np.sqrt(max(variance, 0.0)))
+    half = NormalDist().inv_cdf(0.5 + level / 2.0) * float(np.sqrt(max(variance, 0.0)))
     return max(0.0, value - half), min(1.0, value + half)
 
 

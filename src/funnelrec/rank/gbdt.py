@@ -30,9 +30,8 @@ import json
 import logging
 import re
 from dataclasses import dataclass
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
-import lightgbm as lgb
 import numpy as np
 from numpy.typing import NDArray
 
@@ -44,6 +43,9 @@ from funnelrec.rank.gbdt_objective import (
     objective_params,
     output_scores,
 )
+
+if TYPE_CHECKING:  # imported where a booster is built or read: serving a neural ranker
+    import lightgbm as lgb  # never loads LightGBM (seconds of worker start-up)
 
 # LightGBMConfig is defined in gbdt_config (torch/LightGBM-free) and re-exported here for
 # callers that import the config together with the ranker.
@@ -324,6 +326,8 @@ class LightGBMRanker:
         layout: _Layout,
         params: dict[str, object],
     ) -> lgb.Booster | None:
+        import lightgbm as lgb
+
         names, cats = layout.feature_names, layout.categorical
         dtrain = make_dataset(
             x_train, y, group, layout.objective, feature_names=names, categorical=cats
@@ -443,6 +447,8 @@ class LightGBMRanker:
             raise ValueError("state base_rate/has_booster do not match the layout's tasks")
         model._layout = layout
         model._base_rate = {t: float(b) for t, b in zip(layout.tasks, base, strict=True)}
+        import lightgbm as lgb
+
         for task, present in zip(layout.tasks, has, strict=True):
             if present:
                 key = f"booster.{task}"

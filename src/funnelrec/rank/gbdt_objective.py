@@ -29,13 +29,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import lightgbm as lgb
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from scipy.special import expit
 
 from funnelrec.rank.gbdt_config import LightGBMConfig, Objective
+
+if TYPE_CHECKING:  # LightGBM loads only when a dataset is built (not when serving)
+    import lightgbm as lgb
 
 __all__ = [
     "Objective",
@@ -151,6 +154,8 @@ def make_dataset(
     Returns:
         The Dataset, or None for lambdarank when no query has two label values.
     """
+    import lightgbm as lgb
+
     names = list(feature_names)
     cats = list(categorical)
     if objective == "binary":

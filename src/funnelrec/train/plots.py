@@ -14,10 +14,10 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+if TYPE_CHECKING:  # matplotlib loads when a plot is drawn, not with the package (serving)
+    from matplotlib.figure import Figure
 
 PLOT_FILES = ("loss_grad_norm.png", "layer_grad_norms.png", "dead_fraction.png")
 _DASHES = ("-", "--", ":", "-.")
@@ -33,7 +33,15 @@ def _positive(values: list[float]) -> list[float]:
     return [v if v > 0 else math.nan for v in values]
 
 
+def _figure(width: float, height: float) -> Figure:
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
 def _save(fig: Figure, path: Path) -> Path:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     # fixed margins: a constrained/tight layout costs more than drawing the figure
     fig.subplots_adjust(left=0.14, right=0.97, bottom=0.09, top=0.92, hspace=0.08)
     FigureCanvasAgg(fig)
@@ -91,7 +99,7 @@ def _loss_grad_norm_figure(
 ) -> Figure:
     """Loss (top) and global pre-clip gradient norm, log scale, with the threshold (bottom)."""
     x = [_num(r["step"]) for r in steps]
-    fig = Figure(figsize=(8, 6))
+    fig = _figure(8, 6)
     ax_loss, ax_norm = fig.subplots(2, 1, sharex=True)
     if steps:
         ax_loss.plot(x, [_num(r["loss"]) for r in steps], color="tab:blue")
@@ -114,7 +122,7 @@ def _loss_grad_norm_figure(
 def _layer_grad_norms_figure(steps: Sequence[Mapping[str, Any]]) -> Figure:
     """Each layer's weight-gradient norm over the steps (log scale; all-zero layers skipped)."""
     x = [_num(r["step"]) for r in steps]
-    fig = Figure(figsize=(8, 5))
+    fig = _figure(8, 5)
     ax = fig.subplots()
     names = list(dict.fromkeys(name for r in steps for name in r.get("layers", {})))
     drawn = False
@@ -136,7 +144,7 @@ def _layer_grad_norms_figure(steps: Sequence[Mapping[str, Any]]) -> Figure:
 
 def _activations_figure(epochs: Sequence[Mapping[str, Any]]) -> Figure:
     """Each activation layer's dead fraction (top) and output std (bottom) per epoch."""
-    fig = Figure(figsize=(8, 6))
+    fig = _figure(8, 6)
     ax_dead, ax_std = fig.subplots(2, 1, sharex=True)
     ex = [_num(r["epoch"]) for r in epochs]
     acts = list(dict.fromkeys(name for r in epochs for name in r.get("activations", {})))
