@@ -18,13 +18,21 @@ from funnelrec.cli.app import app
 from funnelrec.pipeline.persist import load_recommender
 from funnelrec.serve.consistency import replay_feature_log
 
+ADMIN_TOKEN = "test-admin-token-0123456789"
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+def _admin(root: Path) -> tuple[str, ...]:
+    return ("--admin-token", ADMIN_TOKEN, "--artifacts-root", str(root))
+
 
 @pytest.fixture(scope="module")
 def server(
     tiny_artifacts: Path, tmp_path_factory: pytest.TempPathFactory, start_server
 ) -> Iterator[tuple[str, Path]]:
     state = tmp_path_factory.mktemp("serve")
-    running = start_server(tiny_artifacts, state)
+    # The root holds the session's artifact and the folders these tests reload.
+    running = start_server(tiny_artifacts, state, *_admin(state.parent))
     try:
         yield running.base, state
     finally:
@@ -33,7 +41,7 @@ def server(
 
 @pytest.fixture(scope="module")
 def client(server: tuple[str, Path]) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server[0], timeout=30) as c:
+    with httpx.Client(base_url=server[0], timeout=30, headers=AUTH) as c:
         yield c
 
 
@@ -51,7 +59,7 @@ def test_health_ready_docs(client: httpx.Client) -> None:
     assert ready.status_code == 200 and ready.json()["ready"] is True
     paths = client.get("/openapi.json").json()["paths"]
     assert {"/v1/recommend", "/v1/events", "/metrics", "/admin/reload"} <= set(paths)
-    assert client.get("/docs").status_code == 200
+    assert client.get("/docs").status_code == 404  # off by default (its assets load from a CDN)
 
 
 def test_recommend_known_user(client: httpx.Client, users: list) -> None:
@@ -63,7 +71,8 @@ def test_recommend_known_user(client: httpx.Client, users: list) -> None:
     assert [i["rank"] for i in body["items"]] == list(range(1, 8))
     first = body["items"][0]
     assert {"item_id", "score", "source", "merged_rank", "rank", "probabilities"} <= set(first)
-    assert set(first["probabilities"]) == {"click", "cart", "order"}
+    # The tasks the ranker models (a task with too few training positives is not modelled).
+    assert "click" in set(first["probabilities"]) <= {"click", "cart", "order"}
     assert body["request_id"] and body["degraded"] == []
     assert {"recall.itemcf", "merge", "rank", "total"} <= set(body["timings_ms"])
 
@@ -176,7 +185,7 @@ def test_hot_reload_drops_no_request(
                 break
             time.sleep(0.1)
         assert status["reload"]["state"] == "done", status
-        assert status["artifacts"] == str(new)
+        assert status["artifacts"] == new.name  # relative to the artifacts root
         time.sleep(0.3)
     finally:
         stop_flag.set()
@@ -196,31 +205,35 @@ def test_hot_reload_drops_no_request(
         time.sleep(0.1)
     assert status["reload"]["state"] == "failed"
     assert "does not match the manifest" in status["reload"]["error"]
-    assert status["artifacts"] == str(new)
+    assert status["artifacts"] == new.name
     assert client.post("/v1/recommend", json={"user_id": users[0], "k": 3}).status_code == 200
     r = client.post("/admin/reload", json={"path": str(server[1] / "nope")})
     assert r.status_code == 422 and "not a folder" in r.json()["error"]
 
 
 def test_two_workers_follow_a_reload(tiny_artifacts: Path, tmp_path: Path, start_server) -> None:
-    running = start_server(tiny_artifacts, tmp_path / "serve", "--workers", "2")
+    root = tmp_path.parent
+    running = start_server(tiny_artifacts, tmp_path / "serve", "--workers", "2", *_admin(root))
     base = running.base
     try:
         new = tmp_path / "v2"
         shutil.copytree(tiny_artifacts, new)
-        with httpx.Client(base_url=base, timeout=30) as c:
+        expected = new.resolve().relative_to(root.resolve()).as_posix()
+        with httpx.Client(base_url=base, timeout=30, headers=AUTH) as c:
             assert c.post("/admin/reload", json={"path": str(new)}).status_code == 202
             deadline = time.monotonic() + 60
             seen: set[str] = set()
             statuses: list[dict] = []
             while time.monotonic() < deadline:
                 # Fresh connections spread over both workers.
-                statuses = [httpx.get(f"{base}/admin/status").json() for _ in range(8)]
+                statuses = [
+                    httpx.get(f"{base}/admin/status", headers=AUTH).json() for _ in range(8)
+                ]
                 seen = {status["artifacts"] for status in statuses}
-                if seen == {str(new)}:
+                if seen == {expected}:
                     break
                 time.sleep(0.2)
-            assert seen == {str(new)}, json.dumps(statuses)
+            assert seen == {expected}, json.dumps(statuses)
             for _ in range(4):
                 r = httpx.post(f"{base}/v1/recommend", json={"user_id": "x", "k": 3}, timeout=30)
                 assert r.status_code == 200, r.text
