@@ -18,6 +18,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from funnelrec._lazy import lazy_getattr
+from funnelrec._numba_cache import ensure_numba_cache_dir
+
+# Before any submodule imports numba: its cache folder must be writable by whoever runs this.
+ensure_numba_cache_dir()
 
 __version__ = "0.1.0"
 

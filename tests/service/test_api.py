@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 
@@ -15,6 +17,13 @@ def api(make_service) -> Iterator[tuple[TestClient, object]]:
     service = make_service(max_body_bytes=4096, max_events_per_post=5)
     with TestClient(create_app(service.settings, service)) as client:
         yield client, service
+
+
+def _post_json(client: TestClient, path: str, body: object) -> httpx.Response:
+    """POST ``body`` as Python's json writes it: NaN/Infinity literals and escaped lone
+    surrogates included, as a careless client sends them (httpx's ``json=`` refuses both)."""
+    content = json.dumps(body).encode()
+    return client.post(path, content=content, headers={"content-type": "application/json"})
 
 
 def _known(service) -> tuple[str, str]:
@@ -36,13 +45,54 @@ def _known(service) -> tuple[str, str]:
         ({"user_id": "u", "tags": "c1"}, 422, "tags: Input should be a valid list"),
         ({"user_id": "u", "attributes": {"shoe_size": 44}}, 422, "unknown user attribute"),
         ([1, 2], 422, "body"),
+        # out-of-range values are refused up front, not served degraded (issue 12)
+        ({"user_id": "u", "timestamp": 10**18}, 422, "timestamp: Input should be less than"),
+        ({"user_id": "u", "timestamp": 2**32}, 422, "timestamp: Input should be less than"),
+        ({"user_id": "u", "attributes": {"age": 10**30}}, 422, "attributes.age"),
+        ({"user_id": "u", "attributes": {"age": 2**31}}, 422, "attributes.age"),
+        ({"user_id": "u", "context": {"x": "\ud800"}}, 422, "context.x"),
+        ({"user_id": "u", "attributes": {"x" * 3000: 1}}, 422, "xxx... (3000 chars)"),
+        ({"user_id": "u", "k": 101}, 422, "k must be in 1..100"),
     ],
 )
 def test_bad_recommend_requests(api, body: object, status: int, message: str) -> None:
     client, _ = api
-    r = client.post("/v1/recommend", json=body)
+    r = _post_json(client, "/v1/recommend", body)
     assert r.status_code == status, r.text
     assert message in r.json()["error"], r.json()
+
+
+@pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999"])
+def test_non_finite_context_is_refused(api, literal: str) -> None:
+    """NaN would be served but then dropped from the feature log (not valid JSON there)."""
+    client, _ = api
+    body = f'{{"user_id": "u", "k": 3, "context": {{"x": {literal}}}}}'.encode()
+    r = client.post("/v1/recommend", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 422 and "context.x" in r.json()["error"], r.text
+
+
+def test_k_above_the_rerank_pool_is_refused_not_cut(api) -> None:
+    """The re-ranker keeps at most rerank.pool items: a larger k is a clear 422 naming the
+    limit, where it used to answer 100 items while echoing the k asked for."""
+    client, service = api
+    pool = service.model.recommender.reranker.config.pool
+    user, _ = _known(service)
+    r = client.post("/v1/recommend", json={"user_id": user, "k": pool + 1})
+    assert r.status_code == 422 and r.json()["field"] == "k"
+    assert f"k must be in 1..{pool}" in r.json()["error"] and "rerank.pool" in r.json()["error"]
+    r = client.post("/v1/recommend", json={"user_id": user, "k": pool})
+    assert r.status_code == 200 and r.json()["k"] == pool
+    assert "rank" not in r.json()["degraded"]
+
+
+def test_framework_errors_have_the_documented_body(api) -> None:
+    client, _ = api
+    r = client.post(
+        "/v1/recommend", content=b"\x00\x01", headers={"content-type": "application/json"}
+    )
+    assert r.status_code == 400 and set(r.json()) == {"error"}, r.text
+    r = client.get("/v1/recommend")
+    assert r.status_code == 405 and set(r.json()) == {"error"}, r.text
 
 
 def test_malformed_and_oversized_bodies(api) -> None:
@@ -62,7 +112,8 @@ def test_malformed_and_oversized_bodies(api) -> None:
 
     r = client.post("/v1/recommend", content=chunks(), headers={"content-type": "application/json"})
     assert r.status_code == 413
-    assert client.get("/v1/nowhere").status_code == 404
+    r = client.get("/v1/nowhere")
+    assert r.status_code == 404 and r.json() == {"error": "Not Found"}
 
 
 def test_unknown_user_is_not_an_error(api) -> None:
@@ -83,9 +134,13 @@ def test_bad_events_store_nothing(api) -> None:
         ({"events": [{**good, "event": "drop table"}]}, 422, "event: String should match"),
         ({"events": [{**good, "value": "x"}]}, 422, "value"),
         ({"events": [{"user_id": user, "event": "click"}]}, 422, "item_id: Field required"),
+        # 2**63 overflowed SQLite's INTEGER: a 500 that reset the connection (issue 12)
+        ({"events": [{**good, "timestamp": 2**63}]}, 422, "timestamp: Input should be less"),
+        ({"events": [{**good, "timestamp": 2**32}]}, 422, "timestamp: Input should be less"),
+        ({"events": [{**good, "value": 1e400}]}, 422, "value"),
     ]
     for body, status, message in cases:
-        r = client.post("/v1/events", json=body)
+        r = _post_json(client, "/v1/events", body)
         assert r.status_code == status, (body, r.text)
         assert message in r.json()["error"], r.json()
     assert service.store.recent(user, 10) == []

@@ -3,7 +3,6 @@ not reproduce it, even when its manifest is consistent."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -16,16 +15,7 @@ from funnelrec.cli.app import app
 from funnelrec.pipeline.golden import SelfCheckError, self_check
 from funnelrec.pipeline.persist import load_golden, load_recommender
 from funnelrec.serve.loading import load_for_serving
-
-
-def _rehash(root: Path) -> None:
-    """Rewrite the manifest so that it matches the files as they are now."""
-    manifest_path = root / "manifest.json"
-    manifest = json.loads(manifest_path.read_text())
-    manifest["files"] = {
-        rel: hashlib.sha256((root / rel).read_bytes()).hexdigest() for rel in manifest["files"]
-    }
-    manifest_path.write_text(json.dumps(manifest, indent=2))
+from support.artifacts import rehash
 
 
 def _randomise(npz_path: Path, keep: str) -> list[str]:
@@ -57,7 +47,7 @@ def test_randomised_embeddings_with_a_consistent_manifest_are_refused(
     changed = _randomise(artifact_copy / "rank" / "ranker.npz", "embed")
     changed += _randomise(artifact_copy / "channels" / "two_tower.npz", "history_id")
     assert changed, "no embedding tables found to randomise"
-    _rehash(artifact_copy)
+    rehash(artifact_copy)
     load_recommender(artifact_copy)  # the hash check alone cannot tell
     with pytest.raises(SelfCheckError, match=r"self-check failed: \d+/32 golden requests"):
         load_for_serving(artifact_copy)

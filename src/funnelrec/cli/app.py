@@ -156,11 +156,16 @@ def recommend(
     users: Annotated[Path, typer.Option(help="CSV with user_id, or one id per line.")],
     out: Annotated[Path, typer.Option(help="Output CSV: user_id,item_id,rank,score,source.")],
     k: Annotated[int, typer.Option(help="Items per user.")] = 10,
+    self_check: Annotated[
+        bool,
+        typer.Option("--self-check/--no-self-check", help="Re-score the golden set first."),
+    ] = True,
 ) -> None:
-    """Top-k items for every listed user (unknown users take the cold-start path)."""
+    """Top-k items for every listed user (unknown users take the cold-start path). The
+    artifact is verified and self-checked first, as serve does; a refused one exits 2."""
     from funnelrec.serve.batch import recommend_file
 
-    frame = _guard(lambda: recommend_file(artifacts, users, k, out))
+    frame = _guard(lambda: recommend_file(artifacts, users, k, out, check=self_check))
     console.print(f"wrote {frame.height} rows for {frame['user_id'].n_unique()} users to {out}")
 
 
@@ -221,6 +226,40 @@ def report(
     console.print(f"wrote {index}")
 
 
+# The serve command's security options (aliases keep its signature readable).
+AdminTokenOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="FUNNELREC_ADMIN_TOKEN",
+        show_default=False,
+        help="Bearer token that turns on /admin/reload and /admin/status (off without one; "
+        "prefer the environment variable: options show in ps).",
+    ),
+]
+ArtifactsRootOpt = Annotated[
+    Path | None,
+    typer.Option(help="Reloads load only folders inside it (default: ARTIFACTS/..)."),
+]
+ApiKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        envvar="FUNNELREC_API_KEY",
+        show_default=False,
+        help="Key /v1/recommend and /v1/events require (Authorization: Bearer or X-API-Key).",
+    ),
+]
+RateLimitOpt = Annotated[
+    float, typer.Option(min=0.0, help="Requests per second per client address (0: no limit).")
+]
+RateBurstOpt = Annotated[int, typer.Option(min=1, help="Requests a client may send at once.")]
+MaxUserEventsOpt = Annotated[int, typer.Option(min=1, help="Store events kept per user.")]
+LogMaxMbOpt = Annotated[
+    float, typer.Option(min=0.0, help="Rotate the feature log past this size (0: never).")
+]
+LogBackupsOpt = Annotated[int, typer.Option(min=1, help="Rotated feature logs kept.")]
+DocsOpt = Annotated[bool, typer.Option(help="Serve /docs (Swagger UI loads from a public CDN).")]
+
+
 @app.command()
 def serve(
     artifacts: Annotated[Path, typer.Option(help="Artifact folder written by run/demo.")],
@@ -245,20 +284,42 @@ def serve(
         float, typer.Option(min=0.001, help="Budget of each recall channel.")
     ] = 250.0,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    admin_token: AdminTokenOpt = None,
+    artifacts_root: ArtifactsRootOpt = None,
+    api_key: ApiKeyOpt = None,
+    rate_limit: RateLimitOpt = 0.0,
+    rate_burst: RateBurstOpt = 20,
+    max_events_per_user: MaxUserEventsOpt = 1000,
+    feature_log_max_mb: LogMaxMbOpt = 100.0,
+    feature_log_backups: LogBackupsOpt = 1,
+    docs: DocsOpt = False,
 ) -> None:
-    """Serve recommendations over HTTP (POST /v1/recommend, /v1/events; /metrics; /docs)."""
+    """Serve recommendations over HTTP (POST /v1/recommend, /v1/events; /metrics; admin
+    endpoints with --admin-token; docs/serving.md)."""
     from funnelrec.serve.launch import serve as serve_fn
-    from funnelrec.serve.settings import Budgets, ServeSettings
+    from funnelrec.serve.launch import serve_settings
+    from funnelrec.serve.settings import Budgets
 
     if clock not in ("wall", "artifact"):
         _fail(f"--clock must be 'wall' or 'artifact', got '{clock}'")
-    settings = ServeSettings(
-        artifacts=artifacts,
-        state_dir=state_dir or artifacts.resolve().parent / "serve",
-        store=store,
-        feature_log=feature_log,
-        self_check=self_check,
-        budgets=Budgets(recall_ms=recall_budget_ms),
+    settings = _guard(
+        lambda: serve_settings(
+            artifacts=artifacts,
+            state_dir=state_dir or artifacts.resolve().parent / "serve",
+            store=store,
+            feature_log=feature_log,
+            self_check=self_check,
+            budgets=Budgets(recall_ms=recall_budget_ms),
+            admin_token=admin_token or None,
+            artifacts_root=artifacts_root,
+            api_key=api_key or None,
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            max_events_per_user=max_events_per_user,
+            feature_log_max_bytes=int(feature_log_max_mb * 2**20),
+            feature_log_backups=feature_log_backups,
+            docs=docs,
+        )
     )
     err_console.print(f"funnelrec serve: loading {artifacts} ...", highlight=False)
     _guard(

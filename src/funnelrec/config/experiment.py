@@ -145,6 +145,14 @@ class GuardConfig(_Frozen):
         "little (on the MIND sample a ranker at 0.1500 vs 0.1498 on the guard slice had click "
         "AUC 0.39 on the test candidates).",
     )
+    prerank_max_loss: float = Field(
+        0.02,
+        ge=0,
+        lt=1,
+        description="Share of the ranked list's NDCG@k the pre-ranker (rank.prerank) may cost "
+        "by cutting candidates before the ranker; below (1 - this) x the ranked order without "
+        "it, the ranker scores every candidate again.",
+    )
     rerank_max_loss: float = Field(
         0.05,
         ge=0,

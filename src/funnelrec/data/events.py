@@ -14,6 +14,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.errors import DataError
+
 NON_POSITIVE_EVENTS: tuple[str, ...] = ("impression",)
 """Events that never count as positives by default: an exposure is not feedback."""
 
@@ -62,3 +64,34 @@ def is_positive(
         return np.fromiter((e not in excluded for e in events), dtype=bool, count=len(events))
     chosen = frozenset(positive_events)
     return np.fromiter((e in chosen for e in events), dtype=bool, count=len(events))
+
+
+def require_positives(
+    interactions: pl.DataFrame, positive_events: tuple[str, ...] | None, what: str = "rows"
+) -> None:
+    """Refuse a log without a positive event: every stage learns from positives (and is scored
+    on them), and each would fail its own, less clear way (EASE's solver, empty batches).
+
+    Args:
+        interactions: ``[n]`` rows with ``event``.
+        positive_events: the events that count; None = every event but
+            :data:`NON_POSITIVE_EVENTS`.
+        what: the rows' name in the message (``"rows"``, ``"training rows"``).
+
+    Raises:
+        DataError: no row (or no positive row), naming the events found and the rule.
+    """
+    if interactions.height == 0:
+        raise DataError(f"no {what} to learn from")
+    if interactions.select(positive_expr(positive_events).any()).item():
+        return
+    found = ", ".join(repr(e) for e in sorted(interactions["event"].unique().to_list()))
+    rule = (
+        f"every event but {', '.join(NON_POSITIVE_EVENTS)}"
+        if positive_events is None
+        else ", ".join(positive_events)
+    )
+    raise DataError(
+        f"no positive interaction to learn from: all {interactions.height} {what} are {found} "
+        f"(positive events: {rule}; data.positive_events sets them)"
+    )

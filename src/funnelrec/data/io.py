@@ -149,6 +149,50 @@ def load_dataset_dir(path: Path) -> RawTables:
     )
 
 
+def read_user_list(path: Path) -> pl.DataFrame:
+    """The users ``funnelrec recommend`` serves: a users table (CSV/TSV/Parquet with a
+    ``user_id`` column, optionally ``tags`` and attribute columns such as ``age``, read by the
+    rules of every users table) or a text file of one id per line (no header).
+
+    Returns:
+        The table with ``user_id`` as text, one row per user (a repeated id is dropped with a
+        warning, like any repeated key).
+
+    Raises:
+        DataError: the file is missing, empty, header-only, not UTF-8, has no ``user_id``
+            column, or rows without an id.
+
+    Example:
+        >>> import tempfile
+        >>> p = Path(tempfile.mkdtemp()) / "users.txt"
+        >>> _ = p.write_text("u1\n\nu2\n")
+        >>> read_user_list(p)["user_id"].to_list()
+        ['u1', 'u2']
+    """
+    path = Path(path)
+    _check_file(path, suffixes=None)
+    if path.suffix.lower() in SUFFIXES and _has_table_header(path):
+        frame, report = read_table(path, USERS)
+    else:
+        raw, row_of = read_text_table(path, columns=("user_id",), quote_char=None)
+        frame, report = coerce_table(raw, USERS, path=str(path), row_of=row_of)
+    missing = report.dropped.get("null user_id", 0)
+    if missing:
+        raise DataError(f"{missing} row(s) without a user id", path=str(path), column="user_id")
+    return frame.with_columns(pl.col("user_id").cast(pl.String))
+
+
+def _has_table_header(path: Path) -> bool:
+    """Whether the file starts with a header line (Parquet always has names); a first line
+    without a separator that is not ``user_id`` is a bare id, as in a one-id-per-line file."""
+    if path.suffix.lower() == ".parquet":
+        return True
+    with path.open("rb") as fh:
+        first = fh.readline(1 << 16).decode("utf-8", errors="replace").strip()
+    separator = "\t" if path.suffix.lower() == ".tsv" else ","
+    return separator in first or first.lstrip("\ufeff") == "user_id"
+
+
 def write_tables(tables: RawTables, dst_dir: Path) -> tuple[Path, ...]:
     """Write the tables as canonical Parquet: ``interactions.parquet``, ``items.parquet``,
     ``users.parquet`` (the latter two only when present).
@@ -189,15 +233,17 @@ def write_tables(tables: RawTables, dst_dir: Path) -> tuple[Path, ...]:
     return tuple(written)
 
 
-def _check_file(path: Path) -> str:
+def _check_file(path: Path, suffixes: tuple[str, ...] | None = SUFFIXES) -> str:
+    """The file's lower-case suffix, after checking it exists, is a non-empty file and (unless
+    ``suffixes`` is None) has one of ``suffixes``."""
     if not path.exists():
         raise DataError("file does not exist", path=str(path))
     if path.is_dir():
         raise DataError("expected a file, found a directory", path=str(path))
     suffix = path.suffix.lower()
-    if suffix not in SUFFIXES:
+    if suffixes is not None and suffix not in suffixes:
         raise DataError(
-            f"unsupported file type '{path.suffix}' (supported: {', '.join(SUFFIXES)})",
+            f"unsupported file type '{path.suffix}' (supported: {', '.join(suffixes)})",
             path=str(path),
         )
     if path.stat().st_size == 0:

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 import polars as pl
 
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, quoted
 
 logger = logging.getLogger(__name__)
 
@@ -54,9 +54,9 @@ def _clean(s: pl.Series) -> pl.Series:
 def _fail(message: str, raw: pl.Series, mask: pl.Series, *, path: str, row_of: RowOf) -> DataError:
     """A DataError at the first row where ``mask`` is true, quoting the offending value."""
     i = int(mask.fill_null(False).arg_max() or 0)
-    value = raw[i]
-    shown = repr(value if not isinstance(value, str) or len(value) <= 40 else value[:37] + "...")
-    return DataError(f"{message}, found {shown}", path=path, row=row_of(i), column=raw.name)
+    return DataError(
+        f"{message}, found {quoted(raw[i])}", path=path, row=row_of(i), column=raw.name
+    )
 
 
 def _not_integral(f: pl.Series) -> pl.Series:
@@ -106,11 +106,11 @@ def parse_id(s: pl.Series, *, path: str, row_of: RowOf) -> pl.Series:
         if (c.is_not_null() & ~not_int).any():
             i = int(not_int.arg_max() or 0)
             logger.warning(
-                "%s: column '%s' mixes integer and text ids (first text id %r at row %d); "
+                "%s: column '%s' mixes integer and text ids (first text id %s at row %d); "
                 "reading all as text",
                 path,
                 s.name,
-                c[i],
+                quoted(c[i]),
                 row_of(i),
             )
         return c

@@ -10,7 +10,13 @@ and every converter call it, so every source gets the same treatment:
   column to ``1.0``; null cells in present columns get the same defaults, counted in
   :attr:`DropReport.filled`;
 * rows that are unusable but not malformed (a null id or timestamp, an empty row) are dropped
-  and counted per reason in a :class:`DropReport`, never lost silently.
+  and counted per reason in a :class:`DropReport`, never lost silently;
+* a table with a key (items: ``item_id``, users: ``user_id``) keeps the first row of each key;
+  later rows repeating it are dropped, counted and warned about;
+* interactions: rows whose timestamp lies far outside the bulk of the time distribution (a
+  ``0`` or a year-3000 typo among years of real events) are dropped, counted and warned about
+  (:func:`outlier_time_bounds` states the rule); one such row would otherwise stretch the time
+  span that the temporal split and the time features are built on.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import polars as pl
 
@@ -29,7 +36,7 @@ from funnelrec.data.parse import (
     parse_int,
     parse_timestamp,
 )
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, quoted
 from funnelrec.schema import TableSpec
 
 logger = logging.getLogger(__name__)
@@ -43,6 +50,11 @@ DEFAULTS: Mapping[str, Mapping[str, str | float]] = {
 """Per table: column -> value used when the column is absent or a cell is null."""
 
 _DEFAULT_DTYPES: Mapping[str, pl.DataType] = {"event": pl.String(), "value": pl.Float32()}
+
+OUTLIER_QUANTILE = 0.01
+OUTLIER_SLACK = 3.0
+"""Interaction times more than ``OUTLIER_SLACK`` times the ``[q, 1 - q]`` quantile range
+beyond either quantile are outliers (see :func:`outlier_time_bounds`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +138,10 @@ def coerce_table(
     empty = raw.select(pl.all_horizontal(pl.all().is_null())).to_series()
     keys = [c.name for c in spec.columns if c.required and c.name not in defaults]
     gone, dropped = _unusable_rows(df, keys, empty)
+    if spec.key is not None and spec.key in df.columns:
+        gone = _drop_repeated_keys(df, spec.key, gone, dropped, path=path, row_of=row_of)
+    if spec.name == "interactions" and "timestamp" in df.columns:
+        gone = _drop_outlier_times(df, gone, dropped, path=path, row_of=row_of)
     report = DropReport(spec.name, path, n, n - int(gone.sum()), dropped, filled)
     if report.n_kept == 0:
         reasons = ", ".join(f"{k}: {v}" for k, v in dropped.items())
@@ -209,6 +225,97 @@ def _unusable_rows(
             dropped[f"null {key}"] = count
             gone = gone | mask
     return gone, dropped
+
+
+def _drop_repeated_keys(
+    df: pl.DataFrame,
+    key: str,
+    gone: pl.Series,
+    dropped: dict[str, int],
+    *,
+    path: str,
+    row_of: RowOf,
+) -> pl.Series:
+    """Mark rows repeating an earlier row's ``key`` (the first row of each key stays): a
+    catalogue with two rows for one item has no single answer to "what is this item"."""
+    repeated = ~df[key].is_first_distinct() & ~gone
+    count = int(repeated.sum())
+    if not count:
+        return gone
+    i = int(repeated.arg_max() or 0)
+    dropped[f"repeated {key}"] = count
+    logger.warning(
+        "%s: %d row(s) repeat an earlier %s (first at row %d: %s); kept the first row of each",
+        path,
+        count,
+        key,
+        row_of(i),
+        quoted(df[key][i]),
+    )
+    return gone | repeated
+
+
+def outlier_time_bounds(timestamps: pl.Series) -> tuple[int, int] | None:
+    """The range of usable interaction times: ``[q_lo - s w, q_hi + s w]`` where ``q_lo``,
+    ``q_hi`` are the :data:`OUTLIER_QUANTILE` and ``1 -`` that quantiles, ``w = q_hi - q_lo``
+    and ``s`` is :data:`OUTLIER_SLACK`.
+
+    Quantiles, not the minimum and maximum, so that a few bad rows cannot move the bounds; three
+    whole central ranges of slack on each side, so that a log that grew over the years (or one
+    whose last weeks hold most rows) keeps its sparse early and late events: only times far
+    from any plausible span (a 0, a -5, a year-3000 typo) go. None when nothing can be
+    judged: under ~100 rows the quantiles are the extremes themselves, and a zero range means
+    no spread to measure.
+
+    Example:
+        >>> ts = pl.Series(list(range(1_000, 1_200)) + [0, 5_000_000])
+        >>> outlier_time_bounds(ts)
+        (410, 1789)
+    """
+    lo_q = timestamps.quantile(OUTLIER_QUANTILE, "nearest")
+    hi_q = timestamps.quantile(1.0 - OUTLIER_QUANTILE, "nearest")
+    if lo_q is None or hi_q is None or hi_q <= lo_q:
+        return None
+    slack = OUTLIER_SLACK * (hi_q - lo_q)
+    return int(lo_q - slack), int(hi_q + slack)
+
+
+def _when(t: int) -> str:
+    """Unix seconds with their UTC date, for messages (raw seconds when not a calendar date)."""
+    try:
+        return f"{t} ({datetime.fromtimestamp(t, UTC):%Y-%m-%d %H:%M})"
+    except (OverflowError, OSError, ValueError):
+        return str(t)
+
+
+def _drop_outlier_times(
+    df: pl.DataFrame, gone: pl.Series, dropped: dict[str, int], *, path: str, row_of: RowOf
+) -> pl.Series:
+    """Mark interactions outside :func:`outlier_time_bounds` of the kept rows' times."""
+    ts = df["timestamp"]
+    bounds = outlier_time_bounds(ts.filter(~gone & ts.is_not_null()))
+    if bounds is None:
+        return gone
+    outside = ~ts.is_between(*bounds).fill_null(True) & ~gone
+    count = int(outside.sum())
+    if not count:
+        return gone
+    i = int(outside.arg_max() or 0)
+    dropped["outlier timestamp"] = count
+    logger.warning(
+        "%s: dropped %d row(s) with outlier timestamps outside %s .. %s (more than %g times "
+        "the %g-%g%% quantile range beyond those quantiles); first at row %d: %s",
+        path,
+        count,
+        _when(bounds[0]),
+        _when(bounds[1]),
+        OUTLIER_SLACK,
+        OUTLIER_QUANTILE * 100,
+        (1 - OUTLIER_QUANTILE) * 100,
+        row_of(i),
+        ts[i],
+    )
+    return gone | outside
 
 
 def _coerce_column(

@@ -16,7 +16,9 @@ import polars as pl
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.events import require_positives
 from funnelrec.data.split import Split, make_split
+from funnelrec.errors import DataError
 from funnelrec.eval.funnel import funnel_summary, rerank_sweep
 from funnelrec.eval.intervals import list_intervals
 from funnelrec.eval.latency import request_latency
@@ -52,7 +54,9 @@ def split_and_index(
 ) -> tuple[Split, Dataset]:
     """The configured split and the indexed training Dataset (vocabularies, statistics and
     ``as_of`` from the training side only)."""
+    require_positives(interactions, config.data.positive_events)
     split = make_split(interactions, items, users, config.split, config.data.positive_events)
+    _require_both_sides(split, interactions.height, config.split.kind)
     train = Dataset.build(
         split.train_interactions,
         split.train_items,
@@ -61,6 +65,24 @@ def split_and_index(
         positive_events=config.data.positive_events,
     )
     return split, train
+
+
+def _require_both_sides(split: Split, n_rows: int, kind: str) -> None:
+    """An evaluation needs rows to learn from and positives to score against; without either
+    every later stage would fail its own, less clear way (or report NaN metrics)."""
+    missing = [
+        what
+        for what, empty in (
+            ("no training row", split.train_interactions.height == 0),
+            ("no held-out positive to evaluate on", split.test.height == 0),
+        )
+        if empty
+    ]
+    if missing:
+        raise DataError(
+            f"the {kind} split of {n_rows} rows leaves {' and '.join(missing)}: more data, or "
+            "another split.kind (temporal, leave_last_out, random_ratio), is needed"
+        )
 
 
 def run_experiment(

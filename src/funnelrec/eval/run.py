@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from pathlib import Path
 
 from funnelrec.config.experiment import ExperimentConfig
@@ -19,9 +20,25 @@ logger = logging.getLogger(__name__)
 def run_tables(
     tables: RawTables, out_dir: Path, config: ExperimentConfig, progress: ProgressFn | None = None
 ) -> dict:
-    """Evaluate ``config`` on ``tables``; write metrics.json and artifacts/ under ``out_dir``."""
+    """Evaluate ``config`` on ``tables``; write metrics.json and artifacts/ under ``out_dir``.
+
+    A run that fails removes ``out_dir`` again when it created it, so that a half-written
+    folder is never mistaken for results.
+    """
     out_dir = Path(out_dir)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _run_into(tables, out_dir, config, progress)
+    except BaseException:
+        if created:
+            shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+
+
+def _run_into(
+    tables: RawTables, out_dir: Path, config: ExperimentConfig, progress: ProgressFn | None
+) -> dict:
     result = run_experiment(
         tables.interactions, tables.items, tables.users, config, progress, work_dir=out_dir
     )

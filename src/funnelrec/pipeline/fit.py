@@ -18,10 +18,12 @@ import numpy as np
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.events import require_positives
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.guards import GuardDecision, apply_guards
 from funnelrec.pipeline.merge_tuning import tune_merge
+from funnelrec.pipeline.prerank_fit import fit_prerank
 from funnelrec.pipeline.rank_samples import (
     RankData,
     build_rank_data,
@@ -103,8 +105,10 @@ def fit_funnel(
     merge order).
 
     Raises:
+        DataError: the data has no positive interaction (nothing to learn from).
         MissingInputError: no recall channel could be fitted.
     """
+    require_positives(data.interactions, data.positive_events, "training rows")
     if progress is not None:
         progress("fit", 0, 1)
     recall = fit_recall(config, data, rng, cls=cls)
@@ -148,7 +152,12 @@ def fit_funnel(
         )
         timings["fit.rank"] = time.perf_counter() - start
         recommender.set_ranker(ranker, data.interactions.select(RANK_LOG_COLUMNS))
-        rank = RankTraining(rank_data, dict(ranker.stats))
+        stats = dict(ranker.stats)
+        if config.rank.prerank.enabled:  # distilled from the ranker just fitted
+            start = time.perf_counter()
+            stats["prerank"] = fit_prerank(recommender, rank_data, data, config)
+            timings["fit.prerank"] = time.perf_counter() - start
+        rank = RankTraining(rank_data, stats)
         if progress is not None:
             progress("rank.fit", 1, 1)
     start = time.perf_counter()

@@ -25,6 +25,7 @@ from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
+from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
@@ -68,7 +69,9 @@ class Recommendation:
         channels: per-channel results, rows aligned with the queries.
         timings_s: wall time per stage for this call.
         scored: with a ranker, the Scores table of the ranked candidates (``query_id,
-            item_idx, source, merged_rank, ..., p_<task>, score, rank``); else None.
+            item_idx, source, merged_rank, ..., p_<task>, score, rank``); else None. With a
+            pre-ranker it has ``prerank_score`` too, and the candidates it cut follow the
+            ranked ones with null ``p_<task>`` and ``score``.
         reranked: with a re-ranker, the re-ranked list (the scored columns plus
             ``pre_rerank_rank``; ``rank`` is the final position); else None.
     """
@@ -113,6 +116,7 @@ class Funnel:
         self._item_side: ItemSide | None = None
         self.skipped: dict[str, str] = dict(skipped or {})
         self.ranker: RankerProtocol | None = None
+        self.preranker: PreRanker | None = None
         self.rank_log: pl.DataFrame | None = None
         self.fit_report: FitReport | None = None
         # Quotas of channels that are not here (skipped at fit) are dropped, not errors.
@@ -143,6 +147,11 @@ class Funnel:
         item_idx, timestamp, event``), point in time."""
         self.ranker = ranker
         self.rank_log = log.select("user_idx", "item_idx", "timestamp", "event")
+
+    def set_preranker(self, preranker: PreRanker | None) -> None:
+        """Let ``preranker`` choose the ``keep`` candidates the ranker scores (None: the
+        ranker scores every candidate it judges)."""
+        self.preranker = preranker
 
     @property
     def as_of(self) -> int:
@@ -278,7 +287,7 @@ class Funnel:
             )
         else:
             start = time.perf_counter()
-            ordered = scored = self._rank(queries, candidates, k, context)
+            ordered = scored = self._rank(queries, candidates, k, context, timings)
             timings["rank"] = time.perf_counter() - start
         reranked = None
         if self.reranker is not None:
@@ -386,7 +395,12 @@ class Funnel:
         return None
 
     def _rank(
-        self, queries: Queries, candidates: pl.DataFrame, k: int, context: RequestContext
+        self,
+        queries: Queries,
+        candidates: pl.DataFrame,
+        k: int,
+        context: RequestContext,
+        timings: dict[str, float],
     ) -> pl.DataFrame:
         """Score the candidates the ranker can judge and order them by score; the others keep
         their recall position.
@@ -397,6 +411,11 @@ class Funnel:
         the simulator demo, ranking those cut cold-user Recall@10 from 0.059 to 0.029 and
         cold-item Recall@50 from 0.129 to 0: they keep the merge order, and the scored items
         fill the remaining slots in score order.
+
+        With a pre-ranker, the ranker scores only the ``rank.prerank.keep`` judged candidates
+        it picks; the rest take the slots after them in the pre-ranker's order (kept, not
+        dropped: a caller asking for more than ``keep`` items, the re-ranker's pool and the
+        evaluation's Recall@100/200 still see them, and they cost no ranker time).
         """
         assert self.ranker is not None and self.rank_log is not None
         log: pl.DataFrame | PreparedLog = self.rank_log
@@ -416,15 +435,25 @@ class Funnel:
             request, on="query_id", how="left"
         )
         judged = pl.col("_warm") & (pl.col("item_idx") < self.ranker.known_items)
-        scored = self.ranker.score(pool.filter(judged).drop("_warm"), log)
-        held = pool.filter(~judged).drop("_warm")
-        held = held.with_columns(
+        to_score, cut = pool.filter(judged).drop("_warm"), None
+        if self.preranker is not None:
+            start = time.perf_counter()
+            to_score, cut = self.preranker.cut(to_score)
+            timings["rank.prerank"] = time.perf_counter() - start
+        scored = self.ranker.score(to_score, log)
+        unscored = [
             *[pl.lit(None, dtype=pl.Float32).alias(f"p_{t}") for t in self.ranker.tasks],
             pl.lit(None, dtype=pl.Float32).alias("score"),
-            pl.col("merged_rank").alias("rank"),
-        )
+        ]
+        held = pool.filter(~judged).drop("_warm")
+        held = held.with_columns(*unscored, pl.col("merged_rank").alias("rank"))
+        scored = scored.sort(["query_id", "score", "merged_rank"], descending=[False, True, False])
+        if cut is not None:
+            # The cut candidates follow the scored ones, in the pre-ranker's order (``over``
+            # below keeps each query's row order; the rows need not be contiguous).
+            cut = cut.with_columns(*unscored).select(scored.columns)
+            scored = pl.concat([scored, cut])
+            held = held.with_columns(pl.lit(None, dtype=pl.Float32).alias(PRERANK_COLUMN))
         # The scored items take the slots the held ones leave free, best score first.
-        scored = scored.sort(
-            ["query_id", "score", "merged_rank"], descending=[False, True, False]
-        ).with_columns(pl.col("merged_rank").sort().over("query_id").alias("rank"))
+        scored = scored.with_columns(pl.col("merged_rank").sort().over("query_id").alias("rank"))
         return pl.concat([scored, held.select(scored.columns)]).sort("query_id", "rank")

@@ -160,9 +160,21 @@ def self_check(
     """:func:`compare_golden`, raising :class:`SelfCheckError` on any mismatch.
 
     Raises:
-        SelfCheckError: names how many golden requests differ and the first few differences.
+        SelfCheckError: names how many golden requests differ and the first few differences,
+            or why the golden requests could not run at all.
     """
-    result = compare_golden(recommender, golden, atol=atol, rtol=rtol, min_overlap=min_overlap)
+    try:
+        result = compare_golden(recommender, golden, atol=atol, rtol=rtol, min_overlap=min_overlap)
+    except SelfCheckError:
+        raise
+    except Exception as e:
+        # A malformed golden set or state that cannot even run (arrays of the wrong shape):
+        # refused in one line like any other mismatch, never a traceback.
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise SelfCheckError(
+            f"self-check could not run the golden requests ({type(e).__name__}: {first}); "
+            "refusing the artifact"
+        ) from None
     if not result.ok:
         shown = "; ".join(result.mismatches[:3])
         raise SelfCheckError(

@@ -7,6 +7,10 @@ the user's events in the window), so NDCG@k of any order of them is defined:
 
 * **rank**: the ranker's order against the merge order it re-sorts;
 * **fusion**: the tuned fusion weights against uniform weights (same probabilities);
+* **prerank** (when ``rank.prerank`` is on and the ranker is kept): the ranked list with the
+  pre-ranker choosing the ``keep`` candidates the ranker scores, against the ranker scoring
+  every candidate, allowed to give up at most ``guards.prerank_max_loss`` of its NDCG for
+  the ranker time it saves (bypassed: the ranker scores every candidate again);
 * **rerank**: the re-ranked list against the list before it, allowed to give up at most
   ``guards.rerank_max_loss`` of its NDCG for diversity.
 
@@ -35,8 +39,10 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.metrics.intervals import paired_difference
 from funnelrec.metrics.rank import auc, auc_interval, gauc, ndcg_per_group
 from funnelrec.pipeline.funnel import Funnel
+from funnelrec.pipeline.prerank_fit import window_scores
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import FusionConfig, fuse
+from funnelrec.rank.prerank import query_positions, teacher_kept
 from funnelrec.recall.merge import merge_relevance
 from funnelrec.rerank.base import ListReranker
 
@@ -48,7 +54,7 @@ class GuardDecision:
     """One stage judged against the stage before it on the guard slice.
 
     Attributes:
-        stage: ``rank``, ``fusion`` or ``rerank``.
+        stage: ``rank``, ``fusion``, ``prerank`` or ``rerank``.
         baseline: what it was compared with (``merge order``, ``uniform fusion``, ...).
         metric: e.g. ``ndcg@10``.
         value / baseline_value: the metric of the stage and of the baseline (means over the
@@ -167,10 +173,8 @@ def apply_guards(
         return (_skip("rank", f"guard slice needs recall candidates, not {data.source}"),)
     k = config.guards.k
     labels = [c for c in data.guard.columns if c.startswith("label_")]
-    tasks = tuple(c.removeprefix("label_") for c in labels)
-    weights = config.rank.fusion.value_weights
-    guard = data.guard.sort("query_id", "merged_rank")
-    part = _Slice(guard, guard["query_id"].to_numpy(), _value(guard, tasks, weights))
+    part = _guard_slice(data, config)
+    guard = part.frame
     metric = f"ndcg@{k}"
     merge_ndcg = part.ndcg(-guard["merged_rank"].to_numpy().astype(np.float64), k)
     decisions: list[GuardDecision] = []
@@ -191,10 +195,93 @@ def apply_guards(
             before, before_name = rank_ndcg, "ranked order"
         else:
             funnel.ranker, funnel.rank_log, scores = None, None, None
+        if funnel.preranker is not None and funnel.ranker is None:
+            decisions.append(_skip("prerank", "the ranker was bypassed"))
+            funnel.preranker = None
+        elif funnel.preranker is not None:
+            pre, served = _prerank_guard(funnel, part, fused, data, rank_ndcg, config, rng)
+            decisions.append(pre)
+            if served is not None:
+                before, before_name, scores = served[0], "pre-ranked order", served[1]
     decisions.append(_rerank_guard(funnel, part, scores, before, before_name, config, rng))
     for d in decisions:
         (logger.info if d.kept else logger.warning)("guard %s: %s", d.stage, d.reason)
     return tuple(decisions)
+
+
+def _guard_slice(data: RankData, config: ExperimentConfig) -> _Slice:
+    """The guard samples sorted by query and merged rank, with their graded values."""
+    labels = [c for c in data.guard.columns if c.startswith("label_")]
+    tasks = tuple(c.removeprefix("label_") for c in labels)
+    guard = data.guard.sort("query_id", "merged_rank")
+    value = _value(guard, tasks, config.rank.fusion.value_weights)
+    return _Slice(guard, guard["query_id"].to_numpy(), value)
+
+
+def prerank_decision(
+    funnel: Funnel, data: RankData, config: ExperimentConfig, rng: np.random.Generator
+) -> GuardDecision:
+    """The prerank guard alone (benchmarks, tests): ``funnel``'s pre-ranker judged against
+    its ranker on ``data.guard`` and bypassed when it loses; the other stages are left as
+    they are."""
+    if funnel.ranker is None or funnel.preranker is None:
+        return _skip("prerank", "no ranker or no pre-ranker")
+    if data.guard.height == 0 or "merged_rank" not in data.guard.columns:
+        return _skip("prerank", "no guard slice of recall candidates")
+    part = _guard_slice(data, config)
+    labels = [c for c in data.guard.columns if c.startswith("label_")]
+    scored = funnel.ranker.score(part.frame.drop(labels), data.log)
+    probs = {t: scored[f"p_{t}"].to_numpy() for t in funnel.ranker.tasks}
+    fused = fuse(probs, funnel.ranker.fusion_config)
+    rank_ndcg = part.ndcg(_as_served(part, fused, data.cold_queries), config.guards.k)
+    return _prerank_guard(funnel, part, fused, data, rank_ndcg, config, rng)[0]
+
+
+def _prerank_guard(
+    funnel: Funnel,
+    part: _Slice,
+    fused: NDArray[np.float64],
+    data: RankData,
+    rank_ndcg: NDArray[np.float64],
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> tuple[GuardDecision, tuple[NDArray[np.float64], NDArray[np.float64]] | None]:
+    """The list as served with the pre-ranker (the ranker orders the ``keep`` it picks, its
+    other candidates follow in its order; cold users keep the merge order) against the ranked
+    list without it, within ``guards.prerank_max_loss``. A loser is dropped from the funnel.
+
+    Returns:
+        The decision and, when kept, the served list's per-query NDCG and the relevance the
+        re-ranker then receives (the ranker's scores; a cut candidate reads the lowest kept
+        score of its query, as the re-ranker fills a null score from the row above).
+    """
+    assert funnel.preranker is not None
+    pre, k = funnel.preranker, config.guards.k
+    pre_scores = window_scores(pre, part.frame, data.log, config.data.positive_events)
+    kept = query_positions(part.group, pre_scores) < pre.config.keep
+    # Kept first by the ranker's score, then the cut by the pre-ranker's (each tier in its own
+    # scale), ties in merged order, as Funnel._rank serves them.
+    primary = np.where(kept, fused, pre_scores)
+    merged_rank = part.frame["merged_rank"].to_numpy()
+    order = np.lexsort((merged_rank, -primary, ~kept, part.group))
+    sequence = np.empty(order.size, dtype=np.float64)
+    sequence[order] = np.arange(order.size)
+    after = part.ndcg(_as_served(part, -sequence, data.cold_queries), k)
+    allowed = config.guards.prerank_max_loss
+    metric = f"ndcg@{k}"
+    decision = judge("prerank", "ranked order", metric, after, rank_ndcg, allowed, config, rng)
+    warm = ~np.isin(part.group, np.fromiter(data.cold_queries, dtype=np.int64))
+    share, n_cut = teacher_kept(pre_scores[warm], fused[warm], part.group[warm], pre.config.keep, k)
+    detail = {f"top{k}_kept": share, "queries_cut": n_cut}
+    decision = dataclasses.replace(decision, detail=detail)
+    if not decision.kept:
+        funnel.preranker = None
+        return decision, None
+    _, code = np.unique(part.group, return_inverse=True)
+    lowest = np.full(code.max() + 1 if code.size else 0, np.inf)
+    np.minimum.at(lowest, code[kept], fused[kept])
+    relevance = _as_served(part, np.where(kept, fused, lowest[code]), data.cold_queries)
+    return decision, (after, relevance)
 
 
 def _separation(

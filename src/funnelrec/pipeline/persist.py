@@ -11,15 +11,19 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from funnelrec.artifacts import ArtifactContents, read_artifact, write_artifact
+from funnelrec.artifacts import ArtifactContents, artifact_errors, read_artifact, write_artifact
 from funnelrec.data.state import prefixed
 from funnelrec.data.user_attributes import UserAttributeEncoder
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.pipeline.context import ItemContext, UserContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.golden import golden_set
+from funnelrec.rank.prerank import PreRanker
 from funnelrec.rank.ranker import Ranker
 from funnelrec.recall.registry import retriever_from_state
+
+PRERANK = "prerank."
+"""Prefix of the pre-ranker's arrays in the ranker's state file (``rank/ranker.npz``)."""
 
 
 def recommender_contents(recommender: Funnel) -> ArtifactContents:
@@ -39,6 +43,10 @@ def recommender_contents(recommender: Funnel) -> ArtifactContents:
         if value is not None
     }
     ranker = None if recommender.ranker is None else recommender.ranker.state()
+    if ranker is not None and recommender.preranker is not None:
+        # The pre-ranker lives next to the ranker it was distilled from, in the same file.
+        prerank = recommender.preranker.state()
+        ranker = {**ranker, **{PRERANK + k: v for k, v in prerank.items()}}
     return ArtifactContents(
         config=recommender.config,
         user_vocab=recommender.user_vocab,
@@ -57,7 +65,9 @@ def recommender_contents(recommender: Funnel) -> ArtifactContents:
 
 
 def save_recommender(recommender: Funnel, out_dir: Path) -> Path:
-    """Write ``recommender`` to ``out_dir`` (created); returns the manifest path."""
+    """Write ``recommender`` to ``out_dir`` atomically (signed when ``FUNNELREC_ARTIFACT_KEY``
+    is set); returns the manifest path. A failed or killed save leaves the previous artifact
+    in ``out_dir`` as it was."""
     return write_artifact(recommender_contents(recommender), Path(out_dir))
 
 
@@ -89,21 +99,35 @@ def recommender_from_contents(
     )
     if contents.ranker is not None and contents.rank_log is not None:
         recommender.set_ranker(Ranker.from_state(config.rank, contents.ranker), contents.rank_log)
+        prerank = prefixed(contents.ranker, PRERANK)
+        if prerank:
+            recommender.set_preranker(PreRanker.from_state(config.rank.prerank, prerank))
     return recommender
+
+
+def _rebuild(artifacts_dir: Path, contents: ArtifactContents, cls: type[Funnel]) -> Funnel:
+    # Well-formed files can still hold arrays that do not fit together (a channel's state
+    # from another artifact, a truncated ranker): one line, not a traceback from deep inside.
+    with artifact_errors(artifacts_dir):
+        return recommender_from_contents(contents, cls)
 
 
 def load_recommender(
     artifacts_dir: Path,
     cls: type[Funnel] = Funnel,
 ) -> Funnel:
-    """Load and verify an artifact directory written by :func:`save_recommender`."""
-    return recommender_from_contents(read_artifact(Path(artifacts_dir)), cls)
+    """Load and verify an artifact directory written by :func:`save_recommender`.
+
+    Raises:
+        FunnelrecError: a refused artifact (signature, hashes, paths, unreadable files).
+    """
+    return _rebuild(Path(artifacts_dir), read_artifact(Path(artifacts_dir)), cls)
 
 
 def load_with_golden(artifacts_dir: Path) -> tuple[Funnel, dict | None]:
     """The recommender and its golden set (None for artifacts saved without one)."""
     contents = read_artifact(Path(artifacts_dir))
-    return recommender_from_contents(contents), contents.golden
+    return _rebuild(Path(artifacts_dir), contents, Funnel), contents.golden
 
 
 def load_golden(artifacts_dir: Path) -> dict | None:

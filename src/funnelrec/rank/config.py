@@ -136,6 +136,45 @@ class RankServeConfig(_Frozen):
     inference_batch_size: int = Field(16384, gt=0)
 
 
+class PreRankConfig(_Frozen):
+    """The pre-ranker (coarse ranking, docs/ranking.md): a linear model or a tiny MLP over the
+    recall evidence and item popularity, distilled from the fitted ranker, that cuts the
+    candidates the ranker would score to the ``keep`` it scores; the others follow the ranked
+    ones in the pre-ranker's order."""
+
+    enabled: bool = Field(
+        False,
+        description="Fit a pre-ranker after the ranker and let it choose the candidates the "
+        "ranker scores (judged by the prerank guard, guards.prerank_max_loss). Off until a "
+        "benchmark run switches it on.",
+    )
+    keep: int = Field(
+        100,
+        gt=0,
+        description="Candidates per query the ranker scores, of the first rank.serve.score_k "
+        "merged ones it would score without a pre-ranker (warm users' known items only).",
+    )
+    model: Literal["linear", "mlp"] = Field(
+        "linear",
+        description="linear: one weight per feature (a dot product per candidate); mlp: one "
+        "hidden ReLU layer of `hidden` units.",
+    )
+    hidden: int = Field(16, gt=0, description="mlp: hidden units.")
+    teacher_top: int = Field(
+        20,
+        gt=0,
+        description="Distillation target: the ranker's top this many per query, weighted "
+        "1 / log2(1 + position), as a listwise softmax target (rank/listwise.py). Only the "
+        "head of the ranker's order matters: it is what the cut must not lose.",
+    )
+    steps: int = Field(300, gt=0, description="Full-batch Adam steps.")
+    lr: float = Field(0.05, gt=0, description="Adam learning rate.")
+    l2: float = Field(1e-4, ge=0, description="Weight decay.")
+    eval_every: int = Field(
+        25, gt=0, description="Steps between validation checks; the best check's weights stay."
+    )
+
+
 class RankConfig(_Frozen):
     """The ranking stage: samples, features, model, training, fusion and serving."""
 
@@ -146,6 +185,7 @@ class RankConfig(_Frozen):
     train: RankTrainConfig = RankTrainConfig()
     fusion: FusionSearchConfig = FusionSearchConfig()
     serve: RankServeConfig = RankServeConfig()
+    prerank: PreRankConfig = PreRankConfig()
 
     @model_validator(mode="after")
     def _check_objective(self) -> RankConfig:

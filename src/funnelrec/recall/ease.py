@@ -29,7 +29,7 @@ from pydantic import Field
 from threadpoolctl import ThreadpoolController, threadpool_limits
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.index.exact import topk_rows
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
 
@@ -289,6 +289,8 @@ class EASE(RetrieverBase):
         """
         del rng
         users, items = distinct_pairs(data)
+        if items.shape[0] == 0:  # the solver would fail on an empty matrix, less clearly
+            raise MissingInputError("EASE: no positive interaction to model")
         popularity = np.bincount(items, minlength=data.n_items).astype(np.int64)
         kept = modelled_items(popularity, self.config.max_items)
         n_with_positives = int((popularity > 0).sum())

@@ -42,8 +42,12 @@ class ColumnSpec:
 
 @dataclass(frozen=True, slots=True)
 class TableSpec:
+    """A declared table; ``key`` names the column that identifies a row (one row per value),
+    None for event tables where a value repeats."""
+
     name: str
     columns: tuple[ColumnSpec, ...]
+    key: str | None = None
 
     @property
     def required(self) -> tuple[str, ...]:
@@ -82,6 +86,7 @@ ITEMS = TableSpec(
         ColumnSpec("created_at", "int", required=False),
         ColumnSpec("title", "str", required=False),
     ),
+    key="item_id",
 )
 
 USERS = TableSpec(
@@ -92,6 +97,7 @@ USERS = TableSpec(
         ColumnSpec("gender", "any", required=False),
         ColumnSpec("region", "any", required=False),
     ),
+    key="user_id",
 )
 
 CANDIDATES = TableSpec(

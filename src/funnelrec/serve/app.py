@@ -1,28 +1,32 @@
 """The HTTP API (FastAPI): ``create_app(settings)`` with a lifespan that loads the artifact.
 
 Endpoints: ``POST /v1/recommend``, ``POST /v1/events``, ``GET /healthz``, ``GET /readyz``,
-``GET /metrics`` (Prometheus text), ``POST /admin/reload``, ``GET /admin/status``, and the
-OpenAPI docs at ``/docs`` and ``/openapi.json``. Every error is JSON: ``{"error": message,
-"detail": [...]}`` with a 4xx status for client mistakes (400 malformed JSON, 413 too large,
-422 invalid values or unknown ids/attributes/events).
+``GET /metrics`` (Prometheus text), ``/openapi.json``; ``POST /admin/reload`` and
+``GET /admin/status`` only with an admin token configured (bearer-authenticated); ``/docs``
+only with ``settings.docs`` (Swagger UI loads its assets from a public CDN). Every error is
+JSON: ``{"error": message, "detail": [...]}`` with a 4xx status for client mistakes (400
+malformed JSON, 401 missing or wrong token, 403 reload outside the artifacts root, 413 too
+large, 422 invalid values or unknown ids/attributes/events, 429 over the rate limit).
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from collections.abc import AsyncIterator, Callable, MutableMapping
 from contextlib import asynccontextmanager
-from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CONTENT_TYPE_LATEST
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from funnelrec import __version__
+from funnelrec.errors import shortened
+from funnelrec.serve.errors import RequestError
 from funnelrec.serve.loading import limit_threads
 from funnelrec.serve.metrics import ServeMetrics, exposition
 from funnelrec.serve.schemas import (
@@ -33,35 +37,32 @@ from funnelrec.serve.schemas import (
     RecommendResponse,
     ReloadRequest,
 )
-from funnelrec.serve.service import RecommendService, RequestError
+from funnelrec.serve.security import (
+    RateLimiter,
+    RateLimitMiddleware,
+    Receive,
+    Scope,
+    Send,
+    send_json,
+    token_matches,
+)
+from funnelrec.serve.service import RecommendService
 from funnelrec.serve.settings import ServeSettings
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Malformed JSON."},
+    401: {"model": ErrorResponse, "description": "Missing or wrong token."},
     413: {"model": ErrorResponse, "description": "Payload too large."},
     422: {"model": ErrorResponse, "description": "Invalid or unknown values."},
+    429: {"model": ErrorResponse, "description": "Over the rate limit (see Retry-After)."},
 }
-
-
-async def _send_json(send: Send, status: int, body: dict) -> None:
-    payload = json.dumps(body).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(payload)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": payload})
+ADMIN_ERRORS = {**ERRORS, 403: {"model": ErrorResponse, "description": "Outside the root."}}
+# auto_error=False: a missing header is answered with the service's own 401 JSON body.
+BEARER = HTTPBearer(auto_error=False)
+API_KEY_HEADER = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 class EdgeMiddleware:
@@ -90,7 +91,7 @@ class EdgeMiddleware:
         try:
             length = next((v for k, v in scope["headers"] if k == b"content-length"), None)
             if length is not None and int(length) > limit:
-                await _send_json(
+                await send_json(
                     counting_send,
                     413,
                     {"error": f"payload of {int(length)} bytes is over the {limit}-byte limit"},
@@ -105,7 +106,7 @@ class EdgeMiddleware:
                     received += len(message.get("body", b""))
                     if received > limit and not status["started"]:
                         # Streamed past the limit: answer 413 now, end the app's read.
-                        await _send_json(
+                        await send_json(
                             counting_send, 413, {"error": f"payload over the {limit}-byte limit"}
                         )
                         status["rejected"] = True
@@ -131,7 +132,8 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
         return JSONResponse({"error": f"malformed JSON body: {reason}"}, status_code=400)
     detail = [
         {
-            "field": ".".join(str(p) for p in e.get("loc", ()) if p != "body") or "body",
+            # a dict key is part of the path, and a client may send a 60 KB one
+            "field": ".".join(shortened(str(p)) for p in e.get("loc", ()) if p != "body") or "body",
             "message": e.get("msg", ""),
             "type": e.get("type", ""),
         }
@@ -154,7 +156,11 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         limit_threads(settings.torch_threads)
         svc = service or RecommendService(settings, metrics=metrics)
-        await run_in_threadpool(svc.start)
+        try:
+            await run_in_threadpool(svc.start)
+        except BaseException:
+            svc.close()  # a refused artifact: release the store and the log writer
+            raise
         holder["service"] = svc
         try:
             yield
@@ -167,7 +173,12 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
         description="Multi-stage recommendations (recall -> merge -> rank -> re-rank) from one "
         "artifact, the same Recommender.run as offline evaluation.",
         lifespan=lifespan,
+        docs_url="/docs" if settings.docs else None,
+        redoc_url=None,  # ReDoc, like Swagger UI, would load its scripts from a public CDN
     )
+    if settings.rate_limit > 0:  # inside EdgeMiddleware: the 429s are counted in /metrics
+        limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(EdgeMiddleware, max_body_bytes=settings.max_body_bytes, metrics=metrics)
 
     def svc() -> RecommendService:
@@ -177,9 +188,41 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
 
     _add_error_handlers(app)
     _add_routes(app, svc, metrics, settings)
-    if settings.admin:
-        _add_admin_routes(app, svc)
+    if settings.admin_token:
+        _add_admin_routes(app, svc, settings.admin_token)
     return app
+
+
+def _unauthorized(what: str) -> RequestError:
+    return RequestError(401, what, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _api_key_guard(key: str | None) -> Callable[..., None]:
+    """The dependency of the public data endpoints: ``key`` as ``Authorization: Bearer`` or
+    ``X-API-Key`` (no check when no key is configured)."""
+
+    def guard(
+        bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)],
+        header: Annotated[str | None, Depends(API_KEY_HEADER)],
+    ) -> None:
+        if key is None:
+            return
+        presented = bearer.credentials if bearer is not None else None
+        # Both compared in constant time, whichever was sent.
+        if not (token_matches(header, key) | token_matches(presented, key)):
+            raise _unauthorized("an API key is required (Authorization: Bearer or X-API-Key)")
+
+    return guard
+
+
+def _admin_guard(token: str) -> Callable[..., None]:
+    """The dependency of ``/admin/*``: the admin token as ``Authorization: Bearer``."""
+
+    def guard(bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> None:
+        if not token_matches(bearer.credentials if bearer is not None else None, token):
+            raise _unauthorized("admin endpoints need 'Authorization: Bearer <admin token>'")
+
+    return guard
 
 
 def _add_error_handlers(app: FastAPI) -> None:
@@ -194,7 +237,12 @@ def _add_error_handlers(app: FastAPI) -> None:
         body: dict[str, Any] = {"error": str(exc)}
         if exc.field:
             body["field"] = exc.field
-        return JSONResponse(body, status_code=exc.status)
+        return JSONResponse(body, status_code=exc.status, headers=exc.headers or None)
+
+    @app.exception_handler(HTTPException)
+    async def _http_error(_: Request, exc: HTTPException) -> JSONResponse:
+        # The framework's own 4xx (a body it cannot parse, 404, 405) in the same shape.
+        return JSONResponse({"error": str(exc.detail)}, exc.status_code, headers=exc.headers)
 
     @app.exception_handler(Exception)
     async def _internal(_: Request, exc: Exception) -> JSONResponse:
@@ -208,9 +256,13 @@ def _add_routes(
     metrics: ServeMetrics,
     settings: ServeSettings,
 ) -> None:
-    """The public endpoints: recommend, events, health, readiness, Prometheus metrics."""
+    """The public endpoints: recommend, events (behind the API key when one is set), health,
+    readiness, Prometheus metrics."""
+    needs_key = [Depends(_api_key_guard(settings.api_key))]
 
-    @app.post("/v1/recommend", response_model=RecommendResponse, responses=ERRORS)
+    @app.post(
+        "/v1/recommend", response_model=RecommendResponse, responses=ERRORS, dependencies=needs_key
+    )
     def recommend(body: RecommendRequest, request: Request) -> dict:
         """Top-k items for one user through recall -> merge -> rank -> re-rank. Unknown users
         take the cold-start path (attributes and onboarding tags help); events posted earlier
@@ -225,7 +277,7 @@ def _add_routes(
             request_id=request.headers.get("x-request-id"),
         )
 
-    @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS)
+    @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS, dependencies=needs_key)
     def events(body: EventsRequest) -> dict:
         """Record feedback (impression, click, cart, order, ...); the next request of the user
         sees it (history for recall, the ranker's behaviour features)."""
@@ -250,17 +302,18 @@ def _add_routes(
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
 
-def _add_admin_routes(app: FastAPI, svc: Callable[[], RecommendService]) -> None:
-    """Hot reload and status (only when ``settings.admin``)."""
+def _add_admin_routes(app: FastAPI, svc: Callable[[], RecommendService], token: str) -> None:
+    """Hot reload and status, behind the admin token (registered only when one is set)."""
+    needs_admin = [Depends(_admin_guard(token))]
 
-    @app.post("/admin/reload", status_code=202, responses=ERRORS)
+    @app.post("/admin/reload", status_code=202, responses=ADMIN_ERRORS, dependencies=needs_admin)
     def reload(body: ReloadRequest | None = None) -> dict:
-        """Load an artifact folder in the background, self-check it and swap it in; requests
-        in flight finish on the old one, a refused artifact leaves the old one serving."""
-        path = Path(body.path) if body is not None and body.path else None
-        return svc().reload(path)
+        """Load an artifact folder inside the artifacts root (relative paths: relative to it)
+        in the background, self-check it and swap it in; requests in flight finish on the old
+        one, a refused artifact leaves the old one serving."""
+        return svc().reload(body.path if body is not None else None)
 
-    @app.get("/admin/status")
+    @app.get("/admin/status", responses=ADMIN_ERRORS, dependencies=needs_admin)
     def status() -> dict:
-        """The serving artifact and the last reload's state."""
-        return svc().ready()[1]
+        """The serving artifact and the last reload's state (paths relative to the root)."""
+        return svc().status()

@@ -2,7 +2,11 @@
 what each stage scored), written off the request path by a background thread.
 
 Lines go to one file opened with ``O_APPEND`` and are written with one ``write`` each, so
-several worker processes can share the file without interleaving lines.
+several worker processes can share the file without interleaving lines. Past ``max_bytes``
+the file is rotated (``features.jsonl`` -> ``features.jsonl.1`` -> ``.2`` ..., ``backups``
+kept) under an exclusive ``flock`` on ``features.jsonl.lock``, and every writer reopens the
+path when it no longer names the file its descriptor writes to (another worker rotated it).
+:func:`read_feature_log` reads the rotated files too, oldest first.
 
 Record layout (``version`` 1)::
 
@@ -17,6 +21,7 @@ Record layout (``version`` 1)::
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -32,16 +37,26 @@ FEATURE_LOG_VERSION = 1
 
 
 class FeatureLogger:
-    """Appends records as JSON lines from a background thread."""
+    """Appends records as JSON lines from a background thread; rotates past ``max_bytes``
+    (0: never), keeping ``backups`` rotated files."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, max_bytes: int = 0, backups: int = 1) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.max_bytes = max_bytes
+        self.backups = max(1, backups)
+        self._fd = self._open()
+        self._lock_fd = -1
+        if max_bytes > 0:
+            lock = self.path.with_name(self.path.name + ".lock")
+            self._lock_fd = os.open(lock, os.O_WRONLY | os.O_CREAT, 0o644)
         self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=10_000)
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name="feature-log", daemon=True)
         self._thread.start()
+
+    def _open(self) -> int:
+        return os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
     def write(self, record: dict) -> None:
         """Queue one record; when the writer falls far behind, records are dropped (counted)
@@ -58,11 +73,43 @@ class FeatureLogger:
             try:
                 if line is None:
                     return
+                if self.max_bytes > 0:
+                    self._rotate_if_due()
                 os.write(self._fd, line)
             except OSError as e:
                 logger.error("feature log %s: write failed: %s", self.path, e)
             finally:
                 self._queue.task_done()
+
+    def _stale(self) -> bool:
+        """The path names another file than ours (rotated by another worker) or none."""
+        try:
+            current = self.path.stat()
+        except FileNotFoundError:
+            return True
+        ours = os.fstat(self._fd)
+        return (current.st_dev, current.st_ino) != (ours.st_dev, ours.st_ino)
+
+    def _rotate_if_due(self) -> None:
+        if os.fstat(self._fd).st_size < self.max_bytes and not self._stale():
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)  # one rotation at a time across workers
+        try:
+            # Under the lock, look again: another worker may have rotated while we waited.
+            try:
+                due = self.path.stat().st_size >= self.max_bytes
+            except FileNotFoundError:
+                due = False
+            if due:
+                for n in range(self.backups - 1, 0, -1):
+                    older = self.path.with_name(f"{self.path.name}.{n}")
+                    if older.exists():
+                        older.replace(self.path.with_name(f"{self.path.name}.{n + 1}"))
+                self.path.replace(self.path.with_name(f"{self.path.name}.1"))
+            os.close(self._fd)
+            self._fd = self._open()
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def flush(self) -> None:
         """Block until every queued record is written."""
@@ -76,17 +123,38 @@ class FeatureLogger:
         self._thread.join(timeout=10)
         os.close(self._fd)
         self._fd = -1
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def feature_log_files(path: Path) -> list[Path]:
+    """``path`` and its rotated files that exist, oldest first (``.N`` ... ``.1``, ``path``)."""
+    path = Path(path)
+    rotated: list[Path] = []
+    n = 1
+    while (older := path.with_name(f"{path.name}.{n}")).is_file():
+        rotated.append(older)
+        n += 1
+    return [*reversed(rotated), *([path] if path.is_file() else [])]
 
 
 def read_feature_log(path: Path) -> Iterator[tuple[int, dict]]:
-    """``(line number, record)`` for each line of a feature log.
+    """``(line number, record)`` for each line of a feature log and its rotated files (oldest
+    first; line numbers count within each file).
 
     Raises:
-        DataError: the file is missing or a line is not a version-1 record.
+        DataError: no such log, or a line that is not a version-1 record (naming its file).
     """
     path = Path(path)
-    if not path.is_file():
+    files = feature_log_files(path)
+    if not files:
         raise DataError("feature log not found", path=str(path))
+    for file in files:
+        yield from _read_one(file)
+
+
+def _read_one(path: Path) -> Iterator[tuple[int, dict]]:
     with path.open() as fh:
         for number, line in enumerate(fh, start=1):
             if not line.strip():

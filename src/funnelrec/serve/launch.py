@@ -8,7 +8,9 @@ entry point) and prometheus_client runs in multiprocess mode.
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 import os
 import shutil
 import socket
@@ -19,10 +21,14 @@ from pathlib import Path
 from typing import Literal
 
 from fastapi import FastAPI
+from pydantic import ValidationError
 
+from funnelrec.errors import ConfigError
 from funnelrec.serve.settings import ServeSettings
 
 SETTINGS_ENV = "FUNNELREC_SERVE_SETTINGS"
+WORKER_START_S = 120  # how long a worker may take to import and load before it is replaced
+logger = logging.getLogger(__name__)
 
 
 def free_port() -> int:
@@ -52,6 +58,20 @@ def serve_command(artifacts: Path, port: int, state_dir: Path, *extra: str) -> l
     ]
 
 
+def serve_settings(**options: object) -> ServeSettings:
+    """``ServeSettings(**options)``; an invalid value is one :class:`ConfigError` line.
+
+    Raises:
+        ConfigError: names the first invalid option (secrets are never echoed back).
+    """
+    try:
+        return ServeSettings(**options)
+    except ValidationError as e:
+        first = e.errors()[0]
+        name = ".".join(str(p) for p in first["loc"]).replace("_", "-")
+        raise ConfigError(f"--{name}: {first['msg']}") from None
+
+
 def serve(
     settings: ServeSettings,
     *,
@@ -72,8 +92,14 @@ def serve(
 
     from funnelrec.serve.app import create_app
     from funnelrec.serve.loading import load_for_serving
+    from funnelrec.serve.security import check_root
     from funnelrec.serve.service import RecommendService
+    from funnelrec.serve.store import open_store
 
+    if settings.admin_token:  # before the (slow) load: a bad root is an option mistake
+        check_root(settings.root, settings.artifacts)
+    else:
+        logger.warning("admin endpoints off (no admin token): hot reload is disabled")
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     model = load_for_serving(settings.artifacts, check=settings.self_check)
     if clock == "artifact":
@@ -97,6 +123,8 @@ def serve(
         uvicorn.run(create_app(settings, service), **common)  # type: ignore[arg-type]
         return
     del model  # each worker loads its own copy
+    # The store's file, schema and WAL mode are set up once here, not by workers racing.
+    open_store(settings.store_url, max_per_user=settings.max_events_per_user).close()
     metrics_dir = settings.metrics_dir or settings.state_dir / "prometheus"
     shutil.rmtree(metrics_dir, ignore_errors=True)
     metrics_dir.mkdir(parents=True)
@@ -110,8 +138,41 @@ def serve(
         "funnelrec.serve.launch:worker_app",
         factory=True,
         workers=workers,
-        **common,  # type: ignore[arg-type]
+        # A worker imports torch and loads the artifact before it answers the supervisor's
+        # pings; uvicorn's 5 s default killed and respawned workers on a loaded box forever.
+        timeout_worker_healthcheck=WORKER_START_S,
+        **{**common, "log_level": None, "log_config": _log_config(log_level)},  # type: ignore[arg-type]
     )
+
+
+class SupervisorEvents(logging.Filter):
+    """Pass records at ``level`` and above, plus the supervisor's worker deaths, respawns and
+    start failures promoted to WARNING: uvicorn logs those at INFO, so at the default level a
+    worker that died and was replaced left no trace."""
+
+    def __init__(self, level: str = "warning") -> None:
+        super().__init__()
+        self.level = logging.getLevelName(level.upper())
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= self.level:
+            return True
+        if "child process" in record.getMessage().lower():
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+            return True
+        return False
+
+
+def _log_config(level: str) -> dict:
+    """uvicorn's logging config with :class:`SupervisorEvents` on its error log."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["filters"] = {"supervisor": {"()": SupervisorEvents, "level": level}}
+    config["handlers"]["default"]["filters"] = ["supervisor"]
+    config["loggers"]["uvicorn.error"]["level"] = "INFO"  # the filter decides
+    config["loggers"]["uvicorn.access"]["level"] = level.upper()
+    return config
 
 
 def worker_app() -> FastAPI:

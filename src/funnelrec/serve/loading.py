@@ -14,6 +14,7 @@ import numba
 import numpy as np
 import torch
 
+from funnelrec.artifacts import artifact_errors
 from funnelrec.features.pit import PreparedLog
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.golden import SelfCheckError, SelfCheckResult, self_check
@@ -92,27 +93,39 @@ def prepare(recommender: Funnel, path: Path, check: SelfCheckResult | None) -> L
     )
 
 
-def load_for_serving(path: Path, *, check: bool = True) -> LoadedModel:
-    """Load an artifact for serving: verify hashes, eval mode, self-check the golden set.
+def load_checked(path: Path, *, check: bool = True) -> tuple[Funnel, SelfCheckResult | None]:
+    """Load a verified artifact in eval mode and self-check its golden set (what ``serve``,
+    hot reload and ``recommend`` all run before using an artifact).
 
     Raises:
-        FunnelrecError: not an artifact, a hash mismatch, no golden set (with ``check``), or
-            a self-check that does not reproduce the recorded results.
+        FunnelrecError: a refused artifact (signature, hashes, paths, unreadable files), no
+            golden set (with ``check``), or a self-check that does not reproduce the recorded
+            results.
     """
     path = Path(path)
     recommender, golden = load_with_golden(path)
     _eval_mode(recommender)
-    result = None
-    if check:
-        if golden is None:
-            raise SelfCheckError(
-                f"{path}: the artifact has no golden set (saved by an older funnelrec), so it "
-                "cannot be self-checked; re-save it (load_recommender + save_recommender) or "
-                "serve it with --no-self-check"
-            )
-        with torch.inference_mode():
-            result = self_check(recommender, golden)
-    return prepare(recommender, path, result)
+    if not check:
+        return recommender, None
+    if golden is None:
+        raise SelfCheckError(
+            f"{path}: the artifact has no golden set (saved by an older funnelrec), so it "
+            "cannot be self-checked; re-save it (load_recommender + save_recommender) or "
+            "use --no-self-check"
+        )
+    with torch.inference_mode():
+        return recommender, self_check(recommender, golden)
+
+
+def load_for_serving(path: Path, *, check: bool = True) -> LoadedModel:
+    """Load an artifact for serving: :func:`load_checked`, then the per-request lookups.
+
+    Raises:
+        FunnelrecError: see :func:`load_checked`.
+    """
+    recommender, result = load_checked(path, check=check)
+    with artifact_errors(path):  # lookups over inconsistent state fail in polars / torch
+        return prepare(recommender, Path(path), result)
 
 
 def numba_max_threads() -> int:

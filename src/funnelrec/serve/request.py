@@ -246,6 +246,17 @@ def run_request(
     return Served(top, pool, dict(result.timings_s), known, history_len), queries
 
 
+def k_limit(recommender: Funnel, service_max: int) -> tuple[int, str]:
+    """The largest ``k`` a request may ask for and why: the service's maximum, or the
+    re-ranker's pool when smaller (the re-ranker keeps at most ``rerank.pool`` items, so a
+    larger ``k`` could only be cut silently)."""
+    reranker = recommender.reranker
+    if reranker is not None and reranker.config.pool < service_max:
+        pool = reranker.config.pool
+        return pool, f" (this artifact's re-ranker returns at most rerank.pool = {pool} items)"
+    return service_max, ""
+
+
 def popularity_order(recommender: Funnel) -> np.ndarray:
     """Item indices by descending count of positives in the artifact's history."""
     items = recommender.history["item_idx"].to_numpy()

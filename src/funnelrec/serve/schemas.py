@@ -4,16 +4,40 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+)
 
+from funnelrec.features.sequence import TIME_MASK
 from funnelrec.serve.settings import MAX_K
 
+MAX_TIMESTAMP = TIME_MASK
+"""Latest accepted request/event time, 2106-02-07: the ranker's point-in-time features hold
+times relative to the log's first event in 32 bits, so a later time (a typo, 10**18) could
+only be served degraded."""
+
+# Every string is constrained: besides its length, pydantic then refuses lone surrogates
+# ("\ud800" parses from JSON, but no store, log or vocabulary can encode it).
+Text = Annotated[str, StringConstraints(strict=True, max_length=1024)]
 IdText = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=256)]
 Id = Annotated[
     IdText | StrictInt,
     Field(description="External id, as in the training data (string or integer)."),
 ]
-Scalar = StrictStr | StrictInt | float | bool | None
+Name = Annotated[str, StringConstraints(strict=True, min_length=1, max_length=64)]
+Timestamp = Annotated[
+    int, Field(ge=0, le=MAX_TIMESTAMP, description="Unix seconds, 0 .. 2**32 - 1 (1970..2106).")
+]
+Int32 = Annotated[StrictInt, Field(ge=-(2**31), le=2**31 - 1)]
+Int64 = Annotated[StrictInt, Field(ge=-(2**63), le=2**63 - 1)]
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+# Bounded so that the feature log stays readable by any JSON reader (int64, no NaN/Infinity).
+Scalar = Text | Int64 | FiniteFloat | StrictBool | None
 
 
 class _Body(BaseModel):
@@ -24,20 +48,29 @@ class RecommendRequest(_Body):
     """``POST /v1/recommend``."""
 
     user_id: Id
-    k: int = Field(10, ge=1, le=MAX_K, description=f"Items to return, 1..{MAX_K}.")
-    timestamp: int | None = Field(
-        None, ge=0, description="As-of time, unix seconds (default: the server's clock)."
+    k: int = Field(
+        10,
+        ge=1,
+        le=MAX_K,
+        description=f"Items to return, 1..{MAX_K}; a k above what the artifact can return (its "
+        "re-ranker's pool, usually 100) is refused with 422, never silently cut.",
     )
-    attributes: dict[str, StrictStr | StrictInt | None] | None = Field(
+    timestamp: Timestamp | None = Field(
+        None, description="As-of time, unix seconds (default: the server's clock)."
+    )
+    attributes: dict[Name, Text | Int32 | None] | None = Field(
         None,
         max_length=16,
-        description="User attributes (age, gender, region, ...) used when the user is unknown.",
+        description="User attributes (age, gender, region, ...) used when the user is unknown: "
+        "text or 32-bit integers.",
     )
-    tags: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+    tags: list[Name] | None = Field(
         None, max_length=32, description="Onboarding categories (new users' chosen interests)."
     )
-    context: dict[str, Scalar] | None = Field(
-        None, max_length=32, description="Free-form request context, logged with the request."
+    context: dict[Name, Scalar] | None = Field(
+        None,
+        max_length=32,
+        description="Free-form request context, logged with the request (finite numbers).",
     )
 
 
@@ -61,7 +94,10 @@ class RecommendResponse(BaseModel):
     user_id: str
     known_user: bool
     history_len: int
-    k: int
+    k: int = Field(
+        description="Items asked for; ``items`` holds fewer when the funnel finds fewer "
+        "(a small catalogue, a user who has seen most of it)."
+    )
     timestamp: int
     artifact_id: str
     items: list[RecommendedItem]
@@ -75,8 +111,8 @@ class EventIn(_Body):
     user_id: Id
     item_id: Id
     event: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    timestamp: int | None = Field(None, ge=0, description="Unix seconds (default: now).")
-    value: float = Field(1.0, allow_inf_nan=False)
+    timestamp: Timestamp | None = Field(None, description="Unix seconds (default: now).")
+    value: FiniteFloat = 1.0
 
 
 class EventsRequest(_Body):
@@ -95,5 +131,9 @@ class ReloadRequest(_Body):
 
 
 class ErrorResponse(BaseModel):
+    """Every 4xx/5xx body: ``error`` (one line), ``detail`` (per-field validation errors) or
+    ``field`` (the request field a service-side check refused)."""
+
     error: str
     detail: list[dict] | None = None
+    field: str | None = None

@@ -8,14 +8,12 @@ drive it directly.
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import threading
 import time
 import uuid
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numba
@@ -24,9 +22,11 @@ import torch
 
 from funnelrec.errors import FunnelrecError
 from funnelrec.pipeline.context import RequestContext
+from funnelrec.serve.errors import RequestError
 from funnelrec.serve.featurelog import FEATURE_LOG_VERSION, FeatureLogger
 from funnelrec.serve.loading import LoadedModel, load_for_serving, numba_max_threads
 from funnelrec.serve.metrics import ServeMetrics
+from funnelrec.serve.reload import Reloads
 from funnelrec.serve.request import (
     FALLBACK_SOURCE,
     BudgetedChannels,
@@ -35,22 +35,17 @@ from funnelrec.serve.request import (
     Served,
     event_frames,
     fallback_items,
+    k_limit,
     response_columns,
     run_request,
 )
+from funnelrec.serve.security import shown
 from funnelrec.serve.settings import ServeSettings
 from funnelrec.serve.store import Event, EventStore, open_store
 
 logger = logging.getLogger(__name__)
 
-
-class RequestError(FunnelrecError):
-    """A client mistake: ``status`` is the HTTP status the API answers with."""
-
-    def __init__(self, status: int, message: str, *, field: str | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.field = field
+__all__ = ["RecommendService", "RequestError"]
 
 
 class RecommendService:
@@ -67,43 +62,39 @@ class RecommendService:
         self.settings = settings
         self.metrics = metrics or ServeMetrics()
         settings.state_dir.mkdir(parents=True, exist_ok=True)
-        self.store: EventStore = store or open_store(settings.store_url)
-        self.feature_log = FeatureLogger(settings.feature_log_path)
+        self.store: EventStore = store or open_store(
+            settings.store_url, max_per_user=settings.max_events_per_user
+        )
+        self.feature_log = FeatureLogger(
+            settings.feature_log_path,
+            max_bytes=settings.feature_log_max_bytes,
+            backups=settings.feature_log_backups,
+        )
         self._model: LoadedModel | None = model
         self._slots = threading.BoundedSemaphore(settings.inflight)
-        self._reload_lock = threading.Lock()
-        self._reload: dict[str, Any] = {"state": "idle"}
-        self._generation: str | None = None
-        self._control_mtime = 0.0
-        self._stop = threading.Event()
-        self._watcher: threading.Thread | None = None
+        self.reloads = Reloads(settings, self.metrics, self._install)
+        self._closed = False
         self._numba_threads = min(settings.torch_threads, numba_max_threads())
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         """Load the configured artifact (unless given) and start watching for reloads."""
-        # Read the control file before loading: a worker that starts while another one is
-        # already reloading must load what the control file names, and a change during this
-        # load leaves a newer mtime for the watcher to act on.
-        control = self._read_control()
+        path = self.reloads.initial_path()
         if self._model is None:
-            path = self.settings.artifacts
-            if control is not None and control.get("artifacts"):
-                path = Path(control["artifacts"])
             self._model = load_for_serving(path, check=self.settings.self_check)
         self.metrics.loaded.set(self._model.loaded_at)
-        if control is not None:
-            self._generation = control.get("generation")
-        self._watcher = threading.Thread(target=self._watch, name="reload-watch", daemon=True)
-        self._watcher.start()
+        self.reloads.start_watching()
+
+    def _install(self, model: LoadedModel) -> None:
+        self._model = model  # atomic swap; in-flight requests finish on the old one
+        self.metrics.loaded.set(model.loaded_at)
 
     def close(self) -> None:
         """Stop the reload watcher, flush the feature log, close the store (idempotent)."""
-        if self._stop.is_set():
+        if self._closed:
             return
-        self._stop.set()
-        if self._watcher is not None:
-            self._watcher.join(timeout=5)
+        self._closed = True
+        self.reloads.close()
         self.feature_log.close()
         self.store.close()
 
@@ -135,8 +126,9 @@ class RecommendService:
         """
         start = time.perf_counter()
         model = self.model  # one artifact for the whole request, even across a reload
-        if not 1 <= k <= self.settings.max_k:
-            raise RequestError(422, f"k must be in 1..{self.settings.max_k}, got {k}", field="k")
+        max_k, why = k_limit(model.recommender, self.settings.max_k)
+        if not 1 <= k <= max_k:
+            raise RequestError(422, f"k must be in 1..{max_k}{why}, got {k}", field="k")
         unknown = sorted(set(attributes or {}) - set(model.attribute_names))
         if unknown:
             known = ", ".join(model.attribute_names) or "none"
@@ -374,95 +366,41 @@ class RecommendService:
         return {"status": "ok", "pid": os.getpid()}
 
     def ready(self) -> tuple[bool, dict]:
+        """Readiness and the artifact serving now (``/readyz``, public: no paths, no errors
+        from inside)."""
         model = self._model
-        store_ok, store_error = True, None
+        store_ok = True
         try:
             self.store.ping()
         except Exception as e:
-            store_ok, store_error = False, repr(e)
+            logger.error("event store unavailable: %r", e)
+            store_ok = False
         body = {
             "ready": model is not None and store_ok,
             "artifact_id": None if model is None else model.artifact_id,
-            "artifacts": None if model is None else str(model.path),
-            "store": "ok" if store_ok else store_error,
-            "reload": dict(self._reload),
+            "store": "ok" if store_ok else "unavailable",
         }
         return bool(body["ready"]), body
 
+    def status(self) -> dict:
+        """``/admin/status``: readiness, the serving folder and the last reload, paths
+        relative to the artifacts root."""
+        model = self._model
+        _, body = self.ready()
+        return {
+            **body,
+            "artifacts": None if model is None else shown(self.reloads.root, model.path),
+            "reload": self.reloads.status(),
+        }
+
     # ------------------------------------------------------------------ reload
-    def reload(self, path: Path | None = None) -> dict:
-        """Load ``path`` (default: the current artifact folder again) in the background and
-        swap it in when it passed the self-check; requests keep the old one until then.
-        Other worker processes follow through the control file.
+    def reload(self, path: str | None = None) -> dict:
+        """Load ``path`` (inside the artifacts root; default: the current artifact folder
+        again) in the background and swap it in when it passed the self-check; requests keep
+        the old one until then. Other worker processes follow through the control file.
 
         Raises:
-            RequestError: not a folder (422), or a reload already running (409).
+            RequestError: outside the artifacts root (403), not a folder (422), or a reload
+                already running (409).
         """
-        target = Path(path) if path is not None else self.model.path
-        if not target.is_dir():
-            raise RequestError(422, f"{target}: not a folder", field="path")
-        generation = uuid.uuid4().hex
-        self._start_reload(target, generation)
-        self._write_control(target, generation)
-        return dict(self._reload)
-
-    def _start_reload(self, path: Path, generation: str) -> None:
-        with self._reload_lock:
-            if self._reload.get("state") == "loading":
-                raise RequestError(409, "a reload is already in progress")
-            self._generation = generation
-            self._reload = {
-                "state": "loading",
-                "path": str(path),
-                "generation": generation,
-                "started": time.time(),
-            }
-        threading.Thread(
-            target=self._do_reload, args=(path, generation), name="reload", daemon=True
-        ).start()
-
-    def _do_reload(self, path: Path, generation: str) -> None:
-        try:
-            model = load_for_serving(path, check=self.settings.self_check)
-        except Exception as e:
-            logger.error("reload of %s refused: %s", path, e)
-            self.metrics.reloads.labels("failed").inc()
-            state = {"state": "failed", "error": str(e)}
-        else:
-            self._model = model  # atomic swap; in-flight requests finish on the old one
-            self.metrics.loaded.set(model.loaded_at)
-            self.metrics.reloads.labels("ok").inc()
-            state = {"state": "done", "artifact_id": model.artifact_id}
-        with self._reload_lock:
-            self._reload = {**self._reload, **state, "finished": time.time()}
-
-    def _write_control(self, path: Path, generation: str) -> None:
-        control = self.settings.control_file
-        tmp = control.with_name(f".{control.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"artifacts": str(path.resolve()), "generation": generation}))
-        tmp.replace(control)
-
-    def _read_control(self) -> dict | None:
-        try:
-            stat = self.settings.control_file.stat()
-            data = json.loads(self.settings.control_file.read_text())
-        except (OSError, json.JSONDecodeError):
-            return None
-        self._control_mtime = stat.st_mtime
-        return data if isinstance(data, dict) else None
-
-    def _watch(self) -> None:
-        while not self._stop.wait(self.settings.reload_poll_s):
-            try:
-                mtime = self.settings.control_file.stat().st_mtime
-            except OSError:
-                continue
-            if mtime == self._control_mtime:
-                continue
-            control = self._read_control()
-            if not control or control.get("generation") in (None, self._generation):
-                continue
-            try:
-                self._start_reload(Path(control["artifacts"]), control["generation"])
-            except RequestError:
-                self._control_mtime = 0.0  # busy: look again next round
+        return self.reloads.request(path, self.model.path)

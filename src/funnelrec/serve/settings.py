@@ -71,7 +71,36 @@ class ServeSettings(BaseModel):
     inflight: int = Field(
         1, ge=1, description="Requests computed at once per worker (more only adds GIL churn)."
     )
-    admin: bool = Field(True, description="Expose POST /admin/reload.")
+    admin_token: str | None = Field(
+        None,
+        min_length=16,
+        repr=False,
+        description="Bearer token of /admin/* (None: no admin endpoints at all, 404).",
+    )
+    artifacts_root: Path | None = Field(
+        None, description="Reloads load only folders inside it (None: the parent of artifacts)."
+    )
+    api_key: str | None = Field(
+        None,
+        min_length=16,
+        repr=False,
+        description="Key required by /v1/recommend and /v1/events (Authorization: Bearer or "
+        "X-API-Key; None: open).",
+    )
+    rate_limit: float = Field(
+        0.0, ge=0, description="Requests per second per client address (0: no limit)."
+    )
+    rate_burst: int = Field(20, ge=1, description="Requests a client may send at once.")
+    max_events_per_user: int = Field(
+        1000, ge=1, description="Events the store keeps per user (older ones are trimmed)."
+    )
+    feature_log_max_bytes: int = Field(
+        100 * 2**20, ge=0, description="Rotate the feature log past this size (0: never)."
+    )
+    feature_log_backups: int = Field(1, ge=1, description="Rotated feature logs kept (.1, .2..).")
+    docs: bool = Field(
+        False, description="Serve /docs (Swagger UI, whose assets load from a public CDN)."
+    )
     reload_poll_s: float = Field(1.0, gt=0, description="How often workers check for a reload.")
     metrics_dir: Path | None = Field(
         None, description="prometheus_client multiprocess folder (set with several workers)."
@@ -88,3 +117,8 @@ class ServeSettings(BaseModel):
     @property
     def control_file(self) -> Path:
         return self.state_dir / "active_artifacts.json"
+
+    @property
+    def root(self) -> Path:
+        """The resolved artifacts root that reloads are confined to."""
+        return (self.artifacts_root or self.artifacts.resolve().parent).resolve()

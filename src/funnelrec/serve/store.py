@@ -4,7 +4,9 @@ request (the user's history for recall, extra rows of the ranker's log for its f
 Two backends behind :class:`EventStore`:
 
 * :class:`SQLiteEventStore` (default, embedded): one file in WAL mode, safe for several worker
-  processes on one host; one connection per thread.
+  processes on one host; one connection per thread; trimmed to the newest ``max_per_user``
+  events of each user on every append (as Redis is), so one client cannot grow it without
+  bound through a single user id.
 * :class:`RedisEventStore`: one Redis list per user (``<prefix>:events:<user_id>``), trimmed to
   the newest ``max_per_user`` events; for several hosts.
 
@@ -70,10 +72,16 @@ class EventStore(Protocol):
 
 
 class SQLiteEventStore:
-    """Events in one SQLite file (WAL, ``synchronous=NORMAL``); ``":memory:"`` for tests."""
+    """Events in one SQLite file (WAL, ``synchronous=NORMAL``); ``":memory:"`` for tests.
+    Keeps the newest ``max_per_user`` events of each user."""
 
-    def __init__(self, path: Path | str, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, path: Path | str, *, max_per_user: int = 1000, busy_timeout_ms: int = 5000
+    ) -> None:
+        if max_per_user < 1:
+            raise ConfigError(f"max_per_user must be at least 1, got {max_per_user}")
         self.path = str(path)
+        self.max_per_user = int(max_per_user)
         self._busy_timeout_ms = busy_timeout_ms
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
@@ -92,7 +100,12 @@ class SQLiteEventStore:
         )
         conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout_ms)}")
         if self.path != ":memory:":
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Switching to WAL needs a lock that workers racing on a fresh file fight over
+            # ("database is locked"); the launcher initialises the file before they start,
+            # and a file already in WAL (persistent) is not switched again.
+            (mode,) = conn.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
         conn.execute(
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
@@ -121,6 +134,13 @@ class SQLiteEventStore:
                 "INSERT INTO events (user_id, item_id, event, timestamp, value) "
                 "VALUES (?, ?, ?, ?, ?)",
                 rows,
+            )
+            # Same transaction: readers never see a user over the cap. The subquery walks the
+            # (user_id, seq) index to the oldest event kept; NULL (under the cap) deletes none.
+            conn.executemany(
+                "DELETE FROM events WHERE user_id = ?1 AND seq < (SELECT seq FROM events "
+                "WHERE user_id = ?1 ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+                [(user, self.max_per_user - 1) for user in {e.user_id for e in events}],
             )
             conn.commit()
 
@@ -198,17 +218,19 @@ class RedisEventStore:
         self._client.close()
 
 
-def open_store(url: str) -> EventStore:
+def open_store(url: str, *, max_per_user: int = 1000) -> EventStore:
     """``sqlite:///relative/events.sqlite``, ``sqlite:////absolute/events.sqlite``,
-    ``sqlite:///:memory:`` or a bare path; or ``redis://host:port/db``.
+    ``sqlite:///:memory:`` or a bare path; or ``redis://host:port/db``. Either keeps the
+    newest ``max_per_user`` events of each user.
 
     Raises:
         ConfigError: an unknown scheme.
     """
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisEventStore(url)
+        return RedisEventStore(url, max_per_user=max_per_user)
     if url.startswith("sqlite:///"):
-        return SQLiteEventStore(url.removeprefix("sqlite:///") or ":memory:")
+        path = url.removeprefix("sqlite:///") or ":memory:"
+        return SQLiteEventStore(path, max_per_user=max_per_user)
     if "://" in url:
         raise ConfigError(f"event store '{url}': expected sqlite:///PATH or redis://HOST:PORT")
-    return SQLiteEventStore(url)
+    return SQLiteEventStore(url, max_per_user=max_per_user)

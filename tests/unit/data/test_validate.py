@@ -88,3 +88,45 @@ def test_coerce_table_names_source_columns_in_errors() -> None:
     with pytest.raises(DataError) as info:
         coerce_table(raw.drop("timestamp"), INTERACTIONS, path="r.csv", header_row=1)
     assert (info.value.row, info.value.column) == (1, "timestamp")
+
+
+def _interactions(times: list[int]) -> pl.DataFrame:
+    n = len(times)
+    return pl.DataFrame(
+        {"user_id": [i % 7 for i in range(n)], "item_id": [1] * n, "timestamp": times}
+    )
+
+
+@pytest.mark.parametrize("outlier", [-5, 0, 32_503_680_000])
+def test_an_outlier_timestamp_is_dropped_and_counted(outlier: int) -> None:
+    """A 0, -5 or year-3000 typo among weeks of events: dropped, counted, warned about (the
+    temporal split would otherwise cut the time span it stretches)."""
+    times = [1_700_000_000 + 600 * i for i in range(2_000)]
+    df, report = coerce_table(_interactions([*times, outlier]), INTERACTIONS, path="x")
+    assert df.height == 2_000 and outlier not in df["timestamp"].to_list()
+    assert report.dropped == {"outlier timestamp": 1}
+
+
+def test_sparse_early_years_are_not_outliers() -> None:
+    """A log that grew over the years keeps its early events, however sparse, as long as
+    they are over 1% of the rows (then the 1% quantile lies among them)."""
+    year = 365 * 86_400
+    times = [1_500_000_000 + year * i // 10 for i in range(40)]  # four sparse years: 2%
+    times += [1_500_000_000 + 4 * year + 60 * i for i in range(2_000)]  # then a busy day
+    _, report = coerce_table(_interactions(times), INTERACTIONS, path="x")
+    assert report.dropped == {}
+
+
+def test_small_or_flat_logs_are_never_judged() -> None:
+    """Under ~100 rows the quantiles are the extremes; a zero range has no spread to judge."""
+    _, small = coerce_table(_interactions([*range(50), 10**9]), INTERACTIONS, path="x")
+    _, flat = coerce_table(_interactions([5] * 500 + [10**9]), INTERACTIONS, path="x")
+    assert small.dropped == {} and flat.dropped == {}
+
+
+def test_a_repeated_key_keeps_the_first_row(caplog: pytest.LogCaptureFixture) -> None:
+    raw = pl.DataFrame({"item_id": ["a", "b", "a", "a"], "category": ["x", "y", "z", "w"]})
+    df, report = coerce_table(raw, ITEMS, path="items.csv")
+    assert df.rows() == [("a", "x"), ("b", "y")]
+    assert report.dropped == {"repeated item_id": 2}
+    assert "2 row(s) repeat an earlier item_id (first at row 3: 'a')" in caplog.text

@@ -8,7 +8,7 @@ from pathlib import Path
 import polars as pl
 
 from funnelrec.data.parse import RowOf
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, quoted
 
 
 def require_dir(src: Path, format_name: str) -> Path:
@@ -80,7 +80,7 @@ def parse_datetime_format(
     if bad.any():
         i = int(bad.arg_max() or 0)
         raise DataError(
-            f"cannot parse {s[i]!r} with format {fmt!r}",
+            f"cannot parse {quoted(s[i])} with format {fmt!r}",
             path=str(path),
             row=row_of(i),
             column=s.name,
@@ -94,7 +94,7 @@ def check_values(s: pl.Series, allowed: Sequence[str], *, path: Path, row_of: Ro
     if bad.any():
         i = int(bad.arg_max() or 0)
         raise DataError(
-            f"unexpected value {s[i]!r} (expected one of {', '.join(allowed)})",
+            f"unexpected value {quoted(s[i])} (expected one of {', '.join(allowed)})",
             path=str(path),
             row=row_of(i),
             column=s.name,

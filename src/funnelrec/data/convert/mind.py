@@ -35,7 +35,7 @@ from funnelrec.data.io import RawTables
 from funnelrec.data.parse import RowOf
 from funnelrec.data.text_table import read_text_table
 from funnelrec.data.validate import DropReport, coerce_table
-from funnelrec.errors import DataError
+from funnelrec.errors import DataError, quoted
 from funnelrec.schema import ITEMS, ColumnSpec, TableSpec
 
 FORMAT = "mind"
@@ -164,7 +164,7 @@ def _impressions(beh: pl.DataFrame, *, path: Path, row_of: RowOf) -> pl.DataFram
     if bad.any():
         i = int(bad.arg_max() or 0)
         raise DataError(
-            f"impression {tokens['token'][i]!r} is not 'news_id-0' or 'news_id-1'",
+            f"impression {quoted(tokens['token'][i])} is not 'news_id-0' or 'news_id-1'",
             path=str(path),
             row=row_of(int(tokens["_line"][i])),
             column="impressions",

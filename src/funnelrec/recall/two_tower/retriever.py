@@ -17,7 +17,7 @@ from torch import Tensor
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.state import prefixed
 from funnelrec.data.vocab import Vocabulary
-from funnelrec.errors import ConfigError
+from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.features.text import TextEncoder
 from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
@@ -116,8 +116,12 @@ class TwoTower(RetrieverBase):
         generator = torch.Generator().manual_seed(cfg.seed)
         encoder, features = ItemFeatureEncoder.fit(data, cfg.towers.time_buckets, cfg.text)
         examples = build_examples(data, cfg.positives, cfg.dedupe_targets)
-        if len(examples) == 0:
-            raise ValueError("two-tower fit: the data has no positive interactions to train on")
+        if len(examples) < 2:
+            # A sampled-softmax batch needs two examples (each is the other's negative).
+            raise MissingInputError(
+                f"two-tower channel: {len(examples)} training example(s), fewer than the 2 "
+                "a batch needs"
+            )
         sizes = TowerSizes(
             n_items=data.n_items,
             n_categories=len(data.category_vocab),
@@ -156,7 +160,8 @@ class TwoTower(RetrieverBase):
                 "train_s": result.seconds,
                 "train_samples_per_s": result.samples_per_s,
                 "epochs": float(len(result.epochs)),
-                "final_loss": result.epochs[-1]["loss"] if result.epochs else float("nan"),
+                # no "loss" when every step was skipped (non-finite): nan, not a KeyError
+                "final_loss": (result.epochs or [{}])[-1].get("loss", float("nan")),
             }
         )
         self._vectors = self._embed_items(np.arange(data.n_items, dtype=np.int64))
