@@ -138,19 +138,34 @@ def _vector_similarities(
     rows: NDArray[np.int64],
     items: NDArray[np.int64],
 ) -> dict[str, NDArray[np.float32]]:
-    """Cosine of each candidate with the user's last item, recent mean and profile."""
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    unit = vectors / np.maximum(norms, 1e-12)
-    known = (items >= 0) & (items < unit.shape[0]) & (rows >= 0)
-    cand = np.zeros((items.shape[0], unit.shape[1]), dtype=np.float32)
-    cand[known] = unit[items[known]]
+    """Cosine of each candidate with the user's last item, recent mean and profile.
+
+    Only the candidates' and the history items' vectors are normalised, not the catalogue's:
+    normalising every item vector cost ~2.6 ms per channel and request on a 20k catalogue."""
+    known = (items >= 0) & (items < vectors.shape[0]) & (rows >= 0)
+    cand = np.zeros((items.shape[0], vectors.shape[1]), dtype=np.float32)
+    cand[known] = _unit(vectors[items[known]])
     out: dict[str, NDArray[np.float32]] = {}
     for suffix, last in (("last", 1), ("recent", RECENT), ("profile", PROFILE)):
-        profile = np.asarray(_recent_matrix(queries, unit.shape[0], last) @ unit)
-        profile /= np.maximum(np.linalg.norm(profile, axis=1, keepdims=True), 1e-12)
+        profile = _unit(_profile_sums(queries, vectors, last))
         cos = np.einsum("nd,nd->n", cand, profile[np.maximum(rows, 0)])
         out[f"{PREFIX}{name}_cos_{suffix}"] = np.where(known, cos, 0.0).astype(np.float32)
     return out
+
+
+def _unit(rows: NDArray) -> NDArray:
+    """Rows scaled to unit length (zero rows stay zero)."""
+    return rows / np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+
+
+def _profile_sums(queries: Queries, vectors: NDArray[np.float32], last: int) -> NDArray:
+    """``[B, D]`` sum of the unit vectors of each query's ``last`` distinct history items (the
+    channels' rule, :func:`~funnelrec.recall.history.recent_items`): the direction of their
+    mean, all a cosine needs. Zero rows without history."""
+    recent = recent_items(queries, last, np.ones(vectors.shape[0], dtype=bool))
+    sums = np.zeros((len(queries), vectors.shape[1]))
+    np.add.at(sums, recent.row, _unit(vectors[recent.item].astype(np.float64)))
+    return sums
 
 
 def _matrix_similarities(
