@@ -209,6 +209,21 @@ def test_recommend_known_and_unknown_users(run_dir: Path, sim_dir: Path, tmp_pat
     }
 
 
+def test_recommend_says_when_k_exceeds_what_the_lists_hold(
+    run_dir: Path, sim_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    users = pl.read_parquet(sim_dir / "interactions.parquet")["user_id"].unique().head(2)
+    users_file = tmp_path / "users.csv"
+    pl.DataFrame({"user_id": users.cast(pl.String)}).write_csv(users_file)
+    out = tmp_path / "recs.csv"
+    args = ["recommend", "--artifacts", str(run_dir / "artifacts"), "--users", str(users_file)]
+    result = runner.invoke(app, [*args, "--k", "150", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    counts = set(dict(pl.read_csv(out).group_by("user_id").len().iter_rows()).values())
+    assert counts == {100}  # the re-ranker's pool
+    assert "--k 150: each list holds at most 100 items" in caplog.text
+
+
 def test_recommend_new_users_with_tags_and_attributes(
     run_dir: Path, sim_dir: Path, tmp_path: Path
 ) -> None:

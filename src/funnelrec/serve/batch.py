@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +11,9 @@ from funnelrec.data.io import read_user_list
 from funnelrec.data.user_attributes import tag_lists
 from funnelrec.errors import DataError
 from funnelrec.serve.loading import load_checked
+from funnelrec.serve.request import k_limit
+
+logger = logging.getLogger(__name__)
 
 
 def recommend_file(
@@ -30,6 +34,9 @@ def recommend_file(
         raise DataError(f"--k must be positive, got {k}")
     users = read_user_list(users_file)  # before the (slower) load: a bad file fails at once
     recommender, _ = load_checked(artifacts, check=check)
+    max_k, why = k_limit(recommender, k)
+    if k > max_k:  # a shorter list, said out loud (the service answers such a k with a 422)
+        logger.warning("--k %d: each list holds at most %d items%s", k, max_k, why)
     ranked = recommender.recommend(users["user_id"], k, attributes=users, tags=tag_lists(users))
     out_frame = ranked.with_columns(pl.col("item_id").cast(pl.String))
     Path(out).parent.mkdir(parents=True, exist_ok=True)
