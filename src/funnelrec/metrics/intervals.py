@@ -37,11 +37,8 @@ def bootstrap_mean(
     v = v[np.isfinite(v)]
     if v.size == 0:
         return Interval(float("nan"), float("nan"), float("nan"), 0)
-    picks = rng.integers(0, v.size, size=(n_boot, v.size))
-    means = v[picks].mean(axis=1)
-    tail = (1.0 - level) / 2.0 * 100.0
-    low, high = np.percentile(means, [tail, 100.0 - tail])
-    return Interval(float(v.mean()), float(low), float(high), int(v.size))
+    low, high = percentile_bounds(bootstrap_means(v[:, None], rng, n_boot=n_boot), level)
+    return Interval(float(v.mean()), float(low[0]), float(high[0]), int(v.size))
 
 
 def paired_difference(

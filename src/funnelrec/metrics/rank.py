@@ -40,6 +40,7 @@ __all__ = [
     "gauc",
     "grouped_ndcg",
     "logloss",
+    "query_positions",
     "rank_report",
 ]
 
@@ -114,6 +115,23 @@ def _sorted_runs(keys_sorted: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDA
     codes = np.cumsum(new_group) - 1
     starts = np.flatnonzero(new_group)
     return codes, starts
+
+
+def query_positions(group: ArrayLike, score: ArrayLike) -> NDArray[np.int64]:
+    """``[N]`` 0-based position of each row in its query by descending ``score`` (ties: the
+    earlier row first).
+
+    Example:
+        >>> query_positions(np.array([7, 7, 7, 2]), np.array([0.1, 0.9, 0.5, 0.3])).tolist()
+        [2, 0, 1, 0]
+    """
+    g = np.asarray(group)
+    n = g.shape[0]
+    order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64), g))
+    codes, starts = _sorted_runs(g[order])
+    position = np.empty(n, dtype=np.int64)
+    position[order] = np.arange(n) - starts[codes]
+    return position
 
 
 def _within_group_ranks(

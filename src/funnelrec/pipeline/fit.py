@@ -145,19 +145,7 @@ def fit_funnel(
             recommender.fit_report = report
             return recommender, report
         timings["rank.samples"] = time.perf_counter() - start
-        start = time.perf_counter()
-        health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
-        ranker = Ranker(config.rank, rank_data.tasks).fit(
-            data, rank_data.train, rank_data.valid, rank_data.log, health_dir=health_dir
-        )
-        timings["fit.rank"] = time.perf_counter() - start
-        recommender.set_ranker(ranker, data.interactions.select(RANK_LOG_COLUMNS))
-        stats = dict(ranker.stats)
-        if config.rank.prerank.enabled:  # distilled from the ranker just fitted
-            start = time.perf_counter()
-            stats["prerank"] = fit_prerank(recommender, rank_data, data, config)
-            timings["fit.prerank"] = time.perf_counter() - start
-        rank = RankTraining(rank_data, stats)
+        rank = _fit_ranker(recommender, rank_data, data, config, work_dir, timings)
         if progress is not None:
             progress("rank.fit", 1, 1)
     start = time.perf_counter()
@@ -168,3 +156,28 @@ def fit_funnel(
     report = FitReport(timings, skipped, rank, guards=guards, recall_tuning=tuning)
     recommender.fit_report = report
     return recommender, report
+
+
+def _fit_ranker(
+    recommender: Funnel,
+    rank_data: RankData,
+    data: Dataset,
+    config: ExperimentConfig,
+    work_dir: Path | None,
+    timings: dict[str, float],
+) -> RankTraining:
+    """Fit the ranker on ``rank_data`` (and the pre-ranker distilled from it, when enabled),
+    install them in ``recommender`` and add their fit times to ``timings``."""
+    start = time.perf_counter()
+    health_dir = None if work_dir is None else Path(work_dir) / "diagnostics"
+    ranker = Ranker(config.rank, rank_data.tasks).fit(
+        data, rank_data.train, rank_data.valid, rank_data.log, health_dir=health_dir
+    )
+    timings["fit.rank"] = time.perf_counter() - start
+    recommender.set_ranker(ranker, data.interactions.select(RANK_LOG_COLUMNS))
+    stats = dict(ranker.stats)
+    if config.rank.prerank.enabled:  # distilled from the ranker just fitted
+        start = time.perf_counter()
+        stats["prerank"] = fit_prerank(recommender, rank_data, data, config)
+        timings["fit.prerank"] = time.perf_counter() - start
+    return RankTraining(rank_data, stats)

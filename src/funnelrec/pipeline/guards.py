@@ -37,12 +37,12 @@ from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.metrics.intervals import paired_difference
-from funnelrec.metrics.rank import auc, auc_interval, gauc, ndcg_per_group
+from funnelrec.metrics.rank import auc, auc_interval, gauc, ndcg_per_group, query_positions
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.prerank_fit import window_scores
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import FusionConfig, fuse
-from funnelrec.rank.prerank import query_positions, teacher_kept
+from funnelrec.rank.prerank import teacher_kept
 from funnelrec.recall.merge import merge_relevance
 from funnelrec.rerank.base import ListReranker
 
@@ -147,6 +147,10 @@ class _Slice:
     frame: pl.DataFrame  # query_id, item_idx, merged_rank, [p_<task>, score], value
     group: NDArray[np.int64]
     value: NDArray[np.float64]
+
+    def is_cold(self, cold: frozenset[int]) -> NDArray[np.bool_]:
+        """``[N]`` rows of the queries in ``cold`` (users without history: merge order)."""
+        return np.isin(self.group, np.fromiter(cold, dtype=np.int64))
 
     def ndcg(self, order: NDArray[np.float64], k: int) -> NDArray[np.float64]:
         """Per-query NDCG@k of the candidates ordered by descending ``order``."""
@@ -270,7 +274,7 @@ def _prerank_guard(
     allowed = config.guards.prerank_max_loss
     metric = f"ndcg@{k}"
     decision = judge("prerank", "ranked order", metric, after, rank_ndcg, allowed, config, rng)
-    warm = ~np.isin(part.group, np.fromiter(data.cold_queries, dtype=np.int64))
+    warm = ~part.is_cold(data.cold_queries)
     share, n_cut = teacher_kept(pre_scores[warm], fused[warm], part.group[warm], pre.config.keep, k)
     detail = {f"top{k}_kept": share, "queries_cut": n_cut}
     decision = dataclasses.replace(decision, detail=detail)
@@ -290,7 +294,7 @@ def _separation(
     """AUC and GAUC of the ranker's scores on the guard slice's warm queries (label: any
     positive task). Cold users' candidates keep the merge order, whose values (negated ranks)
     are not on the scores' scale: pooled with them, AUC would measure the mix, not the ranker."""
-    warm = ~np.isin(part.group, np.fromiter(cold, dtype=np.int64))
+    warm = ~part.is_cold(cold)
     positive = part.value[warm] > 0
     if positive.all() or not positive.any():
         return {}
@@ -312,7 +316,7 @@ def _as_served(part: _Slice, scores: NDArray[np.float64], cold: frozenset[int]) 
     users without history (``Funnel._rank`` holds their candidates)."""
     if not cold:
         return scores
-    is_cold = np.isin(part.group, np.fromiter(cold, dtype=np.int64))
+    is_cold = part.is_cold(cold)
     merge_order = -part.frame["merged_rank"].to_numpy().astype(np.float64)
     return np.where(is_cold, merge_order, scores)
 

@@ -37,6 +37,7 @@ from numpy.typing import NDArray
 
 from funnelrec.features.pit.evidence import EVIDENCE_PREFIX
 from funnelrec.features.sequence import KeyedEvents
+from funnelrec.metrics.rank import query_positions
 from funnelrec.rank.config import PreRankConfig
 
 PRERANK_COLUMN = "prerank_score"
@@ -73,26 +74,6 @@ def item_popularity(
     columns = [events.count_since(query, rel - w) for w in POPULARITY_WINDOWS_S]
     columns.append(events.count_before(query))
     return np.log1p(np.column_stack(columns)).astype(np.float32)
-
-
-def query_positions(group: NDArray[np.integer], score: NDArray[np.floating]) -> NDArray[np.int64]:
-    """``[N]`` 0-based position of each row in its query by descending ``score`` (ties: the
-    earlier row first).
-
-    Example:
-        >>> query_positions(np.array([7, 7, 7, 2]), np.array([0.1, 0.9, 0.5, 0.3])).tolist()
-        [2, 0, 1, 0]
-    """
-    n = group.shape[0]
-    order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64), group))
-    g = group[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = g[1:] != g[:-1]
-    starts = np.flatnonzero(first)
-    run = np.cumsum(first) - 1
-    position = np.empty(n, dtype=np.int64)
-    position[order] = np.arange(n) - starts[run]
-    return position
 
 
 def teacher_kept(

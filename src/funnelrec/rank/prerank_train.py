@@ -25,9 +25,10 @@ import numpy as np
 import torch
 from numpy.typing import NDArray
 
+from funnelrec.metrics.rank import query_positions
 from funnelrec.rank.config import PreRankConfig
 from funnelrec.rank.listwise import listwise_softmax_loss
-from funnelrec.rank.prerank import N_POPULARITY, forward, query_positions, teacher_kept
+from funnelrec.rank.prerank import N_POPULARITY, forward, teacher_kept
 
 
 @dataclass(frozen=True)

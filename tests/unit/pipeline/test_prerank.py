@@ -13,14 +13,14 @@ from funnelrec.config import load_config
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
-from funnelrec.metrics.rank import gauc
+from funnelrec.metrics.rank import gauc, query_positions
 from funnelrec.pipeline import FitReport, Funnel, fit_funnel
 from funnelrec.pipeline.guards import apply_guards, prerank_decision
 from funnelrec.pipeline.persist import load_recommender, save_recommender
 from funnelrec.pipeline.prerank_fit import window_scores
 from funnelrec.pipeline.rank_samples import RankData
 from funnelrec.rank.fusion import fuse
-from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker, query_positions, teacher_kept
+from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker, teacher_kept
 from funnelrec.recall.base import Queries
 
 KEEP = 50

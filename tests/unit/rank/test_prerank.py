@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from funnelrec.metrics.rank import query_positions
 from funnelrec.rank.config import PreRankConfig, RankConfig
 from funnelrec.rank.prerank import (
     N_POPULARITY,
@@ -13,7 +14,6 @@ from funnelrec.rank.prerank import (
     PreRanker,
     build_inputs,
     item_popularity,
-    query_positions,
     teacher_kept,
 )
 from funnelrec.rank.prerank_train import DistillSet, distill, teacher_targets
