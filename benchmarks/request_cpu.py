@@ -1,34 +1,128 @@
-"""CPU per served request, in process: ``RecommendService.recommend`` on an artifact, one torch /
-BLAS thread, no HTTP. Reports the process CPU time per request (p50/p90 over ``--requests``
-random known users, after a warm-up) and the per-stage wall-time medians the service records.
+"""CPU per served request, in process: ``RecommendService.recommend`` on an artifact, one
+thread for torch, BLAS, numba and polars, no HTTP. Reports the process CPU time per request
+(p50/p90 over ``--requests`` random known users, after a warm-up) and the per-stage wall-time
+medians the service records.
 
 HTTP load numbers on this shared 2-core box move by +-25% between identical runs
 (``serve_load.py``); CPU time per request in one process is the steadier measure for comparing
-two versions of the code: run this script with each version on its own artifact, alternating,
-several times (see the closing note of the library-core issue for the exact commands).
+two versions of the code. ``--reference SRC`` does that comparison in one run: it measures the
+``src`` folder of another checkout (e.g. ``git worktree add /tmp/ref e83d286``, then
+``--reference /tmp/ref/src``) and this checkout on the same artifact, alternating ``--rounds``
+times in fresh processes, and reports both side by side with the ratio.
 
     .venv/bin/python benchmarks/request_cpu.py --artifacts runs/demo/artifacts [--requests 300]
+    .venv/bin/python benchmarks/request_cpu.py --artifacts ART --reference /tmp/ref/src
 """
 
 from __future__ import annotations
 
+import os
+
+# One thread per pool before the libraries start theirs: a served worker gets the same.
+os.environ.setdefault("POLARS_MAX_THREADS", "1")
+
 import argparse
+import json
 import random
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import polars as pl
+from _common import ROOT, render, write_json
 
-from _common import render, write_json
-from funnelrec.serve.service import RecommendService
-from funnelrec.serve.settings import ServeSettings
 
-try:  # the module that holds it moved with the library-core refactor
-    from funnelrec.serve.loading import limit_threads
-except ImportError:  # pragma: no cover - older checkouts, for before/after comparisons
-    from funnelrec.serve.service import limit_threads  # type: ignore[attr-defined,no-redef]
+def measure(artifacts: Path, n_requests: int, k: int) -> dict:
+    """Median CPU ms per request and per-stage wall ms medians, in this process."""
+    import polars as pl
+
+    from funnelrec.serve.service import RecommendService
+    from funnelrec.serve.settings import ServeSettings
+
+    try:  # the module that holds it moved with the library-core refactor
+        from funnelrec.serve.loading import limit_threads
+    except ImportError:  # pragma: no cover - older checkouts, for before/after comparisons
+        from funnelrec.serve.service import limit_threads  # type: ignore[attr-defined,no-redef]
+
+    limit_threads(1)
+    settings = ServeSettings(artifacts=artifacts, state_dir=Path(tempfile.mkdtemp()))
+    service = RecommendService(settings)
+    service.start()
+    users = pl.read_parquet(artifacts / "vocab" / "users.parquet")["id"].to_list()
+    rng = random.Random(0)
+    as_of = service.model.cutoff + 1  # the artifact's clock: its time windows are populated
+    for _ in range(20):  # warm-up: numba, caches
+        service.recommend(rng.choice(users), k, timestamp=as_of)
+    cpu_ms: list[float] = []
+    stages: dict[str, list[float]] = {}
+    for _ in range(n_requests):
+        start = time.process_time()
+        out = service.recommend(rng.choice(users), k, timestamp=as_of)
+        cpu_ms.append((time.process_time() - start) * 1e3)
+        for stage, ms in out["timings_ms"].items():
+            stages.setdefault(stage, []).append(ms)
+    service.close()
+    cpu_ms.sort()
+    return {
+        "cpu_ms": {"p50": statistics.median(cpu_ms), "p90": cpu_ms[int(0.9 * (len(cpu_ms) - 1))]},
+        "stages": {stage: statistics.median(v) for stage, v in stages.items()},
+    }
+
+
+def measure_in_subprocess(src: Path, args: argparse.Namespace) -> dict:
+    """:func:`measure` in a fresh interpreter that imports ``funnelrec`` from ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, __file__, "--artifacts", str(args.artifacts), "--child"]
+    command += ["--requests", str(args.requests), "--k", str(args.k)]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"measuring {src} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _median_of(runs: list[dict]) -> dict:
+    stages = sorted({s for run in runs for s in run["stages"]})
+    return {
+        "cpu_ms": {q: statistics.median(r["cpu_ms"][q] for r in runs) for q in ("p50", "p90")},
+        "stages": {s: statistics.median(r["stages"].get(s, 0.0) for r in runs) for s in stages},
+    }
+
+
+def compare(args: argparse.Namespace) -> None:
+    """This checkout and ``--reference``, alternating, each round in fresh processes."""
+    sides: dict[str, list[dict]] = {"reference": [], "this": []}
+    for _ in range(args.rounds):
+        sides["reference"].append(measure_in_subprocess(args.reference, args))
+        sides["this"].append(measure_in_subprocess(ROOT / "src", args))
+    ref, this = _median_of(sides["reference"]), _median_of(sides["this"])
+    rows = [
+        ["cpu per request (p50)", ref["cpu_ms"]["p50"], this["cpu_ms"]["p50"]],
+        ["cpu per request (p90)", ref["cpu_ms"]["p90"], this["cpu_ms"]["p90"]],
+    ]
+    for stage in sorted(set(ref["stages"]) | set(this["stages"]), key=_stage_order):
+        rows.append([stage, ref["stages"].get(stage, 0.0), this["stages"].get(stage, 0.0)])
+    table = [[*r, (r[2] / r[1]) if r[1] else float("nan")] for r in rows]
+    title = f"request CPU, median of {args.rounds} alternating rounds x {args.requests} requests"
+    render(title, ["what (ms)", "reference", "this", "this / reference"], table)
+    write_json(
+        args.name,
+        {
+            "artifacts": str(args.artifacts),
+            "reference_src": str(args.reference),
+            "rounds": args.rounds,
+            "reference": ref,
+            "this": this,
+            "runs": sides,
+        },
+    )
+
+
+def _stage_order(stage: str) -> tuple[int, str]:
+    order = ("recall", "merge", "evidence", "rank", "rerank", "store", "queue", "total")
+    head = stage.split(".")[0]
+    return (order.index(head) if head in order else len(order), stage)
 
 
 def main() -> None:
@@ -37,34 +131,24 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=300)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--name", default="request_cpu")
-    args = parser.parse_args()
-    limit_threads(1)
-    settings = ServeSettings(artifacts=args.artifacts, state_dir=Path(tempfile.mkdtemp()))
-    service = RecommendService(settings)
-    service.start()
-    users = pl.read_parquet(args.artifacts / "vocab" / "users.parquet")["id"].to_list()
-    rng = random.Random(0)
-    as_of = service.model.cutoff + 1  # the artifact's clock: its time windows are populated
-    for _ in range(20):  # warm-up: numba, caches
-        service.recommend(rng.choice(users), args.k, timestamp=as_of)
-    cpu_ms: list[float] = []
-    stages: dict[str, list[float]] = {}
-    for _ in range(args.requests):
-        start = time.process_time()
-        out = service.recommend(rng.choice(users), args.k, timestamp=as_of)
-        cpu_ms.append((time.process_time() - start) * 1e3)
-        for stage, ms in out["timings_ms"].items():
-            stages.setdefault(stage, []).append(ms)
-    service.close()
-    cpu_ms.sort()
-    p50, p90 = statistics.median(cpu_ms), cpu_ms[int(0.9 * (len(cpu_ms) - 1))]
-    per_stage = {stage: statistics.median(v) for stage, v in stages.items()}
-    rows = [["cpu per request", p50, p90]] + [[s, v, ""] for s, v in per_stage.items()]
-    render(f"request CPU ({args.requests} requests, 1 thread)", ["what", "p50 ms", "p90 ms"], rows)
-    write_json(
-        args.name,
-        {"artifacts": str(args.artifacts), "cpu_ms": {"p50": p50, "p90": p90}, "stages": per_stage},
+    parser.add_argument(
+        "--reference", type=Path, help="src folder of another checkout to compare against"
     )
+    parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--reference)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(measure(args.artifacts, args.requests, args.k)))
+        return
+    if args.reference is not None:
+        compare(args)
+        return
+    result = measure(args.artifacts, args.requests, args.k)
+    rows = [["cpu per request", result["cpu_ms"]["p50"], result["cpu_ms"]["p90"]]]
+    stages = sorted(result["stages"].items(), key=lambda item: _stage_order(item[0]))
+    rows += [[stage, ms, ""] for stage, ms in stages]
+    render(f"request CPU ({args.requests} requests, 1 thread)", ["what", "p50 ms", "p90 ms"], rows)
+    write_json(args.name, {"artifacts": str(args.artifacts), **result})
 
 
 if __name__ == "__main__":

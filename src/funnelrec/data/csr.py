@@ -19,8 +19,20 @@ def take_rows(
         ([0, 3, 5], [2, 3, 4, 0, 1])
     """
     starts = ptr[rows]
-    lens = ptr[rows + 1] - starts
-    new_ptr = np.zeros(rows.shape[0] + 1, dtype=np.int64)
+    return gather_ranges(starts, ptr[rows + 1] - starts)
+
+
+def gather_ranges(
+    starts: NDArray[np.int64], lens: NDArray[np.int64]
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Offsets and gather positions of the ranges ``[starts[r], starts[r] + lens[r])``.
+
+    Example:
+        >>> new_ptr, gather = gather_ranges(np.array([4, 0]), np.array([2, 1]))
+        >>> new_ptr.tolist(), gather.tolist()
+        ([0, 2, 3], [4, 5, 0])
+    """
+    new_ptr = np.zeros(starts.shape[0] + 1, dtype=np.int64)
     np.cumsum(lens, out=new_ptr[1:])
     return new_ptr, np.repeat(starts - new_ptr[:-1], lens) + np.arange(new_ptr[-1])
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.errors import DataError
@@ -46,3 +48,16 @@ def canonical_frames(
             tables[key], extra = canonical_frame(frame, spec)
             reports.append(extra)
     return inter, tables["items"], tables["users"], tuple(reports)
+
+
+def rows_where(frame: pl.DataFrame, mask: NDArray[np.bool_]) -> pl.DataFrame:
+    """The rows of ``frame`` where ``mask`` is true, in order.
+
+    An eager gather: ``DataFrame.filter`` plans and collects a lazy query, ~0.06 ms more per
+    call, which a served request (a dozen such steps on a few hundred rows) pays each time.
+
+    Example:
+        >>> rows_where(pl.DataFrame({"a": [1, 2, 3]}), np.array([True, False, True]))["a"].to_list()
+        [1, 3]
+    """
+    return frame[np.flatnonzero(mask)]

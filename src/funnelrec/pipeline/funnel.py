@@ -21,11 +21,12 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
+from funnelrec.data.frames import rows_where
 from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
-from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker
+from funnelrec.rank.prerank import PreRanker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
@@ -62,7 +63,8 @@ class Recommendation:
 
     Attributes:
         ranked: Ranked table ``query_id, item_id, rank, score, source`` (top k per query).
-        final: the ordered table the top k was cut from, with every stage column (``item_idx,
+        final: the ordered table the top k was cut from (sorted by ``query_id``, then
+            ``rank``), with every stage column (``item_idx,
             source, source_rank, recall_score, merged_rank, [p_<task>..., score], [pre_rerank_
             rank], rank``): the re-ranked list, else the ranked one, else the merge order.
         candidates: the merged Candidates table (all merged candidates, not only the top k).
@@ -281,9 +283,10 @@ class Funnel:
         results, candidates, timings = self.candidates(queries, context=context)
         scored = None
         if self.ranker is None or not context.use_ranker:
-            relevance = merge_relevance(pl.col("merged_rank"), self.merge_config.rrf_k)
-            ordered = candidates.with_columns(
-                relevance.cast(pl.Float32).alias("score"), pl.col("merged_rank").alias("rank")
+            merged = candidates["merged_rank"]
+            relevance = merge_relevance(merged.to_numpy(), self.merge_config.rrf_k)
+            ordered = candidates.hstack(
+                [pl.Series("score", relevance, dtype=pl.Float32), merged.alias("rank")]
             )
         else:
             start = time.perf_counter()
@@ -301,13 +304,15 @@ class Funnel:
                 now=queries.timestamp,
             )
             timings["rerank"] = time.perf_counter() - start
-        top = ordered.filter(pl.col("rank") <= k)
-        ranked = top.select(
-            "query_id",
-            pl.Series("item_id", self.item_vocab.decode(top["item_idx"].to_numpy())),
-            "rank",
-            "score",
-            "source",
+        top = rows_where(ordered, ordered["rank"].to_numpy() <= k)
+        ranked = pl.DataFrame(
+            [
+                top["query_id"],
+                pl.Series("item_id", self.item_vocab.decode(top["item_idx"].to_numpy())),
+                top["rank"],
+                top["score"],
+                top["source"],
+            ]
         )
         check_schema(ranked, RANKED, source="Funnel.run")
         return Recommendation(ranked, ordered, candidates, results, timings, scored, reranked)
@@ -421,39 +426,64 @@ class Funnel:
         log: pl.DataFrame | PreparedLog = self.rank_log
         if context.rank_log is not None:
             log = context.rank_log
-        request = pl.DataFrame(
-            {
-                "query_id": queries.query_id,
-                "user_idx": queries.user_idx.astype(np.int32),
-                "timestamp": queries.timestamp.astype(np.int64),
-                "_warm": queries.history_len > 0,
-            }
-        )
         # Score rank.serve.score_k candidates, or more when the caller asks for more.
         depth = max(self.ranker.config.serve.score_k, k)
-        pool = candidates.filter(pl.col("merged_rank") <= depth).join(
-            request, on="query_id", how="left"
+        pool = rows_where(candidates, candidates["merged_rank"].to_numpy() <= depth)
+        # The request columns and the judged mask in NumPy: on a served request's few hundred
+        # rows each polars join/filter/sort costs ~0.1-0.3 ms, more than the work itself.
+        row = query_rows(queries.query_id, pool["query_id"].to_numpy())
+        warm = queries.history_len[row] > 0
+        judged = warm & (pool["item_idx"].to_numpy() < self.ranker.known_items)
+        pool = pool.hstack(
+            [
+                pl.Series("user_idx", queries.user_idx[row].astype(np.int32)),
+                pl.Series("timestamp", queries.timestamp[row].astype(np.int64)),
+            ]
         )
-        judged = pl.col("_warm") & (pl.col("item_idx") < self.ranker.known_items)
-        to_score, cut = pool.filter(judged).drop("_warm"), None
+        to_score, cut = rows_where(pool, judged), None
         if self.preranker is not None:
             start = time.perf_counter()
             to_score, cut = self.preranker.cut(to_score)
             timings["rank.prerank"] = time.perf_counter() - start
         scored = self.ranker.score(to_score, log)
-        unscored = [
-            *[pl.lit(None, dtype=pl.Float32).alias(f"p_{t}") for t in self.ranker.tasks],
-            pl.lit(None, dtype=pl.Float32).alias("score"),
-        ]
-        held = pool.filter(~judged).drop("_warm")
-        held = held.with_columns(*unscored, pl.col("merged_rank").alias("rank"))
-        scored = scored.sort(["query_id", "score", "merged_rank"], descending=[False, True, False])
-        if cut is not None:
-            # The cut candidates follow the scored ones, in the pre-ranker's order (``over``
-            # below keeps each query's row order; the rows need not be contiguous).
-            cut = cut.with_columns(*unscored).select(scored.columns)
-            scored = pl.concat([scored, cut])
-            held = held.with_columns(pl.lit(None, dtype=pl.Float32).alias(PRERANK_COLUMN))
-        # The scored items take the slots the held ones leave free, best score first.
-        scored = scored.with_columns(pl.col("merged_rank").sort().over("query_id").alias("rank"))
-        return pl.concat([scored, held.select(scored.columns)]).sort("query_id", "rank")
+        # Scored rows first, then the pre-ranker's cut (in its order), then the held rows;
+        # ``diagonal`` fills the probabilities and score the last two lack with nulls.
+        parts = [scored, *([] if cut is None else [cut]), rows_where(pool, ~judged)]
+        n_judged = scored.height + (0 if cut is None else cut.height)
+        return _slot_order(pl.concat(parts, how="diagonal"), scored.height, n_judged)
+
+
+def query_rows(query_id: NDArray[np.integer], row_query: NDArray[np.integer]) -> NDArray[np.intp]:
+    """The position in ``query_id`` of each row's query (every row's query must be there).
+
+    Example:
+        >>> query_rows(np.array([7, 3]), np.array([3, 3, 7])).tolist()
+        [1, 1, 0]
+    """
+    sorter = np.argsort(query_id, kind="stable")
+    return sorter[np.searchsorted(query_id, row_query, sorter=sorter)]
+
+
+def _slot_order(combined: pl.DataFrame, n_scored: int, n_judged: int) -> pl.DataFrame:
+    """``combined`` (scored rows, then the pre-ranker's cut, then held rows) in final order
+    with its ``rank``: held rows keep their merged rank; each query's judged rows (scored by
+    descending score, ties by merged rank, then the cut in its order) take the merged ranks
+    the held ones leave free, smallest first."""
+    query = combined["query_id"].to_numpy()
+    merged = combined["merged_rank"].to_numpy()
+    score = combined["score"].to_numpy()[:n_scored].astype(np.float64)
+    # polars sorts NaN above every number; NumPy after: NaN scores count as the best.
+    within = np.concatenate(
+        [np.where(np.isnan(score), -np.inf, -score), np.arange(n_judged - n_scored)]
+    )
+    group = np.repeat(np.array([0, 1], dtype=np.int8), [n_scored, n_judged - n_scored])
+    judged_query = query[:n_judged]
+    tie = np.where(group == 0, merged[:n_judged], 0)
+    by_score = np.lexsort((tie, within, group, judged_query))
+    by_slot = np.lexsort((merged[:n_judged], judged_query))
+    rank = merged.astype(np.int32)  # a copy: held rows keep their merged rank
+    # Both orders list the queries' groups in the same order with the same sizes, so the
+    # j-th row of one takes the j-th smallest merged rank of the same query.
+    rank[by_score] = merged[:n_judged][by_slot]
+    final = np.lexsort((rank, query))
+    return combined[final].hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])

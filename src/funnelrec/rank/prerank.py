@@ -204,7 +204,7 @@ class PreRanker:
         kept = position < self.config.keep
         # One gather puts the kept rows first, then the rest; the two parts are slices of it.
         rows = np.concatenate([order[kept], order[~kept]])
-        taken = frame[rows].with_columns(pl.Series(PRERANK_COLUMN, score[rows]))
+        taken = frame[rows].hstack([pl.Series(PRERANK_COLUMN, score[rows])])
         n_kept = int(kept.sum())
         return taken.slice(0, n_kept), taken.slice(n_kept)
 

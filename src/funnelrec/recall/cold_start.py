@@ -26,17 +26,10 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
 from funnelrec.recall.popular import category_top_items, decayed_pairs, top_per_row
-from funnelrec.recall.topk import sparse_topk
+from funnelrec.recall.sparse import row_ptr
+from funnelrec.recall.topk import matmul_topk, ranked_topk, seen_exclusions
 
 DAY_S = 86_400.0
-
-
-def _topk(
-    scores: sp.csr_matrix, queries: Queries, k: int, exclude_seen: bool
-) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-    if exclude_seen:
-        return sparse_topk(scores, k, queries.history_ptr, queries.history_item)
-    return sparse_topk(scores, k)
 
 
 # ---------------------------------------------------------------------------- demographic
@@ -173,7 +166,7 @@ class DemographicPopular(RetrieverBase):
         config = config if config is not None else DemographicPopularConfig()
         self.config = config
         self._state: dict[str, NDArray] | None = None
-        self._top: sp.csr_matrix | None = None
+        self._ranked: tuple[NDArray[np.int64], NDArray[np.int32], NDArray] | None = None
 
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         """Count decayed popularity for every group at every backoff level.
@@ -254,10 +247,13 @@ class DemographicPopular(RetrieverBase):
 
     def _set(self, state: dict[str, NDArray]) -> None:
         self._state = state
-        shape = (state["level_ptr"][-1], int(state["n_items"][0]))
-        self._top = sp.csr_matrix(
-            (state["top_data"], state["top_indices"], state["top_indptr"]), shape=shape
-        )
+        # Each group's list ranked once here (best first, ties by the smaller item): a request
+        # then only walks its group's list past the seen items.
+        ptr = np.asarray(state["top_indptr"], dtype=np.int64)
+        indices, data = state["top_indices"], state["top_data"]
+        group = np.repeat(np.arange(ptr.shape[0] - 1, dtype=np.int64), np.diff(ptr))
+        order = np.lexsort((indices, -data.astype(np.float64), group))
+        self._ranked = (ptr, indices[order].astype(np.int32), data[order])
 
     def group_of(self, user_attr: NDArray[np.int32] | None, n: int) -> NDArray[np.int64]:
         """The group row serving each query: finest trusted level with known codes.
@@ -300,8 +296,10 @@ class DemographicPopular(RetrieverBase):
         """
         k = self.config.k if k is None else k
         rows = self.group_of(queries.user_attr, len(queries))
-        assert self._top is not None
-        idx, score = _topk(self._top[rows], queries, k, self.config.exclude_seen)
+        assert self._ranked is not None
+        ptr, items, scores = self._ranked
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        idx, score = ranked_topk(ptr[rows], ptr[rows + 1], items, scores, k, seen)
         return ChannelResult(self.config.kind, idx, score)
 
     def state(self) -> dict[str, NDArray]:
@@ -399,15 +397,16 @@ class Onboarding(RetrieverBase):
             rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(queries.tags_ptr))
             tags = queries.tags_idx.astype(np.int64)
         valid = (tags >= 0) & (tags < self.n_categories)
-        pref = sp.csr_matrix(
-            (np.ones(int(valid.sum())), (rows[valid], tags[valid])),
-            shape=(b, self._top.shape[0]),
-        )
-        pref.data[:] = 1.0  # a tag given twice counts once
-        n_tags = np.diff(pref.indptr)
-        pref = sp.diags(1.0 / np.maximum(n_tags, 1)) @ pref
-        scores = sp.csr_matrix(pref @ self._top)
-        idx, score = _topk(scores, queries, k, self.config.exclude_seen)
+        # Each distinct tag weighs 1 / (the row's distinct tags), as diags(1 / n) @ pref did.
+        key = np.unique(rows[valid] * max(self.n_categories, 1) + tags[valid])
+        rows, tags = np.divmod(key, max(self.n_categories, 1))
+        ptr = row_ptr(rows, b)
+        n_tags = np.diff(ptr)
+        weight = (1.0 / np.maximum(n_tags, 1))[rows]
+        # An item is in one category's list only, so each score is one product and the order
+        # of the sum cannot change it.
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        idx, score = matmul_topk(ptr, tags, weight, self._top, k, seen)
         return ChannelResult(self.config.kind, idx, score)
 
     def state(self) -> dict[str, NDArray]:

@@ -23,7 +23,6 @@ from typing import ClassVar, Self
 
 import numpy as np
 import polars as pl
-import scipy.sparse as sp
 from numpy.typing import NDArray
 
 from funnelrec.data.dataset import Dataset
@@ -33,7 +32,8 @@ from funnelrec.index import BaseIndex, Metric, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.history import recent_items
-from funnelrec.recall.topk import sparse_topk
+from funnelrec.recall.sparse import csr_dense_product, row_ptr, sorted_by_row
+from funnelrec.recall.topk import coo_topk, seen_exclusions
 
 # ContentConfig lives in content_config (no Faiss/torch) and is re-exported for the factory.
 __all__ = ["METRIC", "Content", "ContentConfig"]
@@ -186,10 +186,11 @@ class Content(RetrieverBase):
         weight = np.power(cfg.recency_decay, rank.astype(np.float64))
         extra = self._seen_counts(queries, usable) if cfg.exclude_seen else np.zeros(b, np.int64)
         if cfg.aggregate == "mean":
-            # float32 weights: a float64 matrix would upcast (copy) every embedding per call
-            hist = sp.csr_matrix((weight.astype(np.float32), (rows, item)), shape=(b, emb.shape[0]))
-            qvec = np.asarray(hist @ emb, dtype=np.float32)
-            live = np.flatnonzero(np.bincount(rows, minlength=b) > 0)
+            order = sorted_by_row(rows, item)  # scipy's canonical order: the same sums
+            # float32 weights: float64 ones would upcast (copy) every embedding per call
+            ptr = row_ptr(rows, b)
+            qvec = csr_dense_product(ptr, item[order], weight[order].astype(np.float32), emb)
+            live = np.flatnonzero(np.diff(ptr) > 0)
             out_rows, out_item, out_score = self._search(
                 qvec[live], live, extra[live], k, len(index)
             )
@@ -204,13 +205,9 @@ class Content(RetrieverBase):
         if self.pool == "fresh":
             fresh = self._created[out_item] >= queries.timestamp[out_rows] - cfg.fresh_age_s
             out_rows, out_item, out_score = out_rows[fresh], out_item[fresh], out_score[fresh]
-        scores = sp.csr_matrix(
-            (out_score, (out_rows, out_item)), shape=(b, max(emb.shape[0], 1))
-        )  # duplicates (sum mode) are summed
-        if cfg.exclude_seen:
-            idx, score = sparse_topk(scores, k, queries.history_ptr, queries.history_item)
-        else:
-            idx, score = sparse_topk(scores, k)
+        # Repeated (row, item) hits (sum mode) are summed.
+        seen = seen_exclusions(queries, cfg.exclude_seen)
+        idx, score = coo_topk(out_rows, out_item, out_score, b, k, seen)
         return ChannelResult(cfg.kind, idx, score)
 
     def _seen_counts(self, queries: Queries, usable: NDArray[np.bool_]) -> NDArray[np.int64]:

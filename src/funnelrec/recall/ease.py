@@ -8,8 +8,8 @@ and a query with history row ``x`` scores every item by ``x @ B``. ``B`` is dens
 fit time grow with the square and the cube of the catalogue: ``max_items`` caps the modelled
 items (the most popular ones are kept, see :class:`EASEConfig`).
 
-The module also holds :func:`dense_topk` and :func:`one_thread`, shared with the ALS channel
-(:mod:`funnelrec.recall.als`): both score whole catalogues densely.
+The module also holds :func:`dense_topk`, :func:`history_matrix` and :func:`one_thread`, used by
+the ALS channel (:mod:`funnelrec.recall.als`), which scores whole catalogues densely too.
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.index.exact import topk_rows
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
+from funnelrec.recall.sparse import row_ptr
+from funnelrec.recall.topk import binary_matmul_topk
 
 __all__ = ["EASE", "EASEConfig", "dense_topk", "one_thread"]
 
@@ -39,7 +41,7 @@ logger = logging.getLogger(__name__)
 
 STATE_KEYS = ("weights", "item_idx", "n_items")
 SCORE_BLOCK = 1 << 24
-"""Float32 cells per block of dense scores (64 MB) at retrieval and while building X^T X."""
+"""Float32 cells per block (64 MB) while building X^T X (and per block of ALS scores)."""
 PARALLEL_FROM = 4096
 """Modelled items from which the Cholesky runs on all cores by default. Below, it takes under
 a second on one core, and threaded LAPACK loses to thread hand-offs: on the shared 2-core box
@@ -140,10 +142,10 @@ def column_index(item_idx: NDArray[np.int32], n_items: int) -> NDArray[np.int32]
     return column_of
 
 
-def history_matrix(
+def history_columns(
     queries: Queries, column_of: NDArray[np.int32], n_cols: int
-) -> tuple[sp.csr_matrix, NDArray[np.int64], NDArray[np.int32]]:
-    """Each query's distinct modelled history items as a binary CSR row.
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Each query's distinct modelled history items, as CSR arrays of model columns.
 
     Args:
         queries: the batch ``[B]``.
@@ -152,21 +154,36 @@ def history_matrix(
         n_cols: N, the number of model columns.
 
     Returns:
-        ``(X [B, N] float32 binary CSR, rows [M], cols [M])`` with ``(rows, cols)`` the
-        modelled history entries (duplicates kept), for masking seen items.
+        ``(ptr [B + 1], cols [M])`` with each row's columns distinct and ascending.
     """
     item = queries.history_item
-    col = np.full(item.shape[0], -1, dtype=np.int32)
+    col = np.full(item.shape[0], -1, dtype=np.int64)
     inside = (item >= 0) & (item < column_of.shape[0])
     col[inside] = column_of[item[inside]]
     used = col >= 0
-    rows, cols = queries.history_row()[used], col[used]
+    # One sortable key per (row, column): np.unique sorts and drops repeated events at once.
+    key = np.unique(queries.history_row()[used] * max(n_cols, 1) + col[used])
+    rows, cols = np.divmod(key, max(n_cols, 1))
+    return row_ptr(rows, len(queries)), cols
+
+
+def history_matrix(
+    queries: Queries, column_of: NDArray[np.int32], n_cols: int
+) -> tuple[sp.csr_matrix, NDArray[np.int64], NDArray[np.int64]]:
+    """Each query's distinct modelled history items as a binary CSR row.
+
+    Args:
+        queries, column_of, n_cols: as :func:`history_columns`.
+
+    Returns:
+        ``(X [B, N] float32 binary CSR, rows [M], cols [M])`` with ``(rows, cols)`` the
+        modelled history entries (repeated events of an item once), for masking seen items.
+    """
+    ptr, cols = history_columns(queries, column_of, n_cols)
     x = sp.csr_matrix(
-        (np.ones(rows.shape[0], dtype=np.float32), (rows, cols)),
-        shape=(len(queries), n_cols),
+        (np.ones(cols.shape[0], dtype=np.float32), cols, ptr), shape=(len(queries), n_cols)
     )
-    x.data[:] = 1.0  # repeated events of one item count once (duplicates were summed)
-    return x, rows, cols
+    return x, np.repeat(np.arange(len(queries), dtype=np.int64), np.diff(ptr)), cols
 
 
 def distinct_pairs(data: Dataset) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
@@ -328,22 +345,11 @@ class EASE(RetrieverBase):
             item are all padding.
         """
         k = self.config.k if k is None else k
-        n = self.item_idx.shape[0]
-        x, rows, cols = history_matrix(queries, self._column_of, n)
-        empty = np.diff(x.indptr) == 0
-        out_idx = np.full((len(queries), k), -1, dtype=np.int32)
-        out_score = np.full((len(queries), k), -np.inf, dtype=np.float32)
-        step = max(1, SCORE_BLOCK // max(n, 1))
-        with one_thread():
-            for start in range(0, len(queries), step):
-                stop = min(start + step, len(queries))
-                scores = np.asarray(x[start:stop] @ self.weights, dtype=np.float32)
-                scores[empty[start:stop]] = -np.inf
-                if self.config.exclude_seen:
-                    inside = (rows >= start) & (rows < stop)
-                    scores[rows[inside] - start, cols[inside]] = -np.inf
-                out_idx[start:stop], out_score[start:stop] = dense_topk(scores, self.item_idx, k)
-        return ChannelResult(self.config.kind, out_idx, out_score)
+        ptr, cols = history_columns(queries, self._column_of, self.item_idx.shape[0])
+        idx, score = binary_matmul_topk(
+            ptr, cols, self.weights, self.item_idx, k, exclude_rows=self.config.exclude_seen
+        )
+        return ChannelResult(self.config.kind, idx, score)
 
     def state(self) -> dict[str, NDArray]:
         """``weights [N, N]`` float32, ``item_idx [N]`` int32 (the modelled items) and

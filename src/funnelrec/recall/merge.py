@@ -16,6 +16,7 @@ from typing import Literal, TypeVar
 import numba
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field
 
 from funnelrec.recall.base import ChannelResult
@@ -250,36 +251,23 @@ def merge_channels(
     channel = channel[keep]
     rank = rank[keep]
     masks = mask[keep]
-    names_arr = np.array(order, dtype=object)
-    # The few distinct channel sets become their name lists through a small join.
-    distinct = np.unique(masks)
-    lookup = pl.DataFrame(
-        {
-            "_mask": distinct,
-            "sources": [[name for c, name in enumerate(order) if m >> c & 1] for m in distinct],
-        },
-        schema={"_mask": pl.Int64, "sources": pl.List(pl.String)},
-    )
-    frame = pl.DataFrame(
-        {
-            "query_id": query_id[rows],
-            "item_idx": item[keep],
-            "source": names_arr[channel] if channel.size else np.array([], dtype=str),
-            "source_rank": rank,
-            "recall_score": scores[channel, rows, rank - 1],
-            "_mask": masks,
-            "merged_rank": cols + 1,
-        },
-        schema_overrides={
-            "source": pl.String,
-            "source_rank": pl.Int32,
-            "item_idx": pl.Int32,
-            "recall_score": pl.Float32,
-            "merged_rank": pl.Int32,
-        },
-    )
-    return frame.join(lookup, on="_mask", how="left", maintain_order="left").select(
-        "query_id", "item_idx", "source", "source_rank", "recall_score", "sources", "merged_rank"
+    # Names gathered from one small Series, the channel-set lists built as one Arrow list
+    # array from the mask bits: no per-row Python objects (this runs for every request).
+    bits = (masks[:, None] >> np.arange(len(order))) & 1 == 1
+    offsets = np.zeros(masks.shape[0] + 1, dtype=np.int64)
+    np.cumsum(bits.sum(axis=1), out=offsets[1:])
+    names = pa.array(order, type=pa.large_string()).take(pa.array(np.nonzero(bits)[1]))
+    sources = pl.Series("sources", pa.LargeListArray.from_arrays(pa.array(offsets), names))
+    return pl.DataFrame(
+        [
+            pl.Series("query_id", query_id[rows]),
+            pl.Series("item_idx", item[keep], dtype=pl.Int32),
+            pl.Series("source", order, dtype=pl.String).gather(channel),
+            pl.Series("source_rank", rank, dtype=pl.Int32),
+            pl.Series("recall_score", scores[channel, rows, rank - 1], dtype=pl.Float32),
+            sources,
+            pl.Series("merged_rank", cols + 1, dtype=pl.Int32),
+        ]
     )
 
 

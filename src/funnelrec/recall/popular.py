@@ -17,7 +17,8 @@ from pydantic import Field
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
-from funnelrec.recall.topk import sparse_topk
+from funnelrec.recall.sparse import row_ptr
+from funnelrec.recall.topk import matmul_topk, ranked_topk, seen_exclusions
 
 
 class PopularConfig(RetrieverConfig):
@@ -109,6 +110,12 @@ def category_top_items(
     return top_per_row(sp.csr_matrix((item_score[items], (cats, items)), shape=shape), n)
 
 
+_Ranking = tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]
+"""``(item_score it was built from, items best first, their scores)``."""
+_CategoryLists = tuple[NDArray[np.float32], NDArray[np.int32], sp.csr_matrix]
+"""``(item_score, item_category it was built from, per-category top items)``."""
+
+
 class Popular(RetrieverBase):
     """Popularity retriever (see :class:`PopularConfig`)."""
 
@@ -122,6 +129,9 @@ class Popular(RetrieverBase):
         self.config = config
         self.item_score: NDArray[np.float32] = np.zeros(0, dtype=np.float32)
         self.item_category: NDArray[np.int32] = np.zeros(0, dtype=np.int32)
+        # Query-independent orderings, built on first use (see _ranking, _category_items).
+        self._ranked: _Ranking | None = None
+        self._per_category: _CategoryLists | None = None
 
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         half_life = None if self.config.mode == "global" else self.config.half_life_s
@@ -138,45 +148,64 @@ class Popular(RetrieverBase):
         )
         return self
 
-    def _score_matrix(self, queries: Queries, k: int) -> sp.csr_matrix:
-        n_items = self.item_score.shape[0]
-        rows = len(queries)
-        if self.config.mode != "category":
-            # One shared row of scores, repeated lazily through the index arrays.
-            order = np.argsort(-self.item_score, kind="stable")
-            fetch = max(self.config.k, k) + int(queries.history_len.max(initial=0))
-            keep = order[self.item_score[order] > 0][:fetch]
-            indptr = np.arange(rows + 1, dtype=np.int64) * keep.shape[0]
-            indices = np.tile(keep, rows)
-            data = np.tile(self.item_score[keep], rows)
-            return sp.csr_matrix((data, indices, indptr), shape=(rows, n_items))
-        # Category mode: [B, C] history category shares @ [C, n_items] top items per category.
+    def _ranking(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Items with a positive score, best first (ties: smaller item_idx), and their scores.
+
+        Sorted once per fitted ``item_score`` (kept with the array it was sorted from, so a
+        new one, from ``fit`` or ``from_state``, is re-sorted): it does not depend on the query,
+        and sorting the catalogue was most of a request's time in this channel."""
+        if self._ranked is None or self._ranked[0] is not self.item_score:
+            score = self.item_score
+            order = np.argsort(-score, kind="stable")
+            order = order[score[order] > 0]
+            self._ranked = (score, order, score[order])
+        return self._ranked[1], self._ranked[2]
+
+    def _category_topk(
+        self, queries: Queries, k: int
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Category mode: ``[B, C]`` history category shares @ ``[C, n_items]`` top items."""
         n_cats = int(self.item_category.max(initial=-1)) + 1
         hist_cat = self.item_category[queries.history_item]
         valid = hist_cat >= 0
-        pref = sp.csr_matrix(
-            (
-                np.ones(int(valid.sum())),
-                (queries.history_row()[valid], hist_cat[valid]),
-            ),
-            shape=(rows, max(n_cats, 1)),
-        )
-        totals = np.asarray(pref.sum(axis=1)).ravel()
-        pref = sp.diags(1.0 / np.maximum(totals, 1.0)) @ pref
-        return (pref @ self._category_items(n_cats)).tocsr()
+        # (row, category) keys, sorted: their run lengths are the history counts per category.
+        key = queries.history_row()[valid] * max(n_cats, 1) + hist_cat[valid]
+        key, count = np.unique(key, return_counts=True)
+        rows, cats = np.divmod(key, max(n_cats, 1))
+        totals = np.bincount(rows, weights=count, minlength=len(queries))  # exact: integers
+        share = (1.0 / np.maximum(totals, 1.0))[rows] * count
+        ptr = row_ptr(rows, len(queries))
+        # An item is in one category's list only, so each score is one product and the order
+        # of the sum cannot change it.
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        return matmul_topk(ptr, cats, share, self._category_items(n_cats), k, seen)
 
     def _category_items(self, n_cats: int) -> sp.csr_matrix:
-        return category_top_items(
-            self.item_category, self.item_score, n_cats, self.config.per_category
-        )
+        """Each category's top items, built once per fitted ``item_score`` / ``item_category``
+        (the arrays are kept to tell when a new fit or state replaced them)."""
+        cached = self._per_category
+        if (
+            cached is None
+            or cached[0] is not self.item_score
+            or cached[1] is not self.item_category
+        ):
+            top = category_top_items(
+                self.item_category, self.item_score, n_cats, self.config.per_category
+            )
+            self._per_category = cached = (self.item_score, self.item_category, top)
+        return cached[2]
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
         k = k or self.config.k
-        scores = self._score_matrix(queries, k)
-        if self.config.exclude_seen:
-            idx, score = sparse_topk(scores, k, queries.history_ptr, queries.history_item)
+        if self.config.mode == "category":
+            idx, score = self._category_topk(queries, k)
         else:
-            idx, score = sparse_topk(scores, k)
+            # Every query walks the one global ranking past its seen items.
+            items, scores = self._ranking()
+            start = np.zeros(len(queries), dtype=np.int64)
+            stop = np.full(len(queries), items.shape[0], dtype=np.int64)
+            seen = seen_exclusions(queries, self.config.exclude_seen)
+            idx, score = ranked_topk(start, stop, items, scores, k, seen)
         return ChannelResult("popular", idx, score)
 
     def state(self) -> dict[str, NDArray]:

@@ -102,6 +102,9 @@ def event_frames(
     """The store's events as extra history rows (positives) and extra rank-log rows (all).
     Items the artifact does not know are left out."""
     kept = [e for e in events if e.item_id in item_index]
+    if not kept:  # most requests: nothing posted since training, nothing to build
+        empty = pl.DataFrame(schema=LOG_SCHEMA)
+        return empty.drop("event"), empty
     items = np.array([item_index[e.item_id] for e in kept], dtype=np.int32)
     times = np.array([e.timestamp for e in kept], dtype=np.int64)
     users = np.full(len(kept), user_idx, dtype=np.int32)
@@ -235,14 +238,14 @@ def run_request(
         context=context,
     )
     result = recommender.run(queries, k=spec.k, context=context)
-    ordered = result.final.sort("rank")
+    ordered = result.final  # one query, so sorted by rank
     known = bool(queries.user_idx[0] >= 0)
     history_len = int(queries.history_len[0])
     if ordered.height == 0:
         top = fallback_items(popularity, queries.history_item, spec.k)
         return Served(top, top, dict(result.timings_s), known, history_len, True), queries
-    pool = ordered.select(stage_columns(ordered))
-    top = pool.filter(pl.col("rank") <= spec.k)
+    pool = ordered[stage_columns(ordered)]
+    top = pool.head(int(np.searchsorted(pool["rank"].to_numpy(), spec.k, side="right")))
     return Served(top, pool, dict(result.timings_s), known, history_len), queries
 
 

@@ -25,6 +25,29 @@ def test_history_respects_as_of_time_and_order() -> None:
     assert q.history_row().tolist() == [0, 0, 1]
 
 
+def test_history_matches_a_per_query_scan_with_ties_and_repeats() -> None:
+    """Each query gets its user's rows with time <= its time, by time then input order."""
+    rng = np.random.default_rng(0)
+    n = 400
+    log = pl.DataFrame(
+        {
+            "user_idx": rng.integers(-1, 6, n).astype(np.int32),
+            "item_idx": rng.integers(-1, 50, n).astype(np.int32),
+            "timestamp": rng.integers(0, 20, n) * 10**9,  # ties, and times far above 2^31
+        }
+    )
+    users = np.array([0, 3, 3, 5, -1, 7, 2])
+    times = np.array([0, 5, 19, 10, 10, 10, 25]) * 10**9
+    q = Queries.from_history(np.arange(7), users, times, log)
+    rows = log.with_row_index("i").filter(pl.col("item_idx") >= 0)
+    for r, (user, t) in enumerate(zip(users, times, strict=True)):
+        mine = rows.filter((pl.col("user_idx") == user) & (pl.col("timestamp") <= t))
+        mine = mine.sort("timestamp", "i")
+        lo, hi = q.history_ptr[r], q.history_ptr[r + 1]
+        assert q.history_item[lo:hi].tolist() == mine["item_idx"].to_list()
+        assert q.history_time[lo:hi].tolist() == mine["timestamp"].to_list()
+
+
 def test_take_reorders_rows() -> None:
     q = Queries.from_history(np.array([0, 1]), np.array([0, 1]), np.array([5, 5]), _positives())
     sub = q.take(np.array([1, 0]))

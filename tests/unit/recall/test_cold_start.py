@@ -1,4 +1,5 @@
 import dataclasses
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,9 @@ from funnelrec.recall.cold_start import (
     Onboarding,
     OnboardingConfig,
 )
-from funnelrec.recall.popular import top_per_row
+from funnelrec.recall.popular import category_top_items, top_per_row
 from funnelrec.recall.registry import retriever_from_state
+from funnelrec.recall.topk import sparse_topk
 
 RNG = np.random.default_rng(0)
 
@@ -248,3 +250,85 @@ def test_recommender_serves_new_users_from_attributes_and_tags() -> None:
     by_query = ranked.group_by("query_id", maintain_order=True).agg("item_id", "source")
     assert by_query["item_id"].to_list() == [["a", "d"], ["a"]]
     assert by_query["source"].to_list() == [["onboarding", "demographic"], ["demographic"]]
+
+
+def _random_data(seed: int) -> Dataset:
+    """A log of 60 users with (gender, age, region) attributes over 80 items in 7 categories."""
+    rng = np.random.default_rng(seed)
+    n = 1500
+    users = pl.DataFrame(
+        {
+            "user_id": np.arange(60),
+            "gender": rng.choice(["f", "m"], 60),
+            "age": rng.choice([20, 40, 60], 60),
+            "region": rng.choice(["n", "s", "e"], 60),
+        }
+    )
+    items = pl.DataFrame({"item_id": np.arange(80), "category": [f"c{i % 7}" for i in range(80)]})
+    inter = pl.DataFrame(
+        {
+            "user_id": rng.integers(0, 60, n),
+            "item_id": (rng.zipf(1.3, n) % 80).astype(np.int64),
+            "timestamp": rng.integers(0, 30 * 86_400, n),
+            "event": ["click"] * n,
+            "value": [1.0] * n,
+        }
+    )
+    return Dataset.build(inter, items, users, as_of=30 * 86_400)
+
+
+def _scipy_topk(scores: sp.csr_matrix, q: Queries, k: int, exclude_seen: bool):
+    if exclude_seen:
+        return sparse_topk(scores, k, q.history_ptr, q.history_item)
+    return sparse_topk(scores, k)
+
+
+@pytest.mark.parametrize("b", [1, 2, 300])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_demographic_equals_the_scipy_rows_of_its_group_lists(
+    make_random_queries: Callable[..., Queries], b: int, exclude_seen: bool
+) -> None:
+    data = _random_data(b)
+    cfg = DemographicPopularConfig(min_group_users=3, per_group=12, exclude_seen=exclude_seen)
+    model = DemographicPopular(cfg).fit(data, rng=RNG)
+    rng = np.random.default_rng(b)
+    attr = rng.integers(0, 4, (b, data.user_attr.shape[1])).astype(np.int32)
+    q = make_random_queries(rng, b, data.n_items, user_attr=attr)
+    state = model.state()
+    top = sp.csr_matrix(
+        (state["top_data"], state["top_indices"], state["top_indptr"]),
+        shape=(int(state["level_ptr"][-1]), data.n_items),
+    )
+    rows = model.group_of(q.user_attr, b)
+    for k in (1, 12, 40):
+        got = model.retrieve(q, k)
+        want_idx, want_score = _scipy_topk(top[rows], q, k, exclude_seen)
+        np.testing.assert_array_equal(got.item_idx, want_idx)
+        np.testing.assert_array_equal(got.score, want_score)
+
+
+@pytest.mark.parametrize("b", [1, 2, 300])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_onboarding_equals_the_scipy_tag_product(
+    make_random_queries: Callable[..., Queries], b: int, exclude_seen: bool
+) -> None:
+    data = _random_data(b)
+    model = Onboarding(OnboardingConfig(per_category=9, exclude_seen=exclude_seen))
+    model = model.fit(data, rng=RNG)
+    rng = np.random.default_rng(b)
+    q = make_random_queries(rng, b, data.n_items, n_categories=model.n_categories)
+    assert q.tags_ptr is not None and q.tags_idx is not None
+    rows = np.repeat(np.arange(b), np.diff(q.tags_ptr))
+    tags = q.tags_idx.astype(np.int64)
+    valid = (tags >= 0) & (tags < model.n_categories)
+    top = category_top_items(model.item_category, model.item_score, model.n_categories, 9)
+    pref = sp.csr_matrix(
+        (np.ones(int(valid.sum())), (rows[valid], tags[valid])), shape=(b, top.shape[0])
+    )
+    pref.data[:] = 1.0
+    pref = sp.diags(1.0 / np.maximum(np.diff(pref.indptr), 1)) @ pref
+    for k in (1, 9, 40):
+        got = model.retrieve(q, k)
+        want_idx, want_score = _scipy_topk(sp.csr_matrix(pref @ top), q, k, exclude_seen)
+        np.testing.assert_array_equal(got.item_idx, want_idx)
+        np.testing.assert_array_equal(got.score, want_score)

@@ -4,6 +4,7 @@ guard, retrieval rules and state."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import numpy as np
 import polars as pl
@@ -208,3 +209,42 @@ def test_fit_threads(fit_threads: int | None, monkeypatch: pytest.MonkeyPatch) -
     data = _dataset([(1, 10), (1, 11), (2, 10), (2, 11), (3, 10)])
     EASE(EASEConfig(regularization=1.0, fit_threads=fit_threads)).fit(data)
     assert seen == [expected]
+
+
+def _scipy_retrieve(model: EASE, q: Queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The channel as it was written with a scipy history matrix and dense blocks."""
+    n = model.item_idx.shape[0]
+    column_of = np.full(model.n_items, -1, dtype=np.int32)
+    column_of[model.item_idx] = np.arange(n, dtype=np.int32)
+    item = q.history_item
+    col = np.full(item.shape[0], -1, dtype=np.int32)
+    inside = (item >= 0) & (item < model.n_items)
+    col[inside] = column_of[item[inside]]
+    used = col >= 0
+    rows, cols = q.history_row()[used], col[used]
+    x = sp.csr_matrix((np.ones(rows.shape[0], np.float32), (rows, cols)), shape=(len(q), n))
+    x.data[:] = 1.0
+    scores = np.asarray(x @ model.weights, dtype=np.float32)
+    scores[np.diff(x.indptr) == 0] = -np.inf
+    if model.config.exclude_seen:
+        scores[rows, cols] = -np.inf
+    return dense_topk(scores, model.item_idx, k)
+
+
+@pytest.mark.parametrize("b", [1, 2, 300])
+@pytest.mark.parametrize("exclude_seen", [True, False])
+def test_retrieve_equals_the_scipy_dense_product_bit_for_bit(
+    make_random_queries: Callable[..., Queries], b: int, exclude_seen: bool
+) -> None:
+    rng = np.random.default_rng(b)
+    users, items = rng.integers(0, 60, 900).tolist(), rng.integers(0, 50, 900).tolist()
+    pairs = list(zip(users, items, strict=True))
+    data = _dataset(pairs, items=list(range(55)))  # items 50-54: no positive, not modelled
+    cfg = EASEConfig(regularization=3.0, k=20, max_items=40, exclude_seen=exclude_seen)
+    model = EASE(cfg).fit(data)
+    q = make_random_queries(rng, b, data.n_items, n_users=data.n_users)
+    for k in (1, 20, 60):
+        got = model.retrieve(q, k)
+        want_idx, want_score = _scipy_retrieve(model, q, k)
+        np.testing.assert_array_equal(got.item_idx, want_idx)
+        np.testing.assert_array_equal(got.score, want_score)

@@ -79,3 +79,18 @@ def test_matches_the_loop_reference(history_len: int, with_entries: bool) -> Non
         )
     )
     assert got == _reference(q, history_len, usable, entries)
+
+
+@pytest.mark.parametrize("b", [1, 3])
+@pytest.mark.parametrize("history_len", [2, 10**9])
+def test_long_histories_of_few_items_match_the_loop_reference(b: int, history_len: int) -> None:
+    """Hundreds of events over a handful of items: every item at its newest entry once."""
+    rng = np.random.default_rng(b)
+    lengths = rng.integers(200, 400, size=b)
+    ptr = np.concatenate([[0], np.cumsum(lengths)]).tolist()
+    items = rng.integers(0, 9, size=int(ptr[-1])).tolist()
+    q = _queries(ptr, items)
+    usable = np.ones(8, dtype=bool)  # item 8 is past the catalogue
+    recent = recent_items(q, history_len, usable)
+    got = list(zip(recent.row, recent.item, recent.pos, recent.rank, strict=True))
+    assert [tuple(int(v) for v in t) for t in got] == _reference(q, history_len, usable, None)

@@ -9,6 +9,7 @@ from numpy.typing import NDArray
 from funnelrec.features.pit.config import PointInTimeConfig, dense_feature_names
 from funnelrec.features.pit.evidence import evidence_block
 from funnelrec.features.pit.item_stats import item_age_column, item_columns
+from funnelrec.features.pit.log import EventRules, LogArrays
 from funnelrec.features.pit.prepared import PreparedLog
 from funnelrec.features.pit.state import FittedState
 from funnelrec.features.pit.stats import StatInputs
@@ -23,7 +24,7 @@ def assemble_dense(
     config: PointInTimeConfig,
     state: FittedState,
     samples: pl.DataFrame,
-    log: pl.DataFrame,
+    log: pl.DataFrame | LogArrays,
     prepared: PreparedLog | None = None,
 ) -> NDArray[np.float64]:
     """``[N, D]`` unstandardised dense features (names: :func:`dense_feature_names`, then the
@@ -35,8 +36,9 @@ def assemble_dense(
         config: the feature settings.
         state: the fitted state (its positive rule decides which events count).
         samples: ``[N]`` samples (``user_idx, item_idx, timestamp``).
-        log: ``[E]`` events; with ``prepared``, only the samples' users' rows then the extra
-            events, item-side lookups reading the prepared index.
+        log: ``[E]`` events (a frame, or its arrays under the features' event rules); with
+            ``prepared``, only the samples' users' rows then the extra events, item-side
+            lookups reading the prepared index.
         prepared: the prepared index, or None.
 
     Returns:
@@ -49,6 +51,8 @@ def assemble_dense(
             created_at=state.item_created_at is not None,
         )
         return np.zeros((0, len(names) + len(state.evidence)))
+    if isinstance(log, pl.DataFrame):
+        log = LogArrays.of(log, EventRules.of(config, state.positive_events))
     x = StatInputs.build(config, state, samples, log, prepared)
     cols, user_positives = user_columns(x)
     cols += item_columns(x)

@@ -29,13 +29,18 @@ def evidence_columns(frame: pl.DataFrame) -> tuple[str, ...]:
 def evidence_block(samples: pl.DataFrame, names: tuple[str, ...]) -> list[NDArray[np.float64]]:
     """One ``[N]`` float64 column per name, 0 where the column or the value is missing.
 
-    One polars call for the whole block: a cast + fill + copy per column cost ~6 ms for the ~40
-    columns of a 200-candidate request, a third of the rank stage.
+    Integer and float columns are read by ``to_numpy`` into one float64 block, which holds
+    each value (nulls as NaN) as a polars cast to Float64 would: a select casting the ~40
+    columns of a 200-candidate request cost ~0.5 ms, these reads ~0.15 ms (per-column polars
+    casts and fills, before that, ~6 ms).
     """
     block = np.zeros((len(names), samples.height))  # one contiguous row per column
-    present = [j for j, name in enumerate(names) if name in samples.columns]
-    if present:
-        selected = [pl.col(names[j]).cast(pl.Float64) for j in present]
-        values = samples.select(selected).to_numpy()  # nulls become NaN
-        block[present] = np.nan_to_num(values.T, nan=0.0, posinf=0.0, neginf=0.0)
-    return list(block)
+    present = set(samples.columns)  # not samples.schema: ~35 us for a request's ~45 columns
+    for j, name in enumerate(names):
+        if name not in present:
+            continue
+        values = samples.get_column(name).to_numpy()
+        if values.dtype.kind not in "fiu":  # e.g. Decimal, Boolean: polars' own conversion
+            values = samples.get_column(name).cast(pl.Float64).to_numpy()
+        block[j] = values
+    return list(np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0))

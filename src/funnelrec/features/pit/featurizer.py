@@ -22,7 +22,7 @@ from funnelrec.features.pit.config import (
 )
 from funnelrec.features.pit.dense import assemble_dense
 from funnelrec.features.pit.evidence import evidence_columns
-from funnelrec.features.pit.log import relevant_events, require_columns
+from funnelrec.features.pit.log import EventRules, LogArrays, relevant_events, require_columns
 from funnelrec.features.pit.prepared import PreparedLog, prepare_log
 from funnelrec.features.pit.sequences import sequences
 from funnelrec.features.pit.state import FittedState
@@ -166,16 +166,16 @@ class PointInTimeFeatures:
         """
         f = self._state
         require_columns(samples, SAMPLE_COLUMNS, "samples")
-        frame, prepared = self._readable_log(samples, log)
+        events, prepared = self._readable_log(samples, log)
         present = [t for t in f.tasks if f"label_{t}" in samples.columns]
         if present and len(present) != len(f.tasks):
             missing = [f"label_{t}" for t in f.tasks if t not in present]
             raise ValueError(f"samples: missing column '{missing[0]}' (fitted tasks {f.tasks})")
-        raw = assemble_dense(self.config, f, samples, frame, prepared)
+        raw = assemble_dense(self.config, f, samples, events, prepared)
         dense = np.nan_to_num((raw - f.dense_mean) / f.dense_std, nan=0.0)
         clip = self.config.clip
         seq_item, seq_cat, seq_gap = sequences(
-            self.config, f, samples, frame, None if prepared is None else prepared.t0
+            self.config, f, samples, events, None if prepared is None else prepared.t0
         )
         item = samples["item_idx"].to_numpy().astype(np.int64)
         extra: dict[str, NDArray] = {
@@ -203,9 +203,7 @@ class PointInTimeFeatures:
     def prepare(self, log: pl.DataFrame) -> PreparedLog:
         """Index ``log`` once for many :meth:`transform` calls (see :class:`PreparedLog`)."""
         f = self._state
-        return prepare_log(
-            log, f.positive_events, self.config.ctr_event, impressions=f.has_impressions
-        )
+        return prepare_log(log, self._rules, impressions=f.has_impressions)
 
     def raw_dense(self, samples: pl.DataFrame, log: pl.DataFrame) -> NDArray[np.float64]:
         """``[N, D]`` dense features before standardisation (columns: :attr:`dense_names`).
@@ -218,11 +216,15 @@ class PointInTimeFeatures:
         return assemble_dense(self.config, self._state, samples, relevant_events(log, samples))
 
     # ------------------------------------------------------------------ internals
-    @staticmethod
+    @property
+    def _rules(self) -> EventRules:
+        """The event rules of the fitted features (positive rule, CTR event, sequence)."""
+        return EventRules.of(self.config, self._state.positive_events)
+
     def _readable_log(
-        samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
-    ) -> tuple[pl.DataFrame, PreparedLog | None]:
-        """The log rows ``samples`` can read, and the prepared index when it applies.
+        self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
+    ) -> tuple[LogArrays, PreparedLog | None]:
+        """The log rows ``samples`` can read, as arrays, and the prepared index when it applies.
 
         A :class:`PreparedLog` whose 32-bit time window does not cover the samples falls back
         to the plain path over its whole log; otherwise only the samples' users' rows are read
@@ -233,11 +235,10 @@ class PointInTimeFeatures:
             log = prepared.combined()
             prepared = None
         if isinstance(log, PreparedLog):
-            log = log.rows_of_users(samples["user_idx"].to_numpy().astype(np.int64))
+            users = samples["user_idx"].to_numpy().astype(np.int64)
+            return log.user_arrays(users, self._rules), prepared
         require_columns(log, LOG_COLUMNS, "log")
-        if prepared is None:
-            log = relevant_events(log, samples)
-        return log, prepared
+        return LogArrays.of(relevant_events(log, samples), self._rules), None
 
     def _sparse(self, samples: pl.DataFrame) -> NDArray[np.int64]:
         """``[N, F]`` sparse ids: user, item, category, user attributes, hour, weekday."""

@@ -6,9 +6,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from funnelrec.data.events import positive_expr
 from funnelrec.features.pit.config import PointInTimeConfig
-from funnelrec.features.pit.log import relative_times
+from funnelrec.features.pit.log import SEQ_FLAG, EventRules, LogArrays, relative_times
 from funnelrec.features.pit.state import FittedState
 from funnelrec.features.sequence import KeyedEvents
 
@@ -20,7 +19,7 @@ def sequences(
     config: PointInTimeConfig,
     state: FittedState,
     samples: pl.DataFrame,
-    log: pl.DataFrame,
+    log: pl.DataFrame | LogArrays,
     t0: int | None = None,
 ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
     """The user's last L sequence events (``seq_events``, default the positive events) on
@@ -30,7 +29,8 @@ def sequences(
         config: the feature settings (``seq_len`` = L, ``seq_events``).
         state: the fitted state (positive rule, item vocabulary, categories).
         samples: ``[N]`` samples (``user_idx, timestamp``).
-        log: ``[E]`` events (``user_idx, item_idx, timestamp, event``).
+        log: ``[E]`` events (``user_idx, item_idx, timestamp, event``), or their arrays under
+            the features' event rules.
         t0: the reference time of relative times (None = the earliest time).
 
     Returns:
@@ -43,12 +43,11 @@ def sequences(
     seq_gap = np.zeros((n, length), dtype=np.float32)
     if n == 0:
         return seq_item, seq_cat, seq_gap
+    if isinstance(log, pl.DataFrame):
+        log = LogArrays.of(log, EventRules.of(config, state.positive_events))
     _, s_t, l_t = relative_times(samples, log, t0)
-    events = config.seq_events if config.seq_events is not None else state.positive_events
-    keep = log.select(positive_expr(events).alias("keep"))["keep"].to_numpy()
-    l_user = log["user_idx"].to_numpy().astype(np.int64)
-    l_item = log["item_idx"].to_numpy().astype(np.int64)
-    keep = keep & (l_item >= 0) & (l_item < state.n_items)  # 0 stays padding only
+    l_user, l_item = log.user, log.item
+    keep = log.flags[SEQ_FLAG] & (l_item >= 0) & (l_item < state.n_items)  # 0 stays padding only
     ev = KeyedEvents.build(l_user, l_t, keep)
     # Pre-gather in (user, time) order: each sample's last events are then contiguous.
     item_sorted = l_item[ev.rows] + 1

@@ -16,7 +16,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.features.pit.config import PointInTimeConfig
-from funnelrec.features.pit.log import event_flags, relative_times
+from funnelrec.features.pit.log import LogArrays, relative_times
 from funnelrec.features.pit.prepared import PreparedLog
 from funnelrec.features.pit.state import FittedState
 
@@ -73,32 +73,48 @@ class StatInputs:
         config: PointInTimeConfig,
         state: FittedState,
         samples: pl.DataFrame,
-        log: pl.DataFrame,
+        log: LogArrays,
         prepared: PreparedLog | None,
     ) -> StatInputs:
-        """Arrays of ``samples`` (N > 0) and ``log``, times relative to the prepared index's
-        t0 when there is one (so its stored lookups apply), else to the earliest time."""
-        _, s_t, l_t = relative_times(samples, log, None if prepared is None else prepared.t0)
+        """Arrays of ``samples`` (N > 0) and ``log`` (flags under the features' rules), times
+        relative to the prepared index's t0 when there is one (so its stored lookups apply),
+        else to the earliest time."""
+        s_abs = samples["timestamp"].to_numpy().astype(np.int64)
+        _, s_t, l_t = relative_times(s_abs, log, None if prepared is None else prepared.t0)
         return cls(
             config=config,
             state=state,
             user=samples["user_idx"].to_numpy().astype(np.int64),
             item=samples["item_idx"].to_numpy().astype(np.int64),
-            s_abs=samples["timestamp"].to_numpy().astype(np.int64),
+            s_abs=s_abs,
             s_t=s_t,
-            l_user=log["user_idx"].to_numpy().astype(np.int64),
-            l_item=log["item_idx"].to_numpy().astype(np.int64),
+            l_user=log.user,
+            l_item=log.item,
             l_t=l_t,
-            flags=event_flags(log, state.positive_events, config.ctr_event),
+            flags=log.flags,
             prepared=prepared,
         )
 
 
-def window_columns(x: StatInputs, ev: EventCounter[Q], q: Q, *, recency: bool) -> list[Column]:
+def window_counts(x: StatInputs, ev: EventCounter[Q], q: Q) -> dict[int, NDArray[np.int64]]:
+    """``[N]`` events per window ``[t - w, t)``, keyed by ``w`` (each window searched once)."""
+    return {w: ev.count_since(q, x.s_t - w) for w in x.config.windows_s}
+
+
+def window_columns(
+    x: StatInputs,
+    ev: EventCounter[Q],
+    q: Q,
+    *,
+    recency: bool,
+    counts: dict[int, NDArray[np.int64]] | None = None,
+) -> list[Column]:
     """``log1p`` counts per window and all time, then (``recency``) ``log1p`` seconds since
-    the last event, capped at ``recency_cap_s`` (also the value with no event)."""
+    the last event, capped at ``recency_cap_s`` (also the value with no event). ``counts``:
+    :func:`window_counts`, when the caller has them."""
     cfg = x.config
-    cols = [np.log1p(ev.count_since(q, x.s_t - w)) for w in cfg.windows_s]
+    counts = window_counts(x, ev, q) if counts is None else counts
+    cols = [np.log1p(counts[w]) for w in cfg.windows_s]
     cols.append(np.log1p(ev.count_before(q)))
     if recency:
         cap = float(cfg.recency_cap_s)
@@ -119,16 +135,18 @@ def ctr_columns(
     return [np.log1p(n_imp), np.minimum(ctr, 1.0)]
 
 
-def lifetime_columns(x: StatInputs, ev: EventCounter[Q], q: Q) -> list[Column]:
+def lifetime_columns(
+    x: StatInputs, ev: EventCounter[Q], q: Q, counts: dict[int, NDArray[np.int64]]
+) -> list[Column]:
     """``log1p`` seconds since the key's first event (capped like recency: how long the item
     has been around when no ``created_at`` says so) and its trend: events in the shortest
-    window over events in the longest (rising items near 1, fading ones near 0)."""
+    window over events in the longest (rising items near 1, fading ones near 0). ``counts``:
+    the key's :func:`window_counts`."""
     cfg = x.config
     cap = float(cfg.recency_cap_s)
     first, has = ev.first_time(q)
     age = np.log1p(np.where(has, np.minimum(x.s_t - first, cap), cap))
-    short = ev.count_since(q, x.s_t - min(cfg.windows_s))
-    long = ev.count_since(q, x.s_t - max(cfg.windows_s))
+    short, long = counts[min(cfg.windows_s)], counts[max(cfg.windows_s)]
     return [age, short / np.maximum(long, 1)]
 
 
@@ -153,9 +171,10 @@ def side_columns(
     """
     pos = events("pos")
     q = pos.query(key, x.s_t)
-    cols = window_columns(x, pos, q, recency=True)
+    counts = window_counts(x, pos, q)  # the lifetime trend reads two of them again
+    cols = window_columns(x, pos, q, recency=True, counts=counts)
     if lifetime:
-        cols += lifetime_columns(x, pos, q)
+        cols += lifetime_columns(x, pos, q, counts)
     if x.state.has_impressions:
         cols += ctr_columns(x, events("ctr"), events("imp"), key)
     return cols, pos.count_before(q)

@@ -18,7 +18,8 @@ from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.kernel import MIN_SIM, itemcf_topk
 from funnelrec.recall.itemcf.sequences import build_sequences, step_decay
-from funnelrec.recall.topk import sparse_topk
+from funnelrec.recall.sparse import row_ptr, sorted_by_row
+from funnelrec.recall.topk import matmul_topk, seen_exclusions
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class ItemCF(RetrieverBase):
         self._idx: NDArray[np.int32] | None = None
         self._sim: NDArray[np.float32] | None = None
         self._matrix: sp.csr_matrix | None = None
+        self._everything: NDArray[np.bool_] | None = None
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
@@ -145,31 +147,40 @@ class ItemCF(RetrieverBase):
             ``ChannelResult`` with ``item_idx``/``score`` ``[B, k]`` (-1 / -inf padding).
         """
         k = self.config.k if k is None else k
-        sim = self.similarity_matrix()
-        hist = self.history_weights(queries)
-        scores = (hist @ sim).tocsr()
-        if self.config.exclude_seen:
-            idx, score = sparse_topk(scores, k, queries.history_ptr, queries.history_item)
-        else:
-            idx, score = sparse_topk(scores, k)
+        ptr, item, weight = self._history_rows(queries)
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        idx, score = matmul_topk(ptr, item, weight, self.similarity_matrix(), k, seen)
         return ChannelResult(self.config.kind, idx, score)
 
     def history_weights(self, queries: Queries) -> sp.csr_matrix:
         """The weighted recent-history matrix ``[B, n_items]`` (float32) of a query batch."""
+        ptr, item, weight = self._history_rows(queries)
+        return sp.csr_matrix((weight, item, ptr), shape=(len(queries), self.n_items))
+
+    def _history_rows(
+        self, queries: Queries
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
+        """:meth:`history_weights` as canonical CSR arrays ``(ptr, item, weight)`` (items
+        ascending within a row, as scipy sums them), without building the matrix."""
         cfg = self.config
-        n_items = self.n_items
-        b = len(queries)
         # Only the histories of users the model saw count (unknown users get an empty row).
-        known = queries.user_idx[queries.history_row()] >= 0
-        recent = recent_items(queries, cfg.history_len, np.ones(n_items, dtype=bool), known)
+        known = np.repeat(queries.user_idx >= 0, queries.history_len)
+        recent = recent_items(queries, cfg.history_len, self._all_items(), known)
         rows, pos, rank = recent.row, recent.pos, recent.rank
         weight = np.power(cfg.recency_decay, rank.astype(np.float64))
         if cfg.history_half_life_s is not None:
             age = np.maximum(queries.timestamp[rows] - queries.history_time[pos], 0)
             weight = weight * np.exp2(-age.astype(np.float64) / cfg.history_half_life_s)
-        return sp.csr_matrix(
-            (weight.astype(np.float32), (rows, recent.item)), shape=(b, n_items), dtype=np.float32
-        )
+        order = sorted_by_row(rows, recent.item)
+        ptr = row_ptr(rows, len(queries))
+        return ptr, recent.item[order], weight[order].astype(np.float32)
+
+    def _all_items(self) -> NDArray[np.bool_]:
+        """``[n_items]`` all True: every fitted item may count in a history (kept, not
+        allocated per request: it is catalogue-sized)."""
+        if self._everything is None:
+            self._everything = np.ones(self.n_items, dtype=bool)
+        return self._everything
 
     # ---------------------------------------------------------------- state
     @property
@@ -227,4 +238,4 @@ class ItemCF(RetrieverBase):
     def _set(self, idx: NDArray[np.int32], sim: NDArray[np.float32]) -> None:
         idx.flags.writeable = False  # the cached similarity_matrix() must stay in sync
         sim.flags.writeable = False
-        self._idx, self._sim, self._matrix = idx, sim, None
+        self._idx, self._sim, self._matrix, self._everything = idx, sim, None, None

@@ -21,6 +21,7 @@ from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.features.text import TextEncoder
 from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
+from funnelrec.recall.topk import ranked_topk, seen_exclusions
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 from funnelrec.recall.two_tower.data import (
     BatchInputs,
@@ -259,7 +260,7 @@ class TwoTower(RetrieverBase):
             out[start : start + step] = vec.float().cpu().numpy()
         return out
 
-    @torch.no_grad()
+    @torch.inference_mode()  # no autograd bookkeeping: ~15 of ~200 us of a served forward
     def _embed_users(
         self, user_attr: NDArray[np.integer], hist: NDArray[np.int64]
     ) -> NDArray[np.float32]:
@@ -326,22 +327,15 @@ class TwoTower(RetrieverBase):
         search_start = time.perf_counter()
         scores, ids = index.search(vectors, fetch)
         search_s = time.perf_counter() - search_start
+        # Each row's hits are ranked already: keep the first k that are no padding (-1) and
+        # not seen.
         ids = np.asarray(ids, dtype=np.int64)
-        if self.config.exclude_seen and queries.history_item.shape[0]:
-            stride = np.int64(max(int(ids.max(initial=0)), int(queries.history_item.max())) + 2)
-            seen = queries.history_row() * stride + queries.history_item.astype(np.int64)
-            keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
-            drop = (ids >= 0) & np.isin(keys, seen)
-            ids = np.where(drop, -1, ids)
-        keep = ids >= 0
-        order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
-        out_idx = np.full((b, k), -1, dtype=np.int32)
-        out_score = np.full((b, k), -np.inf, dtype=np.float32)
-        taken = np.take_along_axis(ids, order, axis=1)
-        valid = np.take_along_axis(keep, order, axis=1)
-        width = taken.shape[1]
-        out_idx[:, :width] = np.where(valid, taken, -1)
-        out_score[:, :width] = np.where(valid, np.take_along_axis(scores, order, axis=1), -np.inf)
+        width = ids.shape[1]
+        starts = np.arange(b, dtype=np.int64) * width
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        out_idx, out_score = ranked_topk(
+            starts, starts + width, ids.ravel(), scores.ravel(), k, seen
+        )
         seconds = time.perf_counter() - start
         stats = self.stats
         stats["retrieve_queries"] = stats.get("retrieve_queries", 0.0) + b

@@ -9,6 +9,7 @@ import polars as pl
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
+from funnelrec.features.pit.evidence import evidence_block
 from funnelrec.features.spec import RankFeatures
 
 Identical = Callable[[RankFeatures, RankFeatures], None]
@@ -63,3 +64,27 @@ def test_fitted_evidence_survives_the_state_round_trip(
     assert_identical(
         pit.transform(samples, data.interactions), back.transform(samples, data.interactions)
     )
+
+
+def test_evidence_block_reads_every_numeric_dtype_as_a_float64_cast() -> None:
+    """The per-column NumPy read gives what one polars Float64 cast of each column gives:
+    nulls, NaN and infinities read 0; integers, Decimals and booleans their value; a fitted
+    column the samples lack reads 0."""
+    big = 2**53 + 1  # not a float64: both reads must round it the same way
+    samples = pl.DataFrame(
+        {
+            "ev_f32": pl.Series([1.5, None, float("nan"), float("inf")], dtype=pl.Float32),
+            "ev_f64": [0.1, -2.0, float("-inf"), None],
+            "ev_i64": pl.Series([1, None, big, -3], dtype=pl.Int64),
+            "ev_u64": pl.Series([big, 0, 7, 2**64 - 1], dtype=pl.UInt64),
+            "ev_i8": pl.Series([1, 2, 3, -4], dtype=pl.Int8),
+            "ev_dec": pl.Series(["1.25", "2", None, "-0.5"]).str.to_decimal(),
+            "ev_bool": [True, False, None, True],
+        }
+    )
+    names = (*samples.columns, "ev_missing")
+    expected = samples.select(pl.all().cast(pl.Float64)).to_numpy().T
+    expected = np.nan_to_num(expected, nan=0.0, posinf=0.0, neginf=0.0)
+    block = np.array(evidence_block(samples, names))
+    np.testing.assert_array_equal(block[:-1], expected)
+    assert (block[-1] == 0).all()

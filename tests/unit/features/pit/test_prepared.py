@@ -9,6 +9,7 @@ import polars as pl
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.features.pit import PointInTimeFeatures
+from funnelrec.features.pit.log import EventRules, LogArrays
 from funnelrec.features.spec import RankFeatures
 
 Identical = Callable[[RankFeatures, RankFeatures], None]
@@ -68,3 +69,68 @@ def test_prepared_log_with_no_samples(
     empty = samples.head(0)
     out = fitted.transform(empty, fitted.prepare(data.interactions))
     assert out.sparse.shape[0] == 0 and out.dense.shape == (0, fitted.spec.n_dense)
+
+
+def test_user_arrays_are_the_users_rows_read_as_arrays(
+    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
+) -> None:
+    """The arrays gathered from the cached columns and flags equal a fresh read of
+    :meth:`PreparedLog.rows_of_users`, with extra events in other dtypes (cast to the log's)
+    and under a rule the index was not prepared with (flags computed on first use)."""
+    data, _ = sim
+    log = data.interactions
+    prepared = fitted.prepare(log)
+    users = np.array([3, 3, 11, 10**6, -1], dtype=np.int64)  # repeats, unknown, negative
+    extra = pl.DataFrame(
+        {
+            "user_idx": np.array([3, 11], dtype=np.int64),
+            "item_idx": np.array([5, 7], dtype=np.int64),
+            "timestamp": np.full(2, log["timestamp"].to_numpy().max() + 1, dtype=np.int64),
+            "event": ["click", "impression"],
+        }
+    )
+    assert extra.schema != log.select(extra.columns).schema
+    seeded = EventRules.of(fitted.config, fitted.positive_events)
+    for rules in (seeded, EventRules(("order",), "cart", ("click",))):
+        for index in (prepared, prepared.with_extra(extra)):
+            got = index.user_arrays(users, rules)
+            expected = LogArrays.of(index.rows_of_users(users), rules)
+            for field in ("user", "item", "timestamp"):
+                np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+            assert got.flags.keys() == expected.flags.keys()
+            for kind, flag in expected.flags.items():
+                np.testing.assert_array_equal(got.flags[kind], flag, err_msg=kind)
+
+
+def test_the_cache_belongs_to_the_log_it_indexes(
+    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
+) -> None:
+    """Copies with extra events share the log's cached arrays; another log gets its own."""
+    data, _ = sim
+    log = data.interactions
+    prepared = fitted.prepare(log)
+    rules = EventRules.of(fitted.config, fitted.positive_events)
+    users = np.arange(20, dtype=np.int64)
+    prepared.with_extra(None).user_arrays(users, rules)
+    assert prepared.with_extra(log.head(3)).cache is prepared.cache
+    assert prepared.cache.columns is not None
+    # Another log (the same rows, timestamps moved) is indexed and cached on its own.
+    moved = fitted.prepare(log.with_columns(pl.col("timestamp") + 1))
+    assert moved.cache is not prepared.cache and moved.cache.columns is None
+    shifted = moved.user_arrays(users, rules).timestamp
+    np.testing.assert_array_equal(shifted, prepared.user_arrays(users, rules).timestamp + 1)
+
+
+def test_prepared_log_with_a_sequence_rule_of_its_own(
+    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures, assert_identical: Identical
+) -> None:
+    """Features whose sequence has its own events match the plain path, whether their index
+    was prepared by them or by features without that rule (flags computed on first use)."""
+    data, samples = sim
+    log = data.interactions
+    config = fitted.config.model_copy(update={"seq_events": ("click",)})
+    clicks = PointInTimeFeatures(config).fit(data, samples, log)
+    head = samples.head(300)
+    plain = clicks.transform(head, log)
+    assert_identical(clicks.transform(head, clicks.prepare(log)), plain)
+    assert_identical(clicks.transform(head, fitted.prepare(log)), plain)

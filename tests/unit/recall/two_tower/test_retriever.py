@@ -217,3 +217,37 @@ def test_fit_is_reproducible_from_the_config_seed() -> None:
     assert a.train_result.epochs[-1]["hard_share"] > 0.0
     b = TwoTower(cfg).fit(data, rng=np.random.default_rng(99))
     assert np.array_equal(a.item_vectors, b.item_vectors)
+
+
+def _numpy_retrieve(model: TwoTower, q: Queries, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The former NumPy post-processing of the index hits (the reference)."""
+    b, index = len(q), model.index
+    fetch = max(1, min(k + int(q.history_len.max(initial=0)), len(index)))
+    scores, ids = index.search(model.user_vectors(q), fetch)
+    ids = np.asarray(ids, dtype=np.int64)
+    if q.history_item.shape[0]:
+        stride = np.int64(max(int(ids.max(initial=0)), int(q.history_item.max())) + 2)
+        seen = q.history_row() * stride + q.history_item.astype(np.int64)
+        keys = np.arange(b, dtype=np.int64)[:, None] * stride + ids
+        ids = np.where((ids >= 0) & np.isin(keys, seen), -1, ids)
+    keep = ids >= 0
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]
+    out_idx = np.full((b, k), -1, dtype=np.int32)
+    out_score = np.full((b, k), -np.inf, dtype=np.float32)
+    valid = np.take_along_axis(keep, order, axis=1)
+    width = order.shape[1]
+    out_idx[:, :width] = np.where(valid, np.take_along_axis(ids, order, axis=1), -1)
+    taken = np.take_along_axis(scores, order, axis=1)
+    out_score[:, :width] = np.where(valid, taken, -np.inf)
+    return out_idx, out_score
+
+
+@pytest.mark.parametrize("b", [1, 2, 200])
+def test_retrieve_equals_the_numpy_post_processing(fitted, make_random_queries, b) -> None:
+    _, model = fitted
+    q = make_random_queries(np.random.default_rng(b), b, N_ITEMS, n_users=N_USERS)
+    for k in (1, 5, 30):
+        got = model.retrieve(q, k)
+        want_idx, want_score = _numpy_retrieve(model, q, k)
+        np.testing.assert_array_equal(got.item_idx, want_idx)
+        np.testing.assert_array_equal(got.score, want_score)
