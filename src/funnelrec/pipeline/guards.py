@@ -200,7 +200,10 @@ def apply_guards(
         else:
             funnel.ranker, funnel.rank_log, scores = None, None, None
         if funnel.preranker is not None and funnel.ranker is None:
-            decisions.append(_skip("prerank", "the ranker was bypassed"))
+            # Not judged, but not served either: the report must say it is gone.
+            decisions.append(
+                dataclasses.replace(_skip("prerank", "the ranker was bypassed"), kept=False)
+            )
             funnel.preranker = None
         elif funnel.preranker is not None:
             pre, served = _prerank_guard(funnel, part, fused, data, rank_ndcg, config, rng)

@@ -143,10 +143,10 @@ class PreRankConfig(_Frozen):
     ones in the pre-ranker's order."""
 
     enabled: bool = Field(
-        False,
+        True,
         description="Fit a pre-ranker after the ranker and let it choose the candidates the "
-        "ranker scores (judged by the prerank guard, guards.prerank_max_loss). Off until a "
-        "benchmark run switches it on.",
+        "ranker scores (judged by the prerank guard, guards.prerank_max_loss: a pre-ranker "
+        "that costs more NDCG on the guard slice is dropped).",
     )
     keep: int = Field(
         100,

@@ -78,14 +78,15 @@ def test_guard_decisions_serialise(fitted: tuple[Funnel, FitReport]) -> None:
     assert 0.5 < rank.detail["auc"] <= 1 and 0 < rank.detail["gauc"] <= 1
 
 
-def test_no_preranker_and_no_prerank_decision_by_default(
+def test_the_default_preranker_is_fitted_judged_and_kept_only_when_it_passes(
     fitted: tuple[Funnel, FitReport],
 ) -> None:
-    """rank.prerank is off by default: nothing fitted, judged or reported for it."""
+    """rank.prerank is on by default: fitted, reported, and in the funnel iff its guard kept
+    it."""
     funnel, report = fitted
-    assert funnel.preranker is None
-    assert "prerank" not in [d.stage for d in report.guards]
-    assert report.rank is not None and "prerank" not in report.rank.stats
+    decision = next(d for d in report.guards if d.stage == "prerank")
+    assert (funnel.preranker is not None) == decision.kept
+    assert report.rank is not None and "prerank" in report.rank.stats
 
 
 def test_a_ranker_trained_on_shuffled_labels_is_bypassed(
