@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from numpy.typing import NDArray
 
 UNKNOWN = -1
@@ -29,6 +30,7 @@ class Vocabulary:
 
     ids: pl.Series
     _lookup: dict[Any, int] | None = field(default=None, init=False, repr=False, compare=False)
+    _arrow: pa.Array | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_ids(cls, ids: pl.Series) -> Vocabulary:
@@ -69,9 +71,14 @@ class Vocabulary:
     def decode(self, idx: NDArray[np.integer]) -> pl.Series:
         """Dense indices ``[N]`` -> external ids ``[N]`` (null where ``idx`` is -1)."""
         idx = np.asarray(idx)
-        valid = idx >= 0
-        out = self.ids.gather(np.where(valid, idx, 0))
-        return out.set(pl.Series(~valid), None) if not valid.all() else out
+        # An Arrow take (null index -> null id): ``Series.gather`` runs a lazy query through
+        # polars' thread pool, ~1 ms of wake-up per served request on a loaded box.
+        ids = self._arrow
+        if ids is None:
+            ids = self.ids.to_arrow()
+            object.__setattr__(self, "_arrow", ids)  # a cache, not state
+        taken = ids.take(pa.array(idx, mask=idx < 0))
+        return pl.Series(self.ids.name, taken, dtype=self.ids.dtype)
 
     def save(self, path: Path) -> None:
         pl.DataFrame({"id": self.ids}).write_parquet(path)

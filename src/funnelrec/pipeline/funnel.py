@@ -18,15 +18,17 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.frames import rows_where
+from funnelrec.data.frames import rows_where, take_rows
 from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
+from funnelrec.features.pit.evidence import without_evidence
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
 from funnelrec.rank.base import RankerProtocol
-from funnelrec.rank.prerank import PreRanker
+from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
@@ -440,17 +442,17 @@ class Funnel:
                 pl.Series("timestamp", queries.timestamp[row].astype(np.int64)),
             ]
         )
-        to_score, cut = rows_where(pool, judged), None
+        judged_at = np.flatnonzero(judged)
+        kept_at, pre_score = judged_at, None
         if self.preranker is not None:
             start = time.perf_counter()
-            to_score, cut = self.preranker.cut(to_score)
+            kept, _, score = self.preranker.select(rows_where(pool, judged))
+            kept_at = judged_at[kept]
+            pre_score = np.full(pool.height, np.nan, dtype=np.float32)
+            pre_score[judged_at] = score
             timings["rank.prerank"] = time.perf_counter() - start
-        scored = self.ranker.score(to_score, log)
-        # Scored rows first, then the pre-ranker's cut (in its order), then the held rows;
-        # ``diagonal`` fills the probabilities and score the last two lack with nulls.
-        parts = [scored, *([] if cut is None else [cut]), rows_where(pool, ~judged)]
-        n_judged = scored.height + (0 if cut is None else cut.height)
-        return _slot_order(pl.concat(parts, how="diagonal"), scored.height, n_judged)
+        scored = self.ranker.score(take_rows(pool, kept_at), log)
+        return _slot_order(without_evidence(pool), judged, kept_at, scored, pre_score)
 
 
 def query_rows(query_id: NDArray[np.integer], row_query: NDArray[np.integer]) -> NDArray[np.intp]:
@@ -464,26 +466,52 @@ def query_rows(query_id: NDArray[np.integer], row_query: NDArray[np.integer]) ->
     return sorter[np.searchsorted(query_id, row_query, sorter=sorter)]
 
 
-def _slot_order(combined: pl.DataFrame, n_scored: int, n_judged: int) -> pl.DataFrame:
-    """``combined`` (scored rows, then the pre-ranker's cut, then held rows) in final order
-    with its ``rank``: held rows keep their merged rank; each query's judged rows (scored by
-    descending score, ties by merged rank, then the cut in its order) take the merged ranks
-    the held ones leave free, smallest first."""
-    query = combined["query_id"].to_numpy()
-    merged = combined["merged_rank"].to_numpy()
-    score = combined["score"].to_numpy()[:n_scored].astype(np.float64)
-    # polars sorts NaN above every number; NumPy after: NaN scores count as the best.
-    within = np.concatenate(
-        [np.where(np.isnan(score), -np.inf, -score), np.arange(n_judged - n_scored)]
-    )
-    group = np.repeat(np.array([0, 1], dtype=np.int8), [n_scored, n_judged - n_scored])
-    judged_query = query[:n_judged]
-    tie = np.where(group == 0, merged[:n_judged], 0)
-    by_score = np.lexsort((tie, within, group, judged_query))
-    by_slot = np.lexsort((merged[:n_judged], judged_query))
+def _slot_order(
+    pool: pl.DataFrame,
+    judged: NDArray[np.bool_],
+    kept_at: NDArray[np.int64],
+    scored: pl.DataFrame,
+    pre_score: NDArray[np.float32] | None,
+) -> pl.DataFrame:
+    """``pool`` with the ranker's ``p_<task>`` and ``score`` (rows ``kept_at``, in the order
+    of ``scored``), the pre-ranker's score when there is one, in final order with its
+    ``rank``.
+
+    Held rows (not ``judged``) keep their merged rank; each query's judged rows take the
+    merged ranks the held ones leave free, smallest first: the scored ones by descending
+    score (ties: merged rank), then the ones the pre-ranker cut, by its score. One gather of
+    the (evidence-free) pool at the end: each polars gather hands the frame to its thread
+    pool, which on a loaded box costs a wake-up per call.
+    """
+    n = pool.height
+    query = pool["query_id"].to_numpy()
+    merged = pool["merged_rank"].to_numpy()
+    is_scored = np.zeros(n, dtype=bool)
+    is_scored[kept_at] = True
+    added = []
+    if pre_score is not None:
+        added.append(_column_where(PRERANK_COLUMN, pre_score, judged))
+    for name in [c for c in scored.columns if c.startswith("p_")] + ["score"]:
+        values = np.full(n, np.nan, dtype=np.float32)
+        values[kept_at] = scored[name].to_numpy()
+        added.append(_column_where(name, values, is_scored))
+    score = added[-1].to_numpy()  # null -> NaN
+    # polars sorted NaN scores above every number: they count as the best here too.
+    within = np.where(is_scored, np.where(np.isnan(score), -np.inf, -score), 0.0)
+    if pre_score is not None:
+        within = np.where(judged & ~is_scored, -pre_score, within)
+    at = np.flatnonzero(judged)
+    by_score = at[np.lexsort((merged[at], within[at], ~is_scored[at], query[at]))]
+    by_slot = at[np.lexsort((merged[at], query[at]))]
     rank = merged.astype(np.int32)  # a copy: held rows keep their merged rank
-    # Both orders list the queries' groups in the same order with the same sizes, so the
-    # j-th row of one takes the j-th smallest merged rank of the same query.
-    rank[by_score] = merged[:n_judged][by_slot]
+    # Both orders list the queries' judged rows in the same query order with the same
+    # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
+    rank[by_score] = merged[by_slot]
     final = np.lexsort((rank, query))
-    return combined[final].hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])
+    out = take_rows(pool.hstack(added), final)
+    return out.hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])
+
+
+def _column_where(name: str, values: NDArray[np.float32], present: NDArray[np.bool_]) -> pl.Series:
+    """A Float32 column of ``values``, null where not ``present`` (NaN values stay NaN)."""
+    return pl.Series(name, pa.array(values, mask=~present), dtype=pl.Float32)

@@ -262,7 +262,7 @@ def merge_channels(
         [
             pl.Series("query_id", query_id[rows]),
             pl.Series("item_idx", item[keep], dtype=pl.Int32),
-            pl.Series("source", order, dtype=pl.String).gather(channel),
+            pl.Series("source", pa.array(order, type=pa.large_string()).take(channel)),
             pl.Series("source_rank", rank, dtype=pl.Int32),
             pl.Series("recall_score", scores[channel, rows, rank - 1], dtype=pl.Float32),
             sources,

@@ -103,8 +103,7 @@ def event_frames(
     Items the artifact does not know are left out."""
     kept = [e for e in events if e.item_id in item_index]
     if not kept:  # most requests: nothing posted since training, nothing to build
-        empty = pl.DataFrame(schema=LOG_SCHEMA)
-        return empty.drop("event"), empty
+        return pl.DataFrame(schema=HISTORY_SCHEMA), pl.DataFrame(schema=LOG_SCHEMA)
     items = np.array([item_index[e.item_id] for e in kept], dtype=np.int32)
     times = np.array([e.timestamp for e in kept], dtype=np.int64)
     users = np.full(len(kept), user_idx, dtype=np.int32)

@@ -156,8 +156,9 @@ class RecommendService:
         served.timings_s["store"] = store_s
         served.timings_s["queue"] = queue_s
         total_s = time.perf_counter() - start
-        response = self._respond(model, spec, served, request_id, total_s)
-        self._record(model, spec, served, request_id, context, total_s)
+        items = response_columns(served.top, model.item_ids)  # the response's and the log's
+        response = self._respond(model, spec, served, items, request_id, total_s)
+        self._record(model, spec, served, items, request_id, context, total_s)
         return response
 
     def _run(self, model: LoadedModel, spec: RequestSpec) -> tuple[Served, RequestSpec]:
@@ -210,9 +211,14 @@ class RecommendService:
         return served, spec
 
     def _respond(
-        self, model: LoadedModel, spec: RequestSpec, served: Served, request_id: str, total_s: float
+        self,
+        model: LoadedModel,
+        spec: RequestSpec,
+        served: Served,
+        cols: dict[str, list],
+        request_id: str,
+        total_s: float,
     ) -> dict:
-        cols = response_columns(served.top, model.item_ids)
         tasks = [c for c in cols if c.startswith("p_")]
         items = []
         for i in range(len(cols["item_id"])):
@@ -272,6 +278,7 @@ class RecommendService:
         model: LoadedModel,
         spec: RequestSpec,
         served: Served,
+        items: dict[str, list],
         request_id: str,
         context: Mapping[str, Any] | None,
         total_s: float,
@@ -295,7 +302,7 @@ class RecommendService:
             "known_user": served.known_user,
             "timings_ms": {n: round(s * 1e3, 3) for n, s in served.timings_s.items()}
             | {"total": round(total_s * 1e3, 3)},
-            "items": response_columns(served.top, model.item_ids),
+            "items": items,
             "pool": response_columns(served.pool.head(depth), model.item_ids) if depth else None,
         }
         try:

@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 import pytest
 
+from funnelrec.features.pit.evidence import evidence_columns
 from funnelrec.metrics.rank import query_positions
 from funnelrec.rank.config import PreRankConfig, RankConfig
 from funnelrec.rank.prerank import (
@@ -49,7 +50,7 @@ def _distill_set(frame: pl.DataFrame, rng: np.random.Generator) -> DistillSet:
 
 def test_config_defaults_and_refusals() -> None:
     config = RankConfig().prerank
-    assert (config.enabled, config.keep, config.model) == (False, 100, "linear")
+    assert (config.enabled, config.keep, config.model) == (True, 100, "linear")
     with pytest.raises(ValueError, match="extra"):
         PreRankConfig.model_validate({"kepe": 10})
     with pytest.raises(ValueError):
@@ -145,7 +146,8 @@ def test_the_cut_keeps_exactly_keep_per_query() -> None:
     per_query = dict(kept.group_by("query_id").len().iter_rows())
     assert per_query == {0: 7, 1: 7, 2: 7, 3: 7, 9: 5}  # query 9 has only 5
     assert kept.height + rest.height == frame.height
-    both = pl.concat([kept, rest])
+    assert set(kept.columns) - set(rest.columns) == set(evidence_columns(frame))
+    both = pl.concat([kept, rest], how="diagonal")
     assert (
         both.select("query_id", "item_idx", "merged_rank")
         .sort("query_id", "merged_rank")["merged_rank"]
