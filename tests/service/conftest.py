@@ -56,33 +56,38 @@ def artifact_copy(tiny_artifacts: Path, tmp_path: Path) -> Path:
     return out
 
 
-def wait_ready(base: str, proc: subprocess.Popen | None = None, timeout_s: float = 90) -> None:
+def wait_ready(base: str, proc: subprocess.Popen, log: Path, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if proc is not None and proc.poll() is not None:
-            out = proc.stdout.read() if proc.stdout else ""
-            raise AssertionError(f"server exited with {proc.returncode}: {out}")
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}: {log.read_text()}")
         try:
             if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise AssertionError(f"server at {base} not ready after {timeout_s} s")
+    raise AssertionError(f"server at {base} not ready after {timeout_s} s: {log.read_text()}")
 
 
-def _start_server(artifacts: Path, state_dir: Path, *extra: str) -> tuple[subprocess.Popen, str]:
-    """``python -m funnelrec serve`` on a free loopback port, ready to answer."""
+def _start_server(
+    artifacts: Path, state_dir: Path, *extra: str
+) -> tuple[subprocess.Popen, str, Path]:
+    """``python -m funnelrec serve`` on a free loopback port, ready to answer; its output goes
+    to ``state_dir/server.log`` (a pipe nobody reads would fill up and block the server)."""
     port = free_port()
     cmd = serve_command(artifacts, port, state_dir, *extra)
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    log = state_dir / "server.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_ready(base, proc)
+        wait_ready(base, proc, log)
     except BaseException:
         _stop(proc)
         raise
-    return proc, base
+    return proc, base, log
 
 
 def _stop(proc: subprocess.Popen) -> None:
@@ -100,7 +105,7 @@ class Server:
 
     def __init__(self, artifacts: Path, state_dir: Path, *extra: str) -> None:
         self.state_dir = state_dir
-        self.proc, self.base = _start_server(artifacts, state_dir, *extra)
+        self.proc, self.base, self.log = _start_server(artifacts, state_dir, *extra)
 
     def stop(self) -> None:
         _stop(self.proc)

@@ -41,7 +41,7 @@ def _wait_for(condition: Callable[[], bool], timeout_s: float = 120) -> bool:
     return False
 
 
-def _kill_one_and_wait_for_its_replacement(parent: int, base: str) -> int:
+def _kill_one_and_wait_for_its_replacement(parent: int, base: str, log: Path) -> int:
     """SIGKILL one worker; returns its pid once a new one serves in its place."""
     victim = min(_workers(parent))
     os.kill(victim, signal.SIGKILL)
@@ -57,7 +57,8 @@ def _kill_one_and_wait_for_its_replacement(parent: int, base: str) -> int:
             for _ in range(6)
         )
 
-    assert _wait_for(replaced) and _wait_for(both_serve)
+    assert _wait_for(replaced), f"workers {_workers(parent)}; log:\n{log.read_text()[-3000:]}"
+    assert _wait_for(both_serve), log.read_text()[-3000:]
     return victim
 
 
@@ -71,11 +72,10 @@ def test_two_workers_start_every_time_and_a_killed_one_is_replaced(
         try:
             assert _wait_for(lambda p=parent: len(_workers(p)) == 2)
             if attempt == 0:
-                victim = _kill_one_and_wait_for_its_replacement(parent, running.base)
+                victim = _kill_one_and_wait_for_its_replacement(parent, running.base, running.log)
         finally:
             running.stop()
         if victim is not None:
-            assert running.proc.stdout is not None
-            log = running.proc.stdout.read()
+            log = running.log.read_text()
             # uvicorn logs it at INFO; the launcher shows it at the default (warning) level.
             assert f"Child process [{victim}] died" in log and "WARNING" in log, log[-2000:]
