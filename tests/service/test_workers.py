@@ -79,3 +79,27 @@ def test_two_workers_start_every_time_and_a_killed_one_is_replaced(
             log = running.log.read_text()
             # uvicorn logs it at INFO; the launcher shows it at the default (warning) level.
             assert f"Child process [{victim}] died" in log and "WARNING" in log, log[-2000:]
+
+
+def test_a_worker_killed_while_it_is_being_pinged_is_replaced_at_once(
+    tiny_artifacts: Path, tmp_path: Path, start_server
+) -> None:
+    """The supervisor pings workers with a 120 s timeout (slow starts must not be killed). A
+    worker that dies while a ping waits must be noticed at once, not after the timeout: a
+    stopped worker cannot answer, so the next ping waits on it; then it is killed."""
+    running = start_server(tiny_artifacts, tmp_path / "serve", "--workers", "2")
+    parent = running.proc.pid
+    try:
+        assert _wait_for(lambda: len(_workers(parent)) == 2)
+        victim = min(_workers(parent))
+        os.kill(victim, signal.SIGSTOP)
+        time.sleep(2)  # the supervisor's ping (every 0.5 s) is now waiting on the victim
+        os.kill(victim, signal.SIGKILL)
+
+        def replaced() -> bool:
+            workers = _workers(parent)
+            return len(workers) == 2 and victim not in workers
+
+        assert _wait_for(replaced, timeout_s=60), running.log.read_text()[-3000:]
+    finally:
+        running.stop()

@@ -134,6 +134,7 @@ def serve(
         os.environ.setdefault(name, threads)  # read by the workers' imports
     worker_settings = settings.model_copy(update={"metrics_dir": metrics_dir})
     os.environ[SETTINGS_ENV] = worker_settings.model_dump_json()
+    _notice_dead_workers_at_once()
     uvicorn.run(
         "funnelrec.serve.launch:worker_app",
         factory=True,
@@ -143,6 +144,31 @@ def serve(
         timeout_worker_healthcheck=WORKER_START_S,
         **{**common, "log_level": None, "log_config": _log_config(log_level)},  # type: ignore[arg-type]
     )
+
+
+def _notice_dead_workers_at_once() -> None:
+    """Make uvicorn's supervisor see a killed worker's health-check pipe close.
+
+    The supervisor pings each worker every 0.5 s over a pipe and keeps both ends of it open
+    in the parent, so a worker that dies while a ping is in flight is noticed only when the
+    ping times out: ``timeout_worker_healthcheck``, which is :data:`WORKER_START_S` (120 s)
+    here because slow starts must not be killed. Killed workers were replaced after 2+
+    minutes in about one start test in ten. The child receives its end when it is spawned
+    (the fd is passed at spawn time), so the parent closes its copy right after ``start``:
+    the pipe then reports end-of-file as soon as the worker dies, and it is replaced at once.
+    """
+    from uvicorn.supervisors import multiprocess
+
+    start = multiprocess.Process.start
+    if getattr(start, "closes_child_end", False):
+        return
+
+    def start_and_close_child_end(self: multiprocess.Process) -> None:
+        start(self)
+        self.child_conn.close()
+
+    start_and_close_child_end.closes_child_end = True  # type: ignore[attr-defined]
+    multiprocess.Process.start = start_and_close_child_end  # type: ignore[method-assign]
 
 
 class SupervisorEvents(logging.Filter):
