@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
@@ -27,8 +26,9 @@ from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.features.pit.evidence import without_evidence
 from funnelrec.pipeline.context import ItemContext, RequestContext, UserContext
+from funnelrec.pipeline.rank_order import query_rows, slot_order
 from funnelrec.rank.base import RankerProtocol
-from funnelrec.rank.prerank import PRERANK_COLUMN, PreRanker
+from funnelrec.rank.prerank import PreRanker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
@@ -452,66 +452,4 @@ class Funnel:
             pre_score[judged_at] = score
             timings["rank.prerank"] = time.perf_counter() - start
         scored = self.ranker.score(take_rows(pool, kept_at), log)
-        return _slot_order(without_evidence(pool), judged, kept_at, scored, pre_score)
-
-
-def query_rows(query_id: NDArray[np.integer], row_query: NDArray[np.integer]) -> NDArray[np.intp]:
-    """The position in ``query_id`` of each row's query (every row's query must be there).
-
-    Example:
-        >>> query_rows(np.array([7, 3]), np.array([3, 3, 7])).tolist()
-        [1, 1, 0]
-    """
-    sorter = np.argsort(query_id, kind="stable")
-    return sorter[np.searchsorted(query_id, row_query, sorter=sorter)]
-
-
-def _slot_order(
-    pool: pl.DataFrame,
-    judged: NDArray[np.bool_],
-    kept_at: NDArray[np.int64],
-    scored: pl.DataFrame,
-    pre_score: NDArray[np.float32] | None,
-) -> pl.DataFrame:
-    """``pool`` with the ranker's ``p_<task>`` and ``score`` (rows ``kept_at``, in the order
-    of ``scored``), the pre-ranker's score when there is one, in final order with its
-    ``rank``.
-
-    Held rows (not ``judged``) keep their merged rank; each query's judged rows take the
-    merged ranks the held ones leave free, smallest first: the scored ones by descending
-    score (ties: merged rank), then the ones the pre-ranker cut, by its score. One gather of
-    the (evidence-free) pool at the end: each polars gather hands the frame to its thread
-    pool, which on a loaded box costs a wake-up per call.
-    """
-    n = pool.height
-    query = pool["query_id"].to_numpy()
-    merged = pool["merged_rank"].to_numpy()
-    is_scored = np.zeros(n, dtype=bool)
-    is_scored[kept_at] = True
-    added = []
-    if pre_score is not None:
-        added.append(_column_where(PRERANK_COLUMN, pre_score, judged))
-    for name in [c for c in scored.columns if c.startswith("p_")] + ["score"]:
-        values = np.full(n, np.nan, dtype=np.float32)
-        values[kept_at] = scored[name].to_numpy()
-        added.append(_column_where(name, values, is_scored))
-    score = added[-1].to_numpy()  # null -> NaN
-    # polars sorted NaN scores above every number: they count as the best here too.
-    within = np.where(is_scored, np.where(np.isnan(score), -np.inf, -score), 0.0)
-    if pre_score is not None:
-        within = np.where(judged & ~is_scored, -pre_score, within)
-    at = np.flatnonzero(judged)
-    by_score = at[np.lexsort((merged[at], within[at], ~is_scored[at], query[at]))]
-    by_slot = at[np.lexsort((merged[at], query[at]))]
-    rank = merged.astype(np.int32)  # a copy: held rows keep their merged rank
-    # Both orders list the queries' judged rows in the same query order with the same
-    # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
-    rank[by_score] = merged[by_slot]
-    final = np.lexsort((rank, query))
-    out = take_rows(pool.hstack(added), final)
-    return out.hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])
-
-
-def _column_where(name: str, values: NDArray[np.float32], present: NDArray[np.bool_]) -> pl.Series:
-    """A Float32 column of ``values``, null where not ``present`` (NaN values stay NaN)."""
-    return pl.Series(name, pa.array(values, mask=~present), dtype=pl.Float32)
+        return slot_order(without_evidence(pool), judged, kept_at, scored, pre_score)

@@ -5,7 +5,7 @@ import numpy as np
 import polars as pl
 import pytest
 
-from funnelrec.pipeline.funnel import _slot_order, query_rows
+from funnelrec.pipeline.rank_order import query_rows, slot_order
 from funnelrec.rank.prerank import PRERANK_COLUMN
 
 
@@ -30,7 +30,7 @@ def test_held_rows_keep_their_slot_and_scored_rows_fill_the_rest_by_score() -> N
     judged = np.array([True, False, True, True, True, True, True, False])
     kept_at = np.flatnonzero(judged)  # no pre-ranker: every judged row is scored
     scored = _scored(pool, kept_at, [0.1, 0.9, 0.5, 0.3, 0.2, 0.8])
-    out = _slot_order(pool, judged, kept_at, scored, None)
+    out = slot_order(pool, judged, kept_at, scored, None)
     # Query 2 first (ascending id): 21 (0.8) in slot 1, 20 (0.2) in slot 2, held 22 stays 3.
     # Query 5: held 11 stays in slot 2; 12 (0.9), 13 (0.5), 14 (0.3), 10 (0.1) take 1, 3, 4, 5.
     assert out["item_idx"].to_list() == [21, 20, 22, 12, 11, 13, 14, 10]
@@ -45,7 +45,7 @@ def test_the_cut_follows_the_scored_rows_in_the_preranker_order() -> None:
     pre_score = np.array([0.5, 0.4, 0.9, 0.1, 0.7], dtype=np.float32)
     kept_at = np.array([2, 4])  # the pre-ranker's best two
     scored = _scored(pool, kept_at, [0.3, 0.6])
-    out = _slot_order(pool, judged, kept_at, scored, pre_score)
+    out = slot_order(pool, judged, kept_at, scored, pre_score)
     # Scored: 14 (0.6), 12 (0.3); then the cut by pre-ranker score: 10, 11, 13.
     assert out["item_idx"].to_list() == [14, 12, 10, 11, 13]
     assert out["rank"].to_list() == [1, 2, 3, 4, 5]
@@ -58,7 +58,7 @@ def test_a_nan_score_counts_as_the_best_and_ties_go_to_the_merge_order() -> None
     judged = np.ones(5, dtype=bool)
     kept_at = np.arange(5)
     scored = _scored(pool, kept_at, [0.5, float("nan"), 0.5, 0.7, 0.5])
-    out = _slot_order(pool, judged, kept_at, scored, None)
+    out = slot_order(pool, judged, kept_at, scored, None)
     assert out["item_idx"].to_list() == [11, 13, 10, 12, 14]
 
 
