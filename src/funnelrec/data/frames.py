@@ -71,12 +71,12 @@ def rows_where(frame: pl.DataFrame, mask: NDArray[np.bool_]) -> pl.DataFrame:
     return frame[np.flatnonzero(mask)]
 
 
-def take_rows(frame: pl.DataFrame, rows: NDArray[np.integer]) -> pl.DataFrame:
+def rows_at(frame: pl.DataFrame, rows: NDArray[np.integer]) -> pl.DataFrame:
     """The rows ``rows`` of ``frame``, in that order; ``frame`` itself when that is all of
     it in order (no copy: see :func:`rows_where`).
 
     Example:
-        >>> take_rows(pl.DataFrame({"a": [1, 2, 3]}), np.array([2, 0]))["a"].to_list()
+        >>> rows_at(pl.DataFrame({"a": [1, 2, 3]}), np.array([2, 0]))["a"].to_list()
         [3, 1]
     """
     if rows.shape[0] == frame.height and np.array_equal(rows, np.arange(frame.height)):

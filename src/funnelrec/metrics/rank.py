@@ -106,7 +106,7 @@ def _group_codes(group: ArrayLike, n: int) -> NDArray[np.int64]:
     return g.astype(np.int64, copy=False)
 
 
-def _sorted_runs(keys_sorted: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def sorted_runs(keys_sorted: NDArray[np.int64]) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Group code ``[N]`` (0..G-1) and group start offsets ``[G]`` of data sorted by key."""
     n = keys_sorted.shape[0]
     new_group = np.empty(n, dtype=bool)
@@ -128,7 +128,7 @@ def query_positions(group: ArrayLike, score: ArrayLike) -> NDArray[np.int64]:
     g = np.asarray(group)
     n = g.shape[0]
     order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64), g))
-    codes, starts = _sorted_runs(g[order])
+    codes, starts = sorted_runs(g[order])
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n) - starts[codes]
     return position
@@ -146,7 +146,7 @@ def _within_group_ranks(
     order = np.lexsort((scores, group))
     g = group[order]
     s = scores[order]
-    codes, starts = _sorted_runs(g)
+    codes, starts = sorted_runs(g)
     n = g.shape[0]
     # A tie run starts where the group or the score changes.
     new_run = np.empty(n, dtype=bool)
@@ -357,7 +357,7 @@ def ndcg_per_group(
 
     def _dcg(order: NDArray[np.int64]) -> NDArray[np.float64]:
         gs = g[order]
-        codes, starts = _sorted_runs(gs)
+        codes, starts = sorted_runs(gs)
         pos = np.arange(n) - starts[codes]
         gain = np.where(pos < k, v[order] / np.log2(pos + 2.0), 0.0)
         # With weights bincount returns float64 (no copy here); the stubs say intp.

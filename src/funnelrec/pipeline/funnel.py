@@ -21,7 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.frames import rows_where, take_rows
+from funnelrec.data.frames import rows_at, rows_where
 from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.features.pit.evidence import without_evidence
@@ -451,5 +451,5 @@ class Funnel:
             pre_score = np.full(pool.height, np.nan, dtype=np.float32)
             pre_score[judged_at] = score
             timings["rank.prerank"] = time.perf_counter() - start
-        scored = self.ranker.score(take_rows(pool, kept_at), log)
+        scored = self.ranker.score(rows_at(pool, kept_at), log)
         return slot_order(without_evidence(pool), judged, kept_at, scored, pre_score)

@@ -13,7 +13,7 @@ import polars as pl
 import pyarrow as pa
 from numpy.typing import NDArray
 
-from funnelrec.data.frames import take_rows
+from funnelrec.data.frames import rows_at
 from funnelrec.rank.prerank import PRERANK_COLUMN
 
 
@@ -70,7 +70,7 @@ def slot_order(
     # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
     rank[by_score] = merged[by_slot]
     final = np.lexsort((rank, query))
-    out = take_rows(pool.hstack(added), final)
+    out = rows_at(pool.hstack(added), final)
     return out.hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])
 
 

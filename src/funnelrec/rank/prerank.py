@@ -37,7 +37,7 @@ from numpy.typing import NDArray
 
 from funnelrec.features.pit.evidence import EVIDENCE_PREFIX, without_evidence
 from funnelrec.features.sequence import KeyedEvents
-from funnelrec.metrics.rank import query_positions
+from funnelrec.metrics.rank import query_positions, sorted_runs
 from funnelrec.rank.config import PreRankConfig
 
 PRERANK_COLUMN = "prerank_score"
@@ -196,12 +196,8 @@ class PreRanker:
         score = self.score(frame).astype(np.float32)
         group = frame["query_id"].to_numpy()
         order = np.lexsort((frame["merged_rank"].to_numpy(), -score, group))
-        sorted_group = group[order]
-        first = np.ones(order.size, dtype=bool)
-        first[1:] = sorted_group[1:] != sorted_group[:-1]
-        starts = np.flatnonzero(first)
-        position = np.arange(order.size) - starts[np.cumsum(first) - 1]
-        kept = position < self.config.keep
+        codes, starts = sorted_runs(group[order])
+        kept = np.arange(order.size) - starts[codes] < self.config.keep
         return order[kept].astype(np.int64), order[~kept].astype(np.int64), score
 
     def cut(self, frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:

@@ -16,7 +16,6 @@ class HistoryIndex:
     """The recommender's history (positives) by user."""
 
     def __init__(self, history: pl.DataFrame) -> None:
-        self.history = history
         by_user = RowIndex(history["user_idx"].to_numpy())
         # Sorted by user once, so a user's rows are a slice: a gather per request would hand
         # the frame to polars' thread pool, a wake-up that costs ~1 ms on a loaded box.
