@@ -22,7 +22,9 @@ import os
 os.environ.setdefault("POLARS_MAX_THREADS", "1")
 
 import argparse
+import cProfile
 import json
+import pstats
 import random
 import statistics
 import subprocess
@@ -34,7 +36,7 @@ from pathlib import Path
 from _common import ROOT, render, write_json
 
 
-def measure(artifacts: Path, n_requests: int, k: int) -> dict:
+def measure(artifacts: Path, n_requests: int, k: int, profile: int = 0) -> dict:
     """Median CPU ms per request and per-stage wall ms medians, in this process."""
     import polars as pl
 
@@ -63,6 +65,14 @@ def measure(artifacts: Path, n_requests: int, k: int) -> dict:
         cpu_ms.append((time.process_time() - start) * 1e3)
         for stage, ms in out["timings_ms"].items():
             stages.setdefault(stage, []).append(ms)
+    if profile:  # where one request's time goes, function by function (self time)
+        profiler = cProfile.Profile()
+        profiler.runcall(
+            lambda: [
+                service.recommend(rng.choice(users), k, timestamp=as_of) for _ in range(n_requests)
+            ]
+        )
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
     service.close()
     cpu_ms.sort()
     return {
@@ -135,6 +145,9 @@ def main() -> None:
         "--reference", type=Path, help="src folder of another checkout to compare against"
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--reference)")
+    parser.add_argument(
+        "--profile", type=int, default=0, metavar="N", help="also print the N top functions"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -143,7 +156,7 @@ def main() -> None:
     if args.reference is not None:
         compare(args)
         return
-    result = measure(args.artifacts, args.requests, args.k)
+    result = measure(args.artifacts, args.requests, args.k, args.profile)
     rows = [["cpu per request", result["cpu_ms"]["p50"], result["cpu_ms"]["p90"]]]
     stages = sorted(result["stages"].items(), key=lambda item: _stage_order(item[0]))
     rows += [[stage, ms, ""] for stage, ms in stages]
