@@ -24,7 +24,7 @@ from funnelrec.config.experiment import EvalConfig, ExperimentConfig, RecallConf
 from funnelrec.data.split import TemporalSplitConfig
 from funnelrec.eval.protocol import run_experiment
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index import ExactIndexConfig, build_index, recall_at_k
+from funnelrec.index import ExactIndexConfig, HNSWIndexConfig, build_index, recall_at_k
 from funnelrec.recall.base import Queries
 from funnelrec.recall.itemcf import ItemCFConfig
 from funnelrec.recall.merge import MergeConfig
@@ -47,15 +47,21 @@ def text_encoder(dataset: str) -> TextEncoderConfig | None:
     return None
 
 
+# The HNSW index at every catalogue size (the default, "auto", searches catalogues up to 50k
+# items exactly): this benchmark also measures the ANN index's recall against exact search.
+INDEX = HNSWIndexConfig(ef_search=512)
+
+
 def channels(dataset: str) -> dict:
     text = text_encoder(dataset)
     return {
-        "two_tower_logq": TwoTowerConfig(text=text),
-        "two_tower_mixed": TwoTowerConfig(text=text, n_uniform_negatives=1024),
+        "two_tower_logq": TwoTowerConfig(text=text, index=INDEX),
+        "two_tower_mixed": TwoTowerConfig(text=text, n_uniform_negatives=1024, index=INDEX),
         "two_tower_mixed_hard": TwoTowerConfig(
             text=text,
             n_uniform_negatives=1024,
             hard_negatives=HardNegativeConfig(),
+            index=INDEX,
         ),
         "itemcf": ItemCFConfig(),
         "popular": PopularConfig(mode="recent"),

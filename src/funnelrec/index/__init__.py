@@ -29,6 +29,7 @@ from funnelrec.index.base import (
     recall_at_k,
 )
 from funnelrec.index.config import (
+    AutoIndexConfig,
     ExactIndexConfig,
     HNSWIndexConfig,
     IndexConfig,
@@ -50,6 +51,7 @@ __getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 
 __all__ = [
     "METRICS",
+    "AutoIndexConfig",
     "BaseIndex",
     "ExactIndex",
     "ExactIndexConfig",

@@ -9,22 +9,31 @@ and config readers never pay for it.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from numpy.typing import NDArray
 
-from funnelrec.index.base import BaseIndex, Metric, assert_metric, recall_at_k
-from funnelrec.index.config import ExactIndexConfig, HNSWIndexConfig, IndexConfig, IVFIndexConfig
+from funnelrec.index.base import BaseIndex, Metric, assert_metric, decode_text, recall_at_k
+from funnelrec.index.config import (
+    AutoIndexConfig,
+    ExactIndexConfig,
+    HNSWIndexConfig,
+    IndexConfig,
+    IVFIndexConfig,
+)
 from funnelrec.index.exact import ExactIndex
 
 __all__ = ["IndexConfig", "build_index", "index_from_state", "recall_vs_exact"]
 
 
-def build_index(config: IndexConfig, metric: Metric) -> BaseIndex:
+def build_index(config: IndexConfig, metric: Metric, n_items: int | None = None) -> BaseIndex:
     """A fresh, empty index for ``config`` searching with ``metric``; call ``build`` next.
 
     Args:
         config: which index and its knobs.
         metric: the training similarity of the embeddings (``ip``, ``cosine`` or ``l2``).
+        n_items: the number of items it will hold; an :class:`AutoIndexConfig` needs it.
 
     Example:
         >>> import numpy as np
@@ -33,6 +42,10 @@ def build_index(config: IndexConfig, metric: Metric) -> BaseIndex:
         >>> len(index)
         2
     """
+    if isinstance(config, AutoIndexConfig):
+        if n_items is None:
+            raise TypeError("an auto index config needs n_items to choose its index")
+        config = config.for_items(n_items)
     match config:
         case ExactIndexConfig():
             return ExactIndex(config, metric)
@@ -54,6 +67,8 @@ def index_from_state(config: IndexConfig, metric: Metric, state: dict[str, NDArr
         MetricMismatchError: the saved index metric differs from ``metric``.
         ConfigError: ``config`` differs from the saved one beyond its search-time knobs.
     """
+    if isinstance(config, AutoIndexConfig):  # restore what it chose at build time
+        config = config.of_kind(json.loads(decode_text(state["config"]))["kind"])
     match config:
         case ExactIndexConfig():
             index: BaseIndex = ExactIndex.from_state(config, state)

@@ -326,7 +326,8 @@ class Ranker:
             raise RuntimeError("the ranker is not fitted")
         arrays = {k: v for k, v in _tensor_arrays(x).items() if not k.startswith("label_")}
         outputs: dict[str, list[NDArray]] = {t: [] for t in self.tasks}
-        self.network.eval()
+        if self.network.training:  # eval() walks every module: ~0.2 ms a served request
+            self.network.eval()
         with torch.no_grad():
             for batch in self._inference_batches(arrays, len(x)):
                 logits = self.network(batch)

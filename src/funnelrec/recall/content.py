@@ -117,7 +117,7 @@ class Content(RetrieverBase):
         self._as_of = int(data.as_of)
         self._set_embeddings(emb, created.astype(np.int64))
         pool = np.flatnonzero(self._in_pool(np.arange(data.n_items)))
-        self._index = build_index(self.config.index, METRIC)
+        self._index = build_index(self.config.index, METRIC, pool.shape[0])
         self._index.build(emb[pool], pool.astype(np.int64))
         logger.debug("content fit: %d of %d items indexed", pool.shape[0], data.n_items)
         return self

@@ -8,6 +8,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from funnelrec.errors import ConfigError, FunnelrecError
 from funnelrec.index import (
+    AutoIndexConfig,
     ExactIndex,
     ExactIndexConfig,
     HNSWIndex,
@@ -96,3 +97,27 @@ def test_recall_at_k() -> None:
     found = np.array([[4, 3, 9, 8], [6, 5, 7, -1], [1, 2, 3, 4]])
     assert recall_at_k(found, truth) == pytest.approx((0.5 + 1.0) / 2)
     assert recall_at_k(truth, truth) == 1.0
+
+
+@pytest.mark.parametrize(("n_items", "cls"), [(50, ExactIndex), (51, HNSWIndex)])
+def test_an_auto_config_searches_small_catalogues_exactly(n_items: int, cls: type) -> None:
+    config = AutoIndexConfig(exact_up_to=50)
+    index = build_index(config, "cosine", n_items)
+    assert isinstance(index, cls)
+    vectors = np.random.default_rng(0).standard_normal((n_items, 4)).astype(np.float32)
+    index.build(vectors, np.arange(n_items))
+    restored = index_from_state(config, "cosine", index.state())  # what it chose, kept
+    assert isinstance(restored, cls)
+    np.testing.assert_array_equal(
+        restored.search(vectors[:3], 5)[1], index.search(vectors[:3], 5)[1]
+    )
+
+
+def test_an_auto_config_needs_the_catalogue_size_and_a_known_saved_kind() -> None:
+    with pytest.raises(TypeError, match="n_items"):
+        build_index(AutoIndexConfig(), "ip")
+    ivf = build_index(IVFIndexConfig(), "ip")
+    ivf.build(np.eye(4, dtype=np.float32), np.arange(4))
+    with pytest.raises(ConfigError, match="'ivf'"):
+        index_from_state(AutoIndexConfig(), "ip", ivf.state())
+    assert ADAPTER.validate_python({"kind": "auto", "ann": {"kind": "ivf"}}).ann == IVFIndexConfig()

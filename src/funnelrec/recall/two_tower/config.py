@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index.config import ExactIndexConfig, HNSWIndexConfig, IndexConfig
+from funnelrec.index.config import AutoIndexConfig, ExactIndexConfig, IndexConfig
 from funnelrec.recall.base import RetrieverBase, RetrieverConfig
 from funnelrec.train.config import TrainLoopConfig
 
@@ -126,9 +126,11 @@ class TwoTowerConfig(RetrieverConfig):
         "fitted hashing encoder (seconds on 2 cores).",
     )
     index: IndexConfig = Field(
-        default_factory=lambda: HNSWIndexConfig(ef_search=512),
-        description="ANN index of the item vectors. ef_search 512 keeps recall@200 against exact "
-        "search >= 0.95 on the benchmark catalogues (23k-55k items; 128 gave 0.85 on Taobao).",
+        default_factory=AutoIndexConfig,
+        description="Index of the item vectors. 'auto': exact search up to 50k items (cheaper per "
+        "served query than HNSW at ef_search 512, and exact), HNSW with ef_search 512 above "
+        "(keeps recall@200 against exact >= 0.95 on the benchmark catalogues; 128 gave 0.85 on "
+        "Taobao).",
     )
 
     # ---- examples ----

@@ -167,7 +167,7 @@ class TwoTower(RetrieverBase):
         )
         self._vectors = self._embed_items(np.arange(data.n_items, dtype=np.int64))
         start = time.perf_counter()
-        index = build_index(cfg.index, METRIC)
+        index = build_index(cfg.index, METRIC, data.n_items)
         assert_metric(index, METRIC)
         index.build(self._vectors, np.arange(data.n_items, dtype=np.int64))
         self._index = index
