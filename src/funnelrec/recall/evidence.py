@@ -27,6 +27,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, TypeGuard, runtime_checkable
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
@@ -193,35 +194,58 @@ def _vector_similarities(
 ) -> dict[str, NDArray[np.float32]]:
     """Cosine of each candidate with the user's last item, recent mean and profile.
 
-    Only the candidates' and the history items' vectors are normalised, not the catalogue's:
-    normalising every item vector cost ~2.6 ms per channel and request on a 20k catalogue."""
-    known = (items >= 0) & (items < vectors.shape[0]) & (rows >= 0)
-    cand = np.zeros((items.shape[0], vectors.shape[1]), dtype=np.float32)
-    cand[known] = _unit(vectors[items[known]])
+    One compiled pass (:func:`_cosines`): the NumPy version (normalise the candidates' and
+    history items' vectors, scatter-add the profiles, gather one per candidate) cost ~0.3 ms
+    a channel and request in fixed calls, and its gather held ``[3, N, D]`` float64 on an
+    offline batch. Only the vectors used are normalised, never the catalogue."""
     recent = history.recent(vectors.shape[0])
-    unit = _unit(vectors[recent.item].astype(np.float64))
     suffixes = (("last", 1), ("recent", RECENT), ("profile", PROFILE))
-    # Per query, the sum of the unit vectors of its last ``last`` items: the direction of
-    # their mean, all a cosine needs (zero rows without history).
-    sums = np.zeros((len(suffixes), len(history.queries), vectors.shape[1]))
-    for k, (_, last) in enumerate(suffixes):
-        keep = recent.rank < last
-        np.add.at(sums[k], recent.row[keep], unit[keep])
-    profiles = _unit(sums.reshape(-1, vectors.shape[1])).reshape(sums.shape)
-    # One gather and one product for the three (float64, as the float32 candidates and
-    # float64 profiles meet in a mixed einsum): ~40 us a channel less than one each.
-    cos = np.einsum("nd,knd->kn", cand.astype(np.float64), profiles[:, np.maximum(rows, 0)])
-    return {
-        f"{PREFIX}{name}_cos_{suffix}": np.where(known, cos[k], 0.0).astype(np.float32)
-        for k, (suffix, _) in enumerate(suffixes)
-    }
+    cos = _cosines(
+        np.ascontiguousarray(vectors),
+        recent.row,
+        recent.item,
+        recent.rank,
+        len(history.queries),
+        rows,
+        items,
+        np.array([last for _, last in suffixes], dtype=np.int64),
+    )
+    return {f"{PREFIX}{name}_cos_{suffix}": cos[k] for k, (suffix, _) in enumerate(suffixes)}
 
 
-def _unit(rows: NDArray) -> NDArray:
-    """Rows scaled to unit length (zero rows stay zero); the norm as ``np.linalg.norm`` computes
-    it, without its ~5 us of argument handling."""
-    norm = np.sqrt(np.add.reduce(rows * rows, axis=1, keepdims=True))
-    return rows / np.maximum(norm, 1e-12)
+@numba.njit(cache=True)
+def _cosines(vectors, row, item, rank, n_rows, rows, items, lasts):  # pragma: no cover - compiled
+    """``[K, N]`` float32 cosine of candidate ``(rows[j], items[j])`` with the mean direction of
+    its query's recent items of rank < ``lasts[k]`` (0 for unknown items, queries without
+    history); the recent items are ``(row, item, rank)`` entries. Float64 throughout."""
+    dim, n_lasts = vectors.shape[1], lasts.shape[0]
+    # Per query, the sum of the unit vectors of its last ``lasts[k]`` items: the direction of
+    # their mean, all a cosine needs.
+    sums = np.zeros((n_lasts, n_rows, dim))
+    for e in range(row.shape[0]):
+        vec = vectors[item[e]]
+        scale = 1.0 / max(np.sqrt(np.sum(vec.astype(np.float64) ** 2)), 1e-12)
+        for k in range(n_lasts):
+            if rank[e] < lasts[k]:
+                for d in range(dim):
+                    sums[k, row[e], d] += vec[d] * scale
+    for k in range(n_lasts):
+        for r in range(n_rows):
+            scale = 1.0 / max(np.sqrt(np.sum(sums[k, r] ** 2)), 1e-12)
+            sums[k, r] *= scale
+    out = np.zeros((n_lasts, rows.shape[0]), dtype=np.float32)
+    for j in range(rows.shape[0]):
+        it, r = items[j], rows[j]
+        if it < 0 or it >= vectors.shape[0] or r < 0:
+            continue
+        vec = vectors[it]
+        scale = 1.0 / max(np.sqrt(np.sum(vec.astype(np.float64) ** 2)), 1e-12)
+        for k in range(n_lasts):
+            dot = 0.0
+            for d in range(dim):
+                dot += vec[d] * sums[k, r, d]
+            out[k, j] = dot * scale
+    return out
 
 
 def _matrix_similarities(

@@ -190,7 +190,8 @@ def test_evidence_equals_the_scipy_formulation(
     canonical: bool, chunk: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Same columns, order and dtypes; the same floats (the products are summed in scipy's
-    order and dtype), whether the products are taken in one step or in many small ones."""
+    order and dtype; the cosines to float32 rounding), whether the products are taken in one
+    step or in many small ones."""
     if chunk is not None:
         monkeypatch.setattr(evidence, "_PRODUCT_CHUNK", chunk)
     rng = np.random.default_rng(3)
@@ -200,7 +201,11 @@ def test_evidence_equals_the_scipy_formulation(
     expected = _reference(candidates, results, queries, channels)
     assert out.columns == expected.columns and out.schema == expected.schema
     for name in expected.columns:
-        np.testing.assert_array_equal(out[name].to_numpy(), expected[name].to_numpy(), name)
+        got, want = out[name].to_numpy(), expected[name].to_numpy()
+        if "_cos_" in name:  # a compiled float64 pass, summed in its own order: to float32 ulps
+            np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7, err_msg=name)
+        else:
+            np.testing.assert_array_equal(got, want, name)
 
 
 def test_one_query_equals_its_rows_of_a_batch() -> None:
