@@ -219,6 +219,21 @@ def test_gather_rows_gradient_equals_nn_embedding() -> None:
     assert torch.autograd.gradcheck(lambda w: gather_rows(w, index), (weight,))
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_gather_rows_takes_the_native_embedding_backward_on_cuda() -> None:
+    weight = torch.randn(13, 3, dtype=torch.float64)
+    index = torch.randint(0, 13, (64, 50))  # behaviour sequences: duplicate-heavy
+    grad = torch.randn(64, 50, 3, dtype=torch.float64)
+    grads = []
+    for device in ("cpu", "cuda"):
+        w = weight.to(device).requires_grad_()
+        out = gather_rows(w, index.to(device))
+        assert ("Embedding" in type(out.grad_fn).__name__) == (device == "cuda")
+        out.backward(grad.to(device))
+        grads.append(w.grad.cpu())
+    torch.testing.assert_close(grads[0], grads[1])
+
+
 def test_lookup_fields_gathers_several_fields_at_once() -> None:
     emb = FieldEmbedding((3, 5, 2), dim=4)
     codes = torch.tensor([[[4, 1], [0, 1]]])  # [1, 2, K=2]: codes of fields (1, 2)

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 
 class _GatherRows(torch.autograd.Function):
-    """``weight[index]`` with a dense ``index_put_`` accumulation as its backward."""
+    """``weight[index]`` with a dense ``index_put_`` accumulation as its backward (CPU)."""
 
     @staticmethod
     def forward(ctx: Any, weight: Tensor, index: Tensor) -> Tensor:
@@ -43,6 +43,13 @@ class _GatherRows(torch.autograd.Function):
 def gather_rows(weight: Tensor, index: Tensor) -> Tensor:
     """Rows ``weight[index]``: ``[V, E]``, ``[...]`` int64 -> ``[..., E]`` (dense gradient).
 
+    The backward differs by device, the gradient does not. On CPU an ``index_put_``
+    accumulation (:class:`_GatherRows`) beats ``nn.Embedding``'s backward. On CUDA it is the
+    other way round by far: ``index_put_(accumulate=True)`` over duplicate-heavy indices (a
+    batch of behaviour sequences) took 95% of a DIN train step at batch 16,384 on an H200
+    (456 of 481 ms), while ``nn.Embedding``'s sort-and-segment-sum backward took 48 ms for all
+    28 tables of the plain-PyTorch reference; so CUDA tensors take the native path.
+
     Example:
         >>> w = torch.arange(6.0).view(3, 2).requires_grad_()
         >>> gather_rows(w, torch.tensor([2, 2, 0])).sum().backward()
@@ -51,6 +58,8 @@ def gather_rows(weight: Tensor, index: Tensor) -> Tensor:
                 [0., 0.],
                 [2., 2.]])
     """
+    if weight.device.type == "cuda":
+        return nn.functional.embedding(index, weight)
     return _GatherRows.apply(weight, index)
 
 
