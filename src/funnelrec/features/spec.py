@@ -22,9 +22,12 @@ Batch keys (``B`` = batch, ``F`` = sparse fields, ``D`` = dense features, ``L`` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
+
+from funnelrec.features.behaviours import SequenceArrays, SequenceBlock
 
 SEQ_KEYS = ("seq_item", "seq_category", "seq_gap")
 
@@ -57,6 +60,11 @@ class FeatureSpec:
 class RankFeatures:
     """Model inputs for N samples (see the module docstring for keys and shapes).
 
+    The behaviour sequences are a :class:`~funnelrec.features.behaviours.SequenceBlock`:
+    batches gather their ``[B, L]`` rows (:meth:`batch_arrays`), so ``N`` samples never hold
+    ``[N, L]`` copies of their users' histories; ``seq_item`` / ``seq_category`` / ``seq_gap``
+    materialise all ``N`` rows (once) for code that reads them whole.
+
     ``group`` ``[N]`` is the query (impression list) each sample belongs to, for GAUC and
     per-query ranking metrics; ``user_idx`` ``[N]`` the user.
     """
@@ -64,9 +72,7 @@ class RankFeatures:
     spec: FeatureSpec
     sparse: NDArray[np.int64]
     dense: NDArray[np.float32]
-    seq_item: NDArray[np.int64]
-    seq_category: NDArray[np.int64]
-    seq_gap: NDArray[np.float32]
+    sequences: SequenceBlock
     labels: dict[str, NDArray[np.float32]]
     group: NDArray[np.int64]
     user_idx: NDArray[np.int64]
@@ -75,15 +81,32 @@ class RankFeatures:
     def __len__(self) -> int:
         return int(self.sparse.shape[0])
 
+    @cached_property
+    def _all_sequences(self) -> SequenceArrays:
+        return self.sequences.dense()
+
+    @property
+    def seq_item(self) -> NDArray[np.int64]:
+        """``[N, L]`` behaviour item ids (0 = padding)."""
+        return self._all_sequences[0]
+
+    @property
+    def seq_category(self) -> NDArray[np.int64]:
+        """``[N, L]`` behaviour category ids (0 = padding / unknown)."""
+        return self._all_sequences[1]
+
+    @property
+    def seq_gap(self) -> NDArray[np.float32]:
+        """``[N, L]`` float32 ``log1p`` seconds from each behaviour to the sample time."""
+        return self._all_sequences[2]
+
     def take(self, rows: NDArray[np.integer]) -> RankFeatures:
         """The subset ``rows`` (any integer index array)."""
         return RankFeatures(
             self.spec,
             self.sparse[rows],
             self.dense[rows],
-            self.seq_item[rows],
-            self.seq_category[rows],
-            self.seq_gap[rows],
+            self.sequences.take(rows),
             {t: v[rows] for t, v in self.labels.items()},
             self.group[rows],
             self.user_idx[rows],
@@ -91,13 +114,13 @@ class RankFeatures:
         )
 
     def arrays(self) -> dict[str, NDArray]:
-        """The batch dict (numpy) under the model keys: sparse, dense, seq_*, label_<task>."""
-        out: dict[str, NDArray] = {
-            "sparse": self.sparse,
-            "dense": self.dense,
-            "seq_item": self.seq_item,
-            "seq_category": self.seq_category,
-            "seq_gap": self.seq_gap,
-        }
+        """The per-row arrays of the batch dict (numpy): sparse, dense, label_<task>; the
+        sequences come per batch from :meth:`batch_arrays`."""
+        out: dict[str, NDArray] = {"sparse": self.sparse, "dense": self.dense}
         out.update({f"label_{t}": v for t, v in self.labels.items()})
         return out
+
+    def batch_arrays(self, rows: NDArray[np.integer]) -> dict[str, NDArray]:
+        """The sequence keys of the batch dict (``seq_item``, ``seq_category``, ``seq_gap``)
+        for ``rows``."""
+        return dict(zip(SEQ_KEYS, self.sequences.dense(rows), strict=True))

@@ -207,14 +207,16 @@ class LightGBMRanker:
     its constant (the base rate) ranks nothing.
 
     Example:
+        >>> from funnelrec.features.behaviours import DenseSequences
         >>> from funnelrec.features.spec import FeatureSpec, RankFeatures
         >>> rng = np.random.default_rng(0)
         >>> n = 400
         >>> spec = FeatureSpec(("item", "cat"), (50, 4), 1, 0, 0, 1, ("click",))
         >>> x = rng.normal(size=(n, 1)).astype(np.float32)
+        >>> none = DenseSequences(np.zeros((n, 0), np.int64), np.zeros((n, 0), np.int64),
+        ...     np.zeros((n, 0), np.float32))
         >>> f = RankFeatures(spec, np.column_stack([rng.integers(1, 50, n),
-        ...     rng.integers(1, 4, n)]), x, np.zeros((n, 0), np.int64),
-        ...     np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32),
+        ...     rng.integers(1, 4, n)]), x, none,
         ...     {"click": (x[:, 0] > 0).astype(np.float32)}, np.arange(n) // 10, np.arange(n))
         >>> cfg = LightGBMConfig(n_estimators=20, min_child_samples=5)
         >>> model = LightGBMRanker(cfg).fit(f)

@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
+from funnelrec.rank.batches import Batch, BatchTable
 from funnelrec.rank.calibration import (
     IsotonicCalibrator,
     calibrators_from_state,
@@ -58,16 +59,6 @@ logger = logging.getLogger(__name__)
 PREPARED_MAX_SAMPLES = 20_000
 """Requests up to this many samples read a prepared index of a repeatedly used log; bigger
 batches (offline evaluation) sort their own rows, which is cheaper than gathering per user."""
-
-
-def _tensor_arrays(features: RankFeatures, *, query: bool = False) -> dict[str, torch.Tensor]:
-    """The batch tensors; ``query=True`` adds the query ids the listwise loss groups by."""
-    arrays = features.arrays()
-    if query:
-        arrays[QUERY_KEY] = features.group
-    return {
-        key: torch.from_numpy(np.require(v, requirements=["C", "W"])) for key, v in arrays.items()
-    }
 
 
 class Ranker:
@@ -161,31 +152,28 @@ class Ranker:
                 self.calibrators[task] = IsotonicCalibrator().fit(probs[task], labels)
         self.stats["calibrated_tasks"] = sorted(self.calibrators)
 
-    def _batches(self, arrays: dict[str, torch.Tensor], n: int, epoch: int) -> Iterator[dict]:
+    def _batches(self, table: BatchTable, epoch: int) -> Iterator[Batch]:
         """One epoch's shuffled training batches: of rows (pointwise), or of whole queries
         (listwise, whose softmax must see all of a query's candidates at once)."""
         seed = self.config.train.seed * 1000 + epoch
         size = self.config.train.batch_size
         if self.config.train.loss == "listwise":
             rng = np.random.default_rng(seed)
-            for query_rows in query_batches(arrays[QUERY_KEY].numpy(), size, rng):
-                index = torch.from_numpy(query_rows)
-                yield {key: value[index] for key, value in arrays.items()}
+            for query_rows in query_batches(table.column(QUERY_KEY).numpy(), size, rng):
+                yield table.rows(query_rows)
             return
-        order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-        for start in range(0, n, size):
-            rows = order[start : start + size]
-            yield {key: value[rows] for key, value in arrays.items()}
+        order = torch.randperm(len(table), generator=torch.Generator().manual_seed(seed)).numpy()
+        for start in range(0, len(table), size):
+            yield table.rows(order[start : start + size])
 
-    def _eval_batches(self, arrays: dict[str, torch.Tensor], n: int) -> Iterator[dict]:
+    def _eval_batches(self, table: BatchTable) -> Iterator[Batch]:
         """Validation batches for the loss: in order, of whole queries when listwise."""
         if self.config.train.loss != "listwise":
-            yield from self._inference_batches(arrays, n)
+            yield from self._inference_batches(table, len(table))
             return
         size = self.config.serve.inference_batch_size
-        for rows in query_batches(arrays[QUERY_KEY].numpy(), size):
-            index = torch.from_numpy(rows)
-            yield {key: value[index].to(self._device) for key, value in arrays.items()}
+        for rows in query_batches(table.column(QUERY_KEY).numpy(), size):
+            yield table.rows(rows, self._device)
 
     def _fit_network(
         self,
@@ -204,15 +192,14 @@ class Ranker:
             )
         )
         listwise = train_config.loss == "listwise"
-        arrays = _tensor_arrays(x_train, query=listwise)
-        valid = _tensor_arrays(x_valid, query=listwise)
-        n = len(x_train)
+        train_table = BatchTable(x_train, query=listwise)
+        valid = BatchTable(x_valid, query=listwise)
         best: dict = {"loss": float("inf"), "state": None}
 
         def evaluate(model: torch.nn.Module, epoch: int) -> dict[str, float]:
             # The training loss on whole-query batches (listwise), weighted by batch rows.
             total, count = 0.0, 0
-            for batch in self._eval_batches(valid, len(x_valid)):
+            for batch in self._eval_batches(valid):
                 out = model(batch)
                 total += float(loss(out, batch)["loss"]) * batch["sparse"].shape[0]
                 count += batch["sparse"].shape[0]
@@ -232,7 +219,7 @@ class Ranker:
         result = train(
             network,
             loss,
-            lambda epoch: self._batches(arrays, n, epoch),
+            lambda epoch: self._batches(train_table, epoch),
             self.config.train.loop,
             device=self._device,
             callbacks=callbacks,
@@ -264,10 +251,11 @@ class Ranker:
                 t: [round(float(x), 4) for x in v] for t, v in util.items()
             }
 
-    def _inference_batches(self, arrays: dict[str, torch.Tensor], n: int) -> Iterator[dict]:
+    def _inference_batches(self, table: BatchTable, n: int) -> Iterator[Batch]:
+        """The first ``n`` rows in order, in batches of ``serve.inference_batch_size``."""
         size = self.config.serve.inference_batch_size
         for start in range(0, n, size):
-            yield {k: v[start : start + size].to(self._device) for k, v in arrays.items()}
+            yield table.rows(slice(start, min(start + size, n)), self._device)
 
     def _tune_fusion(self, x_valid: RankFeatures) -> None:
         probs = self.predict_features(x_valid)
@@ -324,12 +312,12 @@ class Ranker:
             return self.boosters.predict(x)
         if self.network is None:
             raise RuntimeError("the ranker is not fitted")
-        arrays = {k: v for k, v in _tensor_arrays(x).items() if not k.startswith("label_")}
+        table = BatchTable(x, labels=False)
         outputs: dict[str, list[NDArray]] = {t: [] for t in self.tasks}
         if self.network.training:  # eval() walks every module: ~0.2 ms a served request
             self.network.eval()
         with torch.no_grad():
-            for batch in self._inference_batches(arrays, len(x)):
+            for batch in self._inference_batches(table, len(x)):
                 logits = self.network(batch)
                 # sigmoid: probabilities (pointwise BCE) or ranking scores (listwise).
                 for t in self.tasks:

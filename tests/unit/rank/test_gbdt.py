@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from funnelrec.features.behaviours import DenseSequences
 from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.metrics.rank import auc
 from funnelrec.rank.gbdt import SEQ_AGGREGATES, LightGBMRanker
@@ -48,9 +49,7 @@ def make_features(n: int, seed: int) -> RankFeatures:
         spec=SPEC,
         sparse=np.column_stack([user, item, cat]).astype(np.int64),
         dense=dense,
-        seq_item=seq_item.astype(np.int64),
-        seq_category=seq_cat.astype(np.int64),
-        seq_gap=seq_gap,
+        sequences=DenseSequences(seq_item.astype(np.int64), seq_cat.astype(np.int64), seq_gap),
         labels={"click": click, "order": order, "like": np.zeros(n, dtype=np.float32)},
         group=np.arange(n, dtype=np.int64) // 20,
         user_idx=user,
@@ -147,9 +146,7 @@ def test_all_positive_task_predicts_one(
         train.spec,
         train.sparse,
         train.dense,
-        train.seq_item,
-        train.seq_category,
-        train.seq_gap,
+        train.sequences,
         {**train.labels, "like": np.ones(len(train), dtype=np.float32)},
         train.group,
         train.user_idx,
@@ -186,9 +183,7 @@ def test_predict_checks_layout(
         other_spec,
         test.sparse,
         test.dense,
-        test.seq_item,
-        test.seq_category,
-        test.seq_gap,
+        test.sequences,
         test.labels,
         test.group,
         test.user_idx,

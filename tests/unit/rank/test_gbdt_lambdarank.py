@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
+from funnelrec.features.behaviours import DenseSequences
 from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.metrics.rank import gauc, grouped_ndcg
 from funnelrec.rank.fusion import FusionTarget, fuse, search_fusion
@@ -56,9 +57,9 @@ def make_features(n_queries: int, seed: int, *, interleave: bool = True) -> Rank
         spec=SPEC,
         sparse=sparse,
         dense=dense,
-        seq_item=np.zeros((n, 0), np.int64),
-        seq_category=np.zeros((n, 0), np.int64),
-        seq_gap=np.zeros((n, 0), np.float32),
+        sequences=DenseSequences(
+            np.zeros((n, 0), np.int64), np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
+        ),
         labels={
             "click": click.astype(np.float32),
             "order": order.astype(np.float32),

@@ -12,8 +12,11 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.data.split import TemporalSplitConfig, make_split
+from funnelrec.features.behaviours import DenseSequences
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.metrics.rank import auc, gauc
 from funnelrec.pipeline.rank_samples import build_rank_data
+from funnelrec.rank.batches import BatchTable
 from funnelrec.rank.config import RankConfig
 from funnelrec.rank.listwise import QUERY_KEY
 from funnelrec.rank.ranker import Ranker
@@ -214,9 +217,17 @@ def test_listwise_batches_hold_whole_queries() -> None:
     ranker = Ranker(config, ("click",))
     rng = np.random.default_rng(0)
     query = rng.permutation(np.repeat(np.arange(40) * 11, rng.integers(1, 30, 40)))
-    arrays = {"sparse": torch.arange(query.size)[:, None], QUERY_KEY: torch.from_numpy(query)}
+    n = query.size
+    empty = DenseSequences(
+        np.zeros((n, 0), np.int64), np.zeros((n, 0), np.int64), np.zeros((n, 0), np.float32)
+    )
+    spec = FeatureSpec(("row",), (n,), 0, 0, 0, 0, ("click",))
+    features = RankFeatures(
+        spec, np.arange(n)[:, None], np.zeros((n, 0), np.float32), empty, {}, query, query
+    )
+    table = BatchTable(features, query=True)
     for epoch in (0, 1):
-        batches = list(ranker._batches(arrays, query.size, epoch))
+        batches = list(ranker._batches(table, epoch))
         rows = torch.cat([b["sparse"][:, 0] for b in batches])
         assert sorted(rows.tolist()) == list(range(query.size))
         seen: set[int] = set()
@@ -225,8 +236,8 @@ def test_listwise_batches_hold_whole_queries() -> None:
             assert not ids & seen, "a query was split across batches"
             assert torch.equal(batch[QUERY_KEY], torch.from_numpy(query)[batch["sparse"][:, 0]])
             seen |= ids
-    first = [b[QUERY_KEY][0].item() for b in ranker._batches(arrays, query.size, 0)]
-    second = [b[QUERY_KEY][0].item() for b in ranker._batches(arrays, query.size, 1)]
+    first = [b[QUERY_KEY][0].item() for b in ranker._batches(table, 0)]
+    second = [b[QUERY_KEY][0].item() for b in ranker._batches(table, 1)]
     assert first != second  # queries are reshuffled every epoch
 
 

@@ -157,7 +157,8 @@ class PointInTimeFeatures:
 
         Returns:
             :class:`RankFeatures` with ``sparse [N, F]`` int64, ``dense [N, D]`` float32,
-            ``seq_item``/``seq_category [N, L]`` int64, ``seq_gap [N, L]`` float32,
+            ``sequences`` (the windows of ``seq_item``/``seq_category [N, L]`` int64,
+            ``seq_gap [N, L]`` float32, gathered per batch),
             ``labels {task: [N]}``, ``group [N]`` (query_id), ``user_idx [N]`` and ``extra``
             (``item_idx``, ``timestamp`` and position/source_rank/recall_score if present).
 
@@ -174,7 +175,7 @@ class PointInTimeFeatures:
         raw = assemble_dense(self.config, f, samples, events, prepared)
         dense = np.nan_to_num((raw - f.dense_mean) / f.dense_std, nan=0.0)
         clip = self.config.clip
-        seq_item, seq_cat, seq_gap = sequences(
+        behaviours = sequences(
             self.config, f, samples, events, None if prepared is None else prepared.t0
         )
         item = samples["item_idx"].to_numpy().astype(np.int64)
@@ -189,9 +190,7 @@ class PointInTimeFeatures:
             spec=self.spec,
             sparse=self._sparse(samples),
             dense=np.clip(dense, -clip, clip).astype(np.float32),
-            seq_item=seq_item,
-            seq_category=seq_cat,
-            seq_gap=seq_gap,
+            sequences=behaviours,
             labels={
                 t: samples[f"label_{t}"].to_numpy().astype(np.float32, copy=False) for t in present
             },

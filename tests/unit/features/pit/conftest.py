@@ -21,6 +21,7 @@ T0 = 1_700_000_000
 
 def _arrays(f: RankFeatures) -> dict[str, np.ndarray]:
     out = dict(f.arrays())
+    out.update(seq_item=f.seq_item, seq_category=f.seq_category, seq_gap=f.seq_gap)
     out.update(group=f.group, user_idx=f.user_idx)
     out.update({f"extra_{k}": v for k, v in f.extra.items()})
     return out
