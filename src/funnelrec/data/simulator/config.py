@@ -47,6 +47,88 @@ class SlateMix(BaseModel):
         return tuple(w / total for w in raw)
 
 
+class LongTermInterestConfig(BaseModel):
+    """Users with long-term periodic interests: the ground truth for long behaviour sequences.
+
+    A share of the active users each get 1-3 *periodic categories*. Each one has a period, a
+    burst length and a phase: during a burst the category takes ``burst_share`` of the user's
+    session focus (and tops their interest, so its items are also the most relevant); between
+    bursts its interest is multiplied by ``off_burst_weight`` (0 = suppressed). A user who buys
+    in category C for a few days, then nothing in C for weeks, then again, is the case where the
+    last 50 events say nothing about C and the full history does.
+
+    Off by default (``share_of_users=0``): the simulation is then bit-identical to one without
+    this block. When on, the planting draws from a stream of its own and planted users alone
+    change, so every other user's rows stay the same.
+
+    Example:
+        >>> LongTermInterestConfig(share_of_users=0.2).enabled
+        True
+        >>> LongTermInterestConfig().enabled
+        False
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    share_of_users: float = Field(
+        0.0, ge=0, le=1, description="Share of active users given periodic categories (0 = off)."
+    )
+    min_categories: int = Field(1, ge=1, le=4, description="Fewest periodic categories per user.")
+    max_categories: int = Field(3, ge=1, le=4, description="Most periodic categories per user.")
+    min_period_days: float = Field(
+        14.0, gt=0, description="Shortest period (days) between the starts of two bursts."
+    )
+    max_period_days: float = Field(
+        60.0, gt=0, description="Longest period (days); periods are uniform in [min, max]."
+    )
+    min_burst_days: float = Field(2.0, gt=0, description="Shortest burst (days).")
+    max_burst_days: float = Field(
+        5.0, gt=0, description="Longest burst (days); burst lengths are uniform in [min, max]."
+    )
+    burst_share: float = Field(
+        0.8,
+        gt=0,
+        lt=1,
+        description="Share of the user's session focus a category takes during its burst.",
+    )
+    off_burst_weight: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Factor on the category's own interest between bursts (0 = suppressed, "
+        "1 = its baseline).",
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self) -> Self:
+        if self.min_categories > self.max_categories:
+            raise ValueError(
+                f"long_term.min_categories={self.min_categories} must be <= "
+                f"max_categories={self.max_categories}"
+            )
+        if self.min_period_days > self.max_period_days:
+            raise ValueError(
+                f"long_term.min_period_days={self.min_period_days:g} must be <= "
+                f"max_period_days={self.max_period_days:g}"
+            )
+        if self.min_burst_days > self.max_burst_days:
+            raise ValueError(
+                f"long_term.min_burst_days={self.min_burst_days:g} must be <= "
+                f"max_burst_days={self.max_burst_days:g}"
+            )
+        if self.max_burst_days >= self.min_period_days:
+            raise ValueError(
+                f"long_term.max_burst_days={self.max_burst_days:g} must be shorter than "
+                f"min_period_days={self.min_period_days:g}, or a burst never ends"
+            )
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        """Whether any user gets periodic categories."""
+        return self.share_of_users > 0
+
+
 POSITIVE_SHARE = 0.11
 """Share of click/cart/order rows in a default simulated log (measured: 109k of 996k at 1M)."""
 
@@ -60,7 +142,9 @@ class SimulatorConfig(BaseModel):
     at heavy-tailed gaps, each focused on one category / sub-topic / anchor cluster (or resuming
     the previous focus after a short gap), interests drifting between sessions; per session step
     a slate of available items from a mix of sources, ordered by a noisy system score; clicks
-    with probability position bias x relevance, then carts and orders.
+    with probability position bias x relevance, then carts and orders. Optionally
+    (``long_term``, off by default) some users have categories they return to in periodic
+    bursts, the planted ground truth for long behaviour sequences.
 
     The defaults describe a medium dataset of about one million interaction rows (impressions
     included). :meth:`for_interactions` scales users, items, categories and vocabulary with a
@@ -197,6 +281,12 @@ class SimulatorConfig(BaseModel):
     cart_rate: float = Field(0.3, ge=0, le=1, description="Mean P(cart | click).")
     order_rate: float = Field(0.4, ge=0, le=1, description="Mean P(order | cart).")
 
+    # ---- planted long-term structure ----
+    long_term: LongTermInterestConfig = Field(
+        default_factory=LongTermInterestConfig,
+        description="Users with periodic category interests (off by default).",
+    )
+
     @model_validator(mode="after")
     def _consistent(self) -> Self:
         if self.title_min_words > self.title_max_words:
@@ -206,6 +296,12 @@ class SimulatorConfig(BaseModel):
             raise ValueError(
                 f"title_vocab_size={self.title_vocab_size} is too small for "
                 f"{self.n_categories} categories x {self.n_subtopics} sub-topics (need >= {needed})"
+            )
+        if self.long_term.enabled and self.long_term.max_categories >= self.n_categories:
+            raise ValueError(
+                f"long_term.max_categories={self.long_term.max_categories} needs more "
+                f"categories than that (n_categories={self.n_categories}): a user's main "
+                "interest is never periodic"
             )
         n_active = self.n_users - math.floor(self.n_users * self.cold_user_fraction)
         if self.target_interactions < self.slate_size * n_active:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -24,6 +24,12 @@ from funnelrec.data.simulator.kernel import (
     UserArrays,
     empty_slots,
     simulate_chunk,
+)
+from funnelrec.data.simulator.periodic import (
+    PERIODIC_SCHEMA,
+    PeriodicInterests,
+    periodic_table,
+    plant_periodic,
 )
 from funnelrec.data.simulator.plan import SessionPlan, plan_sessions, position_bias
 from funnelrec.data.simulator.population import GENDERS, Population, build_population
@@ -47,11 +53,18 @@ class SimulatedData:
         users: ``user_id`` (Int64), ``age`` (Int32 bucket lower bound), ``gender`` (String),
             ``region`` (String, ``r03``), ``signup_at`` (Int64), ``tags`` (String: two
             onboarding categories, ``c03|c07``, drawn from the user's interests).
+        periodic_interests: ground truth of the planted long-term periodic interests
+            (``SimulatorConfig.long_term``): ``user_id, category, period_s, burst_s, phase_s,
+            burst_origin``, one row per (user, periodic category); empty when the feature is
+            off. :func:`~funnelrec.data.simulator.periodic.burst_windows` lists the bursts.
     """
 
     interactions: pl.DataFrame
     items: pl.DataFrame
     users: pl.DataFrame
+    periodic_interests: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=PERIODIC_SCHEMA)
+    )
 
 
 def _kernel_params(
@@ -88,6 +101,8 @@ def _kernel_params(
         quality_mean=quality_mean,
         mix_cum=mix,
         pos_bias=position_bias(config),
+        lt_burst_ratio=config.long_term.burst_share / (1.0 - config.long_term.burst_share),
+        lt_off_weight=config.long_term.off_burst_weight,
     )
 
 
@@ -117,7 +132,9 @@ def _catalog_arrays(catalog: Catalog, population: Population) -> CatalogArrays:
     )
 
 
-def _user_arrays(population: Population, plan: SessionPlan) -> UserArrays:
+def _user_arrays(
+    population: Population, plan: SessionPlan, periodic: PeriodicInterests
+) -> UserArrays:
     return UserArrays(
         window_start=population.window_start,
         late=population.late,
@@ -128,6 +145,11 @@ def _user_arrays(population: Population, plan: SessionPlan) -> UserArrays:
         user_ptr=plan.user_ptr,
         steps=plan.steps,
         slot_ptr=plan.slot_ptr,
+        lt_ptr=periodic.user_ptr,
+        lt_cat=periodic.category,
+        lt_period=periodic.period,
+        lt_burst=periodic.burst,
+        lt_phase=periodic.phase,
     )
 
 
@@ -145,10 +167,11 @@ def _simulate_interactions(
     population: Population,
     plan: SessionPlan,
     keys: NDArray[np.uint64],
+    periodic: PeriodicInterests,
 ) -> pl.DataFrame:
     params = _kernel_params(config, catalog, keys)
     cat = _catalog_arrays(catalog, population)
-    users = _user_arrays(population, plan)
+    users = _user_arrays(population, plan, periodic)
     session_user = np.repeat(np.arange(population.n_users), np.diff(plan.user_ptr))
     blocks = []
     for lo, hi in _chunk_bounds(plan, population.n_users):
@@ -243,10 +266,16 @@ def simulate(config: SimulatorConfig) -> SimulatedData:
     population = build_population(rng, config, catalog)
     plan = plan_sessions(rng, config, population)
     keys = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
-    interactions = _simulate_interactions(config, catalog, population, plan, keys)
+    periodic = plant_periodic(config, population)  # its own stream: `rng` is not advanced
+    interactions = _simulate_interactions(config, catalog, population, plan, keys, periodic)
     items = _items_table(config, catalog, titles)
     users = _users_table(config, population)
     check_schema(interactions, INTERACTIONS, source="simulator")
     check_schema(items, ITEMS, source="simulator")
     check_schema(users, USERS, source="simulator")
-    return SimulatedData(interactions=interactions, items=items, users=users)
+    return SimulatedData(
+        interactions=interactions,
+        items=items,
+        users=users,
+        periodic_interests=periodic_table(config, periodic),
+    )

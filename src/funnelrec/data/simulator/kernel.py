@@ -3,7 +3,9 @@
 One numba function walks each user's sessions in time order with the user's own random stream
 (:mod:`~funnelrec.data.simulator.rng`), so results do not depend on batching. It fills
 pre-sized per-slot arrays (``slot_ptr`` of the session plan); a slot left at item ``-1`` was not
-shown (session past the span's end, or no distinct available item found).
+shown (session past the span's end, or no distinct available item found). A user with planted
+periodic categories (:mod:`~funnelrec.data.simulator.periodic`) sees them boosted during their
+bursts and suppressed between them; every other user takes exactly the same path as before.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelrec.data.simulator.periodic import burst_mask, periodic_interest
 from funnelrec.data.simulator.rng import lognormal, normal, pair_unit, uniform
 
 DEPTH_CLICK, DEPTH_CART, DEPTH_ORDER = 1, 2, 3
@@ -64,6 +67,8 @@ class KernelParams(NamedTuple):
     quality_mean: float
     mix_cum: NDArray[np.float64]  # [6] cumulative slate-source probabilities
     pos_bias: NDArray[np.float64]  # [slate]
+    lt_burst_ratio: float  # burst_share / (1 - burst_share) of a periodic category in burst
+    lt_off_weight: float  # factor on a periodic category's interest between its bursts
 
 
 class CatalogArrays(NamedTuple):
@@ -104,6 +109,11 @@ class UserArrays(NamedTuple):
     user_ptr: NDArray[np.int64]  # [U + 1] session offsets
     steps: NDArray[np.int32]  # [N]
     slot_ptr: NDArray[np.int64]  # [N + 1]
+    lt_ptr: NDArray[np.int64]  # [U + 1] offsets of each user's periodic categories
+    lt_cat: NDArray[np.int32]  # [P] periodic category
+    lt_period: NDArray[np.int64]  # [P] seconds between burst starts
+    lt_burst: NDArray[np.int64]  # [P] burst length (s)
+    lt_phase: NDArray[np.int64]  # [P] offset (s) of a burst start from the span's start
 
 
 class SlotArrays(NamedTuple):
@@ -317,6 +327,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
     order = np.empty(slate, dtype=np.int64)
     clicked = np.empty(_MAX_SESSION_CLICKS, dtype=np.int32)
     state = np.empty(1, dtype=np.uint64)
+    theta_lt = np.empty(users.interest.shape[1])  # a planted user's per-session interests
     for u in range(u_lo, u_hi):
         s_lo, s_hi = users.user_ptr[u], users.user_ptr[u + 1]
         if s_hi == s_lo:
@@ -327,6 +338,8 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
         starts = _plan_starts(state, s_hi - s_lo, users.window_start[u], users.late[u], p)
         prev_end = users.window_start[u] - p.min_session_gap
         c_s = sub_s = anchor = 0
+        planted = users.lt_ptr[u + 1] > users.lt_ptr[u]
+        mask = prev_mask = -1
         for s in range(s_lo, s_hi):
             t = max(starts[s - s_lo], prev_end + p.min_session_gap)
             if t >= p.end:
@@ -335,12 +348,18 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
             resume = s > s_lo and uniform(state) < p.resume_prob * math.exp(
                 -(t - prev_end) / p.resume_tau
             )
+            if planted:  # a burst starting or ending ends the previous focus
+                mask = burst_mask(users, u, t, p.start)
+                resume = resume and mask == prev_mask
+                prev_mask = mask
+            if not resume and s > s_lo and uniform(state) < p.drift_prob:
+                _drift(state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p)
+            theta_s = theta
+            if planted:
+                periodic_interest(theta, theta_lt, users, u, mask, p)
+                theta_s = theta_lt
             if not resume:  # a fresh focus; resuming keeps category, sub-topic and anchor
-                if s > s_lo and uniform(state) < p.drift_prob:
-                    _drift(
-                        state, theta, favourite, cat.group_cum[users.group[u]], cat.subtopic_cum, p
-                    )
-                c_s = _draw_weighted(theta, uniform(state))
+                c_s = _draw_weighted(theta_s, uniform(state))
                 if uniform(state) < p.favourite_prob:
                     sub_s = c_s * p.n_sub + favourite[c_s]
                 else:
@@ -351,8 +370,8 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     lo, hi = cat.cluster_base[sub_s], cat.cluster_base[sub_s + 1]
                     anchor = lo + min(int(uniform(state) * (hi - lo)), hi - lo - 1)
             theta_max = 0.0
-            for c in range(theta.shape[0]):
-                theta_max = max(theta_max, theta[c])
+            for c in range(theta_s.shape[0]):
+                theta_max = max(theta_max, theta_s[c])
             n_clicked = 0
             for step in range(users.steps[s]):
                 if t >= p.end:
@@ -363,7 +382,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     if shown == slate:
                         break
                     source = _draw_cum(p.mix_cum, uniform(state))
-                    item = _draw_item(source, state, t, c_s, sub_s, anchor, theta, cat, p)
+                    item = _draw_item(source, state, t, c_s, sub_s, anchor, theta_s, cat, p)
                     if item < 0:
                         continue
                     dup = False
@@ -377,7 +396,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                         continue
                     cand[shown] = item
                     rel[shown] = _relevance(
-                        u, item, t, c_s, sub_s, anchor, theta, theta_max, cat, p
+                        u, item, t, c_s, sub_s, anchor, theta_s, theta_max, cat, p
                     )
                     gumbel = -math.log(-math.log(1e-12 + (1.0 - 2e-12) * uniform(state)))
                     keys[shown] = p.ranking_strength * math.log(rel[shown]) + gumbel
