@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -222,11 +223,11 @@ def run_models(
     x_train: RankFeatures,
     x_valid: RankFeatures,
     x_test: RankFeatures,
-    models: list[str],
+    models: dict[str, Any],
 ) -> dict[str, dict]:
+    """Fit each of ``models`` (name -> model config) on the shared features; test metrics."""
     out: dict[str, dict] = {}
-    for name in models:
-        model_config = MODELS[name]
+    for name, model_config in models.items():
         if isinstance(model_config, ESMMConfig) and len(tasks) < 2:
             console.print(f"  {name}: skipped (needs a CTR task and a post-click task)")
             out[name] = {"skipped": "ESMM needs a CTR task and at least one post-click task"}
@@ -258,6 +259,7 @@ def run_models(
             "best_valid_loss": stats.get("best_valid_loss"),
             # The machine is shared: 1-minute load average before and after the fit.
             "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+            "probs": probs,  # for callers that slice the test samples; dropped from the JSON
         }
         summary = ", ".join(f"{t} AUC {r['auc']:.4f}" for t, r in report.items())
         console.print(
@@ -267,12 +269,21 @@ def run_models(
     return out
 
 
-def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
-    t0 = time.perf_counter()
-    tables, notes = load(dataset, args.sim_interactions)
-    if tables is None:
-        return None
-    config = experiment_config(dataset, args)
+@dataclass
+class Prepared:
+    """One dataset's split, samples and features, shared by every model."""
+
+    train: Dataset
+    rank_data: RankData
+    split: Split
+    x_train: RankFeatures
+    x_valid: RankFeatures
+    x_test: RankFeatures
+    timings: dict[str, float]
+
+
+def prepare(tables: RawTables, config: ExperimentConfig) -> Prepared:
+    """Split, ranking samples (training side and test period) and their features, once."""
     rng = np.random.default_rng(config.seed)
     timings: dict[str, float] = {}
 
@@ -298,40 +309,60 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
     x_valid = pit.transform(rank_data.valid, rank_data.log)
     x_test = pit.transform(test, test_log)
     timings["features"] = time.perf_counter() - start
-    tasks = rank_data.tasks
-    counts = {
-        "train": len(x_train),
-        "valid": len(x_valid),
-        "test": len(x_test),
-        "train_queries": int(np.unique(x_train.group).shape[0]),
-        "test_queries": int(np.unique(x_test.group).shape[0]),
-    }
-    splits = {"train": x_train, "valid": x_valid, "test": x_test}
+    return Prepared(train, rank_data, split, x_train, x_valid, x_test, timings)
+
+
+def describe(dataset: str, data: Prepared, notes: dict, seconds: float) -> dict:
+    """Print and return the samples, positives and timings of a prepared dataset."""
+    splits = {"train": data.x_train, "valid": data.x_valid, "test": data.x_test}
+    counts = {name: len(x) for name, x in splits.items()}
+    counts["train_queries"] = int(np.unique(data.x_train.group).shape[0])
+    counts["test_queries"] = int(np.unique(data.x_test.group).shape[0])
     rates = {name: positive_rates(x) for name, x in splits.items()}
     positives = {name: positive_counts(x) for name, x in splits.items()}
     console.print(
-        f"[bold]{dataset}[/bold]: source {rank_data.source}, tasks {list(tasks)}, samples "
-        f"train {counts['train']:,} / valid {counts['valid']:,} / test {counts['test']:,} "
-        f"({counts['test_queries']:,} test queries); test positives "
+        f"[bold]{dataset}[/bold]: source {data.rank_data.source}, tasks "
+        f"{list(data.rank_data.tasks)}, samples train {counts['train']:,} / valid "
+        f"{counts['valid']:,} / test {counts['test']:,} ({counts['test_queries']:,} test "
+        "queries); test positives "
         + ", ".join(f"{t} {n:,} ({rates['test'][t]:.2%})" for t, n in positives["test"].items())
-        + f"; data prep {time.perf_counter() - t0:.1f} s"
+        + f"; data prep {seconds:.1f} s"
     )
-    models = [m for m in args.models if m in MODELS]
-    results = run_models(config, tasks, x_train, x_valid, x_test, models)
     return {
-        "source": rank_data.source,
-        "tasks": list(tasks),
+        "source": data.rank_data.source,
+        "tasks": list(data.rank_data.tasks),
         "notes": notes,
-        "split": split.info,
-        "rank_window": {k: rank_data.info[k] for k in ("window_start",) if k in rank_data.info},
+        "split": data.split.info,
+        "rank_window": {
+            k: data.rank_data.info[k] for k in ("window_start",) if k in data.rank_data.info
+        },
         "samples": counts,
         "positive_rates": rates,
         "positives": positives,
-        "features": {"sparse": list(x_train.spec.sparse_names), "n_dense": x_train.spec.n_dense},
-        "timings_s": {k: round(v, 3) for k, v in timings.items()},
-        "seconds": round(time.perf_counter() - t0, 2),
-        "models": results,
+        "features": {
+            "sparse": list(data.x_train.spec.sparse_names),
+            "n_dense": data.x_train.spec.n_dense,
+            "seq_len": data.x_train.spec.seq_len,
+        },
+        "timings_s": {k: round(v, 3) for k, v in data.timings.items()},
     }
+
+
+def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
+    t0 = time.perf_counter()
+    tables, notes = load(dataset, args.sim_interactions)
+    if tables is None:
+        return None
+    config = experiment_config(dataset, args)
+    data = prepare(tables, config)
+    out = describe(dataset, data, notes, time.perf_counter() - t0)
+    models = {m: MODELS[m] for m in args.models if m in MODELS}
+    results = run_models(
+        config, data.rank_data.tasks, data.x_train, data.x_valid, data.x_test, models
+    )
+    for result in results.values():
+        result.pop("probs", None)
+    return {**out, "seconds": round(time.perf_counter() - t0, 2), "models": results}
 
 
 def main() -> None:

@@ -51,6 +51,11 @@ class SequenceBlock(Protocol):
         """``[B, L]`` arrays of ``rows`` (None = all ``N``)."""
         ...
 
+    def shortened(self, length: int) -> Self:
+        """Each sample's most recent ``length`` (<= L) behaviours: the same features with a
+        shorter window (a short-sequence model beside a long one)."""
+        ...
+
 
 @dataclass(frozen=True)
 class DenseSequences:
@@ -74,6 +79,12 @@ class DenseSequences:
         if rows is None:
             return self.item, self.category, self.gap
         return self.item[rows], self.category[rows], self.gap[rows]
+
+    def shortened(self, length: int) -> DenseSequences:
+        _check_shorter(length, self.length)
+        return DenseSequences(
+            self.item[:, :length], self.category[:, :length], self.gap[:, :length]
+        )
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,18 @@ class RaggedSequences:
             self.length,
         )
 
+    def shortened(self, length: int) -> RaggedSequences:
+        _check_shorter(length, self.length)
+        return RaggedSequences(
+            self.item,
+            self.category,
+            self.time,
+            self.end,
+            np.minimum(self.count, length),
+            self.sample_time,
+            length,
+        )
+
     def dense(self, rows: NDArray[np.integer] | None = None) -> SequenceArrays:
         end, count, at = self.end, self.count, self.sample_time
         if rows is not None:
@@ -132,3 +155,8 @@ class RaggedSequences:
         seconds = (at[:, None] - self.time[pos]).astype(np.float64)
         gap = np.where(real, np.log1p(np.where(real, seconds, 0.0)), 0.0).astype(np.float32)
         return item, category, gap
+
+
+def _check_shorter(length: int, current: int) -> None:
+    if not 0 <= length <= current:
+        raise ValueError(f"a window of {length} behaviours must be within 0..{current}")

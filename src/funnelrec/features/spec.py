@@ -21,6 +21,7 @@ Batch keys (``B`` = batch, ``F`` = sparse fields, ``D`` = dense features, ``L`` 
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -111,6 +112,16 @@ class RankFeatures:
             self.group[rows],
             self.user_idx[rows],
             {k: v[rows] for k, v in self.extra.items()},
+        )
+
+    def shortened(self, length: int) -> RankFeatures:
+        """The same samples with each behaviour sequence cut to its most recent ``length``
+        (``spec.seq_len`` too): e.g. DIN over the last 50 beside a model over the last 1,000,
+        from one feature pass."""
+        return dataclasses.replace(
+            self,
+            spec=dataclasses.replace(self.spec, seq_len=length),
+            sequences=self.sequences.shortened(length),
         )
 
     def arrays(self) -> dict[str, NDArray]:

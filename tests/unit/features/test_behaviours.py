@@ -74,3 +74,14 @@ def test_no_behaviours_at_all_give_padding() -> None:
     )
     item, category, gap = seq.dense()
     assert item.shape == (3, 4) and not item.any() and not category.any() and not gap.any()
+
+
+def test_shortened_keeps_the_most_recent_behaviours() -> None:
+    seq = _ragged(np.random.default_rng(2), 8)
+    for block in (seq, DenseSequences(*seq.dense())):
+        short = block.shortened(3)
+        assert short.length == 3
+        for got, want in zip(short.dense(), block.dense(), strict=True):
+            np.testing.assert_array_equal(got, want[:, :3])
+        with pytest.raises(ValueError, match="within 0..8"):
+            block.shortened(9)
