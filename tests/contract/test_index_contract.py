@@ -39,7 +39,7 @@ def data() -> tuple[NDArray[np.float32], NDArray[np.int64], NDArray[np.float32]]
 
 
 def _built(config: IndexConfig, metric: Metric, vectors: NDArray, ids: NDArray) -> BaseIndex:
-    index = build_index(config, metric)
+    index = build_index(config, metric, vectors.shape[0])  # "auto" chooses by the size
     assert index.metric == metric
     index.build(vectors, ids)
     return index

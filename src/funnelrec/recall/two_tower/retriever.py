@@ -230,7 +230,7 @@ class TwoTower(RetrieverBase):
         was_training = model.training
         model.eval()
         vectors = self._embed_items(np.arange(inputs.sizes.n_items, dtype=np.int64))
-        index = build_index(hard_cfg.mining_index, METRIC)
+        index = build_index(hard_cfg.mining_index, METRIC, vectors.shape[0])
         assert_metric(index, METRIC)
         index.build(vectors, np.arange(vectors.shape[0], dtype=np.int64))
         hist = last_items(
