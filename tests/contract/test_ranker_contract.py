@@ -17,7 +17,21 @@ FAST = [
     "rank.fusion.trials=3",
     "rank.train.health=false",
 ]
-KINDS = ["deepfm", "dcn_v2", "din", "shared_bottom", "mmoe", "ple", "esmm", "lightgbm"]
+KINDS = [
+    "deepfm",
+    "dcn_v2",
+    "din",
+    "shared_bottom",
+    "mmoe",
+    "ple",
+    "esmm",
+    "sim_hard",
+    "sim_soft",
+    "eta",
+    "sdim",
+    "twin",
+    "lightgbm",
+]
 
 
 @pytest.fixture(scope="module")

@@ -25,10 +25,15 @@ from funnelrec.rank.models.config import (
     DeepFMConfig,
     DINConfig,
     ESMMConfig,
+    ETAConfig,
     MMoEConfig,
     PLEConfig,
     RankModelConfig,
+    SDIMConfig,
     SharedBottomConfig,
+    SIMHardConfig,
+    SIMSoftConfig,
+    TWINConfig,
 )
 
 if TYPE_CHECKING:
@@ -37,15 +42,26 @@ if TYPE_CHECKING:
     from funnelrec.rank.models.deepfm import DeepFM
     from funnelrec.rank.models.din import DIN
     from funnelrec.rank.models.esmm import ESMM, product_logit
+    from funnelrec.rank.models.eta import ETA
     from funnelrec.rank.models.factory import build_rank_model
+    from funnelrec.rank.models.long_sequence import LongSequenceModel
     from funnelrec.rank.models.mmoe import MMoE
     from funnelrec.rank.models.ple import PLE
+    from funnelrec.rank.models.sdim import SDIM
     from funnelrec.rank.models.shared_bottom import SharedBottom
+    from funnelrec.rank.models.sim import SIMHard, SIMSoft
+    from funnelrec.rank.models.twin import TWIN
 
 # Torch-backed names served by __getattr__, with the module that defines each.
 _LAZY = {
     "DIN": "funnelrec.rank.models.din",
     "ESMM": "funnelrec.rank.models.esmm",
+    "ETA": "funnelrec.rank.models.eta",
+    "LongSequenceModel": "funnelrec.rank.models.long_sequence",
+    "SDIM": "funnelrec.rank.models.sdim",
+    "SIMHard": "funnelrec.rank.models.sim",
+    "SIMSoft": "funnelrec.rank.models.sim",
+    "TWIN": "funnelrec.rank.models.twin",
     "PLE": "funnelrec.rank.models.ple",
     "DCNv2": "funnelrec.rank.models.dcn",
     "DeepFM": "funnelrec.rank.models.deepfm",
@@ -65,22 +81,33 @@ __getattr__ = lazy_getattr(globals(), _LAZY, __name__)
 __all__ = [
     "DIN",
     "ESMM",
+    "ETA",
     "PLE",
+    "SDIM",
+    "TWIN",
     "DCNv2",
     "DCNv2Config",
     "DINConfig",
     "DeepFM",
     "DeepFMConfig",
     "ESMMConfig",
+    "ETAConfig",
     "FlatInput",
     "GatedRankModel",
+    "LongSequenceModel",
     "MMoE",
     "MMoEConfig",
     "PLEConfig",
     "RankModel",
     "RankModelConfig",
+    "SDIMConfig",
+    "SIMHard",
+    "SIMHardConfig",
+    "SIMSoft",
+    "SIMSoftConfig",
     "SharedBottom",
     "SharedBottomConfig",
+    "TWINConfig",
     "build_rank_model",
     "product_logit",
 ]

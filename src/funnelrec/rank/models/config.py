@@ -28,13 +28,20 @@ __all__ = [
     "DINConfig",
     "DeepFMConfig",
     "ESMMConfig",
+    "ETAConfig",
     "FlatInputConfig",
+    "LongSequenceConfig",
     "MLPConfig",
     "MMoEConfig",
     "PLEConfig",
     "RankModelConfig",
     "RankModelConfigBase",
+    "SDIMConfig",
+    "SIMHardConfig",
+    "SIMSoftConfig",
+    "SearchConfig",
     "SharedBottomConfig",
+    "TWINConfig",
     "tower_config",
 ]
 
@@ -177,6 +184,115 @@ class ESMMConfig(FlatInputConfig):
     )
 
 
+class LongSequenceConfig(RankModelConfigBase):
+    """Fields of the long-sequence models (:mod:`funnelrec.rank.models.long_sequence`): a
+    long-term interest over the whole ``[B, L]`` sequence, optionally a DIN short-term interest
+    over its most recent ``short_len`` behaviours, both joined to the field embeddings and the
+    dense features in the ``deep`` MLP."""
+
+    short_len: int = Field(
+        50,
+        ge=0,
+        description="DIN short-term interest over the most recent short_len behaviours "
+        "(0 = long-term interest only).",
+    )
+    short_attention: MLPConfig = Field(
+        default_factory=lambda: MLPConfig(hidden=(64, 32)),
+        description="Hidden layers of the short-term DIN activation unit.",
+    )
+    deep: MLPConfig = Field(default_factory=MLPConfig, description="The MLP after pooling.")
+    search_chunk: int = Field(
+        2048,
+        ge=1,
+        description="Behaviours scored per slice in the gradient-free search stage "
+        "(bounds its memory to [B, search_chunk, ...]; no effect on the result).",
+    )
+
+
+class SearchConfig(LongSequenceConfig):
+    """Fields of the search-then-attend models (SIM, ETA, TWIN): the search stage keeps ``k``
+    behaviours, the Exact Search Unit attends over them with ``n_heads`` heads and a learned
+    embedding of the time gap in ``n_gap_buckets`` log-spaced buckets."""
+
+    k: int = Field(50, ge=1, description="Behaviours kept by the search stage.")
+    n_heads: int = Field(2, ge=1, description="Attention heads (must divide 2 * embed_dim).")
+    n_gap_buckets: int = Field(
+        32, ge=1, description="Log-spaced time-gap buckets over log1p(seconds) in [0, 20]."
+    )
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> SearchConfig:
+        if (2 * self.embed_dim) % self.n_heads:
+            raise ValueError(
+                f"n_heads={self.n_heads} must divide 2 * embed_dim = {2 * self.embed_dim}"
+            )
+        return self
+
+
+class SIMHardConfig(SearchConfig):
+    """SIM with hard search: keep the k most recent behaviours of the candidate's category.
+
+    Example:
+        >>> SIMHardConfig(k=20).kind
+        'sim_hard'
+    """
+
+    kind: Literal["sim_hard"] = "sim_hard"
+
+
+class SIMSoftConfig(SearchConfig):
+    """SIM with soft search: keep the k behaviours of highest inner product with the candidate.
+
+    Example:
+        >>> SIMSoftConfig().k
+        50
+    """
+
+    kind: Literal["sim_soft"] = "sim_soft"
+
+
+class ETAConfig(SearchConfig):
+    """ETA: keep the k behaviours of smallest SimHash Hamming distance to the candidate.
+
+    Example:
+        >>> ETAConfig(n_bits=32).n_bits
+        32
+    """
+
+    kind: Literal["eta"] = "eta"
+    n_bits: int = Field(64, ge=1, description="SimHash signature length m.")
+
+
+class TWINConfig(SearchConfig):
+    """TWIN: search and attention share one relevance metric (the ESU's attention logits).
+
+    Example:
+        >>> TWINConfig(n_heads=4).n_heads
+        4
+    """
+
+    kind: Literal["twin"] = "twin"
+
+
+class SDIMConfig(LongSequenceConfig):
+    """SDIM: no search; behaviours in the candidate's SimHash bucket are averaged per round.
+
+    Example:
+        >>> SDIMConfig().n_hashes, SDIMConfig().hash_bits
+        (16, 3)
+    """
+
+    kind: Literal["sdim"] = "sdim"
+    n_hashes: int = Field(16, ge=1, description="Hashing rounds m (averaged).")
+    hash_bits: int = Field(
+        3,
+        ge=1,
+        le=16,
+        description="Bits tau per round: a behaviour is sampled when all "
+        "tau bits agree with the candidate's.",
+    )
+
+
 RankModelConfig = Annotated[
     DeepFMConfig
     | DCNv2Config
@@ -184,7 +300,12 @@ RankModelConfig = Annotated[
     | SharedBottomConfig
     | MMoEConfig
     | PLEConfig
-    | ESMMConfig,
+    | ESMMConfig
+    | SIMHardConfig
+    | SIMSoftConfig
+    | ETAConfig
+    | SDIMConfig
+    | TWINConfig,
     Field(discriminator="kind"),
 ]
 """Any neural ranking model config, told apart by ``kind``."""

@@ -17,18 +17,27 @@ from funnelrec.rank.models.config import (
     DeepFMConfig,
     DINConfig,
     ESMMConfig,
+    ETAConfig,
     MMoEConfig,
     PLEConfig,
     RankModelConfig,
+    SDIMConfig,
     SharedBottomConfig,
+    SIMHardConfig,
+    SIMSoftConfig,
+    TWINConfig,
 )
 from funnelrec.rank.models.dcn import DCNv2
 from funnelrec.rank.models.deepfm import DeepFM
 from funnelrec.rank.models.din import DIN
 from funnelrec.rank.models.esmm import ESMM
+from funnelrec.rank.models.eta import ETA
 from funnelrec.rank.models.mmoe import MMoE
 from funnelrec.rank.models.ple import PLE
+from funnelrec.rank.models.sdim import SDIM
 from funnelrec.rank.models.shared_bottom import SharedBottom
+from funnelrec.rank.models.sim import SIMHard, SIMSoft
+from funnelrec.rank.models.twin import TWIN
 
 __all__ = ["build_rank_model"]
 
@@ -58,4 +67,14 @@ def build_rank_model(config: RankModelConfig, spec: FeatureSpec) -> RankModel:
             return PLE(config, spec)
         case ESMMConfig():
             return ESMM(config, spec)
+        case SIMHardConfig():
+            return SIMHard(config, spec)
+        case SIMSoftConfig():
+            return SIMSoft(config, spec)
+        case ETAConfig():
+            return ETA(config, spec)
+        case SDIMConfig():
+            return SDIM(config, spec)
+        case TWINConfig():
+            return TWIN(config, spec)
     raise TypeError(f"not a ranking model config: {type(config).__name__}")
