@@ -6,6 +6,7 @@ serves whatever its guard would say on a small log; the rest are the defaults. T
 ``request_cpu.py`` and ``serve_load.py`` read it with ``--artifacts``.
 
     .venv/bin/python benchmarks/serving_artifact.py --out /tmp/art500 [--interactions 300000]
+        [--set rank.model.kind=sim_hard --set rank.features.seq_len=1000]
 """
 
 from __future__ import annotations
@@ -32,9 +33,19 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--interactions", type=int, default=300_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an extra config override (repeatable), e.g. rank.model.kind=sim_hard",
+    )
     args = parser.parse_args()
     sim = simulate(SimulatorConfig.for_interactions(args.interactions, seed=args.seed))
-    result = run_experiment(sim.interactions, sim.items, sim.users, load_config(overrides=SETTING))
+    overrides = [*SETTING, *args.set]
+    result = run_experiment(
+        sim.interactions, sim.items, sim.users, load_config(overrides=overrides)
+    )
     save_recommender(result.recommender, args.out)
     ndcg = result.metrics["recall"]["reranked"]["ndcg@10"]
     print(f"saved {args.out} (final NDCG@10 on the simulator's test users {ndcg:.4f})")
