@@ -50,6 +50,8 @@ _EXPORTS = {
     "EASEConfig": "funnelrec.recall.ease",
     "ALS": "funnelrec.recall.als",
     "ALSConfig": "funnelrec.recall.als",
+    "SASRec": "funnelrec.recall.sasrec",
+    "SASRecConfig": "funnelrec.recall.sasrec",
     "Ranker": "funnelrec.rank.ranker",
     "RankConfig": "funnelrec.rank.config",
     "ListReranker": "funnelrec.rerank.base",
@@ -92,6 +94,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from funnelrec.recall.itemcf import ItemCFConfig as ItemCFConfig
     from funnelrec.recall.popular import Popular as Popular
     from funnelrec.recall.popular import PopularConfig as PopularConfig
+    from funnelrec.recall.sasrec import SASRec as SASRec
+    from funnelrec.recall.sasrec import SASRecConfig as SASRecConfig
     from funnelrec.recall.two_tower import TwoTower as TwoTower
     from funnelrec.recall.two_tower import TwoTowerConfig as TwoTowerConfig
     from funnelrec.rerank.base import ListReranker as ListReranker

@@ -10,6 +10,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.recall.als import ALSConfig
 from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.registry import build_retriever
+from funnelrec.recall.sasrec import SASRecConfig
 from funnelrec.recall.two_tower import TwoTowerConfig
 from funnelrec.testing import check_retriever
 
@@ -18,6 +19,7 @@ CHANNELS["two_tower"] = TwoTowerConfig(train={"epochs": 1})  # one epoch keeps i
 CHANNELS["content_all"] = CHANNELS["content"].model_copy(update={"pool": "all"})
 CHANNELS["ease"] = EASEConfig()  # baselines, outside the default channel set
 CHANNELS["als"] = ALSConfig()
+CHANNELS["sasrec"] = SASRecConfig(train={"epochs": 2})  # opt-in channel; two epochs: quick
 
 
 @pytest.mark.parametrize("name", sorted(CHANNELS))

@@ -7,10 +7,12 @@ import pytest
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall.registry import CHANNEL_CONFIGS
+from funnelrec.recall.sasrec import SASRecConfig
 from funnelrec.recall.two_tower import TwoTowerConfig
 
 CONFIGS = {cls().kind: cls() for cls in CHANNEL_CONFIGS}
 CONFIGS["two_tower"] = TwoTowerConfig(train={"epochs": 1})
+CONFIGS["sasrec"] = SASRecConfig(train={"epochs": 2})
 
 
 @pytest.mark.parametrize("kind", sorted(CONFIGS))

@@ -21,6 +21,7 @@ from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.popular import PopularConfig
+from funnelrec.recall.sasrec.config import SASRecConfig
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 
 ChannelConfig = Annotated[
@@ -31,7 +32,8 @@ ChannelConfig = Annotated[
     | OnboardingConfig
     | TwoTowerConfig
     | EASEConfig
-    | ALSConfig,
+    | ALSConfig
+    | SASRecConfig,
     Field(discriminator="kind"),
 ]
 """Any channel's config, told apart by ``kind`` (one member per channel)."""

@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.modules.embedding import FieldEmbedding
+from funnelrec.train.seeding import forked_seed
 
 Batch = Mapping[str, Tensor]
 
@@ -29,8 +30,7 @@ def seeded(seed: int | None) -> Iterator[None]:
     if seed is None:
         yield
         return
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with forked_seed(seed, torch.device("cpu")):
         yield
 
 
