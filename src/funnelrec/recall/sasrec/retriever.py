@@ -20,7 +20,7 @@ from funnelrec.recall.sasrec.config import SASRecConfig
 from funnelrec.recall.sasrec.data import query_sequences
 from funnelrec.recall.sasrec.fit import fit_model
 from funnelrec.recall.sasrec.model import SASRecModel
-from funnelrec.recall.topk import ranked_topk, seen_exclusions
+from funnelrec.recall.vector_search import search_unseen
 from funnelrec.train.loop import TrainResult, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -128,21 +128,11 @@ class SASRec(RetrieverBase):
             ``ChannelResult`` ``[B, k]`` (-1 / -inf padding), descending score.
         """
         k = self.config.k if k is None else k
-        index = self.index
         start = time.perf_counter()
         b = len(queries)
         rows, vectors = self.user_vectors(queries)
-        extra = int(queries.history_len.max(initial=0)) if self.config.exclude_seen else 0
-        fetch = max(1, min(k + extra, len(index)))
-        ids = np.full((b, fetch), -1, dtype=np.int64)
-        scores = np.full((b, fetch), -np.inf, dtype=np.float32)
-        if rows.shape[0]:
-            found_scores, found = index.search(vectors, fetch)
-            ids[rows], scores[rows] = found, found_scores
-        starts = np.arange(b, dtype=np.int64) * fetch
-        seen = seen_exclusions(queries, self.config.exclude_seen)
-        out_idx, out_score = ranked_topk(
-            starts, starts + fetch, ids.ravel(), scores.ravel(), k, seen
+        out_idx, out_score, _ = search_unseen(
+            self.index, vectors, queries, k, self.config.exclude_seen, rows
         )
         stats = self.stats
         stats["retrieve_queries"] = stats.get("retrieve_queries", 0.0) + b

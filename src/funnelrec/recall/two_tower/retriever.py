@@ -21,7 +21,6 @@ from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.features.text import TextEncoder
 from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
-from funnelrec.recall.topk import ranked_topk, seen_exclusions
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 from funnelrec.recall.two_tower.data import (
     BatchInputs,
@@ -45,6 +44,7 @@ from funnelrec.recall.two_tower.sampling import (
     uniform_negatives,
 )
 from funnelrec.recall.two_tower.task import SampledSoftmaxTask
+from funnelrec.recall.vector_search import search_unseen
 from funnelrec.train.loop import TrainResult, resolve_device, train
 
 logger = logging.getLogger(__name__)
@@ -318,23 +318,11 @@ class TwoTower(RetrieverBase):
             ``ChannelResult`` ``[B, k]`` (-1 / -inf padding), descending score.
         """
         k = self.config.k if k is None else k
-        index = self.index
         start = time.perf_counter()
         b = len(queries)
         vectors = self.user_vectors(queries)
-        extra = int(queries.history_len.max(initial=0)) if self.config.exclude_seen else 0
-        fetch = max(1, min(k + extra, len(index)))
-        search_start = time.perf_counter()
-        scores, ids = index.search(vectors, fetch)
-        search_s = time.perf_counter() - search_start
-        # Each row's hits are ranked already: keep the first k that are no padding (-1) and
-        # not seen.
-        ids = np.asarray(ids, dtype=np.int64)
-        width = ids.shape[1]
-        starts = np.arange(b, dtype=np.int64) * width
-        seen = seen_exclusions(queries, self.config.exclude_seen)
-        out_idx, out_score = ranked_topk(
-            starts, starts + width, ids.ravel(), scores.ravel(), k, seen
+        out_idx, out_score, search_s = search_unseen(
+            self.index, vectors, queries, k, self.config.exclude_seen
         )
         seconds = time.perf_counter() - start
         stats = self.stats
