@@ -300,3 +300,15 @@ def test_entry_point_exit_code_without_traceback(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_simulate_plants_periodic_interests_and_writes_their_ground_truth(tmp_path: Path) -> None:
+    args = ["simulate", "--out", str(tmp_path), "--interactions", "20000"]
+    result = runner.invoke(app, [*args, "--long-term-share", "0.3", "--span-days", "120"])
+    assert result.exit_code == 0, result.output
+    truth = pl.read_parquet(tmp_path / "periodic_interests.parquet")
+    assert truth.height > 0 and "periodic interests" in " ".join(result.output.split())
+    users = set(pl.read_parquet(tmp_path / "users.parquet")["user_id"].to_list())
+    assert set(truth["user_id"].to_list()) <= users
+    bad = runner.invoke(app, [*args, "--long-term-share", "2"])
+    assert bad.exit_code == 2 and "Traceback" not in bad.output

@@ -187,17 +187,47 @@ def simulate(
     out: Annotated[Path, typer.Option(help="Output folder for canonical Parquet.")],
     interactions: Annotated[int, typer.Option(min=1000)] = 1_000_000,
     seed: Annotated[int, typer.Option()] = 0,
+    long_term_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Share of users with periodic category interests (0 = off); their ground "
+            "truth is written to periodic_interests.parquet.",
+        ),
+    ] = 0.0,
+    span_days: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Days the log spans (default: the simulator's 60)."),
+    ] = None,
 ) -> None:
     """Generate the synthetic dataset (users, items, sessions, impressions, funnel events)."""
+    from pydantic import ValidationError
+
     from funnelrec.data.io import RawTables, write_tables
     from funnelrec.data.simulator import SimulatorConfig
     from funnelrec.data.simulator import simulate as simulate_fn
 
-    sim = simulate_fn(SimulatorConfig.for_interactions(interactions, seed=seed))
+    settings = SimulatorConfig.for_interactions(interactions, seed=seed).model_dump()
+    settings["long_term"] = {"share_of_users": long_term_share}
+    if span_days is not None:
+        settings["span_days"] = span_days
+    try:
+        config = SimulatorConfig.model_validate(settings)
+    except ValidationError as e:
+        _fail(f"simulate: {e.errors()[0]['msg']}")
+    sim = simulate_fn(config)
     _guard(lambda: write_tables(RawTables(sim.interactions, sim.items, sim.users, ()), out))
+    if config.long_term.enabled:
+        _guard(lambda: sim.periodic_interests.write_parquet(out / "periodic_interests.parquet"))
     console.print(
         f"wrote {sim.interactions.height:,} interactions, {sim.items.height:,} items, "
         f"{sim.users.height:,} users to {out}"
+        + (
+            f" ({sim.periodic_interests['user_id'].n_unique():,} with periodic interests)"
+            if config.long_term.enabled
+            else ""
+        )
     )
 
 
