@@ -153,7 +153,7 @@ class RaggedSequences:
         item = np.where(real, self.item[pos], 0)
         category = np.where(real, self.category[pos], 0)
         seconds = (at[:, None] - self.time[pos]).astype(np.float64)
-        gap = np.where(real, np.log1p(np.where(real, seconds, 0.0)), 0.0).astype(np.float32)
+        gap = np.log1p(np.where(real, seconds, 0.0)).astype(np.float32)  # log1p(0) = 0
         return item, category, gap
 
 

@@ -50,7 +50,7 @@ class BatchTable:
         """The batch of ``rows`` (an index array, or a slice: views of the per-row tensors) on
         ``device``, its behaviour sequences gathered now."""
         if isinstance(rows, slice):
-            positions = np.arange(len(self))[rows]
+            positions = np.arange(*rows.indices(len(self)), dtype=np.int64)
             batch = {key: value[rows] for key, value in self.tensors.items()}
         else:
             positions = np.asarray(rows, dtype=np.int64)
