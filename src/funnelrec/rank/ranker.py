@@ -20,7 +20,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import time
@@ -52,7 +51,7 @@ from funnelrec.rank.models.base import GatedRankModel
 from funnelrec.rank.samples import negative_keep_rate
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.diagnostics import HealthConfig, HealthMonitor
-from funnelrec.train.loop import EarlyStopping, resolve_device, train
+from funnelrec.train.loop import EarlyStopping, KeepBest, resolve_device, train
 
 logger = logging.getLogger(__name__)
 
@@ -194,7 +193,7 @@ class Ranker:
         listwise = train_config.loss == "listwise"
         train_table = BatchTable(x_train, query=listwise)
         valid = BatchTable(x_valid, query=listwise)
-        best: dict = {"loss": float("inf"), "state": None}
+        keep = KeepBest(network, "valid_loss", "min")
 
         def evaluate(model: torch.nn.Module, epoch: int) -> dict[str, float]:
             # The training loss on whole-query batches (listwise), weighted by batch rows.
@@ -203,14 +202,11 @@ class Ranker:
                 out = model(batch)
                 total += float(loss(out, batch)["loss"]) * batch["sparse"].shape[0]
                 count += batch["sparse"].shape[0]
-            value = total / max(count, 1)
-            if value < best["loss"]:
-                best["loss"] = value
-                best["state"] = copy.deepcopy(model.state_dict())
-            return {"valid_loss": value}
+            return {"valid_loss": total / max(count, 1)}
 
         callbacks: list = []
         if len(x_valid):  # no validation samples (a tiny log): train the configured epochs
+            callbacks.append(keep)
             callbacks.append(EarlyStopping("valid_loss", patience=self.config.train.patience))
         monitor = None
         if self.config.train.health and health_dir is not None:
@@ -225,15 +221,14 @@ class Ranker:
             callbacks=callbacks,
             evaluate=evaluate if len(x_valid) else None,
         )
-        if best["state"] is not None:
-            network.load_state_dict(best["state"])
+        keep.restore()
         network.eval()
         self.network = network
         self.stats.update(
             {
                 "epochs": len(result.epochs),
                 "train_samples_per_s": result.samples_per_s,
-                "best_valid_loss": best["loss"],
+                "best_valid_loss": keep.best,
                 "skipped_steps": result.skipped_steps,
                 "history": result.epochs,
             }

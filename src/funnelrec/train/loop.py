@@ -41,6 +41,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import logging
 import math
 import time
@@ -167,6 +168,36 @@ class EarlyStopping(Callback):
         if self.bad_epochs >= self.patience:
             logger.info("early stopping at epoch %d (%s)", state.epoch, self.monitor)
             state.stop = True
+
+
+class KeepBest(Callback):
+    """Remembers the weights of the epoch with the best ``monitor`` value (a strict
+    improvement counts); :meth:`restore` loads them back after training.
+
+    Args:
+        model: the module whose ``state_dict`` is kept.
+        monitor: key of the epoch metrics (usually an ``evaluate`` metric).
+        mode: ``"min"`` or ``"max"``.
+    """
+
+    def __init__(self, model: nn.Module, monitor: str, mode: Literal["min", "max"]) -> None:
+        self.model = model
+        self.monitor = monitor
+        self.sign = 1.0 if mode == "min" else -1.0
+        self.best = self.sign * math.inf  # the best value seen, in the metric's own sign
+        self.best_epoch = -1
+        self.state: dict[str, Tensor] | None = None
+
+    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
+        value = metrics[self.monitor]
+        if self.sign * value < self.sign * self.best:
+            self.best, self.best_epoch = value, state.epoch
+            self.state = copy.deepcopy(self.model.state_dict())
+
+    def restore(self) -> None:
+        """Load the best epoch's weights (nothing when no epoch was evaluated)."""
+        if self.state is not None:
+            self.model.load_state_dict(self.state)
 
 
 @dataclass

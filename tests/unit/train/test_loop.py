@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from funnelrec.train.loop import (
     Callback,
     EarlyStopping,
+    KeepBest,
     LoopState,
     NonFiniteLossError,
     TrainLoopConfig,
@@ -169,3 +170,18 @@ def test_config_is_strict_and_device_resolves() -> None:
         TrainLoopConfig(epoch=3)  # type: ignore[call-arg]
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in {"cpu", "cuda"}
+
+
+def test_keep_best_restores_the_best_epochs_weights() -> None:
+    model = nn.Linear(1, 1, bias=False)
+    keep = KeepBest(model, "valid_ndcg", "max")
+    for epoch, (weight, value) in enumerate([(1.0, 0.2), (2.0, 0.5), (3.0, 0.5), (4.0, 0.1)]):
+        with torch.no_grad():
+            model.weight.fill_(weight)
+        keep.on_epoch_end(LoopState(epoch=epoch), {"valid_ndcg": value})
+    keep.restore()
+    assert (keep.best, keep.best_epoch) == (0.5, 1)  # a tie is no improvement
+    assert float(model.weight) == 2.0
+    lowest = KeepBest(model, "valid_loss", "min")
+    lowest.restore()  # nothing evaluated: the weights stay
+    assert lowest.best == float("inf") and float(model.weight) == 2.0

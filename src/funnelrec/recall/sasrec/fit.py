@@ -9,11 +9,9 @@ gives the same model and the caller's random state is untouched.
 
 from __future__ import annotations
 
-import copy
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -35,7 +33,7 @@ from funnelrec.recall.sasrec.task import SequenceSoftmaxTask
 from funnelrec.recall.two_tower.data import last_items
 from funnelrec.recall.two_tower.model import init_parameters
 from funnelrec.recall.two_tower.sampling import uniform_negatives
-from funnelrec.train.loop import Callback, EarlyStopping, TrainResult, train
+from funnelrec.train.loop import Callback, EarlyStopping, KeepBest, TrainResult, train
 from funnelrec.train.seeding import forked_seed
 from funnelrec.train.threads import torch_threads
 
@@ -89,22 +87,6 @@ def validation_metrics(
     return {f"valid_hit@{VALID_K}": hits / n, f"valid_ndcg@{VALID_K}": gains / n}
 
 
-class _KeepBest(Callback):
-    """Remembers the weights of the epoch with the best validation NDCG (restored at the end)."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.model = model
-        self.best = -1.0
-        self.best_epoch = -1
-        self.state: dict[str, Tensor] | None = None
-
-    def on_epoch_end(self, state: Any, metrics: dict[str, float]) -> None:
-        value = metrics[f"valid_ndcg@{VALID_K}"]
-        if value > self.best:
-            self.best, self.best_epoch = value, state.epoch
-            self.state = copy.deepcopy(self.model.state_dict())
-
-
 def _batches(
     config: SASRecConfig,
     windows: tuple[NDArray[np.int64], NDArray[np.int64]],
@@ -152,7 +134,7 @@ def fit_model(
         model = SASRecModel(config, n_items)
         init_parameters(model, torch.Generator().manual_seed(config.seed))
         model.to(device)
-        keep = _KeepBest(model)
+        keep = KeepBest(model, f"valid_ndcg@{VALID_K}", "max")
         validating = valid.target.shape[0] > 0  # none held out: every epoch
         callbacks: list[Callback] = [
             keep,
@@ -173,8 +155,7 @@ def fit_model(
             callbacks=callbacks if validating else [],
             evaluate=evaluate if validating else None,
         )
-    if keep.state is not None:
-        model.load_state_dict(keep.state)
+    keep.restore()
     model.eval()
     stats = {
         "train_windows": float(windows[0].shape[0]),
