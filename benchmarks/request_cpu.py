@@ -90,10 +90,10 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[int(q * (len(ordered) - 1))]
 
 
-def measure_in_subprocess(src: Path, args: argparse.Namespace) -> dict:
+def measure_in_subprocess(src: Path, args: argparse.Namespace, artifacts: Path) -> dict:
     """:func:`measure` in a fresh interpreter that imports ``funnelrec`` from ``src``."""
     env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, __file__, "--artifacts", str(args.artifacts), "--child"]
+    command = [sys.executable, __file__, "--artifacts", str(artifacts), "--child"]
     command += ["--requests", str(args.requests), "--k", str(args.k)]
     done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
@@ -113,8 +113,9 @@ def compare(args: argparse.Namespace) -> None:
     """This checkout and ``--reference``, alternating, each round in fresh processes."""
     sides: dict[str, list[dict]] = {"reference": [], "this": []}
     for _ in range(args.rounds):
-        sides["reference"].append(measure_in_subprocess(args.reference, args))
-        sides["this"].append(measure_in_subprocess(ROOT / "src", args))
+        reference_artifacts = args.reference_artifacts or args.artifacts
+        sides["reference"].append(measure_in_subprocess(args.reference, args, reference_artifacts))
+        sides["this"].append(measure_in_subprocess(ROOT / "src", args, args.artifacts))
     ref, this = _median_of(sides["reference"]), _median_of(sides["this"])
     rows = [
         ["cpu per request (p50)", ref["cpu_ms"]["p50"], this["cpu_ms"]["p50"]],
@@ -130,6 +131,7 @@ def compare(args: argparse.Namespace) -> None:
         {
             "artifacts": str(args.artifacts),
             "reference_src": str(args.reference),
+            "reference_artifacts": str(args.reference_artifacts or args.artifacts),
             "rounds": args.rounds,
             "reference": ref,
             "this": this,
@@ -152,6 +154,12 @@ def main() -> None:
     parser.add_argument("--name", default="request_cpu")
     parser.add_argument(
         "--reference", type=Path, help="src folder of another checkout to compare against"
+    )
+    parser.add_argument(
+        "--reference-artifacts",
+        type=Path,
+        help="the artifact the reference reads, when its config cannot read --artifacts' "
+        "(e.g. a setting added since; default: --artifacts)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (--reference)")
     parser.add_argument(

@@ -6,8 +6,8 @@ then for each concurrency level (``--concurrency``, default 1, 8, 32) runs that 
 threads, each sending ``POST /v1/recommend`` (k = ``--k``, a random known user) and the next
 request as soon as the answer arrives, for ``--seconds`` after a short warm-up. Reported per
 level: throughput, client-side latency p50/p95/p99/max, the server's compute time p50/p99
-(``timings_ms.total`` less ``queue``, the wait for a worker's compute slot), errors (non-200
-or transport) and degraded responses.
+(``timings_ms.total`` less ``queue``, the wait for a worker's compute slot), the rank stage's
+p50/p99 (``timings_ms.rank``), errors (non-200 or transport) and degraded responses.
 
 Client: one ``http.client`` keep-alive connection per thread with ``TCP_NODELAY`` (no
 Nagle / delayed-ACK 40 ms stalls on loopback). Client threads run on the same 2 cores as the
@@ -102,14 +102,15 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
     """Closed loop: ``concurrency`` threads, each one request in flight, for ``seconds``."""
     stop = threading.Event()
     measuring = threading.Event()
-    results: list[tuple[float, float | None, bool]] = []  # latency s, server ms, degraded
+    results: list[tuple[float, float | None, bool, float]] = []  # latency s, server ms,
+    # degraded, rank stage ms
     errors: list[str] = []
     lock = threading.Lock()
 
     def client(seed: int) -> None:
         rng = random.Random(seed)
         conn = Connection(port)
-        local: list[tuple[float, float | None, bool]] = []
+        local: list[tuple[float, float | None, bool, float]] = []
         local_errors: list[str] = []
         while not stop.is_set():
             body = json.dumps({"user_id": rng.choice(users), "k": k}).encode()
@@ -129,7 +130,8 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
             answer = json.loads(payload)
             timings = answer["timings_ms"]
             compute = timings["total"] - timings.get("queue", 0.0)  # without the slot wait
-            local.append((elapsed, compute, bool(answer["degraded"])))
+            rank = timings.get("rank", float("nan"))
+            local.append((elapsed, compute, bool(answer["degraded"]), rank))
         conn.close()
         with lock:
             results.extend(local)
@@ -150,6 +152,7 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
         t.join()
     lat = np.array([r[0] for r in results]) * 1e3
     server = np.array([r[1] for r in results if r[1] is not None])
+    rank = np.array([r[3] for r in results if r[3] == r[3]])  # NaN: no rank stage ran
     pct = lambda a, q: round(float(np.percentile(a, q)), 2) if a.size else None  # noqa: E731
     return {
         "concurrency": concurrency,
@@ -161,6 +164,8 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
         "max_ms": round(float(lat.max()), 2) if lat.size else None,
         "server_compute_p50_ms": pct(server, 50),
         "server_compute_p99_ms": pct(server, 99),
+        "rank_stage_p50_ms": pct(rank, 50),
+        "rank_stage_p99_ms": pct(rank, 99),
         "errors": len(errors),
         "error_examples": errors[:3],
         "degraded": sum(r[2] for r in results),
@@ -236,6 +241,8 @@ def main() -> None:
             "max ms",
             "compute p50",
             "compute p99",
+            "rank p50",
+            "rank p99",
             "errors",
             "degraded",
             "load",
@@ -250,6 +257,8 @@ def main() -> None:
                 lv["max_ms"],
                 lv["server_compute_p50_ms"],
                 lv["server_compute_p99_ms"],
+                lv["rank_stage_p50_ms"],
+                lv["rank_stage_p99_ms"],
                 lv["errors"],
                 lv["degraded"],
                 f"{lv['load_before'][0]} -> {lv['load_after'][0]}",

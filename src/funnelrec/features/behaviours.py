@@ -147,6 +147,12 @@ class RaggedSequences:
                 np.zeros(shape, np.int64),
                 np.zeros(shape, np.float32),
             )
+        if shape[0] > 1 and _all_equal(end, count, at):
+            # One user at one time (a served request's candidates): one row, copied; building
+            # it B times cost ~1 ms of a request at L = 1000.
+            item, category, gap = self.dense(np.zeros(1, np.int64) if rows is None else rows[:1])
+            n = shape[0]
+            return np.repeat(item, n, 0), np.repeat(category, n, 0), np.repeat(gap, n, 0)
         slot = np.arange(self.length, dtype=np.int64)
         real = slot < count[:, None]
         pos = np.where(real, end[:, None] - 1 - slot, 0)
@@ -155,6 +161,10 @@ class RaggedSequences:
         seconds = (at[:, None] - self.time[pos]).astype(np.float64)
         gap = np.log1p(np.where(real, seconds, 0.0)).astype(np.float32)  # log1p(0) = 0
         return item, category, gap
+
+
+def _all_equal(*columns: NDArray[np.int64]) -> bool:
+    return all(bool((c == c[0]).all()) for c in columns)
 
 
 def _check_shorter(length: int, current: int) -> None:

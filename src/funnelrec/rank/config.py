@@ -134,6 +134,13 @@ class RankServeConfig(_Frozen):
 
     score_k: int = Field(200, gt=0, description="Merged candidates scored per request.")
     inference_batch_size: int = Field(16384, gt=0)
+    behaviour_cache_mb: int = Field(
+        64,
+        ge=0,
+        description="Long-sequence rankers with a behaviour-side cache (TWIN): memory for the "
+        "per-user behaviour projections kept between requests (rank/behaviour_cache.py); 0 "
+        "keeps none.",
+    )
 
 
 class PreRankConfig(_Frozen):

@@ -36,6 +36,7 @@ from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.spec import RankFeatures
 from funnelrec.rank.batches import Batch, BatchTable
+from funnelrec.rank.behaviour_cache import BehaviourCache, ProjectsBehaviours, one_sequence
 from funnelrec.rank.calibration import (
     IsotonicCalibrator,
     calibrators_from_state,
@@ -80,6 +81,8 @@ class Ranker:
         self._device = resolve_device(config.train.device)
         # The last plain log scored against, and its index once seen twice (see _log_for).
         self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
+        # Served requests of a long-sequence model: its behaviour side per user sequence.
+        self.behaviour_cache = BehaviourCache(config.serve.behaviour_cache_mb << 20)
 
     # ------------------------------------------------------------------ fit
     @property
@@ -313,7 +316,7 @@ class Ranker:
             self.network.eval()
         with torch.no_grad():
             for batch in self._inference_batches(table, len(x)):
-                logits = self.network(batch)
+                logits = self._forward(batch)
                 # sigmoid: probabilities (pointwise BCE) or ranking scores (listwise).
                 for t in self.tasks:
                     outputs[t].append(torch.sigmoid(logits[t]).double().cpu().numpy())
@@ -321,6 +324,18 @@ class Ranker:
             t: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64))
             for t, v in outputs.items()
         }
+
+    def _forward(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """The network on an inference batch; a batch of one user's candidates reads its
+        behaviour side from :attr:`behaviour_cache` when the network has one."""
+        network = self.network
+        assert network is not None
+        if isinstance(network, ProjectsBehaviours) and one_sequence(batch):
+            cache = self.behaviour_cache.get(
+                batch["seq_item"][:1], batch["seq_category"][:1], network.behaviour_projection
+            )
+            return network(batch, cache)
+        return network(batch)
 
     def predict(
         self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
+from funnelrec.rank.behaviour_cache import ProjectsBehaviours
 from funnelrec.rank.ranker import Ranker
 
 RankerFactory = Callable[[], Ranker]
@@ -35,6 +36,7 @@ def check_ranker(
     assert np.all(np.isfinite(scored["score"].to_numpy())), "fused score has non-finite values"
     keys = ["query_id", "item_idx"]
     assert scored.select(keys).equals(samples.select(keys)), "rows reordered or changed"
+    _check_one_request(fitted, samples, scored, log)
     again = refit().score(samples, log)
     assert np.allclose(again["score"].to_numpy(), scored["score"].to_numpy(), atol=1e-5), (
         "fit twice with the same seed gives different scores"
@@ -46,3 +48,23 @@ def check_ranker(
     )
     empty = fitted.score(samples.clear(), log)
     assert empty.height == 0, "empty input must give zero rows"
+
+
+def _check_one_request(
+    fitted: Ranker, samples: pl.DataFrame, scored: pl.DataFrame, log: pl.DataFrame
+) -> None:
+    """The largest query's rows scored alone (a served request; twice, so that any per-user
+    cache is read back) give the scores they had in the batch."""
+    if samples.height == 0:
+        return
+    largest = samples["query_id"].value_counts(sort=True)["query_id"][0]
+    mask = (samples["query_id"] == largest).to_numpy()
+    expected = scored["score"].to_numpy()[mask]
+    hits = fitted.behaviour_cache.hits
+    for attempt in ("first", "repeated"):
+        alone = fitted.score(samples.filter(mask), log)["score"].to_numpy()
+        assert np.allclose(alone, expected, atol=1e-5), (
+            f"one query's candidates scored alone ({attempt} request) differ from the batch"
+        )
+    if isinstance(fitted.network, ProjectsBehaviours) and mask.sum() > 1:
+        assert fitted.behaviour_cache.hits > hits, "a repeated request missed the behaviour cache"

@@ -67,6 +67,20 @@ def test_take_and_row_subsets_agree_with_the_whole() -> None:
         np.testing.assert_array_equal(got, want)
 
 
+def test_one_request_s_rows_equal_the_per_row_build() -> None:
+    """Rows of one user at one time (a served request) take the one-row path: same arrays,
+    and a subset whose rows differ still takes the general one."""
+    seq = _ragged(np.random.default_rng(3), 12)
+    same = np.full(6, int(np.argmax(seq.count)))
+    for part in (seq.dense(same), seq.take(same).dense()):
+        for got, row in zip(part, seq.dense(same[:1]), strict=True):
+            assert got.shape == (6, 12) and got.flags.writeable
+            np.testing.assert_array_equal(got, np.repeat(row, 6, axis=0))
+    mixed = np.array([*same, 0])
+    for got, want in zip(seq.dense(mixed), seq.dense(), strict=True):
+        np.testing.assert_array_equal(got, want[mixed])
+
+
 def test_no_behaviours_at_all_give_padding() -> None:
     empty = np.zeros(0, np.int64)
     seq = RaggedSequences(

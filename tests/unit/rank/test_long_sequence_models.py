@@ -364,6 +364,18 @@ def test_twin_cached_projections_give_the_inline_output() -> None:
         once = model(user, (keys.expand(6, -1, -1), values.expand(6, -1, -1)))
         for task, logits in model(user).items():
             torch.testing.assert_close(once[task], logits)
+        # The same projections unexpanded ([1, L, 2E]): the one-user path, same logits, for
+        # an empty, a full and a partly padded user.
+        for row in (0, 1, 2):
+            one = {k: v[row : row + 1].expand(6, *v.shape[1:]) for k, v in batch.items()
+                   if k.startswith("seq")}  # fmt: skip
+            one = {**user, **one}
+            projection = model.behaviour_projection(
+                batch["seq_item"][row : row + 1], batch["seq_category"][row : row + 1]
+            )
+            shared = model(one, projection)
+            for task, logits in model(one).items():
+                torch.testing.assert_close(shared[task], logits)
     # Gradients still reach the parameters through the inline path.
     model.train()
     sum(v.sum() for v in model(batch).values()).backward()

