@@ -1,9 +1,9 @@
 """Per-user cache of a long-sequence ranker's behaviour-side work (TWIN's key/value
-projections), for served requests.
+projections, ETA's SimHash signatures), for served requests.
 
 A served request scores one user's candidates, so every row of its batch holds the same
 behaviour sequence. A model that can split its work into a behaviour side (independent of the
-candidate and of the request time) and the rest (:class:`ProjectsBehaviours`: TWIN) then
+candidate and of the request time) and the rest (:class:`ProjectsBehaviours`: TWIN, ETA) then
 computes the behaviour side once per request instead of once per candidate, and this cache
 keeps it across requests, keyed by the sequence itself (item and category codes): a new event
 changes the user's sequence and so the key, and the stale entry ages out of the LRU, so a
@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 Batch = dict[str, Tensor]
-Projection = tuple[Tensor, Tensor]
+Projection = tuple[Tensor, ...]
 
 
 @runtime_checkable
@@ -47,7 +47,8 @@ def one_sequence(batch: Batch) -> bool:
 
 
 class BehaviourCache:
-    """LRU of ``sequence -> (keys [1, L, D], values [1, L, D])`` within a memory budget.
+    """LRU of ``sequence -> projection`` (tensors ``[1, L, ...]``, e.g. TWIN's keys and values)
+    within a memory budget.
 
     Args:
         max_bytes: what the cached tensors may hold in all; 0 keeps nothing (every request

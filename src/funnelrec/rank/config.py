@@ -137,9 +137,9 @@ class RankServeConfig(_Frozen):
     behaviour_cache_mb: int = Field(
         64,
         ge=0,
-        description="Long-sequence rankers with a behaviour-side cache (TWIN): memory for the "
-        "per-user behaviour projections kept between requests (rank/behaviour_cache.py); 0 "
-        "keeps none.",
+        description="Long-sequence rankers with a behaviour-side cache (TWIN, ETA): memory for "
+        "the per-user behaviour projections kept between requests (rank/behaviour_cache.py); "
+        "0 keeps none.",
     )
 
 

@@ -327,7 +327,7 @@ class Ranker:
 
     def _forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The network on an inference batch; a batch of one user's candidates reads its
-        behaviour side from :attr:`behaviour_cache` when the network has one."""
+        behaviour side from :attr:`behaviour_cache` when the network has one (TWIN, ETA)."""
         network = self.network
         assert network is not None
         if isinstance(network, ProjectsBehaviours) and one_sequence(batch):

@@ -296,6 +296,25 @@ def test_search_selects_the_brute_force_top_k(kind: str) -> None:
         assert got == pytest.approx(expected, abs=1e-5), row  # same scores (ties may swap)
 
 
+def test_eta_cached_signatures_of_one_user_give_the_inline_output() -> None:
+    """A served request: every row one user's sequence; the cached [1, L, m] signatures
+    (searched by one product) select and score exactly as the inline search."""
+    model = build("eta").eval()
+    assert isinstance(model, ETA)
+    batch = long_batch()
+    with torch.no_grad():
+        for row in (0, 1, 2):  # empty, full, partly padded
+            one = {k: v[row : row + 1].expand(6, *v.shape[1:]) if k.startswith("seq") else v[:6]
+                   for k, v in batch.items()}  # fmt: skip
+            (bits,) = model.behaviour_projection(
+                batch["seq_item"][row : row + 1], batch["seq_category"][row : row + 1]
+            )
+            assert bits.shape == (1, L, 16) and bits.dtype == torch.bool
+            cached = model(one, (bits,))
+            for task, logits in model(one).items():
+                torch.testing.assert_close(cached[task], logits)
+
+
 def test_eta_hamming_distance_is_the_number_of_differing_bits() -> None:
     model = build("eta")
     assert isinstance(model, ETA)

@@ -18,8 +18,8 @@ from torch import Tensor
 from funnelrec.features.spec import FeatureSpec
 from funnelrec.rank.models.base import Batch, sequence_mask
 from funnelrec.rank.models.config import ETAConfig
-from funnelrec.rank.models.long_sequence import SearchModel
-from funnelrec.rank.modules.long_sequence import SimHash, hamming
+from funnelrec.rank.models.long_sequence import SearchModel, pick_positions
+from funnelrec.rank.modules.long_sequence import SimHash, hamming, select_top_k
 
 
 class ETA(SearchModel):
@@ -61,10 +61,39 @@ class ETA(SearchModel):
     def relevance(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Minus the Hamming distance, ties (distances are integers) broken in favour of the
         more recent behaviour by ``- position / L``; ``keep`` = the real behaviours."""
-        seq_item = batch["seq_item"]
-        length = seq_item.shape[1]
-        recency = torch.arange(length, device=seq_item.device, dtype=torch.float32) / length
-        return -self.hamming(batch) - recency, sequence_mask(seq_item)
+        return -self.hamming(batch) - _recency(batch), sequence_mask(batch["seq_item"])
+
+    def behaviour_projection(self, seq_item: Tensor, seq_category: Tensor) -> tuple[Tensor]:
+        """The behaviours' signatures ``([B, L, m] bool,)``: they depend on neither the
+        candidate nor the request time, so a served user's are computed once and cached
+        (:mod:`funnelrec.rank.behaviour_cache`)."""
+        codes = torch.stack([seq_item, seq_category], dim=-1)
+        return (self.simhash(self.embedding.lookup_fields(codes, self.pair).flatten(-2)),)
+
+    def forward(self, batch: Batch, cache: tuple[Tensor] | None = None) -> dict[str, Tensor]:
+        """Score a batch; with ``cache`` = one user's :meth:`behaviour_projection` (``[1, L,
+        m]``) for a batch whose rows all hold that user's sequence and gaps (a served
+        request), the search reads those signatures: the same output, without signing the
+        behaviours once per candidate."""
+        if cache is None or cache[0].shape[0] != 1:
+            return super().forward(batch)
+        # Hamming distance of +-1 codes as one product: (m - <s_c, s_b>) / 2, exact in float32.
+        signs = cache[0][0].to(torch.float32) * 2 - 1  # [L, m]
+        candidate = self.simhash(self.candidate(batch)).to(torch.float32) * 2 - 1  # [B, m]
+        distance = (signs.shape[1] - candidate @ signs.T) / 2  # [B, L]
+        relevance = -distance - _recency(batch)
+        keep = sequence_mask(batch["seq_item"][:1]).expand_as(relevance)
+        picked = pick_positions(batch, *select_top_k(relevance, keep, self.config.k))
+        fields, query, short, behaviours = self.embed(batch, picked.codes)
+        interest = self.long_interest(query, behaviours, picked)
+        return self.finish(batch, fields, query, short, interest)
+
+
+def _recency(batch: Batch) -> Tensor:
+    """``[L]`` ``position / L``: the tie-break towards recent behaviours."""
+    seq_item = batch["seq_item"]
+    length = seq_item.shape[1]
+    return torch.arange(length, device=seq_item.device, dtype=torch.float32) / length
 
 
 __all__ = ["ETA"]
