@@ -5,7 +5,9 @@ ingested (``Recommender.ingest_items``), as a production system would at publica
 channels that can embed new items may recall them. Reported from metrics.json slices:
 
 * cold items: Recall@50 / NDCG@50 over the held-out interactions with items the training data
-  never saw: content channel (fresh pool, and whole catalogue) vs popularity;
+  never saw: content channel (fresh pool, and whole catalogue) vs popularity, and the fresh
+  pool with code-prefix statistics (``prefix_prior``: each item, new ones included, inherits
+  the popularity of its RQ-KMeans semantic-id prefix; docs/recall.md, "Semantic ids");
 * cold users: Recall@50 / NDCG@50 for held-out users with no history: demographic-group
   popularity vs global and recent popularity.
 
@@ -26,6 +28,7 @@ from funnelrec.recall.cold_start import DemographicPopularConfig
 from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.merge import MergeConfig
 from funnelrec.recall.popular import PopularConfig
+from funnelrec.recall.prefix_prior import PrefixPriorConfig
 from funnelrec.recall.two_tower import TwoTowerConfig
 
 CHANNELS = {
@@ -37,9 +40,18 @@ CHANNELS = {
     # Default settings: new items enter through the id-dropout content path, new users
     # through the attribute features of the user tower.
     "two_tower": TwoTowerConfig(),
+    # Last, so that adding it changes no other channel's fit (it draws nothing from the rng).
+    "content_fresh_prefix": ContentConfig(pool="fresh", prefix_prior=PrefixPriorConfig()),
 }
 SLICES = {
-    "cold_items": ("content_fresh", "content_all", "two_tower", "popular_global", "popular_recent"),
+    "cold_items": (
+        "content_fresh",
+        "content_fresh_prefix",
+        "content_all",
+        "two_tower",
+        "popular_global",
+        "popular_recent",
+    ),
     "cold_users": ("demographic", "two_tower", "popular_global", "popular_recent"),
 }
 

@@ -30,6 +30,7 @@ KINDS = [
     "eta",
     "sdim",
     "twin",
+    "star",
     "lightgbm",
 ]
 

@@ -9,6 +9,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall.als import ALSConfig
 from funnelrec.recall.ease import EASEConfig
+from funnelrec.recall.prefix_prior import PrefixPriorConfig
 from funnelrec.recall.registry import build_retriever
 from funnelrec.recall.sasrec import SASRecConfig
 from funnelrec.recall.two_tower import TwoTowerConfig
@@ -17,6 +18,10 @@ from funnelrec.testing import check_retriever
 CHANNELS = dict(ExperimentConfig().recall.channels)
 CHANNELS["two_tower"] = TwoTowerConfig(train={"epochs": 1})  # one epoch keeps it quick
 CHANNELS["content_all"] = CHANNELS["content"].model_copy(update={"pool": "all"})
+# Opt-in: the content channel with its semantic-id prefix prior (docs/recall.md).
+CHANNELS["content_prefix"] = CHANNELS["content"].model_copy(
+    update={"prefix_prior": PrefixPriorConfig()}
+)
 CHANNELS["ease"] = EASEConfig()  # baselines, outside the default channel set
 CHANNELS["als"] = ALSConfig()
 CHANNELS["sasrec"] = SASRecConfig(train={"epochs": 2})  # opt-in channel; two epochs: quick

@@ -256,6 +256,39 @@ def report(
     console.print(f"wrote {index}")
 
 
+@app.command()
+def experiment(
+    out: Annotated[Path, typer.Option(help="Output folder: outcomes, analysis.json, report.")],
+    control: Annotated[
+        list[str] | None, typer.Option("--control-set", help="Override for the control arm.")
+    ] = None,
+    treatment: Annotated[
+        list[str] | None, typer.Option("--treatment-set", help="Override for the treatment arm.")
+    ] = None,
+    config: ConfigOpt = None,
+    days: Annotated[int, typer.Option(min=1, help="Simulated days, refitting daily.")] = 14,
+    interactions: Annotated[int, typer.Option(min=1000, help="Simulated history rows.")] = 60_000,
+    k: Annotated[int, typer.Option(min=1, help="Items per served list.")] = 10,
+    seed: Annotated[int, typer.Option()] = 0,
+) -> None:
+    """A/B test two funnel configurations on simulated users for DAYS days (each arm refitted
+    on the accumulated log every day) and write the analysis and an HTML report."""
+    from funnelrec.experiment.environment import EnvironmentConfig
+    from funnelrec.experiment.runner import arm_configs, run_simulated_experiment
+
+    arms = _guard(lambda: arm_configs(config, control or [], treatment or []))
+    if arms["control"] == arms["treatment"]:
+        console.print("[yellow]both arms have the same configuration: an AA test[/yellow]")
+    env = EnvironmentConfig(days=days, k=k, seed=seed)
+    analysis = _guard(
+        lambda: run_simulated_experiment(
+            out, arms, interactions=interactions, environment=env, seed=seed, log=console.print
+        )
+    )
+    console.print(f"[bold]decision: {analysis.decision}[/bold] ({analysis.reason})")
+    console.print(f"report: {out / 'report.html'}")
+
+
 # The serve command's security options (aliases keep its signature readable).
 AdminTokenOpt = Annotated[
     str | None,

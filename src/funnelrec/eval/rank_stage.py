@@ -12,6 +12,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split
 from funnelrec.eval.queries import EvalQueries
+from funnelrec.eval.scenarios import by_scenario
 from funnelrec.metrics.rank import grouped_ndcg, rank_report
 from funnelrec.pipeline.fit import RankTraining
 from funnelrec.pipeline.funnel import Funnel
@@ -46,11 +47,15 @@ def impression_rank_metrics(
     probs = ranker.predict(samples, full_log)
     labels = {t: samples[f"label_{t}"].to_numpy() for t in ranker.tasks}
     report = rank_report(labels, probs, samples["query_id"].to_numpy())
-    return {
+    out = {
         "tasks": report,
         "n_samples": samples.height,
         "n_queries": samples["query_id"].n_unique(),
     }
+    scenarios = by_scenario(samples, labels, probs)
+    if scenarios:  # the log has several scenarios (KuaiRand's tab, the simulator's)
+        out["by_scenario"] = scenarios
+    return out
 
 
 def candidate_rank_metrics(
@@ -148,6 +153,8 @@ def rank_metrics(
     out["evaluated_on"] = "test impressions" if on_impressions else "test-user candidates"
     out["n_samples"] = headline.get("n_samples", 0)
     out["n_queries"] = headline.get("n_queries", 0)
+    if "by_scenario" in headline:
+        out["by_scenario"] = headline["by_scenario"]
     out["list"] = on_candidates.get("list", {})
     out["candidates"] = on_candidates.get("tasks", {})
     out["model"] = ranker.config.model.kind

@@ -5,7 +5,9 @@ The page holds the per-stage funnel table and three PNG plots written next to it
 * ``tradeoff.png``: accuracy (NDCG@K) against intra-list diversity (ILD@K) for MMR over lambda
   and DPP over theta, with the ranked list (no re-ranking) as the reference point;
 * ``channels.png``: each recall channel's share of the final top-K and of its hits;
-* ``latency.png``: p50 / p99 per stage of single-user requests.
+* ``latency.png``: p50 / p99 per stage of single-user requests;
+* ``objectives.png`` (when ``metrics.json`` has an ``objectives`` block): the objective
+  trade-off of fusion weightings (:mod:`funnelrec.eval.objectives_report`).
 
 Everything is read from ``metrics.json``, so a report can be re-rendered without re-running.
 """
@@ -18,33 +20,26 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from funnelrec.errors import FunnelrecError
+from funnelrec.eval.html import empty_figure, html_table, save_figure
+from funnelrec.eval.objectives_report import (
+    objective_rows,
+    objectives_section,
+    plot_objectives,
+)
 
 REPORT_DIR = "report"
 PLOTS = ("tradeoff.png", "channels.png", "latency.png")
-
-
-def _save(fig: Figure, path: Path) -> Path:
-    FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    return path
-
-
-def _empty(fig: Figure, text: str) -> None:
-    ax = fig.add_subplot(1, 1, 1)
-    ax.set_axis_off()
-    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes)
 
 
 def plot_tradeoff(rerank: Mapping[str, Any] | None, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.4))
     curves = (rerank or {}).get("tradeoff", {})
     if rerank is None or not curves:
-        _empty(fig, "no re-ranking sweep in this run")
-        return _save(fig, path)
+        empty_figure(fig, "no re-ranking sweep in this run")
+        return save_figure(fig, path)
     k = rerank["k"]
     ax = fig.add_subplot(1, 1, 1)
     for (method, points), marker in zip(curves.items(), ("o", "s", "^"), strict=False):
@@ -66,15 +61,15 @@ def plot_tradeoff(rerank: Mapping[str, Any] | None, path: Path) -> Path:
     ax.set_title("Accuracy-diversity trade-off (labels: lambda / theta)")
     ax.grid(alpha=0.3)
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_channels(funnel: Mapping[str, Any] | None, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.0))
     channels = (funnel or {}).get("channels", {})
     if funnel is None or not channels:
-        _empty(fig, "no per-channel contribution in this run")
-        return _save(fig, path)
+        empty_figure(fig, "no per-channel contribution in this run")
+        return save_figure(fig, path)
     k = funnel["k"]
     ax = fig.add_subplot(1, 1, 1)
     names = list(channels)
@@ -87,14 +82,14 @@ def plot_channels(funnel: Mapping[str, Any] | None, path: Path) -> Path:
     ax.set_ylabel("share")
     ax.set_title("Per-channel contribution to the final list")
     ax.legend()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def plot_latency(latency: Mapping[str, Mapping[str, float]] | None, path: Path) -> Path:
     fig = Figure(figsize=(6.4, 4.0))
     if not latency:
-        _empty(fig, "no request latency in this run")
-        return _save(fig, path)
+        empty_figure(fig, "no request latency in this run")
+        return save_figure(fig, path)
     ax = fig.add_subplot(1, 1, 1)
     stages = list(latency)
     ys = range(len(stages))
@@ -105,25 +100,7 @@ def plot_latency(latency: Mapping[str, Mapping[str, float]] | None, path: Path) 
     ax.set_xlabel("ms per single-user request")
     ax.set_title("Per-stage latency")
     ax.legend()
-    return _save(fig, path)
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return html.escape(str(value))
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "<p>(none)</p>"
-    columns = list(rows[0])
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{_fmt(row.get(c, ''))}</td>" for c in columns) + "</tr>"
-        for row in rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return save_figure(fig, path)
 
 
 def funnel_rows(metrics: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -154,6 +131,11 @@ def write_report(run_dir: Path) -> Path:
     plot_tradeoff(metrics.get("rerank"), out / "tradeoff.png")
     plot_channels(metrics.get("funnel"), out / "channels.png")
     plot_latency(metrics.get("latency_ms"), out / "latency.png")
+    objectives = ""
+    if metrics.get("objectives"):  # the objective trade-off (benchmarks/watch_time.py)
+        plot_objectives(metrics["objectives"], out / "objectives.png")
+        rows = html_table(objective_rows(metrics["objectives"]))
+        objectives = objectives_section(metrics["objectives"], rows)
     split, data = metrics.get("split", {}), metrics.get("data", {})
     rerank = metrics.get("rerank", {})
     sweep_rows = [
@@ -178,18 +160,19 @@ users ({split.get("n_cold_user_queries", "?")} without history); training
 {data.get("train_users", "?")} users x {data.get("train_items", "?")} items,
 {data.get("train_positives", "?")} positives.</p>
 <h2>Funnel, stage by stage</h2>
-{_table(funnel_rows(metrics))}
+{html_table(funnel_rows(metrics))}
 <h2>Re-ranking trade-off</h2>
 <p>Default: {html.escape(str(rerank.get("method", "none")))}
 {html.escape(json.dumps(rerank.get("params", {})))}; similarity:
 {html.escape(str(rerank.get("similarity", "-")))}; sweep over
 {rerank.get("sweep_queries", 0)} queries.</p>
 <img src="tradeoff.png" alt="accuracy-diversity trade-off">
-{_table(sweep_rows)}
+{html_table(sweep_rows)}
 <h2>Channels and latency</h2>
 <img src="channels.png" alt="per-channel contribution">
 <img src="latency.png" alt="per-stage latency">
-{_table(latency_rows(metrics))}
+{html_table(latency_rows(metrics))}
+{objectives}
 </body></html>
 """
     index = out / "index.html"

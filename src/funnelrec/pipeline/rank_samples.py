@@ -33,13 +33,13 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.events import positive_expr
 from funnelrec.data.split import make_split
 from funnelrec.data.user_attributes import tag_lists
-from funnelrec.errors import MissingInputError
+from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.config import RankConfig
+from funnelrec.rank.labels import DURATION_TASKS, duration_tasks_for
 from funnelrec.rank.samples import (
     SampleConfig,
-    TaskLabel,
     candidate_samples,
     impression_samples,
     resolve_source,
@@ -75,20 +75,34 @@ def sample_config(rank: RankConfig, log: pl.DataFrame, source: str) -> SampleCon
     """Tasks the log supports (or ``rank.tasks``); recall-source labels use the whole window."""
     known = tasks_for_events(log["event"].unique().to_list())
     if rank.samples.tasks is not None:
+        # Duration tasks (complete, watch_time, ...) only when named: they need the columns.
+        known = {**known, **duration_tasks_for(log)}
         missing = [t for t in rank.samples.tasks if t not in known]
         if missing:
-            raise ValueError(
-                f"rank.samples.tasks {missing} have no events in the log; "
-                f"it supports {sorted(known)}"
-            )
+            _refuse_tasks(missing, sorted(known))
         known = {t: known[t] for t in rank.samples.tasks}
     if source == "recall":
-        known = {t: TaskLabel(events=v.events, window_s=None) for t, v in known.items()}
+        known = {t: v.model_copy(update={"window_s": None}) for t, v in known.items()}
     return SampleConfig(
         source=source,
         tasks=known,
         max_negatives_per_query=rank.samples.max_negatives_per_query,
         seed=rank.train.seed,
+    )
+
+
+def _refuse_tasks(missing: list[str], supported: list[str]) -> None:
+    """Raise for ``rank.samples.tasks`` the log cannot label: a duration task on a log
+    without play/video durations is a configuration mistake, named as one."""
+    durations = [t for t in missing if t in DURATION_TASKS]
+    if durations:
+        raise ConfigError(
+            f"rank.samples.tasks {durations} need the interactions' play_duration and "
+            "video_duration columns (seconds) and plays (click/watch rows) carrying them; this "
+            f"log has none. It supports {supported}"
+        )
+    raise ValueError(
+        f"rank.samples.tasks {missing} have no events in the log; it supports {supported}"
     )
 
 

@@ -13,6 +13,7 @@ import torch
 from numpy.typing import NDArray
 
 from funnelrec.features.spec import RankFeatures
+from funnelrec.rank.duration import WEIGHT_PREFIX
 from funnelrec.rank.listwise import QUERY_KEY
 
 Batch = dict[str, torch.Tensor]
@@ -24,12 +25,15 @@ class BatchTable:
     Args:
         features: the samples.
         query: add the query ids the listwise loss groups by (``QUERY_KEY``).
-        labels: keep the ``label_<task>`` columns (training); False for prediction.
+        labels: keep the ``label_<task>`` columns and the ``weight_<task>`` loss weights in
+            ``features.extra`` (training); False for prediction.
     """
 
     def __init__(self, features: RankFeatures, *, query: bool = False, labels: bool = True):
         arrays = features.arrays()
-        if not labels:
+        if labels:  # per-sample loss weights of weighted tasks travel with their labels
+            arrays.update({k: v for k, v in features.extra.items() if k.startswith(WEIGHT_PREFIX)})
+        else:
             arrays = {k: v for k, v in arrays.items() if not k.startswith("label_")}
         if query:
             arrays[QUERY_KEY] = features.group

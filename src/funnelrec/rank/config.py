@@ -193,11 +193,22 @@ class RankConfig(_Frozen):
     fusion: FusionSearchConfig = FusionSearchConfig()
     serve: RankServeConfig = RankServeConfig()
     prerank: PreRankConfig = PreRankConfig()
+    scenario_feature: bool = Field(
+        False,
+        description="Add the samples' scenario (column 'scenario': KuaiRand's tab, the "
+        "simulator's scenarios) as a sparse field (funnelrec/features/scenario.py); always on "
+        "for model.kind='star'. Samples without the column get the unknown code 0.",
+    )
 
     @model_validator(mode="after")
     def _check_objective(self) -> RankConfig:
         check_objective(self.model, self.train)
         return self
+
+    @property
+    def uses_scenario(self) -> bool:
+        """Whether the ranker adds the scenario field (asked for, or a STAR model)."""
+        return self.scenario_feature or self.model.kind == "star"
 
     @property
     def outputs_probabilities(self) -> bool:

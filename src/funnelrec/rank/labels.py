@@ -29,13 +29,19 @@ import polars as pl
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from funnelrec.rank.duration import DURATION_COLUMNS, DurationTarget, duration_targets
+from funnelrec.rank.label_match import IndexedExposures, index_exposures, window_ranges
+
 __all__ = [
     "DAY_S",
     "DEFAULT_TASKS",
+    "DURATION_TASKS",
     "HOUR_S",
     "IMPRESSION",
     "TASK_CATALOGUE",
     "TaskLabel",
+    "duration_tasks_for",
+    "label_and_weigh_exposures",
     "label_exposures",
     "require_columns",
     "task_parents",
@@ -47,7 +53,6 @@ logger = logging.getLogger(__name__)
 IMPRESSION = "impression"
 HOUR_S = 3600.0
 DAY_S = 86400.0
-_TS_SPAN = (1 << 32) - 1  # times are stored relative to the earliest one in 32 bits
 
 
 class TaskLabel(BaseModel):
@@ -77,6 +82,11 @@ class TaskLabel(BaseModel):
         description="The task this one follows: a positive counts only on exposures where that "
         "task is positive too (ESMM's click-through conversion). None, the task itself or a "
         "task not being labelled: unconditioned.",
+    )
+    duration: DurationTarget | None = Field(
+        None,
+        description="Label from the play / video duration of the task's events instead of "
+        "their presence (completion, skip, watch time, duration-debiased: rank/duration.py).",
     )
 
     @field_validator("events")
@@ -108,6 +118,19 @@ TASK_CATALOGUE: dict[str, TaskLabel] = {
     "order": TaskLabel(events=("order",), window_s=DAY_S, after="click"),
 }
 """Known binary tasks in funnel order (the exposure-level task first, the others after it)."""
+
+_PLAYS = ("click", "watch")  # the events a play's duration is logged on (simulator, Kuai*)
+DURATION_TASKS: dict[str, TaskLabel] = {
+    name: TaskLabel(events=_PLAYS, window_s=HOUR_S, after=None, duration=DurationTarget(kind=k))
+    for name, k in (
+        ("complete", "complete"),
+        ("watch_time", "watch_time"),
+        ("debiased_watch", "debiased"),
+        ("skip", "skip"),
+    )
+}
+"""Duration tasks (rank/duration.py), available on logs with ``play_duration`` and
+``video_duration``; exposure-level (a play needs no click in a feed that autoplays)."""
 
 
 def tasks_for_events(events_present: Iterable[str]) -> dict[str, TaskLabel]:
@@ -141,6 +164,24 @@ def tasks_for_events(events_present: Iterable[str]) -> dict[str, TaskLabel]:
     if not others:
         raise ValueError("the log has no event besides 'impression': no task can be labelled")
     return {"positive": TaskLabel(events=others, window_s=DAY_S, after=None)}
+
+
+def duration_tasks_for(log: pl.DataFrame) -> dict[str, TaskLabel]:
+    """The :data:`DURATION_TASKS` a log supports: all of them when it has ``play_duration``
+    and ``video_duration`` and a play event (click or watch) with a duration, else none.
+
+    Example:
+        >>> log = pl.DataFrame({"event": ["watch"], "play_duration": [3.0],
+        ...     "video_duration": [9.0]})
+        >>> list(duration_tasks_for(log))
+        ['complete', 'watch_time', 'debiased_watch', 'skip']
+        >>> duration_tasks_for(log.drop("play_duration"))
+        {}
+    """
+    if any(c not in log.columns for c in (*DURATION_COLUMNS, "event")):
+        return {}
+    plays = log.filter(pl.col("event").is_in(_PLAYS) & pl.col("play_duration").is_not_null())
+    return dict(DURATION_TASKS) if plays.height else {}
 
 
 def require_columns(df: pl.DataFrame, columns: Iterable[str], table: str) -> None:
@@ -188,58 +229,52 @@ def label_exposures(
         >>> label_exposures(exp, ev, {"click": TaskLabel(events=("click",), window_s=60)})
         {'click': array([0., 1.], dtype=float32)}
     """
-    require_columns(exposures, ("user_idx", "item_idx", "timestamp"), "exposures")
-    require_columns(events, ("user_idx", "item_idx", "timestamp", "event"), "events")
-    parents = task_parents(tasks)  # validates the links before the (costly) labelling
-    return _condition_on_parents(_raw_labels(exposures, events, tasks, attribution), parents)
+    return label_and_weigh_exposures(exposures, events, tasks, attribution)[0]
 
 
-def _raw_labels(
+def label_and_weigh_exposures(
     exposures: pl.DataFrame,
     events: pl.DataFrame,
     tasks: Mapping[str, TaskLabel],
-    attribution: Literal["last", "all"],
+    attribution: Literal["last", "all"] = "last",
+) -> tuple[dict[str, NDArray[np.float32]], dict[str, NDArray[np.float32]]]:
+    """:func:`label_exposures` plus the per-sample loss weights of weighted duration tasks
+    (``watch_time``: the play's seconds on positives, 1 on negatives; rank/duration.py).
+
+    Returns:
+        ``(labels {task: [N]}, weights {task: [N]})``, weights for weighted tasks only.
+
+    Raises:
+        ValueError: as :func:`label_exposures`.
+        ConfigError: a duration task on events without ``play_duration``/``video_duration``.
+    """
+    require_columns(exposures, ("user_idx", "item_idx", "timestamp"), "exposures")
+    require_columns(events, ("user_idx", "item_idx", "timestamp", "event"), "events")
+    parents = task_parents(tasks)  # validates the links before the (costly) labelling
+    ix = index_exposures(exposures, events, attribution)
+    durations, weights = duration_targets(ix, exposures.height, events, tasks)
+    raw = _raw_labels(ix, exposures.height, events, tasks)
+    raw = {name: durations.get(name, raw[name]) for name in tasks}
+    labels = _condition_on_parents(raw, parents)
+    # A weighted task labelled after another keeps weight 1 where conditioning zeroed it.
+    weights = {t: np.where(labels[t] > 0, w, 1.0).astype(np.float32) for t, w in weights.items()}
+    return labels, weights
+
+
+def _raw_labels(
+    ix: IndexedExposures | None, n: int, events: pl.DataFrame, tasks: Mapping[str, TaskLabel]
 ) -> dict[str, NDArray[np.float32]]:
-    """Every task's label from its own events and window alone (``after`` not applied)."""
-    n = exposures.height
+    """Every event task's label from its own events and window alone (``after`` not
+    applied); duration tasks stay 0 here."""
     out = {name: np.zeros(n, dtype=np.float32) for name in tasks}
     _warn_absent_events(events, tasks)
-    if n == 0 or events.height == 0:
+    if ix is None:
         return out
-    s_user, s_item, s_ts = _key_columns(exposures)
-    valid = (s_user >= 0) & (s_item >= 0)
-    if not valid.all():
-        logger.warning(
-            "%d exposures have a negative user_idx/item_idx and get label 0 "
-            "(index the log with index_log to keep new ids)",
-            int((~valid).sum()),
-        )
-    if not valid.any():
-        return out
-    pairs = np.unique(_pair_codes(s_user[valid], s_item[valid]))
-    s_rank = np.full(n, -1, dtype=np.int64)
-    s_rank[valid] = np.searchsorted(pairs, _pair_codes(s_user[valid], s_item[valid]))
-    t0 = int(s_ts[valid].min())
-    e_rank, e_ts, e_keep = _match_events(events, pairs, t0)
-    if not e_keep.any():
-        return out
-    span = max(int(s_ts[valid].max()), int(e_ts[e_keep].max())) - t0
-    if span >= _TS_SPAN:
-        raise ValueError(f"timestamps span {span} s, more than the 2**32 s this labeller handles")
-    rel = s_ts - t0
-    bound = _attribution_bound(rel, s_rank, valid, attribution)
-    key = s_rank << 32
     for name, task in tasks.items():
-        mask = e_keep & events["event"].is_in(list(task.events)).to_numpy()
-        if not mask.any():
+        mask = events["event"].is_in(list(task.events)).to_numpy()
+        if task.duration is not None or not (mask & ix.e_keep).any():
             continue
-        codes = np.sort((e_rank[mask] << 32) | (e_ts[mask] - t0))
-        hi = bound if task.window_s is None else np.minimum(bound, rel + int(task.window_s))
-        hi = np.minimum(hi, _TS_SPAN)
-        lo_i = np.searchsorted(codes, key | rel, side="left")
-        hi_i = np.searchsorted(codes, key | np.maximum(hi, 0), side="right")
-        hit = valid & (hi >= rel) & (hi_i > lo_i)
-        out[name] = hit.astype(np.float32)
+        out[name] = window_ranges(ix, mask, task.window_s)[3].astype(np.float32)
     return out
 
 
@@ -319,51 +354,3 @@ def _warn_absent_events(events: pl.DataFrame, tasks: Mapping[str, TaskLabel]) ->
                 name,
                 list(task.events),
             )
-
-
-def _key_columns(
-    df: pl.DataFrame,
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64]]:
-    """``(user_idx [R], item_idx [R], timestamp [R])`` of ``df`` as int64."""
-    return (
-        df["user_idx"].to_numpy().astype(np.int64),
-        df["item_idx"].to_numpy().astype(np.int64),
-        df["timestamp"].to_numpy().astype(np.int64),
-    )
-
-
-def _match_events(
-    events: pl.DataFrame, pairs: NDArray[np.int64], t0: int
-) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.bool_]]:
-    """Locate each event's (user, item) pair among the exposed ``pairs`` ``[P]`` (sorted).
-
-    Returns:
-        ``(rank [E], timestamp [E], keep [E])``: the pair's index in ``pairs`` (clipped, only
-        meaningful where ``keep``), the event time, and whether the event can label anything
-        (valid ids, an exposed pair, not before the earliest exposure ``t0``).
-    """
-    e_user, e_item, e_ts = _key_columns(events)
-    e_code = _pair_codes(e_user, e_item)
-    e_rank = np.minimum(np.searchsorted(pairs, e_code), pairs.shape[0] - 1)
-    e_keep = (e_user >= 0) & (e_item >= 0) & (pairs[e_rank] == e_code) & (e_ts >= t0)
-    return e_rank, e_ts, e_keep
-
-
-def _attribution_bound(
-    rel: NDArray[np.int64],
-    s_rank: NDArray[np.int64],
-    valid: NDArray[np.bool_],
-    attribution: Literal["last", "all"],
-) -> NDArray[np.int64]:
-    """``[N]`` upper attribution bound per exposure (inclusive, relative time).
-
-    ``"last"``: the next exposure of the same pair minus 1 (so an event credits only the
-    latest exposure at or before it); ``"all"`` and a pair's last exposure: no bound.
-    """
-    bound = np.full(rel.shape[0], _TS_SPAN, dtype=np.int64)
-    if attribution == "last":
-        idx = np.flatnonzero(valid)
-        order = idx[np.lexsort((rel[idx], s_rank[idx]))]
-        same = s_rank[order[1:]] == s_rank[order[:-1]]
-        bound[order[:-1][same]] = rel[order[1:][same]] - 1
-    return bound

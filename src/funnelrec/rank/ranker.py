@@ -34,7 +34,8 @@ from numpy.typing import NDArray
 
 from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
-from funnelrec.features.spec import RankFeatures
+from funnelrec.features.scenario import ScenarioVocab
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.rank.batches import Batch, BatchTable
 from funnelrec.rank.behaviour_cache import BehaviourCache, ProjectsBehaviours, one_sequence
 from funnelrec.rank.calibration import (
@@ -44,6 +45,7 @@ from funnelrec.rank.calibration import (
     correct_task_probabilities,
 )
 from funnelrec.rank.config import RankConfig, check_objective
+from funnelrec.rank.duration import with_sample_weights
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
 from funnelrec.rank.listwise import QUERY_KEY, query_batches
@@ -70,6 +72,7 @@ class Ranker:
         self.config = config
         self.tasks = tuple(tasks)
         self.features: PointInTimeFeatures | None = None
+        self.scenarios: ScenarioVocab | None = None  # the scenario field (config.uses_scenario)
         self.network: torch.nn.Module | None = None
         self.boosters: LightGBMRanker | None = None
         self.fusion_config: FusionConfig = config.fusion.formula or FusionConfig(
@@ -110,8 +113,11 @@ class Ranker:
         """
         start = time.perf_counter()
         self.features = PointInTimeFeatures(self.config.features).fit(data, train_samples, log)
-        x_train = self.features.transform(train_samples, log)
-        x_valid = self.features.transform(valid_samples, log)
+        if self.config.uses_scenario:
+            self.scenarios = ScenarioVocab.fit(train_samples)
+        # weight_<task> columns (watch time's weighted LR) ride along to the loss.
+        x_train = with_sample_weights(self._transform(train_samples, log), train_samples)
+        x_valid = with_sample_weights(self._transform(valid_samples, log), valid_samples)
         self.stats["featurize_s"] = time.perf_counter() - start
         self.keep_rate = negative_keep_rate(train_samples)
         self.stats["negative_keep_rate"] = self.keep_rate
@@ -346,7 +352,21 @@ class Ranker:
         labels = [c for c in samples.columns if c.startswith("label_")]
         unlabelled = samples.drop(labels) if labels else samples  # drop costs 0.1 ms
         log = self._log_for(unlabelled, log)
-        return self.predict_features(self.features.transform(unlabelled, log))
+        return self.predict_features(self._transform(unlabelled, log))
+
+    def _transform(self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog) -> RankFeatures:
+        """The featurizer's features of ``samples``, plus the scenario field when used."""
+        assert self.features is not None
+        x = self.features.transform(samples, log)
+        return x if self.scenarios is None else self.scenarios.add_field(x, samples)
+
+    @property
+    def spec(self) -> FeatureSpec:
+        """The model's input spec: the featurizer's, plus the scenario field when used."""
+        if self.features is None:
+            raise RuntimeError("the ranker is not fitted")
+        spec = self.features.spec
+        return spec if self.scenarios is None else self.scenarios.extend_spec(spec)
 
     def _log_for(
         self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
@@ -391,6 +411,8 @@ class Ranker:
         if self.features is None:
             raise RuntimeError("the ranker is not fitted")
         out: dict[str, NDArray] = {f"features.{k}": v for k, v in self.features.state().items()}
+        if self.scenarios is not None:
+            out.update({f"scenario.{k}": v for k, v in self.scenarios.state().items()})
         if self.boosters is not None:
             out.update({f"gbdt.{k}": v for k, v in self.boosters.state().items()})
         else:
@@ -418,10 +440,12 @@ class Ranker:
         ranker.features = PointInTimeFeatures.from_state(
             config.features, prefixed(state, "features.")
         )
+        if config.uses_scenario:
+            ranker.scenarios = ScenarioVocab.from_state(prefixed(state, "scenario."))
         if isinstance(config.model, LightGBMConfig):
             ranker.boosters = LightGBMRanker.from_state(config.model, prefixed(state, "gbdt."))
         else:
-            network = build_rank_model(config.model, ranker.features.spec)
+            network = build_rank_model(config.model, ranker.spec)
             weights = {k: torch.from_numpy(np.array(v)) for k, v in prefixed(state, "net.").items()}
             network.load_state_dict(weights)
             network.to(ranker._device)

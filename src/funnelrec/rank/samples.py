@@ -16,7 +16,9 @@ Both return the **Samples** table::
     label_<task> (Float32) ... one per task, in config order, then passthrough columns
     (impressions: session_id, position, scenario when present; candidates: source,
     source_rank, recall_score, ... everything the candidates table carries), then
-    neg_weight (Float64) when negatives were subsampled (``max_negatives_per_query``)
+    neg_weight (Float64) when negatives were subsampled (``max_negatives_per_query``),
+    weight_<task> (Float32) per weighted duration task (``watch_time``: the loss weight of
+    YouTube's weighted logistic regression, rank/duration.py)
 
 Negative subsampling. ``max_negatives_per_query = k`` keeps every sample with a positive label
 and at most ``k`` all-zero ones per query, at random. A model fitted on the kept rows
@@ -50,11 +52,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
+from funnelrec.rank.duration import weight_column
 from funnelrec.rank.labels import (
     DEFAULT_TASKS,
     IMPRESSION,
     TASK_CATALOGUE,
     TaskLabel,
+    label_and_weigh_exposures,
     label_exposures,
     require_columns,
     task_parents,
@@ -273,11 +277,12 @@ def _rate(labels: pl.Series) -> float:
 
 def _finish(
     samples: pl.DataFrame,
-    labels: dict[str, NDArray[np.float32]],
+    targets: tuple[dict[str, NDArray[np.float32]], dict[str, NDArray[np.float32]]],
     passthrough: list[str],
     config: SampleConfig,
     rng: np.random.Generator,
 ) -> pl.DataFrame:
+    labels, weights = targets
     table = samples.select(
         pl.col("query_id").cast(pl.Int64),
         pl.col("user_idx").cast(pl.Int32),
@@ -285,6 +290,7 @@ def _finish(
         pl.col("timestamp").cast(pl.Int64),
         *[pl.Series(f"label_{t}", v, dtype=pl.Float32) for t, v in labels.items()],
         *passthrough,
+        *[pl.Series(weight_column(t), v, dtype=pl.Float32) for t, v in weights.items()],
     )
     table = _subsample_negatives(table, config, rng)
     rates = {t: round(_rate(table[f"label_{t}"]), 5) for t in labels}
@@ -345,8 +351,8 @@ def impression_samples(
         .unique([*slate, "item_idx"], keep="first", maintain_order=True)
         .with_columns(pl.struct(slate).rle_id().cast(pl.Int64).alias("query_id"))
     )
-    labels = label_exposures(imp, interactions, config.tasks, config.attribution)
-    return _finish(imp, labels, passthrough, config, rng)
+    targets = label_and_weigh_exposures(imp, interactions, config.tasks, config.attribution)
+    return _finish(imp, targets, passthrough, config, rng)
 
 
 def candidate_samples(
@@ -404,5 +410,5 @@ def candidate_samples(
         ["query_id", "item_idx"], keep="first", maintain_order=True
     )
     passthrough = [c for c in cand.columns if c not in (*KEY_COLUMNS, "_row")]
-    labels = label_exposures(samples, future, config.tasks, config.attribution)
-    return _finish(samples, labels, passthrough, config, rng)
+    targets = label_and_weigh_exposures(samples, future, config.tasks, config.attribution)
+    return _finish(samples, targets, passthrough, config, rng)

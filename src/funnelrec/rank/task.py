@@ -19,6 +19,12 @@ every task that follows click (``TaskLabel.after``) so.
 :func:`~funnelrec.rank.listwise.listwise_softmax_loss` over the batch's queries (the batch
 must carry ``query`` ids and hold whole queries: :func:`~funnelrec.rank.listwise.query_batches`);
 the weighting above is unchanged. Its logits are ranking scores, not log-odds.
+
+Per-sample weights. A batch may carry ``weight_<task>`` ``[B]`` (weighted duration tasks,
+rank/duration.py): the task's BCE becomes ``sum_i w_i * BCE_i / sum_i w_i`` (YouTube's
+weighted logistic regression for watch time: positives weighted by their play seconds, so
+the odds estimate the expected watch time); listwise, the weights grade the relevance
+(``label * weight``: a query's softmax target is proportional to watch time).
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import Tensor, nn
 
+from funnelrec.rank.duration import WEIGHT_PREFIX
 from funnelrec.rank.listwise import QUERY_KEY, listwise_softmax_loss
 
 
@@ -109,8 +116,9 @@ class MultiTaskLoss(nn.Module):
 
         Args:
             outputs: ``{task: logit [B]}`` (extra keys are ignored).
-            batch: ``label_<task>`` ``[B]`` in {0, 1} for every configured task; listwise
-                also ``query`` ``[B]`` (query id per row, whole queries only).
+            batch: ``label_<task>`` ``[B]`` in {0, 1} for every configured task, optionally
+                ``weight_<task>`` ``[B]`` (per-sample loss weights); listwise also ``query``
+                ``[B]`` (query id per row, whole queries only).
 
         Returns:
             ``loss`` (scalar to minimise), ``loss_<task>`` (mean BCE, or mean listwise loss
@@ -132,10 +140,14 @@ class MultiTaskLoss(nn.Module):
                 raise KeyError(f"batch has no '{key}' (got {sorted(batch)})")
             logits = outputs[task]
             labels = batch[key].to(logits.dtype)
+            weight = batch.get(f"{WEIGHT_PREFIX}{task}")
             if listwise:
-                losses.append(listwise_softmax_loss(logits, labels, batch[QUERY_KEY]))
-            else:
+                relevance = labels if weight is None else labels * weight.to(logits.dtype)
+                losses.append(listwise_softmax_loss(logits, relevance, batch[QUERY_KEY]))
+            elif weight is None:
                 losses.append(nn.functional.binary_cross_entropy_with_logits(logits, labels))
+            else:
+                losses.append(_weighted_bce(logits, labels, weight.to(logits.dtype)))
         per_task = torch.stack(losses)  # [T]
         weights = self.weights.to(per_task.dtype)
         if self.log_var is None:
@@ -149,6 +161,12 @@ class MultiTaskLoss(nn.Module):
             if self.log_var is not None:
                 out[f"log_var_{task}"] = self.log_var[i].detach()
         return out
+
+
+def _weighted_bce(logits: Tensor, labels: Tensor, weight: Tensor) -> Tensor:
+    """``sum(w * BCE) / sum(w)`` over ``[B]`` rows (0 for an all-zero weight batch)."""
+    per_row = nn.functional.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+    return (weight * per_row).sum() / weight.sum().clamp_min(1e-12)
 
 
 __all__ = ["MultiTaskLoss", "MultiTaskLossConfig"]

@@ -14,6 +14,10 @@ about X: this is the channel that serves cold items.
 query (plus every item ingested since training): in the full catalogue new items are a few
 percent of any neighbourhood, so a dedicated fresh channel (with its own merge quota) is what
 reliably puts them in front of the ranker.
+
+``prefix_prior`` (opt-in) adds to each candidate's similarity the log-lift of the statistics
+of its semantic-id prefix (:mod:`funnelrec.recall.prefix_prior`): a new item inherits the
+popularity (or CTR) of the items whose content codes start like its own.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from funnelrec.index import BaseIndex, Metric, build_index, index_from_state
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.history import recent_items
+from funnelrec.recall.prefix_prior import PrefixPrior
 from funnelrec.recall.sparse import csr_dense_product, row_ptr, sorted_by_row
 from funnelrec.recall.topk import coo_topk, seen_exclusions
 
@@ -80,6 +85,7 @@ class Content(RetrieverBase):
         self.pool: str = config.pool  # resolved at fit ("auto" -> "fresh" or "all")
         self._as_of = 0
         self._index: BaseIndex | None = None
+        self._prior: PrefixPrior | None = None
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
@@ -116,6 +122,8 @@ class Content(RetrieverBase):
             raise MissingInputError("content channel: no item has any text to embed")
         self._as_of = int(data.as_of)
         self._set_embeddings(emb, created.astype(np.int64))
+        if self.config.prefix_prior is not None:
+            self._prior = PrefixPrior(self.config.prefix_prior).fit(data, emb, self._usable)
         pool = np.flatnonzero(self._in_pool(np.arange(data.n_items)))
         self._index = build_index(self.config.index, METRIC, pool.shape[0])
         self._index.build(emb[pool], pool.astype(np.int64))
@@ -159,6 +167,8 @@ class Content(RetrieverBase):
             created[item_idx] = given.fill_null(self._as_of).to_numpy()
         has = np.abs(vectors).sum(axis=1) > 0
         index.add(vectors[has], item_idx[has])
+        if self._prior is not None:
+            self._prior.add_items(vectors, item_idx)
         self._set_embeddings(grown, created)
 
     # ------------------------------------------------------------- retrieve
@@ -173,11 +183,14 @@ class Content(RetrieverBase):
 
         Returns:
             ``ChannelResult`` ``[B, k]``; scores are cosine similarities (``mean``) or their
-            recency-weighted average over history items (``sum``). With ``pool="fresh"``,
-            items created more than ``fresh_age_s`` before the query time are dropped.
+            recency-weighted average over history items (``sum``), plus the prefix prior's
+            ``weight * log-lift`` with ``prefix_prior``. With ``pool="fresh"``, items created
+            more than ``fresh_age_s`` before the query time are dropped.
         """
         cfg = self.config
         k = cfg.k if k is None else k
+        # The prior re-orders neighbours: search deeper than k so it has some to promote.
+        fetch_k = k if cfg.prefix_prior is None else k * cfg.prefix_prior.oversample
         emb, index = self._fitted()
         b = len(queries)
         usable = self._usable
@@ -192,11 +205,11 @@ class Content(RetrieverBase):
             qvec = csr_dense_product(ptr, item[order], weight[order].astype(np.float32), emb)
             live = np.flatnonzero(np.diff(ptr) > 0)
             out_rows, out_item, out_score = self._search(
-                qvec[live], live, extra[live], k, len(index)
+                qvec[live], live, extra[live], fetch_k, len(index)
             )
         else:
             hit_pos, hit_item, sim = self._search(
-                emb[item], np.arange(item.shape[0]), extra[rows], k, len(index)
+                emb[item], np.arange(item.shape[0]), extra[rows], fetch_k, len(index)
             )
             total = np.bincount(rows, weights=weight, minlength=b)
             out_rows = rows[hit_pos]
@@ -205,6 +218,8 @@ class Content(RetrieverBase):
         if self.pool == "fresh":
             fresh = self._created[out_item] >= queries.timestamp[out_rows] - cfg.fresh_age_s
             out_rows, out_item, out_score = out_rows[fresh], out_item[fresh], out_score[fresh]
+        if self._prior is not None:
+            out_rows, out_item, out_score = self._prior.rescore(out_rows, out_item, out_score)
         # Repeated (row, item) hits (sum mode) are summed.
         seen = seen_exclusions(queries, cfg.exclude_seen)
         idx, score = coo_topk(out_rows, out_item, out_score, b, k, seen)
@@ -274,12 +289,14 @@ class Content(RetrieverBase):
         }
         out.update({f"encoder.{key}": value for key, value in self.encoder.state().items()})
         out.update({f"index.{key}": value for key, value in index.state().items()})
+        if self._prior is not None:
+            out.update({f"prior.{key}": value for key, value in self._prior.state().items()})
         return out
 
     @classmethod
     def from_state(cls, config: ContentConfig, state: dict[str, NDArray]) -> Content:
         model = cls(config)
-        sub: dict[str, dict[str, NDArray]] = {"encoder": {}, "index": {}}
+        sub: dict[str, dict[str, NDArray]] = {"encoder": {}, "index": {}, "prior": {}}
         for key, value in state.items():
             head, _, rest = key.partition(".")
             if head in sub and rest:
@@ -293,4 +310,6 @@ class Content(RetrieverBase):
             np.asarray(state["created_at"], dtype=np.int64),
         )
         model._index = index_from_state(config.index, METRIC, sub["index"])
+        if config.prefix_prior is not None:
+            model._prior = PrefixPrior.from_state(config.prefix_prior, sub["prior"])
         return model

@@ -13,6 +13,7 @@ from pydantic import Field
 from funnelrec.features.text import TextEncoderConfig
 from funnelrec.index.config import ExactIndexConfig, IndexConfig
 from funnelrec.recall.base import RetrieverBase, RetrieverConfig
+from funnelrec.recall.prefix_prior import PrefixPriorConfig
 
 __all__ = ["ContentConfig"]
 
@@ -45,6 +46,12 @@ class ContentConfig(RetrieverConfig):
         "when the items have a created_at column, all otherwise (decided at fit).",
     )
     fresh_age_s: float = Field(7 * 86_400.0, gt=0, description="pool='fresh': maximum age.")
+    prefix_prior: PrefixPriorConfig | None = Field(
+        None,
+        description="Add the log-lift of each candidate's semantic-id prefix statistics "
+        "(popularity or CTR, inherited by new items from items with similar codes) to its "
+        "similarity; None = similarity only (docs/recall.md, 'Semantic ids').",
+    )
 
     def retriever_class(self) -> type[RetrieverBase]:
         """The channel this config builds."""

@@ -75,8 +75,15 @@ INTERACTIONS = TableSpec(
         ColumnSpec("session_id", "id", required=False),
         ColumnSpec("position", "int", required=False),
         ColumnSpec("scenario", "str", required=False),
+        ColumnSpec("play_duration", "float", required=False),
+        ColumnSpec("video_duration", "float", required=False),
     ),
 )
+"""``play_duration`` / ``video_duration`` (seconds, float; optional): how long the user played
+the item on a consumption row (a watch or click; null elsewhere), and the item's length, known
+at exposure time, so it is on every row of a video (impressions too). Both live on the event
+rows, not on Items: a log row states what was played of what length (KuaiRec and KuaiRand ship
+them so), and a duration objective labels an exposure from its own rows alone."""
 
 ITEMS = TableSpec(
     "items",

@@ -43,7 +43,7 @@ SPEC = FeatureSpec(
     ("user", "item", "category", "context"), (11, 23, 7, 4), 3, 6, 1, 2, ("click", "buy", "like")
 )
 SMALL = MLPConfig(hidden=(16, 8))
-KINDS = ("deepfm", "dcn_v2", "din", "shared_bottom", "mmoe", "ple", "esmm")
+KINDS = ("deepfm", "dcn_v2", "din", "shared_bottom", "mmoe", "ple", "esmm", "star")
 ADAPTER: TypeAdapter[RankModelConfig] = TypeAdapter(RankModelConfig)
 
 
@@ -77,6 +77,7 @@ def small_config(kind: str, **extra: object) -> RankModelConfig:
         "mmoe": {"expert": SMALL, "n_experts": 3},
         "ple": {"expert": SMALL, "n_specific": 1, "n_shared": 2},
         "esmm": {"tower": SMALL},
+        "star": {"star": SMALL, "tower": MLPConfig(hidden=(4,))},
     }[kind]
     return ADAPTER.validate_python({"kind": kind, "embed_dim": 4, **layers, **extra})
 
@@ -120,7 +121,7 @@ def test_models_with_pooling_batch_norm_dropout_and_no_dense(kind: str) -> None:
     extra: dict[str, object] = {} if kind == "din" else {"sequence_pooling": "mean"}
     config = small_config(kind, **extra)
     field = {"deepfm": "deep", "dcn_v2": "deep", "din": "deep", "shared_bottom": "bottom",
-             "mmoe": "expert", "ple": "expert", "esmm": "tower"}[kind]  # fmt: skip
+             "mmoe": "expert", "ple": "expert", "esmm": "tower", "star": "tower"}[kind]  # fmt: skip
     config = config.model_copy(update={field: layers})
     model = build_rank_model(config, spec)
     batch = random_batch(spec, n=8)

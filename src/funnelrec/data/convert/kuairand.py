@@ -14,6 +14,10 @@ becomes:
   present and ``duration_ms`` > 0 (rows with a zero duration get no watch event; the count is
   in the notes).
 
+With both watch columns, every row of an exposure carries ``video_duration`` (``duration_ms``
+in seconds; null when 0) and the watch row ``play_duration`` (``play_time_ms`` in seconds):
+the canonical optional duration columns the watch-time objectives read (docs/data.md).
+
 Time: ``time_ms`` (official logs, unix ms) is truncated to seconds, else a ``timestamp``
 column (unix seconds or ISO) is used. Without either (the joined sample dropped them) the
 timestamp is synthesised deterministically from row order, 0, 1, 2, ... seconds over the
@@ -102,9 +106,15 @@ def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[s
         timestamp = pl.col("timestamp")
     base = source.with_columns(timestamp.alias("timestamp"))
     extras = [c for c in ("scenario", "is_rand") if c in source.columns]
-    parts = _flag_events(base, extras)
+    durations: list[str] = []
+    if "duration_ms" in source.columns:
+        seconds = pl.when(pl.col("duration_ms") > 0).then(pl.col("duration_ms") / 1000.0)
+        base = base.with_columns(seconds.cast(pl.Float64).alias("video_duration"))
+        durations = ["video_duration"]
+    parts = _flag_events(base, [*durations, *extras])
     if "play_time_ms" in source.columns:
-        watched, n_skipped = _watch_events(base, extras)
+        watched, n_skipped = _watch_events(base, [*durations, *extras])
+        durations = ["play_duration", *durations]
         parts.append(watched)
         if n_skipped:
             notes.append(
@@ -114,7 +124,7 @@ def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[s
     order = {"impression": 0, **{e: i + 1 for i, e in enumerate(FLAG_EVENTS.values())}}
     order["watch"] = len(order)
     inter = (
-        pl.concat(parts)
+        pl.concat(parts, how="diagonal_relaxed")
         .sort(
             "timestamp",
             "_line",
@@ -122,7 +132,7 @@ def _read_log(path: Path, offset: int) -> tuple[pl.DataFrame, DropReport, list[s
             maintain_order=True,
         )
         .with_columns(pl.col("value").cast(pl.Float32))
-        .select("user_id", "item_id", "timestamp", "event", "value", *extras)
+        .select("user_id", "item_id", "timestamp", "event", "value", *durations, *extras)
     )
     return inter, report, notes
 
@@ -201,6 +211,8 @@ def _watch_events(base: pl.DataFrame, extras: Sequence[str]) -> tuple[pl.DataFra
     ok = (pl.col("duration_ms") > 0) & pl.col("play_time_ms").is_not_null()
     watched = base.filter(ok.fill_null(False))
     events = watched.select(keep).with_columns(
-        event=pl.lit("watch"), value=watched["play_time_ms"] / watched["duration_ms"]
+        event=pl.lit("watch"),
+        value=watched["play_time_ms"] / watched["duration_ms"],
+        play_duration=(watched["play_time_ms"] / 1000.0).cast(pl.Float64),
     )
     return events, base.height - watched.height

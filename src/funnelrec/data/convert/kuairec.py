@@ -3,7 +3,8 @@
 A matrix file (``user_id, video_id, play_duration, video_duration, time, date, timestamp,
 watch_ratio``; UTF-8 with a BOM) becomes ``"watch"`` events with ``value`` = ``watch_ratio``
 (play time / video length; above 1 for replays) and ``timestamp`` = the float unix time
-truncated to seconds; ``play_duration`` and ``video_duration`` (ms) are kept as extra columns.
+truncated to seconds; ``play_duration`` and ``video_duration`` (ms in the source) become the
+canonical optional columns of the same names, in seconds (float).
 Rows without a timestamp or watch ratio (the official big matrix has some) are dropped and
 counted. Files matching ``big_matrix*.csv`` and ``small_matrix*.csv`` are read; when both are
 present they are concatenated with a ``matrix`` column (``"big"``/``"small"``): the small
@@ -33,6 +34,7 @@ from funnelrec.errors import DataError
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS
 
 FORMAT = "kuairec"
+DURATION_COLUMNS = ("play_duration", "video_duration")
 MATRICES: tuple[tuple[str, str], ...] = (("big", "big_matrix*.csv"), ("small", "small_matrix*.csv"))
 
 
@@ -105,8 +107,8 @@ def read(src: Path) -> RawTables:
 def _read_matrix(path: Path) -> tuple[pl.DataFrame, DropReport]:
     raw, row_of = read_text_table(path)
     require_columns(raw, ("user_id", "video_id", "timestamp", "watch_ratio"), path)
-    extras = [c for c in ("play_duration", "video_duration") if c in raw.columns]
-    return coerce_table(
+    extras = [c for c in DURATION_COLUMNS if c in raw.columns]
+    table, report = coerce_table(
         raw.select(
             "user_id",
             pl.col("video_id").alias("item_id"),
@@ -122,3 +124,7 @@ def _read_matrix(path: Path) -> tuple[pl.DataFrame, DropReport]:
         defaults={},
         source_names={"item_id": "video_id", "value": "watch_ratio"},
     )
+    # The source counts milliseconds; the canonical columns are seconds.
+    return table.with_columns(
+        (pl.col(c).cast(pl.Float64) / 1000.0).alias(c) for c in extras
+    ), report

@@ -7,44 +7,13 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from funnelrec.data.simulator.conversion_delay import ConversionDelayConfig
+from funnelrec.data.simulator.scenario_config import ScenarioConfig
+from funnelrec.data.simulator.slate_mix import SlateMix
+from funnelrec.data.simulator.watch_config import WatchConfig
 from funnelrec.errors import ConfigError
 
 DAY_S = 86_400
-
-
-class SlateMix(BaseModel):
-    """Where the items of an impression slate come from (relative weights, normalised).
-
-    Each slot independently picks a source, then an available item (created before the slate's
-    time) from it, weighted by intrinsic popularity (``fresh`` draws uniformly).
-
-    Example:
-        >>> SlateMix(popular=0.5).popular
-        0.5
-    """
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    related: float = Field(
-        0.45, ge=0, description="The session's anchor cluster (follows the last click)."
-    )
-    subtopic: float = Field(0.15, ge=0, description="The session's sub-topic.")
-    category: float = Field(0.08, ge=0, description="The session's category, any sub-topic.")
-    interest: float = Field(0.07, ge=0, description="A category drawn from the user's interests.")
-    popular: float = Field(0.15, ge=0, description="Globally popular items, any category.")
-    fresh: float = Field(0.10, ge=0, description="Uniform among items created in the fresh window.")
-
-    @model_validator(mode="after")
-    def _positive_total(self) -> Self:
-        if sum(self.weights(normalise=False)) <= 0:
-            raise ValueError("slate_mix needs at least one positive weight")
-        return self
-
-    def weights(self, *, normalise: bool = True) -> tuple[float, ...]:
-        """``(related, subtopic, category, interest, popular, fresh)`` probabilities."""
-        raw = (self.related, self.subtopic, self.category, self.interest, self.popular, self.fresh)
-        total = sum(raw) if normalise else 1.0
-        return tuple(w / total for w in raw)
 
 
 class LongTermInterestConfig(BaseModel):
@@ -285,6 +254,21 @@ class SimulatorConfig(BaseModel):
     long_term: LongTermInterestConfig = Field(
         default_factory=LongTermInterestConfig,
         description="Users with periodic category interests (off by default).",
+    )
+    scenarios: ScenarioConfig = Field(
+        default_factory=ScenarioConfig,
+        description="Several scenarios (feed, detail, search, ...) with their own position "
+        "curve, click propensity and intent; off by default (no scenario column).",
+    )
+    watch: WatchConfig = Field(
+        default_factory=WatchConfig,
+        description="Video durations, plays, likes and satisfaction-driven retention "
+        "(off by default: no duration columns).",
+    )
+    conversion_delay: ConversionDelayConfig = Field(
+        default_factory=ConversionDelayConfig,
+        description="Orders trail their clicks by a drawn delay (exponential + Weibull tail); "
+        "off by default (orders follow within minutes).",
     )
 
     @model_validator(mode="after")

@@ -17,6 +17,7 @@ from funnelrec.data.simulator.catalog import (
     make_titles,
 )
 from funnelrec.data.simulator.config import DAY_S, SimulatorConfig
+from funnelrec.data.simulator.conversion_delay import CONVERSION_SCHEMA, delay_conversions
 from funnelrec.data.simulator.events import finalize_interactions, slots_to_rows
 from funnelrec.data.simulator.kernel import (
     CatalogArrays,
@@ -31,8 +32,11 @@ from funnelrec.data.simulator.periodic import (
     periodic_table,
     plant_periodic,
 )
-from funnelrec.data.simulator.plan import SessionPlan, plan_sessions, position_bias
+from funnelrec.data.simulator.plan import SessionPlan, plan_sessions
 from funnelrec.data.simulator.population import GENDERS, Population, build_population
+from funnelrec.data.simulator.retention import watch_and_retention
+from funnelrec.data.simulator.scenarios import ScenarioPlan, plan_scenarios
+from funnelrec.data.simulator.watch import WatchTruth
 from funnelrec.schema import INTERACTIONS, ITEMS, USERS, check_schema
 
 logger = logging.getLogger(__name__)
@@ -57,6 +61,12 @@ class SimulatedData:
             (``SimulatorConfig.long_term``): ``user_id, category, period_s, burst_s, phase_s,
             burst_origin``, one row per (user, periodic category); empty when the feature is
             off. :func:`~funnelrec.data.simulator.periodic.burst_windows` lists the bursts.
+        watch: the watch-time ground truth (durations, satisfaction, click propensity) when
+            ``SimulatorConfig.watch`` is on; the log then has ``play_duration``,
+            ``video_duration`` and ``like`` rows (:mod:`~funnelrec.data.simulator.watch`).
+        conversions: ground truth of every order when ``SimulatorConfig.conversion_delay`` is
+            on (its delay, the eventual time, even past the span; :mod:`~funnelrec.data.
+            simulator.conversion_delay`); empty when off.
     """
 
     interactions: pl.DataFrame
@@ -65,13 +75,15 @@ class SimulatedData:
     periodic_interests: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema=PERIODIC_SCHEMA)
     )
+    watch: WatchTruth | None = None
+    conversions: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=CONVERSION_SCHEMA)
+    )
 
 
 def _kernel_params(
-    config: SimulatorConfig, catalog: Catalog, keys: NDArray[np.uint64]
+    config: SimulatorConfig, catalog: Catalog, keys: NDArray[np.uint64], scenarios: ScenarioPlan
 ) -> KernelParams:
-    mix = np.cumsum(np.asarray(config.slate_mix.weights(), dtype=np.float64))
-    mix[-1] = 1.0
     quality_mean = float((catalog.quality * catalog.weight).sum() / catalog.weight.sum())
     return KernelParams(
         start=config.start_timestamp,
@@ -99,10 +111,11 @@ def _kernel_params(
         cart_rate=config.cart_rate,
         order_rate=config.order_rate,
         quality_mean=quality_mean,
-        mix_cum=mix,
-        pos_bias=position_bias(config),
+        mix_cum=scenarios.mix_cum,
+        pos_bias=scenarios.curve,
         lt_burst_ratio=config.long_term.burst_share / (1.0 - config.long_term.burst_share),
         lt_off_weight=config.long_term.off_burst_weight,
+        intent=scenarios.intent,
     )
 
 
@@ -133,7 +146,7 @@ def _catalog_arrays(catalog: Catalog, population: Population) -> CatalogArrays:
 
 
 def _user_arrays(
-    population: Population, plan: SessionPlan, periodic: PeriodicInterests
+    population: Population, plan: SessionPlan, periodic: PeriodicInterests, scenario: NDArray
 ) -> UserArrays:
     return UserArrays(
         window_start=population.window_start,
@@ -150,6 +163,7 @@ def _user_arrays(
         lt_period=periodic.period,
         lt_burst=periodic.burst,
         lt_phase=periodic.phase,
+        scenario=scenario,
     )
 
 
@@ -168,10 +182,11 @@ def _simulate_interactions(
     plan: SessionPlan,
     keys: NDArray[np.uint64],
     periodic: PeriodicInterests,
+    scenarios: ScenarioPlan,
 ) -> pl.DataFrame:
-    params = _kernel_params(config, catalog, keys)
+    params = _kernel_params(config, catalog, keys, scenarios)
     cat = _catalog_arrays(catalog, population)
-    users = _user_arrays(population, plan, periodic)
+    users = _user_arrays(population, plan, periodic, scenarios.session)
     session_user = np.repeat(np.arange(population.n_users), np.diff(plan.user_ptr))
     blocks = []
     for lo, hi in _chunk_bounds(plan, population.n_users):
@@ -187,7 +202,7 @@ def _simulate_interactions(
             rows = {name: column[keep] for name, column in rows.items()}
         blocks.append(rows)
         logger.debug("simulated users %d-%d", lo, hi)
-    return finalize_interactions(blocks)
+    return scenarios.label(finalize_interactions(blocks))
 
 
 def _items_table(config: SimulatorConfig, catalog: Catalog, titles: pl.Series) -> pl.DataFrame:
@@ -267,7 +282,20 @@ def simulate(config: SimulatorConfig) -> SimulatedData:
     plan = plan_sessions(rng, config, population)
     keys = rng.integers(0, np.iinfo(np.uint64).max, size=2, dtype=np.uint64, endpoint=True)
     periodic = plant_periodic(config, population)  # its own stream: `rng` is not advanced
-    interactions = _simulate_interactions(config, catalog, population, plan, keys, periodic)
+    scenarios = plan_scenarios(config, plan)  # its own stream too
+    interactions = _simulate_interactions(
+        config, catalog, population, plan, keys, periodic, scenarios
+    )
+    interactions, watch = watch_and_retention(config, catalog, population, interactions)
+    conversions = pl.DataFrame(schema=CONVERSION_SCHEMA)
+    if config.conversion_delay.enabled:
+        interactions, conversions = delay_conversions(
+            config.conversion_delay,
+            interactions,
+            catalog.category,
+            seed=config.seed,
+            end_timestamp=config.end_timestamp,
+        )
     items = _items_table(config, catalog, titles)
     users = _users_table(config, population)
     check_schema(interactions, INTERACTIONS, source="simulator")
@@ -278,4 +306,6 @@ def simulate(config: SimulatorConfig) -> SimulatedData:
         items=items,
         users=users,
         periodic_interests=periodic_table(config, periodic),
+        watch=watch,
+        conversions=conversions,
     )

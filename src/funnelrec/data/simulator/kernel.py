@@ -65,10 +65,11 @@ class KernelParams(NamedTuple):
     cart_rate: float
     order_rate: float
     quality_mean: float
-    mix_cum: NDArray[np.float64]  # [6] cumulative slate-source probabilities
-    pos_bias: NDArray[np.float64]  # [slate]
+    mix_cum: NDArray[np.float64]  # [S, 6] cumulative slate-source probabilities per scenario
+    pos_bias: NDArray[np.float64]  # [S, slate] click factor by position per scenario
     lt_burst_ratio: float  # burst_share / (1 - burst_share) of a periodic category in burst
     lt_off_weight: float  # factor on a periodic category's interest between its bursts
+    intent: NDArray[np.float64]  # [S, C] scenario factor on the relevance of each category
 
 
 class CatalogArrays(NamedTuple):
@@ -114,6 +115,7 @@ class UserArrays(NamedTuple):
     lt_period: NDArray[np.int64]  # [P] seconds between burst starts
     lt_burst: NDArray[np.int64]  # [P] burst length (s)
     lt_phase: NDArray[np.int64]  # [P] offset (s) of a burst start from the span's start
+    scenario: NDArray[np.int8]  # [N] scenario of each session (0 without scenarios)
 
 
 class SlotArrays(NamedTuple):
@@ -369,6 +371,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                 else:
                     lo, hi = cat.cluster_base[sub_s], cat.cluster_base[sub_s + 1]
                     anchor = lo + min(int(uniform(state) * (hi - lo)), hi - lo - 1)
+            scn = users.scenario[s]
             theta_max = 0.0
             for c in range(theta_s.shape[0]):
                 theta_max = max(theta_max, theta_s[c])
@@ -381,7 +384,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                 for _ in range(_SLATE_TRIES * slate):
                     if shown == slate:
                         break
-                    source = _draw_cum(p.mix_cum, uniform(state))
+                    source = _draw_cum(p.mix_cum[scn], uniform(state))
                     item = _draw_item(source, state, t, c_s, sub_s, anchor, theta_s, cat, p)
                     if item < 0:
                         continue
@@ -395,8 +398,9 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     if dup:
                         continue
                     cand[shown] = item
-                    rel[shown] = _relevance(
-                        u, item, t, c_s, sub_s, anchor, theta_s, theta_max, cat, p
+                    rel[shown] = (
+                        _relevance(u, item, t, c_s, sub_s, anchor, theta_s, theta_max, cat, p)
+                        * p.intent[scn, cat.category[item]]
                     )
                     gumbel = -math.log(-math.log(1e-12 + (1.0 - 2e-12) * uniform(state)))
                     keys[shown] = p.ranking_strength * math.log(rel[shown]) + gumbel
@@ -419,7 +423,7 @@ def simulate_chunk(u_lo, u_hi, users, cat, p, out):  # pragma: no cover - compil
                     out.item[o] = item
                     out.ts[o] = t
                     out.position[o] = pos
-                    p_click = min(0.95, p.click_scale * p.pos_bias[pos] * rel[k])
+                    p_click = min(0.95, p.click_scale * p.pos_bias[scn, pos] * rel[k])
                     if uniform(state) >= p_click:
                         continue
                     d = 1 + int(lognormal(state, 5.0, 0.7))

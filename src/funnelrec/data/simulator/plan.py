@@ -43,8 +43,14 @@ class SessionPlan:
 
 def position_bias(config: SimulatorConfig) -> NDArray[np.float64]:
     """``[slate_size]`` examination factor ``(1 + position) ** -position_bias``."""
-    positions = np.arange(config.slate_size, dtype=np.float64)
-    return np.power(1.0 + positions, -config.position_bias, dtype=np.float64)
+    return examination(config.slate_size, config.position_bias)
+
+
+def examination(slate_size: int, exponent: float) -> NDArray[np.float64]:
+    """``[slate_size]`` examination factor ``(1 + position) ** -exponent`` (the one position
+    curve rule; scenarios use it with their own exponent)."""
+    positions = np.arange(slate_size, dtype=np.float64)
+    return np.power(1.0 + positions, -exponent, dtype=np.float64)
 
 
 def expected_rows_per_slate(config: SimulatorConfig) -> float:

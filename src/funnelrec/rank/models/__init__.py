@@ -33,6 +33,7 @@ from funnelrec.rank.models.config import (
     SharedBottomConfig,
     SIMHardConfig,
     SIMSoftConfig,
+    STARConfig,
     TWINConfig,
 )
 
@@ -50,6 +51,7 @@ if TYPE_CHECKING:
     from funnelrec.rank.models.sdim import SDIM
     from funnelrec.rank.models.shared_bottom import SharedBottom
     from funnelrec.rank.models.sim import SIMHard, SIMSoft
+    from funnelrec.rank.models.star import STAR
     from funnelrec.rank.models.twin import TWIN
 
 # Torch-backed names served by __getattr__, with the module that defines each.
@@ -62,6 +64,7 @@ _LAZY = {
     "SIMHard": "funnelrec.rank.models.sim",
     "SIMSoft": "funnelrec.rank.models.sim",
     "TWIN": "funnelrec.rank.models.twin",
+    "STAR": "funnelrec.rank.models.star",
     "PLE": "funnelrec.rank.models.ple",
     "DCNv2": "funnelrec.rank.models.dcn",
     "DeepFM": "funnelrec.rank.models.deepfm",
@@ -84,6 +87,7 @@ __all__ = [
     "ETA",
     "PLE",
     "SDIM",
+    "STAR",
     "TWIN",
     "DCNv2",
     "DCNv2Config",
@@ -105,6 +109,7 @@ __all__ = [
     "SIMHardConfig",
     "SIMSoft",
     "SIMSoftConfig",
+    "STARConfig",
     "SharedBottom",
     "SharedBottomConfig",
     "TWINConfig",

@@ -39,6 +39,7 @@ __all__ = [
     "SDIMConfig",
     "SIMHardConfig",
     "SIMSoftConfig",
+    "STARConfig",
     "SearchConfig",
     "SharedBottomConfig",
     "TWINConfig",
@@ -293,6 +294,43 @@ class SDIMConfig(LongSequenceConfig):
     )
 
 
+class STARConfig(FlatInputConfig):
+    """STAR settings (star-topology FCN, partitioned normalisation, auxiliary network).
+
+    The scenario is the sparse field ``scenario`` (the ranker adds it for this kind,
+    ``funnelrec.features.scenario``); without one every sample is scenario 0 and STAR is a
+    shared-bottom network with one scenario.
+
+    Example:
+        >>> STARConfig().star.hidden, STARConfig().auxiliary.hidden
+        ((256, 128), (32,))
+    """
+
+    kind: Literal["star"] = "star"
+    star: MLPConfig = Field(
+        default_factory=MLPConfig,
+        description="The star-topology FCN shared by all tasks (batch_norm must stay false: "
+        "partitioned_norm normalises per scenario).",
+    )
+    tower: MLPConfig = Field(default_factory=tower_config, description="Per-task tower.")
+    partitioned_norm: bool = Field(
+        True, description="Normalise the FCN's input with per-scenario batch statistics."
+    )
+    auxiliary: MLPConfig | None = Field(
+        default_factory=lambda: MLPConfig(hidden=(32,)),
+        description="The auxiliary network on the scenario embedding, whose per-task logit "
+        "is added to the main one (None = no auxiliary network).",
+    )
+
+    @model_validator(mode="after")
+    def _no_batch_norm(self) -> STARConfig:
+        if self.star.batch_norm:
+            raise ValueError(
+                "star.batch_norm must be false: STAR normalises per scenario (partitioned_norm)"
+            )
+        return self
+
+
 RankModelConfig = Annotated[
     DeepFMConfig
     | DCNv2Config
@@ -305,7 +343,8 @@ RankModelConfig = Annotated[
     | SIMSoftConfig
     | ETAConfig
     | SDIMConfig
-    | TWINConfig,
+    | TWINConfig
+    | STARConfig,
     Field(discriminator="kind"),
 ]
 """Any neural ranking model config, told apart by ``kind``."""

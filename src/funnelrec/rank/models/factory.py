@@ -25,6 +25,7 @@ from funnelrec.rank.models.config import (
     SharedBottomConfig,
     SIMHardConfig,
     SIMSoftConfig,
+    STARConfig,
     TWINConfig,
 )
 from funnelrec.rank.models.dcn import DCNv2
@@ -37,6 +38,7 @@ from funnelrec.rank.models.ple import PLE
 from funnelrec.rank.models.sdim import SDIM
 from funnelrec.rank.models.shared_bottom import SharedBottom
 from funnelrec.rank.models.sim import SIMHard, SIMSoft
+from funnelrec.rank.models.star import STAR
 from funnelrec.rank.models.twin import TWIN
 
 __all__ = ["build_rank_model"]
@@ -77,4 +79,6 @@ def build_rank_model(config: RankModelConfig, spec: FeatureSpec) -> RankModel:
             return SDIM(config, spec)
         case TWINConfig():
             return TWIN(config, spec)
+        case STARConfig():
+            return STAR(config, spec)
     raise TypeError(f"not a ranking model config: {type(config).__name__}")

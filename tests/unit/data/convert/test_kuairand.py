@@ -43,6 +43,19 @@ def test_sample_layout_synthesises_time(tmp_path: Path) -> None:
     assert t.items is None and t.users is None
 
 
+def test_durations_in_seconds(tmp_path: Path) -> None:
+    (tmp_path / "kuairand_sample.csv").write_text(SAMPLE)
+    inter = read_format("kuairand", tmp_path).interactions
+    watch = inter.filter(pl.col("event") == "watch")
+    assert watch["play_duration"].to_list() == pytest.approx([0.863, 0.937])
+    # every row of an exposure knows the video's length; a zero duration_ms is unknown
+    assert inter.filter(pl.col("user_id") == 88)["video_duration"].to_list() == pytest.approx(
+        [30.066] * 3
+    )
+    assert inter.filter(pl.col("user_id") == 327)["video_duration"].to_list() == [None]
+    assert inter.filter(pl.col("event") != "watch")["play_duration"].null_count() == 4
+
+
 def test_events_of_a_row_are_ordered(tmp_path: Path) -> None:
     (tmp_path / "kuairand_sample.csv").write_text(SAMPLE)
     inter = read_format("kuairand", tmp_path).interactions

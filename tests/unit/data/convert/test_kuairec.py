@@ -34,7 +34,8 @@ def test_watch_events(tmp_path: Path) -> None:
     assert inter["event"].unique().to_list() == ["watch"]
     assert inter["timestamp"].to_list() == [1593878903, 1593879221]
     assert inter["value"].to_list() == pytest.approx([1.2733966, 0.1076125])
-    assert inter["play_duration"].to_list() == [13838, 851]
+    assert inter["play_duration"].to_list() == pytest.approx([13.838, 0.851])  # seconds
+    assert inter["video_duration"].to_list() == pytest.approx([10.867, 7.908])
     assert t.reports[0].dropped == {"null timestamp": 1}
 
 
