@@ -17,6 +17,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from funnelrec.features.pit import PointInTimeConfig
+from funnelrec.features.semantic_ids.fields import SemanticFieldsConfig
 from funnelrec.rank.fusion import FusionConfig
 from funnelrec.rank.gbdt_config import LightGBMConfig
 from funnelrec.rank.models.config import MMoEConfig, RankModelConfig
@@ -198,6 +199,13 @@ class RankConfig(_Frozen):
         description="Add the samples' scenario (column 'scenario': KuaiRand's tab, the "
         "simulator's scenarios) as a sparse field (funnelrec/features/scenario.py); always on "
         "for model.kind='star'. Samples without the column get the unknown code 0.",
+    )
+
+    semantic_ids: SemanticFieldsConfig | None = Field(
+        None,
+        description="Add the items' semantic-id prefixes (RQ-KMeans codes of their text, "
+        "features/semantic_ids/fields.py) as sparse fields: a new item gets real values from "
+        "its text. None = off.",
     )
 
     @model_validator(mode="after")

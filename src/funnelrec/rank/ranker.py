@@ -35,6 +35,7 @@ from numpy.typing import NDArray
 from funnelrec.data.state import prefixed
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.scenario import ScenarioVocab
+from funnelrec.features.semantic_ids.fields import SemanticItemFields
 from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.rank.batches import Batch, BatchTable
 from funnelrec.rank.behaviour_cache import BehaviourCache, ProjectsBehaviours, one_sequence
@@ -73,6 +74,7 @@ class Ranker:
         self.tasks = tuple(tasks)
         self.features: PointInTimeFeatures | None = None
         self.scenarios: ScenarioVocab | None = None  # the scenario field (config.uses_scenario)
+        self.semantic: SemanticItemFields | None = None  # sid_* item fields (semantic_ids)
         self.network: torch.nn.Module | None = None
         self.boosters: LightGBMRanker | None = None
         self.fusion_config: FusionConfig = config.fusion.formula or FusionConfig(
@@ -115,6 +117,8 @@ class Ranker:
         self.features = PointInTimeFeatures(self.config.features).fit(data, train_samples, log)
         if self.config.uses_scenario:
             self.scenarios = ScenarioVocab.fit(train_samples)
+        if self.config.semantic_ids is not None:
+            self.semantic = SemanticItemFields(self.config.semantic_ids).fit(data)
         # weight_<task> columns (watch time's weighted LR) ride along to the loss.
         x_train = with_sample_weights(self._transform(train_samples, log), train_samples)
         x_valid = with_sample_weights(self._transform(valid_samples, log), valid_samples)
@@ -358,6 +362,8 @@ class Ranker:
         """The featurizer's features of ``samples``, plus the scenario field when used."""
         assert self.features is not None
         x = self.features.transform(samples, log)
+        if self.semantic is not None:
+            x = self.semantic.add_fields(x, samples)
         return x if self.scenarios is None else self.scenarios.add_field(x, samples)
 
     @property
@@ -366,6 +372,8 @@ class Ranker:
         if self.features is None:
             raise RuntimeError("the ranker is not fitted")
         spec = self.features.spec
+        if self.semantic is not None:
+            spec = self.semantic.extend_spec(spec)
         return spec if self.scenarios is None else self.scenarios.extend_spec(spec)
 
     def _log_for(
@@ -413,6 +421,8 @@ class Ranker:
         out: dict[str, NDArray] = {f"features.{k}": v for k, v in self.features.state().items()}
         if self.scenarios is not None:
             out.update({f"scenario.{k}": v for k, v in self.scenarios.state().items()})
+        if self.semantic is not None:
+            out.update({f"sid.{k}": v for k, v in self.semantic.state().items()})
         if self.boosters is not None:
             out.update({f"gbdt.{k}": v for k, v in self.boosters.state().items()})
         else:
@@ -442,6 +452,10 @@ class Ranker:
         )
         if config.uses_scenario:
             ranker.scenarios = ScenarioVocab.from_state(prefixed(state, "scenario."))
+        if config.semantic_ids is not None:
+            ranker.semantic = SemanticItemFields.from_state(
+                config.semantic_ids, prefixed(state, "sid.")
+            )
         if isinstance(config.model, LightGBMConfig):
             ranker.boosters = LightGBMRanker.from_state(config.model, prefixed(state, "gbdt."))
         else:

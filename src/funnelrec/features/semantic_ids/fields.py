@@ -10,6 +10,7 @@ no fitted item had), real values from 1.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Self
 
 import numpy as np
@@ -28,6 +29,7 @@ from funnelrec.features.semantic_ids import (
     prefix_keys,
     semantic_ids_from_state,
 )
+from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
 
 
@@ -138,6 +140,30 @@ class SemanticItemFields:
         out = np.zeros((items.height, len(self.vocab)), dtype=np.int64)
         out[has] = self._number(prefix_keys(self.ids.encode(vectors[has]), self.ids.sizes))
         return out
+
+    def extend_spec(self, spec: FeatureSpec) -> FeatureSpec:
+        """``spec`` with the ``sid_<p>`` fields appended to its sparse fields (the item and
+        category fields keep their positions)."""
+        clash = sorted(set(self.names) & set(spec.sparse_names))
+        if clash:
+            raise ValueError(f"the features already have sparse fields {clash}")
+        return dataclasses.replace(
+            spec,
+            sparse_names=(*spec.sparse_names, *self.names),
+            sparse_cardinalities=(*spec.sparse_cardinalities, *self.cardinalities),
+        )
+
+    def add_fields(self, features: RankFeatures, samples: pl.DataFrame) -> RankFeatures:
+        """``features`` with each sample's item's field values as more sparse fields (items
+        the fields were not fitted on, e.g. added after training, read 0 = unknown)."""
+        if samples.height != len(features):
+            raise ValueError(f"{samples.height} samples for {len(features)} feature rows")
+        items = samples["item_idx"].to_numpy().astype(np.int64)
+        known = (items >= 0) & (items < self.values.shape[0])
+        values = np.zeros((items.shape[0], len(self.names)), dtype=np.int64)
+        values[known] = self.values[items[known]]
+        sparse = np.column_stack([features.sparse, values]).astype(np.int64)
+        return dataclasses.replace(features, spec=self.extend_spec(features.spec), sparse=sparse)
 
     def with_columns(self, items: pl.DataFrame) -> pl.DataFrame:
         """``items`` plus one Int64 column per field (``sid_1``, ...): categorical item
