@@ -37,6 +37,7 @@ from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.config import RankConfig
+from funnelrec.rank.delay.censor import censor_tasks
 from funnelrec.rank.labels import DURATION_TASKS, duration_tasks_for
 from funnelrec.rank.samples import (
     SampleConfig,
@@ -85,7 +86,7 @@ def sample_config(rank: RankConfig, log: pl.DataFrame, source: str) -> SampleCon
         known = {t: v.model_copy(update={"window_s": None}) for t, v in known.items()}
     return SampleConfig(
         source=source,
-        tasks=known,
+        tasks=censor_tasks(known, rank.samples.label_window_s),
         max_negatives_per_query=rank.samples.max_negatives_per_query,
         seed=rank.train.seed,
     )

@@ -73,6 +73,13 @@ class RankSamplesConfig(_Frozen):
     max_negatives_per_query: int | None = Field(
         None, gt=0, description="Subsample negatives per query (all positives kept)."
     )
+    label_window_s: float | None = Field(
+        None,
+        gt=0,
+        description="Label window (s): an exposure's label counts only events within this "
+        "long after it, as a training job would have seen them (delayed conversions past it "
+        "are censored: docs/delayed_conversion.md); None = each task's own window.",
+    )
     min_task_positives: int = Field(
         50,
         ge=1,
