@@ -102,9 +102,13 @@ class RequestContext:
             added (exactly the features of the concatenated log). None = the recommender's.
         channels: how channels are called; None = plainly, every channel.
         use_ranker: False serves the merge order (the service's fallback when ranking failed).
+        scenario: where the request comes from (home feed, detail page, search, ...): a
+            ranker with a scenario field (STAR, ``rank.scenario_feature``) reads it; None =
+            unknown (the field's code 0).
     """
 
     history: pl.DataFrame | None = None
     rank_log: pl.DataFrame | PreparedLog | None = None
     channels: ChannelPolicy | None = None
     use_ranker: bool = True
+    scenario: str | None = None

@@ -244,6 +244,7 @@ class Funnel:
         timestamp: int | None = None,
         attributes: pl.DataFrame | None = None,
         tags: list[list[str]] | None = None,
+        scenario: str | None = None,
     ) -> pl.DataFrame:
         """Top-``k`` items for external user ids, through the whole funnel.
 
@@ -254,6 +255,8 @@ class Funnel:
             timestamp: as-of time (unix s); default :attr:`as_of`.
             attributes: optional rows aligned with ``users`` (``age``, ``gender``, ...).
             tags: optional onboarding categories per user.
+            scenario: where the requests come from, for a scenario-aware ranker
+                (:class:`~funnelrec.pipeline.context.RequestContext`); None = unknown.
 
         Returns:
             ``user_id, item_id, rank, score, source``, ``k`` rows per user when the catalogue
@@ -264,7 +267,8 @@ class Funnel:
         ids = id_series(users)
         when = self.as_of if timestamp is None else int(timestamp)
         queries = self.queries(ids, when, attributes=attributes, tags=tags)
-        ranked = self.run(queries, k=k).ranked
+        context = None if scenario is None else RequestContext(scenario=scenario)
+        ranked = self.run(queries, k=k, context=context).ranked
         order = pl.DataFrame({"query_id": np.arange(ids.len(), dtype=np.int64), "user_id": ids})
         return ranked.join(order, on="query_id").sort("query_id", "rank").select(RANKED_COLUMNS)
 
@@ -436,12 +440,13 @@ class Funnel:
         row = query_rows(queries.query_id, pool["query_id"].to_numpy())
         warm = queries.history_len[row] > 0
         judged = warm & (pool["item_idx"].to_numpy() < self.ranker.known_items)
-        pool = pool.hstack(
-            [
-                pl.Series("user_idx", queries.user_idx[row].astype(np.int32)),
-                pl.Series("timestamp", queries.timestamp[row].astype(np.int64)),
-            ]
-        )
+        request_columns = [
+            pl.Series("user_idx", queries.user_idx[row].astype(np.int32)),
+            pl.Series("timestamp", queries.timestamp[row].astype(np.int64)),
+        ]
+        if context.scenario is not None:  # what a scenario-aware ranker reads
+            request_columns.append(pl.Series("scenario", [context.scenario] * pool.height))
+        pool = pool.hstack(request_columns)
         judged_at = np.flatnonzero(judged)
         kept_at, pre_score = judged_at, None
         if self.preranker is not None:

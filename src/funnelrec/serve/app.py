@@ -275,6 +275,7 @@ def _add_routes(
             tags=body.tags,
             context=body.context,
             request_id=request.headers.get("x-request-id"),
+            scenario=body.scenario,
         )
 
     @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS, dependencies=needs_key)

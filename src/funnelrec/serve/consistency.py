@@ -194,6 +194,7 @@ def _spec(record: dict[str, Any]) -> RequestSpec:
         events,
         tuple(record.get("dropped") or ()),
         bool(record.get("ranker_failed")),
+        record.get("scenario"),
     )
 
 

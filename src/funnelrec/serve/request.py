@@ -10,6 +10,7 @@ evaluation calls, on the same fitted objects.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import time
@@ -57,6 +58,8 @@ class RequestSpec:
         events: the store's events of this user used by the request (after the artifact).
         dropped: recall channels left out (failed or over budget) in the served request.
         ranker_failed: the ranker raised and the merge order was served.
+        scenario: where the request comes from (home feed, detail page, ...), for a
+            scenario-aware ranker; None = unknown.
     """
 
     user_id: str
@@ -67,6 +70,7 @@ class RequestSpec:
     events: Sequence[Event] = ()
     dropped: Sequence[str] = ()
     ranker_failed: bool = False
+    scenario: str | None = None
 
 
 @dataclass(frozen=True)
@@ -228,6 +232,8 @@ def run_request(
     """Build the request's queries and run ``recommender.run`` in ``context``; when nothing at
     all is retrieved, serve the most popular unseen items (``popularity``: item_idx, most
     popular first)."""
+    if spec.scenario is not None:
+        context = dataclasses.replace(context, scenario=spec.scenario)
     user_ids = pl.Series("user_id", [spec.user_id], dtype=pl.String)
     queries = recommender.queries(
         user_ids,

@@ -72,6 +72,12 @@ class RecommendRequest(_Body):
         max_length=32,
         description="Free-form request context, logged with the request (finite numbers).",
     )
+    scenario: Name | None = Field(
+        None,
+        description="Where the request comes from (home feed, detail page, search, ...): a "
+        "scenario-aware ranker (STAR, rank.scenario_feature) reads it; unknown or absent "
+        "scenarios score as the shared model.",
+    )
 
 
 class RecommendedItem(BaseModel):

@@ -118,6 +118,7 @@ class RecommendService:
         tags: Sequence[str] | None = None,
         context: Mapping[str, Any] | None = None,
         request_id: str | None = None,
+        scenario: str | None = None,
     ) -> dict:
         """Top-``k`` for one user; the response dict of ``RecommendResponse``.
 
@@ -150,7 +151,7 @@ class RecommendService:
                 if e.timestamp > model.cutoff
             ]
             store_s = time.perf_counter() - t_store
-            spec = RequestSpec(uid, k, as_of_ts, attributes, tags, tuple(events))
+            spec = RequestSpec(uid, k, as_of_ts, attributes, tags, tuple(events), scenario=scenario)
             with torch.inference_mode():
                 served, spec = self._run(model, spec)
         served.timings_s["store"] = store_s
@@ -194,16 +195,7 @@ class RecommendService:
                 seen = history["item_idx"].to_numpy()
                 top = fallback_items(model.popularity, seen, spec.k)
                 served = Served(top, top, {}, user_idx >= 0, int(seen.shape[0]), True)
-        spec = RequestSpec(
-            spec.user_id,
-            spec.k,
-            spec.timestamp,
-            spec.attributes,
-            spec.tags,
-            spec.events,
-            tuple(outcomes.dropped),
-            failed,
-        )
+        spec = dataclasses.replace(spec, dropped=tuple(outcomes.dropped), ranker_failed=failed)
         for name, reason in outcomes.dropped.items():
             self.metrics.degraded.labels(f"recall.{name}", reason).inc()
         if served.fallback:
@@ -294,6 +286,7 @@ class RecommendService:
             "timestamp": spec.timestamp,
             "attributes": dict(spec.attributes) if spec.attributes else None,
             "tags": list(spec.tags) if spec.tags else None,
+            "scenario": spec.scenario,
             "context": dict(context) if context else None,
             "events": [[e.item_id, e.event, e.timestamp, e.value] for e in spec.events],
             "dropped": list(spec.dropped),
