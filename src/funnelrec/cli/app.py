@@ -356,6 +356,10 @@ def serve(
     feature_log_max_mb: LogMaxMbOpt = 100.0,
     feature_log_backups: LogBackupsOpt = 1,
     docs: DocsOpt = False,
+    experiments: Annotated[
+        Path | None,
+        typer.Option(help="Experiments file (TOML): assign every request's user, log the arm."),
+    ] = None,
 ) -> None:
     """Serve recommendations over HTTP (POST /v1/recommend, /v1/events; /metrics; admin
     endpoints with --admin-token; docs/serving.md)."""
@@ -382,8 +386,13 @@ def serve(
             feature_log_max_bytes=int(feature_log_max_mb * 2**20),
             feature_log_backups=feature_log_backups,
             docs=docs,
+            experiments=experiments,
         )
     )
+    if experiments is not None:  # read it now: a bad file is one line, before any worker
+        from funnelrec.abtest.assignment import ExperimentPlan
+
+        _guard(lambda: ExperimentPlan.from_toml(experiments))
     err_console.print(f"funnelrec serve: loading {artifacts} ...", highlight=False)
     _guard(
         lambda: serve_fn(

@@ -111,6 +111,11 @@ class RecommendResponse(BaseModel):
         description="Stages left out of this request (recall.<channel>, rank, fallback_popular)."
     )
     timings_ms: dict[str, float]
+    experiments: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="The user's arm per experiment layer, {layer: {experiment, arm}}, when "
+        "the service runs with --experiments (also in the feature log).",
+    )
 
 
 class EventIn(_Body):

@@ -20,6 +20,7 @@ import numba
 import polars as pl
 import torch
 
+from funnelrec.abtest.assignment import ExperimentPlan
 from funnelrec.errors import FunnelrecError
 from funnelrec.pipeline.context import RequestContext
 from funnelrec.serve.errors import RequestError
@@ -75,6 +76,10 @@ class RecommendService:
         self.reloads = Reloads(settings, self.metrics, self._install)
         self._closed = False
         self._numba_threads = min(settings.torch_threads, numba_max_threads())
+        # Read at construction: a malformed file stops the start with one ConfigError line.
+        self.plan = (
+            None if settings.experiments is None else ExperimentPlan.from_toml(settings.experiments)
+        )
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
@@ -159,8 +164,20 @@ class RecommendService:
         total_s = time.perf_counter() - start
         items = response_columns(served.top, model.item_ids)  # the response's and the log's
         response = self._respond(model, spec, served, items, request_id, total_s)
+        response["experiments"] = self.assignments(uid)
         self._record(model, spec, served, items, request_id, context, total_s)
         return response
+
+    def assignments(self, user_id: str) -> dict[str, dict[str, str]]:
+        """``{layer: {experiment, arm}}`` of the user in the experiments file ({} without
+        one): returned and logged with every request, so each arm's metrics can be computed
+        from the feature log."""
+        if self.plan is None:
+            return {}
+        return {
+            layer: {"experiment": a.experiment, "arm": a.arm}
+            for layer, a in self.plan.assign(user_id).items()
+        }
 
     def _run(self, model: LoadedModel, spec: RequestSpec) -> tuple[Served, RequestSpec]:
         rec = model.recommender
@@ -282,6 +299,7 @@ class RecommendService:
             "time": time.time(),
             "artifact_id": model.artifact_id,
             "user_id": spec.user_id,
+            "experiments": self.assignments(spec.user_id),
             "k": spec.k,
             "timestamp": spec.timestamp,
             "attributes": dict(spec.attributes) if spec.attributes else None,

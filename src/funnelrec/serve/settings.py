@@ -53,6 +53,12 @@ class ServeSettings(BaseModel):
         50, ge=0, description="Candidates of the ranked pool logged per request (best first)."
     )
     self_check: bool = Field(True, description="Re-score the golden set before serving.")
+    experiments: Path | None = Field(
+        None,
+        description="Experiments file (TOML, funnelrec.abtest.assignment.ExperimentPlan): "
+        "each request's user is assigned in every layer, and the assignment is returned and "
+        "logged with the request (docs/experiments.md).",
+    )
     max_k: int = Field(MAX_K, ge=1, le=10_000)
     max_body_bytes: int = Field(64 * 1024, gt=0)
     max_events_per_post: int = Field(500, gt=0)
