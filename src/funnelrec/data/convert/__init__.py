@@ -6,7 +6,7 @@ on the format name. :func:`read_format` returns the tables in memory (benchmarks
 ``users.parquet``) that :func:`funnelrec.data.io.load_dataset_dir` reads back.
 
 Formats: ``movielens-100k``, ``movielens-1m``, ``movielens-latest``, ``mind``, ``taobao``,
-``kuairec``, ``kuairand``; see each module's docstring for the mapping.
+``kuairec``, ``kuairand``, ``ali-ccp``; see each module's docstring for the mapping.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 from types import MappingProxyType
 
 from funnelrec.data.convert import (
+    ali_ccp,
     kuairand,
     kuairec,
     mind,
@@ -38,6 +39,7 @@ _READERS: Mapping[str, Callable[[Path], RawTables]] = MappingProxyType(
         taobao.FORMAT: taobao.read,
         kuairec.FORMAT: kuairec.read,
         kuairand.FORMAT: kuairand.read,
+        ali_ccp.FORMAT: ali_ccp.read,
     }
 )
 

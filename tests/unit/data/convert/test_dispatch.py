@@ -17,6 +17,7 @@ SHARED = {
     "taobao": "taobao-userbehavior-head",
     "kuairec": "kuairec-head",
     "kuairand": "kuairand-sample",
+    "ali-ccp": "ali-ccp-sample",
 }
 
 
@@ -29,6 +30,7 @@ def test_format_names() -> None:
         "taobao",
         "kuairec",
         "kuairand",
+        "ali-ccp",
     )
 
 
