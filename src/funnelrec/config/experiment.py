@@ -123,6 +123,11 @@ class EvalConfig(_Frozen):
         description="Bootstrap resamples of the held-out queries for the intervals of every "
         "list's recall@K / NDCG@K in metrics.json (at guards.level; 0 = skip).",
     )
+    position_bias: bool = Field(
+        False,
+        description="Report the log's position curve and biased vs debiased click rates "
+        "(metrics.json 'position_bias'; docs/debiasing.md).",
+    )
 
 
 class GuardConfig(_Frozen):

@@ -10,6 +10,7 @@ from pathlib import Path
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.io import RawTables, load_dataset_dir, write_tables
 from funnelrec.data.simulator import SimulatorConfig, simulate
+from funnelrec.eval.position_bias import position_bias_report
 from funnelrec.eval.protocol import run_experiment
 from funnelrec.pipeline.fit import ProgressFn
 from funnelrec.pipeline.persist import save_recommender
@@ -46,6 +47,8 @@ def _run_into(
     metrics["data"]["dropped_rows"] = {
         f"{r.table}:{reason}": count for r in tables.reports for reason, count in r.dropped.items()
     }
+    if config.eval.position_bias:
+        metrics["position_bias"] = position_bias_report(tables.interactions)
     save_recommender(result.recommender, out_dir / "artifacts")
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
     logger.info("wrote %s", out_dir / "metrics.json")

@@ -68,6 +68,13 @@ class ItemCFConfig(RetrieverConfig):
         description="Normalisation C / (|N(i)|^alpha * |N(j)|^(1 - alpha)): 0.5 is cosine; "
         "higher values penalise a popular source i more than a popular candidate j.",
     )
+    popularity_correction: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Divide each kept similarity by the candidate's |N(j)|^beta and re-order "
+        "(popularity-bias correction, docs/debiasing.md; 0 = off).",
+    )
 
     # ---- retrieve: how a query's history is weighted ----
     history_len: int = Field(50, gt=0, description="Most recent distinct history items used.")

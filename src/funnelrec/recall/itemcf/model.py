@@ -17,6 +17,7 @@ from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.kernel import MIN_SIM, itemcf_topk
+from funnelrec.recall.itemcf.popularity import correct_popularity
 from funnelrec.recall.itemcf.sequences import build_sequences, step_decay
 from funnelrec.recall.sparse import row_ptr, sorted_by_row
 from funnelrec.recall.topk import matmul_topk, seen_exclusions
@@ -127,6 +128,9 @@ class ItemCF(RetrieverBase):
                 n_items,
                 int((out_idx >= 0).sum()),
             )
+        out_idx, out_sim = correct_popularity(
+            out_idx, out_sim, n_users_of, cfg.popularity_correction
+        )
         self._set(out_idx, out_sim)
         return self
 
