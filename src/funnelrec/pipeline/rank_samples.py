@@ -39,6 +39,7 @@ from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.rank.config import RankConfig
 from funnelrec.rank.delay.censor import censor_tasks
 from funnelrec.rank.labels import DURATION_TASKS, duration_tasks_for
+from funnelrec.rank.popularity_weights import item_popularity, popularity_weighted
 from funnelrec.rank.samples import (
     SampleConfig,
     candidate_samples,
@@ -333,6 +334,13 @@ def _split_samples(
         labels = [f"label_{t}" for t in dropped]
         fit_part, valid_part, guard = (f.drop(labels) for f in (fit_part, valid_part, guard))
         info.update(tasks=list(cfg.tasks), dropped_tasks=dropped)
+    beta = rank.samples.popularity_beta
+    if beta > 0:  # popularity-bias re-weighting of the loss (training and validation)
+        acted = log.filter(positive_expr(config.data.positive_events))
+        popularity = item_popularity(acted, int(log["item_idx"].max() or 0) + 1)
+        tasks = tuple(cfg.tasks)
+        fit_part = popularity_weighted(fit_part, popularity, beta, tasks)
+        valid_part = popularity_weighted(valid_part, popularity, beta, tasks)
     info.update(
         train_samples=fit_part.height,
         valid_samples=valid_part.height,

@@ -73,6 +73,13 @@ class RankSamplesConfig(_Frozen):
     max_negatives_per_query: int | None = Field(
         None, gt=0, description="Subsample negatives per query (all positives kept)."
     )
+    popularity_beta: float = Field(
+        0.0,
+        ge=0,
+        le=2,
+        description="Down-weight training samples by their item's popularity, (1 + "
+        "positives)^-beta, mean 1 (rank/popularity_weights.py; neural rankers; 0 = off).",
+    )
     label_window_s: float | None = Field(
         None,
         gt=0,
