@@ -337,7 +337,8 @@ def _split_samples(
     beta = rank.samples.popularity_beta
     if beta > 0:  # popularity-bias re-weighting of the loss (training and validation)
         acted = log.filter(positive_expr(config.data.positive_events))
-        popularity = item_popularity(acted, int(log["item_idx"].max() or 0) + 1)
+        items = log["item_idx"].to_numpy()
+        popularity = item_popularity(acted, int(items.max()) + 1 if items.size else 0)
         tasks = tuple(cfg.tasks)
         fit_part = popularity_weighted(fit_part, popularity, beta, tasks)
         valid_part = popularity_weighted(valid_part, popularity, beta, tasks)
