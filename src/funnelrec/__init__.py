@@ -52,6 +52,8 @@ _EXPORTS = {
     "ALSConfig": "funnelrec.recall.als",
     "SASRec": "funnelrec.recall.sasrec",
     "SASRecConfig": "funnelrec.recall.sasrec",
+    "Swing": "funnelrec.recall.swing",
+    "SwingConfig": "funnelrec.recall.swing",
     "Ranker": "funnelrec.rank.ranker",
     "RankConfig": "funnelrec.rank.config",
     "ListReranker": "funnelrec.rerank.base",
@@ -96,6 +98,8 @@ if TYPE_CHECKING:  # what type checkers and IDEs see
     from funnelrec.recall.popular import PopularConfig as PopularConfig
     from funnelrec.recall.sasrec import SASRec as SASRec
     from funnelrec.recall.sasrec import SASRecConfig as SASRecConfig
+    from funnelrec.recall.swing import Swing as Swing
+    from funnelrec.recall.swing import SwingConfig as SwingConfig
     from funnelrec.recall.two_tower import TwoTower as TwoTower
     from funnelrec.recall.two_tower import TwoTowerConfig as TwoTowerConfig
     from funnelrec.rerank.base import ListReranker as ListReranker

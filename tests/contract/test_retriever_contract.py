@@ -12,6 +12,7 @@ from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.prefix_prior import PrefixPriorConfig
 from funnelrec.recall.registry import build_retriever
 from funnelrec.recall.sasrec import SASRecConfig
+from funnelrec.recall.swing import SwingConfig
 from funnelrec.recall.two_tower import TwoTowerConfig
 from funnelrec.testing import check_retriever
 
@@ -25,6 +26,7 @@ CHANNELS["content_prefix"] = CHANNELS["content"].model_copy(
 CHANNELS["ease"] = EASEConfig()  # baselines, outside the default channel set
 CHANNELS["als"] = ALSConfig()
 CHANNELS["sasrec"] = SASRecConfig(train={"epochs": 2})  # opt-in channel; two epochs: quick
+CHANNELS["swing"] = SwingConfig()  # opt-in i2i channel
 
 
 @pytest.mark.parametrize("name", sorted(CHANNELS))

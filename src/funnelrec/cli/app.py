@@ -200,6 +200,13 @@ def simulate(
         float | None,
         typer.Option(min=1.0, help="Days the log spans (default: the simulator's 60)."),
     ] = None,
+    partitioned: Annotated[
+        bool,
+        typer.Option(
+            help="Write interactions as a hive-partitioned folder, "
+            "interactions/date=YYYY-MM-DD/part-0.parquet (docs/data.md)."
+        ),
+    ] = False,
 ) -> None:
     """Generate the synthetic dataset (users, items, sessions, impressions, funnel events)."""
     from pydantic import ValidationError
@@ -217,7 +224,8 @@ def simulate(
     except ValidationError as e:
         _fail(f"simulate: {e.errors()[0]['msg']}")
     sim = simulate_fn(config)
-    _guard(lambda: write_tables(RawTables(sim.interactions, sim.items, sim.users, ()), out))
+    tables = RawTables(sim.interactions, sim.items, sim.users, ())
+    _guard(lambda: write_tables(tables, out, partitioned=partitioned))
     if config.long_term.enabled:
         _guard(lambda: sim.periodic_interests.write_parquet(out / "periodic_interests.parquet"))
     console.print(

@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from funnelrec.data.partitioned import read_partitioned, write_partitioned
 from funnelrec.data.text_table import check_no_header_rows, read_text_table
 from funnelrec.data.validate import DropReport, coerce_table
 from funnelrec.errors import DataError
@@ -103,8 +104,10 @@ def read_table(path: Path, spec: TableSpec) -> tuple[pl.DataFrame, DropReport]:
 def load_dataset_dir(path: Path) -> RawTables:
     """Read a dataset folder in the canonical layout.
 
-    The folder holds ``interactions.(csv|tsv|parquet)`` (required) and optionally
-    ``items.*`` and ``users.*`` with the same suffixes.
+    The folder holds ``interactions.(csv|tsv|parquet)`` or an ``interactions/`` folder of
+    hive-partitioned Parquet (``interactions/date=2024-01-01/part-0.parquet``, read lazily by
+    :func:`~funnelrec.data.partitioned.read_partitioned`; required) and optionally
+    ``items.*`` and ``users.*`` (plain files) with the same suffixes.
 
     Args:
         path: the folder.
@@ -130,22 +133,38 @@ def load_dataset_dir(path: Path) -> RawTables:
         raise DataError("expected a dataset folder, found a file", path=str(path))
     tables: dict[str, pl.DataFrame] = {}
     reports: list[DropReport] = []
+    notes: list[str] = []
     for spec in (INTERACTIONS, ITEMS, USERS):
         candidates = [p for s in SUFFIXES if (p := path / f"{spec.name}{s}").exists()]
+        if spec is INTERACTIONS and (path / spec.name).is_dir():
+            candidates.append(path / spec.name)
         if len(candidates) > 1:
             names = " and ".join(c.name for c in candidates)
             raise DataError(f"two {spec.name} files ({names}); keep exactly one", path=str(path))
-        if candidates:
+        if candidates and candidates[0].is_dir():
+            raw, dropped = read_partitioned(candidates[0], spec)
+            tables[spec.name], report = coerce_table(raw, spec, path=str(candidates[0]))
+            reports.append(report)
+            if dropped:
+                notes.append(
+                    f"{spec.name}: partition column(s) {', '.join(dropped)} dropped "
+                    "(not canonical columns)"
+                )
+        elif candidates:
             tables[spec.name], report = read_table(candidates[0], spec)
             reports.append(report)
         elif spec is INTERACTIONS:
             expected = ", ".join(f"interactions{s}" for s in SUFFIXES)
-            raise DataError(f"no interactions file (expected one of {expected})", path=str(path))
+            raise DataError(
+                f"no interactions file (expected one of {expected} or an interactions/ folder)",
+                path=str(path),
+            )
     return RawTables(
         interactions=tables["interactions"],
         items=tables.get("items"),
         users=tables.get("users"),
         reports=tuple(reports),
+        notes=tuple(notes),
     )
 
 
@@ -193,9 +212,14 @@ def _has_table_header(path: Path) -> bool:
     return separator in first or first.lstrip("\ufeff") == "user_id"
 
 
-def write_tables(tables: RawTables, dst_dir: Path) -> tuple[Path, ...]:
+def write_tables(
+    tables: RawTables, dst_dir: Path, *, partitioned: bool = False
+) -> tuple[Path, ...]:
     """Write the tables as canonical Parquet: ``interactions.parquet``, ``items.parquet``,
-    ``users.parquet`` (the latter two only when present).
+    ``users.parquet`` (the latter two only when present). With ``partitioned`` the
+    interactions go to an ``interactions/`` folder, one ``date=YYYY-MM-DD`` partition per UTC
+    day (:func:`~funnelrec.data.partitioned.write_partitioned`) and a stale
+    ``interactions.parquet`` is removed.
 
     A stale ``items.parquet``/``users.parquet`` left by an earlier write is removed when the
     table is absent now, so :func:`load_dataset_dir` reads back exactly ``tables``. Each file is
@@ -218,11 +242,20 @@ def write_tables(tables: RawTables, dst_dir: Path) -> tuple[Path, ...]:
     dst_dir = Path(dst_dir)
     if dst_dir.exists() and not dst_dir.is_dir():
         raise DataError("expected an output folder, found a file", path=str(dst_dir))
+    if not partitioned and (dst_dir / "interactions").is_dir():
+        raise DataError(
+            "holds a partitioned interactions/ folder; write to another folder or remove it",
+            path=str(dst_dir),
+        )
     dst_dir.mkdir(parents=True, exist_ok=True)
-    written = []
+    written: list[Path] = []
     for name in ("interactions", "items", "users"):
         df = tables.tables.get(name)
         target = dst_dir / f"{name}.parquet"
+        if partitioned and name == "interactions":
+            written.extend(write_partitioned(tables.interactions, dst_dir / name))
+            target.unlink(missing_ok=True)
+            continue
         if df is None:
             target.unlink(missing_ok=True)
             continue

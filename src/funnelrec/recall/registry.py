@@ -22,6 +22,7 @@ from funnelrec.recall.ease import EASEConfig
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.popular import PopularConfig
 from funnelrec.recall.sasrec.config import SASRecConfig
+from funnelrec.recall.swing.config import SwingConfig
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 
 ChannelConfig = Annotated[
@@ -33,7 +34,8 @@ ChannelConfig = Annotated[
     | TwoTowerConfig
     | EASEConfig
     | ALSConfig
-    | SASRecConfig,
+    | SASRecConfig
+    | SwingConfig,
     Field(discriminator="kind"),
 ]
 """Any channel's config, told apart by ``kind`` (one member per channel)."""

@@ -225,16 +225,20 @@ class ItemCF(RetrieverBase):
     def from_state(cls, config: ItemCFConfig, state: dict[str, NDArray]) -> ItemCF:
         """Rebuild a fitted model from ``config`` and the arrays of :meth:`state`."""
         if set(state) != set(STATE_KEYS):
-            raise ConfigError(f"ItemCF state needs exactly {STATE_KEYS}, got {sorted(state)}")
+            raise ConfigError(
+                f"{cls.__name__} state needs exactly {STATE_KEYS}, got {sorted(state)}"
+            )
         idx = np.asarray(state["neighbor_idx"])
         sim = np.asarray(state["neighbor_sim"])
         if idx.ndim != 2 or idx.shape != sim.shape or idx.shape[1] != config.neighbors:
             raise ConfigError(
-                f"ItemCF state arrays must both be [n_items, {config.neighbors}], "
+                f"{cls.__name__} state arrays must both be [n_items, {config.neighbors}], "
                 f"got {idx.shape} and {sim.shape}"
             )
         if idx.size and (idx.min() < -1 or idx.max() >= idx.shape[0]):
-            raise ConfigError("ItemCF state neighbor_idx holds indices outside [-1, n_items)")
+            raise ConfigError(
+                f"{cls.__name__} state neighbor_idx holds indices outside [-1, n_items)"
+            )
         model = cls(config)
         model._set(idx.astype(np.int32), sim.astype(np.float32))
         return model
