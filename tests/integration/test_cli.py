@@ -12,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from funnelrec.cli.app import app
+from support.report_html import assert_readable_report
 
 runner = CliRunner()
 KS = (10, 20, 50, 100, 200)
@@ -131,10 +132,11 @@ def test_report_renders_html_with_plots(run_dir: Path) -> None:
     result = runner.invoke(app, ["report", str(run_dir)])
     assert result.exit_code == 0, result.output
     page = (run_dir / "report" / "index.html").read_text()
-    for plot in ("tradeoff.png", "channels.png", "latency.png"):
-        assert f'src="{plot}"' in page
+    for plot in ("tradeoff.png", "recall.png", "channels.png", "latency.png"):
         assert (run_dir / "report" / plot).read_bytes()[:4] == b"\x89PNG"
-    assert "Funnel, stage by stage" in page
+    assert "Funnel, stage by stage" in page and 'alt="recall plot"' in page
+    # Acceptance (issue 18): no raw floats, no "None" cells, one self-contained file.
+    assert_readable_report(page)
 
 
 def test_report_of_a_folder_without_metrics_is_a_clear_error(tmp_path: Path) -> None:

@@ -64,8 +64,9 @@ def plot_objectives(objectives: Mapping[str, Any] | None, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def objectives_section(objectives: Mapping[str, Any], table: str) -> str:
-    """The HTML section (``table``: the rows already rendered by the report's table helper)."""
+def objectives_section(objectives: Mapping[str, Any], table: str, image: str) -> str:
+    """The HTML section (``table``: the rows already rendered by the report's table helper;
+    ``image``: the plot's ``<img>``, embedded by the report)."""
     k = objectives.get("k", "?")
     simulated = (
         "next-day return, expected clicks and seconds watched come from the simulator's "
@@ -76,5 +77,5 @@ def objectives_section(objectives: Mapping[str, Any], table: str) -> str:
     return f"""<h2>Objective trade-off</h2>
 <p>Each fusion weighting of the same ranker's task probabilities, top {html.escape(str(k))}
 of {objectives.get("queries", "?")} test queries; {html.escape(simulated)}.</p>
-<img src="{PLOT}" alt="objective trade-off">
+{image}
 {table}"""

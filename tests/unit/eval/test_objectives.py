@@ -80,7 +80,7 @@ def test_report_renders_the_tradeoff_with_its_plot(tmp_path: Path) -> None:
     block = objective_tradeoff(PROBS, weightings, outcomes(), k=2)
     (tmp_path / "metrics.json").write_text(json.dumps({"objectives": block}))
     page = write_report(tmp_path).read_text()
-    assert "Objective trade-off" in page and "objectives.png" in page
+    assert "Objective trade-off" in page and 'alt="objective trade-off"' in page
     assert (tmp_path / "report" / "objectives.png").stat().st_size > 0
 
 
