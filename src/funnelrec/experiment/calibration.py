@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelrec.abtest.assignment import hash_unit
-from funnelrec.abtest.interleaving import interleaving_users, preference, team_draft
+from funnelrec.abtest.interleaving import TEAM_A, TEAM_B, interleaving_users, team_draft
 from funnelrec.abtest.sequential import always_valid_p_values, first_rejection
 from funnelrec.abtest.stats import cuped, mean_effect, sample_ratio, users_per_arm
 from funnelrec.data.simulator.watch import WatchTruth
@@ -156,33 +156,71 @@ def _true_effect(traffic: Traffic, lift: float, inverse: NDArray[np.int64], n: i
 def interleaving_vs_ab(
     env: Environment, control: str, treatment: str, seed: int = 0
 ) -> tuple[int, int, float]:
-    """Users each design needs at 80% power to find the better of two fitted arms: ``(A/B
-    users in all, interleaving users, the treatment's share of interleaving preferences)``,
-    measured on every user of the environment served by both funnels at its current day."""
-    rng = np.random.default_rng([seed, 0x17])
-    users = env.data.users["user_id"].to_numpy().astype(np.int64) - 1
-    k = env.config.k
+    """Users each design needs at 80% power to find the better of two fitted arms (the arms'
+    last fits), every user the run served replayed with their own number of served days:
+    :func:`design_sample_sizes`."""
+    users, days = np.unique(Traffic.of(env).user, return_counts=True)
     lists = {
-        arm: served_items(env.recommenders[arm], users, k, env.now) for arm in (control, treatment)
+        arm: served_items(env.recommenders[arm], users, env.config.k, env.now)
+        for arm in (control, treatment)
     }
-    clicks = {arm: _draw(env.truth, users, lists[arm], rng).sum(axis=1) for arm in lists}
-    effect = float(clicks[treatment].mean() - clicks[control].mean())
-    spread = float(np.sqrt((clicks[treatment].var(ddof=1) + clicks[control].var(ddof=1)) / 2))
-    prefs = []
+    rng = np.random.default_rng([seed, 0x17])
+    return design_sample_sizes(env.truth, users, days, lists[control], lists[treatment], rng)
+
+
+def design_sample_sizes(
+    truth: WatchTruth,
+    users: NDArray[np.int64],
+    days: NDArray[np.int64],
+    control: NDArray[np.int64],
+    treatment: NDArray[np.int64],
+    rng: np.random.Generator,
+) -> tuple[int, int, float]:
+    """``(A/B users in all, interleaving users, the treatment's share of preferences)`` at
+    80% power, for users shown ``control`` or ``treatment`` lists (``[U, k]``, -1 padded) on
+    each of their ``days``.
+
+    Under A/B a user's clicks over their days come from one list or the other; under
+    interleaving each day shows a team-draft merge of both and the user's summed credit gives
+    one preference (returning users see more lists, so A/B pays for their spread in clicks
+    while interleaving compares both lists on the same user)."""
+    clicks = {
+        name: _clicks_over_days(truth, users, lists, days, rng)
+        for name, lists in (("control", control), ("treatment", treatment))
+    }
+    effect = float(clicks["treatment"].mean() - clicks["control"].mean())
+    spread = float(np.sqrt((clicks["treatment"].var(ddof=1) + clicks["control"].var(ddof=1)) / 2))
+    k = control.shape[1]
+    prefs = np.zeros(users.shape[0], dtype=np.int64)
     for row, user in enumerate(users):
-        a = [int(i) for i in lists[control][row] if i >= 0]
-        b = [int(i) for i in lists[treatment][row] if i >= 0]
-        items, teams = team_draft(a, b, k, rng)
-        shown = np.full((1, k), -1, dtype=np.int64)
-        shown[0, : len(items)] = items
-        clicked = _draw(env.truth, np.array([user]), shown, rng)[0, : len(items)]
-        prefs.append(-preference(teams, clicked))  # +1: the treatment (team B) won
-    pref = np.array(prefs)
-    decided = float(np.mean(pref != 0))
-    share = float(np.mean(pref[pref != 0] > 0)) if decided else 0.5
+        a = [int(i) for i in control[row] if i >= 0]
+        b = [int(i) for i in treatment[row] if i >= 0]
+        credit = 0
+        for _ in range(int(days[row])):
+            items, teams = team_draft(a, b, k, rng)
+            shown = np.full((1, k), -1, dtype=np.int64)
+            shown[0, : len(items)] = items
+            clicked = _draw(truth, np.array([user]), shown, rng)[0, : len(items)]
+            team = np.asarray(teams)
+            credit += int(clicked[team == TEAM_B].sum()) - int(clicked[team == TEAM_A].sum())
+        prefs[row] = np.sign(credit)  # +1: the treatment (team B) won this user
+    decided = float(np.mean(prefs != 0))
+    share = float(np.mean(prefs[prefs != 0] > 0)) if decided else 0.5
     ab = 2 * users_per_arm(spread, effect) if effect else -1
     il = interleaving_users(share, decided) if decided and share != 0.5 else -1
     return ab, il, share
+
+
+def _clicks_over_days(
+    truth: WatchTruth,
+    users: NDArray[np.int64],
+    items: NDArray[np.int64],
+    days: NDArray[np.int64],
+    rng: np.random.Generator,
+) -> NDArray[np.float64]:
+    """``[U]`` clicks of each user shown ``items`` on each of their ``days`` (redrawn)."""
+    chance = click_chance(truth, users, items)
+    return rng.binomial(days[:, None], chance).sum(axis=1).astype(np.float64)
 
 
 def _draw(
@@ -191,4 +229,11 @@ def _draw(
     return rng.random(items.shape) < click_chance(truth, users, items)
 
 
-__all__ = ["Calibration", "Traffic", "calibrate", "interleaving_vs_ab", "split"]
+__all__ = [
+    "Calibration",
+    "Traffic",
+    "calibrate",
+    "design_sample_sizes",
+    "interleaving_vs_ab",
+    "split",
+]
