@@ -1,5 +1,6 @@
 """The experiment report: the decision, the per-arm table, the checks and the per-day plots,
-as ``OUT/report.html`` (+ PNGs) next to ``analysis.json``."""
+as ``OUT/report.html`` next to ``analysis.json`` (one self-contained file: the plots are
+embedded; the PNGs are written beside it too)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Any
 import polars as pl
 from matplotlib.figure import Figure
 
-from funnelrec.eval.html import html_table, save_figure
+from funnelrec.eval.html import embedded_image, html_table, save_figure
 from funnelrec.experiment.analysis import ExperimentAnalysis
 
 
@@ -95,8 +96,8 @@ def write_experiment_report(out: Path, analysis: ExperimentAnalysis, setup: dict
     out.mkdir(parents=True, exist_ok=True)
     data = analysis_json(analysis) | {"setup": setup}
     (out / "analysis.json").write_text(json.dumps(data, indent=2, default=str))
-    plot_daily(analysis, out / "daily.png")
-    plot_novelty(analysis, out / "novelty.png")
+    daily_png = plot_daily(analysis, out / "daily.png")
+    novelty_png = plot_novelty(analysis, out / "novelty.png")
     rows = [
         {
             "metric": name,
@@ -130,10 +131,10 @@ clicks per user.</p>
 <p>Users per arm: {html.escape(json.dumps(analysis.users))}; sample-ratio check chi2
 {srm.chi2:.2f}, p = {srm.p_value:.3g}: {"MISMATCH" if srm.mismatch else "ok"}.</p>
 <h2>Day by day</h2>
-<img src="daily.png" alt="cumulative effect and p-values by day">
+{embedded_image(daily_png, "cumulative effect and p-values by day")}
 {html_table(_daily_rows(analysis.daily))}
 <h2>Novelty</h2>
-<img src="novelty.png" alt="effect by day since first exposure">
+{embedded_image(novelty_png, "effect by day since first exposure")}
 <p>{_novelty_text(analysis)}</p>
 </body></html>
 """

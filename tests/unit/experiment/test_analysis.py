@@ -77,7 +77,8 @@ def test_report_and_json_are_written(tmp_path: Path) -> None:
     result = analyse(table, pre, {"control": 1.0, "treatment": 1.0}, "control")
     page = write_experiment_report(tmp_path, result, {"days": 7})
     text = page.read_text()
-    assert "Decision:" in text and "daily.png" in text and "novelty.png" in text
+    assert "Decision:" in text and text.count('src="data:image/png;base64,') == 2
+    assert 'src="daily.png' not in text  # self-contained: no link to a file beside it
     assert (tmp_path / "daily.png").stat().st_size > 1000
     data = json.loads((tmp_path / "analysis.json").read_text())
     assert data["decision"] == result.decision and len(data["daily"]) == 7
