@@ -47,7 +47,7 @@ class Traffic:
         for day, _, answer in env.served:
             users.append(answer.users)
             days.append(np.full(answer.users.shape[0], day))
-            chances.append(click_chance(env.truth, answer.users, answer.items))
+            chances.append(answer.chance)  # what the users reacted with, fatigue included
         return cls(np.concatenate(users), np.concatenate(days), np.concatenate(chances))
 
 

@@ -10,7 +10,8 @@ Each simulated day:
    ExperimentPlan`) serves them its funnel's top ``k`` at the start of the day;
 3. they react by the simulator's ground truth (:class:`~funnelrec.data.simulator.watch.
    WatchTruth`): a click with the position-biased click probability (times the arm's
-   ``planted_lift``, for calibration only), then a play of a watched fraction of the video;
+   ``planted_lift``, for calibration only; times ``fatigue`` per earlier day the item was
+   shown to them, boredom), then a play of a watched fraction of the video;
 4. the impressions and clicks (with play durations) join the log, and every arm's funnel is
    refitted on the accumulated log (``retrain_every`` days) with the public
    ``Recommender.fit``, the same training ``funnelrec train`` runs.
@@ -67,6 +68,14 @@ class EnvironmentConfig(BaseModel):
         0.3, gt=0, le=1, description="Chance a user not active yesterday comes today."
     )
     retrain_every: int = Field(1, ge=0, description="Refit every N days (0: never).")
+    fatigue: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Boredom: a user's click chance on an item is multiplied by this for every "
+        "earlier day the experiment showed them that item (1 = off, the default; e.g. 0.7 "
+        "makes a funnel that repeats itself lose clicks).",
+    )
     planted_lift: dict[str, float] = Field(
         default_factory=dict,
         description="Arm -> multiplier of its click probabilities (calibration: a known "
@@ -84,6 +93,8 @@ class Responses:
     clicked: NDArray[np.bool_]  # [n, k]
     watch_s: NDArray[np.float64]  # [n, k] seconds played (0 without a click)
     returns: NDArray[np.float64] = field(default_factory=lambda: np.zeros(0))  # [n]
+    chance: NDArray[np.float64] = field(default_factory=lambda: np.zeros((0, 0)))  # [n, k]
+    # the click probabilities the users reacted with, fatigue included, arm lift not
 
 
 def served_items(recommender: Recommender, users: NDArray[np.int64], k: int, now: int):
@@ -115,17 +126,21 @@ def respond(
     items: NDArray[np.int64],
     rng: np.random.Generator,
     lift: float = 1.0,
+    fatigue: NDArray[np.float64] | float = 1.0,
 ) -> Responses:
-    """Clicks and plays of ``users`` shown ``items`` (``[n, k]``, -1 padded), by the truth."""
-    chance = np.minimum(1.0, click_chance(truth, users, items) * lift)
-    clicked = rng.random(items.shape) < chance
+    """Clicks and plays of ``users`` shown ``items`` (``[n, k]``, -1 padded), by the truth;
+    ``fatigue`` (a number or ``[n, k]``) multiplies the click chances (boredom with items
+    shown before), ``lift`` too (a planted effect)."""
+    base = click_chance(truth, users, items) * fatigue
+    clicked = rng.random(items.shape) < np.minimum(1.0, base * lift)
     safe = np.where(items >= 0, items, 0)
     rows = np.broadcast_to(users[:, None], items.shape)
     watch = np.zeros(items.shape)
     if clicked.any():
         fraction = draw_fractions(truth, rows[clicked], safe[clicked], rng)
         watch[clicked] = fraction * truth.duration[safe[clicked]]
-    return Responses(users, items, clicked, watch, expected_return(truth, users, items))
+    returns = expected_return(truth, users, items)
+    return Responses(users, items, clicked, watch, returns, np.minimum(1.0, base))
 
 
 def day_events(responses: Responses, now: int) -> pl.DataFrame:
@@ -173,6 +188,9 @@ class Environment:
         last = self.log["timestamp"].to_numpy().max()
         self.now = (int(last) // DAY_S + 1) * DAY_S
         self.served: list[tuple[int, str, Responses]] = []  # (day, arm, lists and reactions)
+        # (user, item) pairs shown so far in the experiment, as sorted keys with their counts
+        self._shown_keys = np.zeros(0, dtype=np.int64)
+        self._shown_counts = np.zeros(0, dtype=np.int64)
         self.recommenders: dict[str, Recommender] = {}  # the arms' funnels, last fitted
 
     def dataset(self) -> Dataset:
@@ -194,7 +212,8 @@ class Environment:
                 who = users[active & (arm_of == arm)]
                 items = served_items(recommender, who, self.config.k, self.now)
                 lift = self.config.planted_lift.get(arm, 1.0)
-                answer = respond(self.truth, who, items, self.rng, lift)
+                fatigue = self.config.fatigue ** self.times_shown(who, items)
+                answer = respond(self.truth, who, items, self.rng, lift, fatigue)
                 back[who] = answer.returns
                 self.served.append((day, arm, answer))
                 events.append(day_events(answer, self.now))
@@ -204,6 +223,8 @@ class Environment:
                 r.with_columns(pl.Series("returned", returned[r["user_id"].to_numpy() - 1]))
                 for r in rows[-len(recommenders) :]
             ]
+            for _, _, shown in self.served[-len(recommenders) :]:
+                self._remember(shown.users, shown.items)
             self.log = pl.concat([self.log, *events], how="diagonal_relaxed").sort("timestamp")
             self.now += DAY_S
             fresh = self.rng.random(users.shape[0]) < self.config.daily_active
@@ -215,6 +236,23 @@ class Environment:
             logger.info("experiment day %d done", day + 1)
         self.recommenders = recommenders
         return pl.concat(rows).select(list(OUTCOME_SCHEMA)).cast(OUTCOME_SCHEMA)
+
+    def _keys(self, users: NDArray[np.int64], items: NDArray[np.int64]) -> NDArray[np.int64]:
+        return users[:, None] * np.int64(self.truth.duration.shape[0]) + items
+
+    def times_shown(self, users: NDArray[np.int64], items: NDArray[np.int64]) -> NDArray:
+        """``[n, k]`` how many earlier days of the experiment showed each user each item."""
+        keys = self._keys(users, items)
+        if self._shown_keys.size == 0:
+            return np.zeros(keys.shape, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._shown_keys, keys), self._shown_keys.size - 1)
+        found = (self._shown_keys[at] == keys) & (items >= 0)
+        return np.where(found, self._shown_counts[at], 0)
+
+    def _remember(self, users: NDArray[np.int64], items: NDArray[np.int64]) -> None:
+        keys = self._keys(users, items)[items >= 0]
+        every = np.concatenate([np.repeat(self._shown_keys, self._shown_counts), keys])
+        self._shown_keys, self._shown_counts = np.unique(every, return_counts=True)
 
     def pre_clicks(self) -> pl.DataFrame:
         """``user_id, pre_clicks``: each user's clicks in the log before the experiment."""

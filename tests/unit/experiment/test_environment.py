@@ -92,3 +92,18 @@ def test_a_world_without_watch_truth_or_a_wrong_plan_is_a_config_error(world) ->
     env = Environment(world, EnvironmentConfig(days=1))
     with pytest.raises(ConfigError, match="arms"):
         env.run(two_arm_plan(), {"a": 1, "b": 2}, lambda data, arm: Recommender.fit(data))
+
+
+def test_fatigue_lowers_clicks_on_items_shown_before(world) -> None:
+    """A popularity funnel shows each user nearly the same list every day: with fatigue its
+    later days get fewer clicks than without, and the counts of earlier showings add up."""
+    env, bored, _ = run(world, days=4, seed=3, fatigue=0.5)
+    _, fresh, _ = run(world, days=4, seed=3)
+    late = pl.col("day") >= 2
+    popular = (pl.col("arm") == "control") & late
+    assert bored.filter(popular)["clicks"].mean() < fresh.filter(popular)["clicks"].mean()
+    day, arm, answer = env.served[-1]
+    assert day == 3 and arm in ARMS
+    shown_before = env.times_shown(answer.users, answer.items)
+    assert shown_before.max() <= 4 and shown_before[answer.items < 0].sum() == 0
+    assert (answer.chance <= 1.0).all() and answer.chance.shape == answer.items.shape
