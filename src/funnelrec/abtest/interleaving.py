@@ -63,12 +63,17 @@ def team_draft(
     return chosen, teams
 
 
-def preference(teams: ArrayLike, clicked: ArrayLike) -> int:
-    """+1 when team A's items got more clicks, -1 when B's did, 0 for a tie."""
+def credit(teams: ArrayLike, clicked: ArrayLike) -> int:
+    """Clicks on team A's items minus clicks on team B's (summed over a user's lists, its
+    sign is the user's preference)."""
     team = np.asarray(teams)
     hit = np.asarray(clicked, dtype=bool)
-    a, b = int(hit[team == TEAM_A].sum()), int(hit[team == TEAM_B].sum())
-    return int(np.sign(a - b))
+    return int(hit[team == TEAM_A].sum()) - int(hit[team == TEAM_B].sum())
+
+
+def preference(teams: ArrayLike, clicked: ArrayLike) -> int:
+    """+1 when team A's items got more clicks, -1 when B's did, 0 for a tie."""
+    return int(np.sign(credit(teams, clicked)))
 
 
 @dataclass(frozen=True)
@@ -132,6 +137,7 @@ __all__ = [
     "TEAM_A",
     "TEAM_B",
     "InterleavingResult",
+    "credit",
     "interleaving_users",
     "preference",
     "preference_test",

@@ -23,7 +23,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from funnelrec.abtest.assignment import hash_unit
-from funnelrec.abtest.interleaving import TEAM_A, TEAM_B, interleaving_users, team_draft
+from funnelrec.abtest.interleaving import credit, interleaving_users, team_draft
 from funnelrec.abtest.sequential import always_valid_p_values, first_rejection
 from funnelrec.abtest.stats import cuped, mean_effect, sample_ratio, users_per_arm
 from funnelrec.data.simulator.watch import WatchTruth
@@ -195,15 +195,14 @@ def design_sample_sizes(
     for row, user in enumerate(users):
         a = [int(i) for i in control[row] if i >= 0]
         b = [int(i) for i in treatment[row] if i >= 0]
-        credit = 0
+        total = 0  # team A's clicks minus team B's over the user's days
         for _ in range(int(days[row])):
             items, teams = team_draft(a, b, k, rng)
             shown = np.full((1, k), -1, dtype=np.int64)
             shown[0, : len(items)] = items
             clicked = _draw(truth, np.array([user]), shown, rng)[0, : len(items)]
-            team = np.asarray(teams)
-            credit += int(clicked[team == TEAM_B].sum()) - int(clicked[team == TEAM_A].sum())
-        prefs[row] = np.sign(credit)  # +1: the treatment (team B) won this user
+            total += credit(teams, clicked)
+        prefs[row] = -np.sign(total)  # +1: the treatment (team B) won this user
     decided = float(np.mean(prefs != 0))
     share = float(np.mean(prefs[prefs != 0] > 0)) if decided else 0.5
     ab = 2 * users_per_arm(spread, effect) if effect else -1

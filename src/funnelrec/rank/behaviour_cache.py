@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeGuard
 
 import torch
 from torch import Tensor
@@ -25,13 +25,19 @@ Batch = dict[str, Tensor]
 Projection = tuple[Tensor, ...]
 
 
-@runtime_checkable
 class ProjectsBehaviours(Protocol):
     """A ranker network whose behaviour side can be computed once per sequence."""
 
     def behaviour_projection(self, seq_item: Tensor, seq_category: Tensor) -> Projection: ...
 
     def __call__(self, batch: Batch, cache: Projection | None = None) -> dict[str, Tensor]: ...
+
+
+def projects_behaviours(network: object) -> TypeGuard[ProjectsBehaviours]:
+    """Whether ``network`` has a behaviour side to cache (:class:`ProjectsBehaviours`): an
+    attribute lookup, where a runtime protocol check would cost every served request
+    ~15 us for every other model kind."""
+    return callable(getattr(network, "behaviour_projection", None))
 
 
 def one_sequence(batch: Batch) -> bool:
@@ -111,4 +117,4 @@ def _key(seq_item: Tensor, seq_category: Tensor) -> bytes:
     return digest.digest()
 
 
-__all__ = ["BehaviourCache", "ProjectsBehaviours", "one_sequence"]
+__all__ = ["BehaviourCache", "ProjectsBehaviours", "one_sequence", "projects_behaviours"]

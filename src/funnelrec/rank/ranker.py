@@ -38,7 +38,7 @@ from funnelrec.features.scenario import ScenarioVocab
 from funnelrec.features.semantic_ids.fields import SemanticItemFields
 from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.rank.batches import Batch, BatchTable
-from funnelrec.rank.behaviour_cache import BehaviourCache, ProjectsBehaviours, one_sequence
+from funnelrec.rank.behaviour_cache import BehaviourCache, one_sequence, projects_behaviours
 from funnelrec.rank.calibration import (
     IsotonicCalibrator,
     calibrators_from_state,
@@ -340,7 +340,7 @@ class Ranker:
         behaviour side from :attr:`behaviour_cache` when the network has one (TWIN, ETA)."""
         network = self.network
         assert network is not None
-        if isinstance(network, ProjectsBehaviours) and one_sequence(batch):
+        if projects_behaviours(network) and one_sequence(batch):
             cache = self.behaviour_cache.get(
                 batch["seq_item"][:1], batch["seq_category"][:1], network.behaviour_projection
             )

@@ -165,7 +165,7 @@ class RecommendService:
         items = response_columns(served.top, model.item_ids)  # the response's and the log's
         response = self._respond(model, spec, served, items, request_id, total_s)
         response["experiments"] = self.assignments(uid)
-        self._record(model, spec, served, items, request_id, context, total_s)
+        self._record(model, spec, served, items, request_id, context, response)
         return response
 
     def assignments(self, user_id: str) -> dict[str, dict[str, str]]:
@@ -290,8 +290,9 @@ class RecommendService:
         items: dict[str, list],
         request_id: str,
         context: Mapping[str, Any] | None,
-        total_s: float,
+        response: Mapping[str, Any],
     ) -> None:
+        """Log the request with what was answered (its timings and experiment arms)."""
         depth = self.settings.log_depth
         record = {
             "version": FEATURE_LOG_VERSION,
@@ -299,7 +300,7 @@ class RecommendService:
             "time": time.time(),
             "artifact_id": model.artifact_id,
             "user_id": spec.user_id,
-            "experiments": self.assignments(spec.user_id),
+            "experiments": response["experiments"],
             "k": spec.k,
             "timestamp": spec.timestamp,
             "attributes": dict(spec.attributes) if spec.attributes else None,
@@ -311,8 +312,7 @@ class RecommendService:
             "ranker_failed": spec.ranker_failed,
             "fallback": served.fallback,
             "known_user": served.known_user,
-            "timings_ms": {n: round(s * 1e3, 3) for n, s in served.timings_s.items()}
-            | {"total": round(total_s * 1e3, 3)},
+            "timings_ms": response["timings_ms"],
             "items": items,
             "pool": response_columns(served.pool.head(depth), model.item_ids) if depth else None,
         }

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import polars as pl
 
-from funnelrec.rank.behaviour_cache import ProjectsBehaviours
+from funnelrec.rank.behaviour_cache import projects_behaviours
 from funnelrec.rank.ranker import Ranker
 
 RankerFactory = Callable[[], Ranker]
@@ -66,5 +66,5 @@ def _check_one_request(
         assert np.allclose(alone, expected, atol=1e-5), (
             f"one query's candidates scored alone ({attempt} request) differ from the batch"
         )
-    if isinstance(fitted.network, ProjectsBehaviours) and mask.sum() > 1:
+    if projects_behaviours(fitted.network) and mask.sum() > 1:
         assert fitted.behaviour_cache.hits > hits, "a repeated request missed the behaviour cache"
