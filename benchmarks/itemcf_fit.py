@@ -1,8 +1,11 @@
 """ItemCF fit time: funnelrec (numba) vs implicit's CosineRecommender vs the textbook oracle.
 
-Datasets: ../shared MovieLens-100k (skipped when absent) and a simulated matrix of 1M positive
-interactions (click/cart/order; ``SimulatorConfig.for_positives``). Per dataset, in the same
-run and on the same machine:
+Datasets (``--datasets``): ../shared MovieLens-100k (skipped when absent), a simulated matrix
+of 1M positive interactions (click/cart/order; ``SimulatorConfig.for_positives``) and a
+MovieLens-1M-shaped matrix (``ml-1m-shaped``: 6040 users x 3706 items, ~1M distinct ratings,
+every user >= 20, log-normal activity, Zipf-like item popularity, session-like timestamps;
+ML-1M itself is not in ../shared). On the dense one ItemCF takes its dense-data fit
+(``recall/itemcf/dense.py``). Per dataset, in the same run and on the same machine:
 
 * funnelrec ``ItemCF.fit`` with the default time-decayed config and with ``window=None``
   (all pairs, the same pair set implicit visits), from the Dataset (sequence building included);
@@ -24,12 +27,13 @@ working threads there; ``--omp-wait-policy default`` keeps GOMP's default. The 1
 average at start and end is printed and stored. Targets:
 funnelrec/implicit <= 2.0 and textbook/funnelrec >= 50.
 
-    .venv/bin/python benchmarks/itemcf_fit.py [--repeats 5] [--threads N]
+    .venv/bin/python benchmarks/itemcf_fit.py [--repeats 5] [--threads N] [--datasets ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import subprocess
@@ -47,9 +51,11 @@ import scipy.sparse as sp
 from implicit.nearest_neighbours import CosineRecommender
 from implicit.utils import ParameterWarning
 
+import funnelrec.recall.itemcf.model as itemcf_model
 from _common import console, load_tables, render, write_json
 from funnelrec.data.dataset import Dataset
 from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
+from funnelrec.recall.itemcf.dense import use_dense_fit
 from funnelrec.recall.itemcf.reference import textbook_itemcf
 from funnelrec.recall.itemcf.sequences import build_sequences
 
@@ -60,7 +66,9 @@ TARGET_VS_TEXTBOOK = 50.0
 CONFIGS = {
     "default": ItemCFConfig(neighbors=K),
     "window=None": ItemCFConfig(neighbors=K, window=None),
+    "plain": ItemCFConfig.plain(neighbors=K),  # unit weights: implicit's cosine exactly
 }
+DEFAULT_DATASETS = "movielens-100k,simulator,ml-1m-shaped"
 
 JIT_PROBE = """
 import time
@@ -76,6 +84,57 @@ t = time.perf_counter()
 ItemCF(ItemCFConfig()).fit(data, rng=np.random.default_rng(0))
 print(time.perf_counter() - t)
 """
+
+
+def movielens_1m_shaped(seed: int = 0) -> pl.DataFrame:
+    """Positives shaped like MovieLens-1M: 6040 users (>= 20 ratings each, log-normal extra
+    activity), 3706 items with Zipf-like popularity, ~1M distinct (user, item) rows; a user's
+    ratings mostly a minute apart, with a few multi-day breaks (ML-1M's rating sessions)."""
+    rng = np.random.default_rng(seed)
+    n_users, n_items, n_ratings = 6040, 3706, 1_000_209
+    raw = rng.lognormal(0.0, 1.0, n_users)
+    extra = np.floor(raw / raw.sum() * (n_ratings - 20 * n_users)).astype(np.int64)
+    lengths = np.minimum(20 + extra, n_items // 2)
+    log_pop = -1.1 * np.log(np.arange(n_items) + 30.0)
+    users, items, times = [], [], []
+    for user, n in enumerate(lengths.tolist()):
+        keys = log_pop + rng.gumbel(size=n_items)  # Gumbel top-n: sampling without replacement
+        items.append(np.argpartition(-keys, n - 1)[:n])
+        breaks = rng.random(n) < 0.02
+        gaps = np.where(breaks, rng.exponential(5 * 86_400, n), rng.exponential(60.0, n))
+        start = int(rng.integers(956_700_000, 1_046_000_000))
+        times.append(start + np.cumsum(gaps).astype(np.int64))
+        users.append(np.full(n, user))
+    return pl.DataFrame(
+        {
+            "user_id": np.concatenate(users),
+            "item_id": np.concatenate(items),
+            "timestamp": np.concatenate(times),
+            "event": "click",
+            "value": 1.0,
+        }
+    )
+
+
+def never_dense(user_len: np.ndarray, window: int, n_items: int) -> bool:
+    """The fit-path chooser that always answers "sparse kernel"."""
+    return False
+
+
+def sparse_kernel_fit(cfg: ItemCFConfig, data: Dataset) -> ItemCF:
+    """``ItemCF.fit`` with the dense-data fit switched off (always the sparse kernel)."""
+    chooser = itemcf_model.use_dense_fit
+    itemcf_model.use_dense_fit = never_dense
+    try:
+        return ItemCF(cfg).fit(data, rng=np.random.default_rng(0))
+    finally:
+        itemcf_model.use_dense_fit = chooser
+
+
+def window_of(cfg: ItemCFConfig, user_len: np.ndarray) -> int:
+    """The window the fit uses: ``cfg.window`` capped at the longest sequence."""
+    longest = int(user_len.max()) if user_len.shape[0] else 0
+    return longest if cfg.window is None else min(cfg.window, longest)
 
 
 def median_time(fn: Callable[[], Any], repeats: int, min_total_s: float = 1.0) -> float:
@@ -216,6 +275,10 @@ def bench_dataset(
             fns[label + suffix] = with_threads(
                 threads, lambda cfg=cfg: ItemCF(cfg).fit(data, rng=rng)
             )
+    for label, cfg in CONFIGS.items():  # the sparse kernel alone: the fit before dense.py
+        fns[label + " sparse kernel"] = with_threads(
+            args.threads, functools.partial(sparse_kernel_fit, cfg, data)
+        )
     for fn in fns.values():  # warm-up
         fn()
     medians = interleaved_medians(fns, args.repeats)
@@ -258,6 +321,9 @@ def bench_dataset(
                 "implicit_s": t_implicit,
                 "implicit_1_thread_s": medians["implicit 1 thread"],
                 "funnelrec_over_implicit": t_fun / t_implicit,
+                "dense_fit": use_dense_fit(user_len, window_of(cfg, user_len), data.n_items),
+                "sparse_kernel_s": medians[label + " sparse kernel"],
+                "sparse_kernel_over_implicit": medians[label + " sparse kernel"] / t_implicit,
                 "textbook_scope": scope,
                 "textbook_repeats": reps,
                 "textbook_s": t_text,
@@ -275,6 +341,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=numba.config.NUMBA_NUM_THREADS)
     parser.add_argument("--sim-interactions", type=int, default=1_000_000)
     parser.add_argument("--textbook-budget-s", type=float, default=120.0)
+    parser.add_argument(
+        "--datasets",
+        default=DEFAULT_DATASETS,
+        help="comma-separated: movielens-100k, simulator, ml-1m-shaped",
+    )
     parser.add_argument(
         "--omp-wait-policy",
         choices=("passive", "default"),
@@ -311,7 +382,11 @@ def main() -> None:
     )
 
     rows: list[dict[str, Any]] = []
-    for name in ("movielens-100k", "simulator"):
+    for name in args.datasets.split(","):
+        if name == "ml-1m-shaped":
+            inter = movielens_1m_shaped()
+            rows += bench_dataset(name, Dataset.build(inter), inter, None, args)
+            continue
         tables = load_tables(name, sim_interactions=args.sim_interactions, positives_only=True)
         if tables is None:
             continue
@@ -329,6 +404,7 @@ def main() -> None:
             "implicit",
             "funnelrec",
             "funnelrec / implicit",
+            "sparse kernel / implicit",
             "textbook",
             "funnelrec'",
             "textbook / funnelrec'",
@@ -342,7 +418,8 @@ def main() -> None:
                 r["ordered_pairs"],
                 r["implicit_s"],
                 r["funnelrec_s"],
-                f"{r['funnelrec_over_implicit']:.2f}",
+                f"{r['funnelrec_over_implicit']:.2f}" + (" (dense)" if r["dense_fit"] else ""),
+                f"{r['sparse_kernel_over_implicit']:.2f}",
                 r["textbook_s"],
                 r["funnelrec_beside_textbook_s"],
                 f"{r['textbook_over_funnelrec']:.0f}",
@@ -369,7 +446,7 @@ def main() -> None:
         f"textbook/funnelrec >= {TARGET_VS_TEXTBOOK:.0f}: {'PASS' if ok_text else 'FAIL'}"
     )
     write_json(
-        NAME,
+        NAME if args.datasets == DEFAULT_DATASETS else f"{NAME}_{args.datasets.replace(',', '_')}",
         {
             "threads": args.threads,
             "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default"),

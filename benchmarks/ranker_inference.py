@@ -1,10 +1,12 @@
-"""The served ranker's forward pass, eager PyTorch against TorchScript, on one thread.
+"""The served ranker's forward pass: eager PyTorch against the two lean inference paths the
+serving issue asked to compare, on one thread.
 
-The reference is the lean inference path the serving issue asked to try: the artifact's
-network traced (``torch.jit.trace``), frozen and ``optimize_for_inference``-d. Both score the
-same random batches of 100, 200 and 500 candidates (inputs drawn from the feature spec's
-cardinalities); reported: CPU ms per forward (``process_time``, median of ``--rounds`` rounds of
-``--reps`` calls, the two alternating), the ratio, and the largest output difference.
+TorchScript: the artifact's network traced (``torch.jit.trace``), frozen and
+``optimize_for_inference``-d. ONNX Runtime: the export the artifact is served with
+(``funnelrec.rank.lean``; one intra-op thread). All three score the same random batches of 100,
+200 and 500 candidates (inputs drawn from the feature spec's cardinalities); reported: CPU ms
+per forward (``process_time``, median of ``--rounds`` rounds of ``--reps`` calls, alternating),
+the ratios to eager, and the largest logit difference.
 
     .venv/bin/python benchmarks/ranker_inference.py --artifacts ART [--reps 200]
 """
@@ -22,6 +24,7 @@ import torch
 
 from _common import render, write_json
 from funnelrec.pipeline.persist import load_recommender
+from funnelrec.rank.lean import OnnxForward, export_onnx
 from funnelrec.serve.loading import limit_threads
 
 Batch = dict[str, torch.Tensor]
@@ -50,7 +53,11 @@ def main() -> None:
     ranker = load_recommender(args.artifacts).ranker
     if ranker is None or ranker.network is None or ranker.features is None:
         raise SystemExit(f"{args.artifacts}: no neural ranker to measure")
-    network, spec = ranker.network.eval(), ranker.features.spec
+    network, spec, tasks = ranker.network.eval(), ranker.features.spec, ranker.tasks
+    model, outcome = export_onnx(network, spec, tasks)
+    if model is None:
+        raise SystemExit(f"{args.artifacts}: no ONNX export ({outcome})")
+    lean = OnnxForward(model, tasks)
     rows, results = [], []
     with torch.inference_mode():
         for n in (100, 200, 500):
@@ -59,19 +66,34 @@ def main() -> None:
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(network, (batch,), strict=False)
             scripted = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
-            eager_out, script_out = network(batch), scripted(batch)
-            diff = max(float((eager_out[t] - script_out[t]).abs().max()) for t in eager_out)
-            for forward in (network, scripted):  # warm-up
+            eager_out = network(batch)
+            diff = {
+                name: max(float((eager_out[t] - out[t]).abs().max()) for t in tasks)
+                for name, out in (("torchscript", scripted(batch)), ("onnx", lean(batch)))
+            }
+            forwards = {"eager": network, "torchscript": scripted, "onnx": lean}
+            for forward in forwards.values():  # warm-up
                 _cpu_ms(forward, batch, 10)
-            eager, script = [], []
+            times: dict[str, list[float]] = {name: [] for name in forwards}
             for _ in range(args.rounds):
-                eager.append(_cpu_ms(network, batch, args.reps))
-                script.append(_cpu_ms(scripted, batch, args.reps))
-            e, s = statistics.median(eager), statistics.median(script)
-            rows.append([n, e, s, s / e, diff])
-            results.append({"candidates": n, "eager_ms": e, "torchscript_ms": s, "max_diff": diff})
+                for name, forward in forwards.items():
+                    times[name].append(_cpu_ms(forward, batch, args.reps))
+            e, s, o = (statistics.median(times[name]) for name in forwards)
+            rows.append([n, e, s, o, s / e, o / e, diff["torchscript"], diff["onnx"]])
+            results.append(
+                {
+                    "candidates": n,
+                    "eager_ms": e,
+                    "torchscript_ms": s,
+                    "onnx_ms": o,
+                    "max_diff": diff["torchscript"],
+                    "onnx_max_diff": diff["onnx"],
+                }
+            )
     title = f"{type(network).__name__} forward, one thread ({args.artifacts})"
-    render(title, ["candidates", "eager ms", "TorchScript ms", "ratio", "max |diff|"], rows)
+    columns = ["candidates", "eager ms", "TorchScript ms", "ONNX Runtime ms"]
+    columns += ["TS / eager", "ORT / eager", "TS max |diff|", "ORT max |diff|"]
+    render(title, columns, rows)
     write_json("ranker_inference", {"artifacts": str(args.artifacts), "results": results})
 
 

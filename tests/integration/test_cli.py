@@ -64,6 +64,11 @@ def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
     assert "guard rank:" in result.output
     manifest = json.loads((tmp_path / "artifacts" / "manifest.json").read_text())
     assert [g["stage"] for g in manifest["guards"]] == stages
+    # Acceptance (issue 18) on a real report with judged guards: no raw floats, no "None".
+    assert runner.invoke(app, ["report", str(tmp_path)]).exit_code == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert "Do-no-harm guards" in page and "Warm and cold slices" in page
+    assert_readable_report(page)
 
 
 def test_run_writes_metrics(run_dir: Path) -> None:

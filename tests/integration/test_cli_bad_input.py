@@ -199,3 +199,12 @@ def test_convert_drops_and_reports_an_outlier_timestamp(tmp_path: Path) -> None:
     result = runner.invoke(app, ["convert", "--format", "taobao", str(src), str(tmp_path / "out")])
     assert result.exit_code == 0, result.output
     assert "outlier timestamp: 1" in result.output
+
+
+def test_train_refuses_workers_with_the_spark_engine(tmp_path: Path) -> None:
+    data = _log(tmp_path / "data")
+    command = ["train", "--data", str(data), "--out", str(tmp_path / "art")]
+    result = runner.invoke(app, [*command, "--workers", "2", "--engine", "spark"])
+    assert "Traceback" not in result.output, result.output
+    assert "do not combine" in _one_line_error(result.exit_code, result.output)
+    assert not (tmp_path / "art").exists()

@@ -69,6 +69,7 @@ def test_noisy_scores_are_refused(tiny_artifacts: Path) -> None:
         return {k: v + torch.randn(v.shape, generator=generator) for k, v in out.items()}
 
     rec.ranker.network.register_forward_hook(noisy)
+    rec.ranker.lean = None  # the eager network, where the hook runs (not its ONNX export)
     with pytest.raises(SelfCheckError, match="self-check failed"):
         self_check(rec, golden)
 

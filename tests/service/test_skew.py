@@ -31,6 +31,9 @@ def _with_dropout(ranker: Ranker, rate: float) -> Ranker:
     network.load_state_dict(dict(zip(network.state_dict(), weights, strict=True)))
     copy = Ranker.from_state(ranker.config, ranker.state())
     copy.network = network.eval()
+    # The eager path, where a module left in training mode can leak into serving; the ONNX
+    # path (rank/lean.py) runs a graph exported in eval mode, with no dropout left in it.
+    copy.lean = None
     return copy
 
 

@@ -5,18 +5,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import tempfile
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from funnelrec.cli.common import ConfigOpt, SetOpt, console, err_console
+from funnelrec.cli.common import fail as _fail
+from funnelrec.cli.common import guard as _guard
+from funnelrec.cli.common import progress as _progress
+from funnelrec.cli.serve_options import (
+    AdminTokenOpt,
+    ApiKeyOpt,
+    ArtifactsRootOpt,
+    DocsOpt,
+    LogBackupsOpt,
+    LogMaxMbOpt,
+    MaxUserEventsOpt,
+    RateBurstOpt,
+    RateLimitOpt,
+)
+from funnelrec.cli.tracking import TrackOpt, TrackUriOpt, open_tracker
+from funnelrec.cli.train import Engine, run_under_torchrun, train_and_report
 from funnelrec.config import load_config
-from funnelrec.errors import FunnelrecError
 
 app = typer.Typer(
     name="funnelrec",
@@ -25,51 +38,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err_console = Console(stderr=True)
-T = TypeVar("T")
-
-ConfigOpt = Annotated[Path | None, typer.Option("--config", help="Experiment TOML file.")]
-SetOpt = Annotated[
-    list[str] | None,
-    typer.Option("--set", help="Override a config key, e.g. --set split.kind=leave_last_out."),
-]
-
-
-def _fail(message: str) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}", soft_wrap=True, highlight=False)
-    raise typer.Exit(code=2)
-
-
-def _guard(fn: Callable[[], T]) -> T:
-    """Run a library call; a user error becomes one line on stderr and exit code 2."""
-    try:
-        return fn()
-    except FunnelrecError as e:
-        _fail(str(e))
-    except OSError as e:
-        _fail(f"{getattr(e, 'filename', '') or ''}: {e.strerror or e}".lstrip(": "))
-    raise AssertionError("unreachable")
-
-
-@contextmanager
-def _progress() -> Iterator[Callable[[str, int, int], None]]:
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=err_console,
-        transient=True,
-    ) as bar:
-        tasks: dict[str, TaskID] = {}
-
-        def update(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = bar.add_task(stage, total=total)
-            bar.update(tasks[stage], completed=done, total=total)
-
-        yield update
 
 
 @app.callback()
@@ -109,16 +77,22 @@ def run(
     out: Annotated[Path, typer.Option(help="Output folder for metrics.json and artifacts/.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    track: TrackOpt = None,
+    track_uri: TrackUriOpt = None,
 ) -> None:
     """Evaluate the funnel on canonical data; write metrics.json and artifacts."""
     from funnelrec.cli.report import print_report
+    from funnelrec.cli.tracking import track_run
     from funnelrec.eval.run import run_dir
 
     cfg = _guard(lambda: load_config(config, set_ or []))
+    tracker = _guard(lambda: open_tracker(cfg.tracking, track, track_uri, out))
     with _progress() as progress:
         metrics = _guard(lambda: run_dir(data, out, cfg, progress))
     print_report(console, metrics)
     console.print(f"metrics: {out / 'metrics.json'}  artifacts: {out / 'artifacts'}")
+    if tracker is not None:
+        console.print(_guard(lambda: track_run(tracker, out, cfg, metrics)), highlight=False)
 
 
 @app.command()
@@ -129,25 +103,47 @@ def train(
     out: Annotated[Path, typer.Option(help="Artifact folder for serve / recommend.")],
     config: ConfigOpt = None,
     set_: SetOpt = None,
+    track: TrackOpt = None,
+    track_uri: TrackUriOpt = None,
+    engine: Annotated[
+        Engine,
+        typer.Option(
+            help="Where the ItemCF / Swing fits run: numba (this process) or spark "
+            "(needs Java 17+; docs/scaling.md).",
+        ),
+    ] = Engine.NUMBA,
+    master: Annotated[
+        str, typer.Option(help="Spark master URL for --engine spark (local[*]: every core).")
+    ] = "local[*]",
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Data-parallel training processes: >1 relaunches this command under "
+            "torchrun (docs/distributed.md).",
+        ),
+    ] = 1,
 ) -> None:
     """Production: fit the funnel on every row and write self-checked artifacts."""
     from funnelrec.pipeline.production import train_dir
+    from funnelrec.spark.options import SparkOptions
+    from funnelrec.train.distributed import launched_by_torchrun, process_group
 
+    if workers > 1 and engine is Engine.SPARK:
+        # Every rank would start its own Spark application for the same co-occurrence job.
+        _fail("--workers and --engine spark do not combine: Spark parallelises the ItemCF fit")
+    if workers > 1 and not launched_by_torchrun():
+        raise typer.Exit(run_under_torchrun(workers))
     cfg = _guard(lambda: load_config(config, set_ or []))
-    with _progress() as progress:
-        result = _guard(lambda: train_dir(data, out, cfg, progress))
-    summary = result.summary
-    console.print(
-        f"trained on {summary['interactions']:,} rows ({summary['users']:,} users, "
-        f"{summary['items']:,} items) as of {summary['as_of']}; channels "
-        f"{', '.join(summary['channels'])}; ranker {summary['ranker'] or 'off'}",
-        highlight=False,
-    )
-    for name, reason in summary["skipped_channels"].items():
-        console.print(f"  skipped channel {name}: {reason}", highlight=False)
-    if summary["ranker_skipped"]:
-        console.print(f"  skipped the ranker: {summary['ranker_skipped']}", highlight=False)
-    console.print(f"artifacts: {out} (self-check passed on {summary['self_check_requests']})")
+    spark = SparkOptions(master=master) if engine is Engine.SPARK else None
+    with process_group() as worker:
+        if worker.rank != 0:
+            # Every worker fits (the same collectives); only rank 0 keeps and reports.
+            logging.getLogger().setLevel(logging.ERROR)
+            with tempfile.TemporaryDirectory() as scratch:
+                _guard(lambda: train_dir(data, Path(scratch) / "out", cfg, spark=spark))
+            return
+        train_and_report(data, out, cfg, spark, track, track_uri)
 
 
 @app.command()
@@ -265,6 +261,23 @@ def report(
 
 
 @app.command()
+def compare(
+    run_a: Annotated[str, typer.Argument(help="A run folder (--out of run), or an MLflow run id.")],
+    run_b: Annotated[str, typer.Argument(help="The run compared with RUN_A (B - A is shown).")],
+    html: Annotated[Path | None, typer.Option("--html", help="Also write this HTML file.")] = None,
+    track_uri: TrackUriOpt = None,
+    all_: Annotated[bool, typer.Option("--all", help="Every list metric at every K.")] = False,
+) -> None:
+    """Two runs side by side: changed settings, guard decisions, and each metric of both with
+    its bootstrap interval, the difference and whether the intervals overlap."""
+    from funnelrec.cli.compare import compare_command
+
+    _guard(
+        lambda: compare_command(console, run_a, run_b, html=html, uri=track_uri, everything=all_)
+    )
+
+
+@app.command()
 def experiment(
     out: Annotated[Path, typer.Option(help="Output folder: outcomes, analysis.json, report.")],
     control: Annotated[
@@ -278,13 +291,18 @@ def experiment(
     interactions: Annotated[int, typer.Option(min=1000, help="Simulated history rows.")] = 60_000,
     k: Annotated[int, typer.Option(min=1, help="Items per served list.")] = 10,
     seed: Annotated[int, typer.Option()] = 0,
+    track: TrackOpt = None,
+    track_uri: TrackUriOpt = None,
 ) -> None:
     """A/B test two funnel configurations on simulated users for DAYS days (each arm refitted
     on the accumulated log every day) and write the analysis and an HTML report."""
+    from funnelrec.cli.tracking import track_experiment
     from funnelrec.experiment.environment import EnvironmentConfig
     from funnelrec.experiment.runner import arm_configs, run_simulated_experiment
 
     arms = _guard(lambda: arm_configs(config, control or [], treatment or []))
+    settings = arms["control"].tracking
+    tracker = _guard(lambda: open_tracker(settings, track, track_uri, out))
     if arms["control"] == arms["treatment"]:
         console.print("[yellow]both arms have the same configuration: an AA test[/yellow]")
     env = EnvironmentConfig(days=days, k=k, seed=seed)
@@ -295,40 +313,11 @@ def experiment(
     )
     console.print(f"[bold]decision: {analysis.decision}[/bold] ({analysis.reason})")
     console.print(f"report: {out / 'report.html'}")
-
-
-# The serve command's security options (aliases keep its signature readable).
-AdminTokenOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="FUNNELREC_ADMIN_TOKEN",
-        show_default=False,
-        help="Bearer token that turns on /admin/reload and /admin/status (off without one; "
-        "prefer the environment variable: options show in ps).",
-    ),
-]
-ArtifactsRootOpt = Annotated[
-    Path | None,
-    typer.Option(help="Reloads load only folders inside it (default: ARTIFACTS/..)."),
-]
-ApiKeyOpt = Annotated[
-    str | None,
-    typer.Option(
-        envvar="FUNNELREC_API_KEY",
-        show_default=False,
-        help="Key /v1/recommend and /v1/events require (Authorization: Bearer or X-API-Key).",
-    ),
-]
-RateLimitOpt = Annotated[
-    float, typer.Option(min=0.0, help="Requests per second per client address (0: no limit).")
-]
-RateBurstOpt = Annotated[int, typer.Option(min=1, help="Requests a client may send at once.")]
-MaxUserEventsOpt = Annotated[int, typer.Option(min=1, help="Store events kept per user.")]
-LogMaxMbOpt = Annotated[
-    float, typer.Option(min=0.0, help="Rotate the feature log past this size (0: never).")
-]
-LogBackupsOpt = Annotated[int, typer.Option(min=1, help="Rotated feature logs kept.")]
-DocsOpt = Annotated[bool, typer.Option(help="Serve /docs (Swagger UI loads from a public CDN).")]
+    if tracker is not None:
+        line = _guard(
+            lambda: track_experiment(tracker, out, arms, analysis.decision, analysis.reason)
+        )
+        console.print(line, highlight=False)
 
 
 @app.command()
@@ -443,6 +432,34 @@ def consistency(
         console.print(f"  {mismatch.describe()}", highlight=False, soft_wrap=True)
     if not report.ok or (report.requests and not report.replayed):
         raise typer.Exit(code=1)
+
+
+@app.command()
+def inspect(
+    artifacts: Annotated[Path, typer.Argument(help="Artifact folder written by run/demo/train.")],
+    user: Annotated[str | None, typer.Option(help="Print this user's trace as text.")] = None,
+    why_not: Annotated[str | None, typer.Option(help="With --user: where was it lost?")] = None,
+    k: Annotated[int, typer.Option(min=1, help="Items in the list.")] = 10,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="Port on 127.0.0.1.")] = 8765,
+    items: Annotated[Path | None, typer.Option(help="Items table with titles.")] = None,
+    attribute: Annotated[list[str] | None, typer.Option(help="NAME=VALUE, cold users.")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Onboarding category.")] = None,
+    self_check: Annotated[bool, typer.Option("--self-check/--no-self-check")] = True,
+) -> None:
+    """The browser inspector on an artifact (docs/inspector.md): a local server, or with
+    --user one user's funnel trace as text."""
+    from funnelrec.cli.inspect import InspectOptions, print_trace, serve_inspector
+
+    options = InspectOptions(
+        artifacts, user, why_not, k, port, items, self_check, (*(attribute or ()),), (*(tag or ()),)
+    )
+    if why_not is not None and user is None:
+        _fail("--why-not needs --user")
+    emit = lambda line: console.print(line, highlight=False, soft_wrap=True, markup=False)  # noqa: E731
+    if user is not None:
+        _guard(lambda: print_trace(options, emit))
+    else:
+        _guard(lambda: serve_inspector(options, emit))
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from funnelrec.config.tracking import TrackingConfig
 from funnelrec.data.split import SplitConfig, TemporalSplitConfig
 from funnelrec.rank.config import RankConfig
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
@@ -178,6 +179,7 @@ class ExperimentConfig(_Frozen):
     rerank: RerankConfig = RerankConfig()
     guards: GuardConfig = GuardConfig()
     eval: EvalConfig = EvalConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @classmethod
     def default(cls) -> ExperimentConfig:

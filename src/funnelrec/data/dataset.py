@@ -99,7 +99,11 @@ class Dataset:
         inter = interactions.with_columns(
             pl.Series("user_idx", user_vocab.encode(interactions["user_id"])),
             pl.Series("item_idx", item_vocab.encode(interactions["item_id"])),
-        ).sort("timestamp", "user_idx", maintain_order=True)
+        )
+        if not _in_time_order(inter):
+            # A log already in order keeps sharing the caller's column buffers: sorting it
+            # would copy every column to change nothing (the log held twice).
+            inter = inter.sort("timestamp", "user_idx", maintain_order=True)
         if items is not None:
             items = items.with_columns(pl.Series("item_idx", item_vocab.encode(items["item_id"])))
             items = items.filter(pl.col("item_idx") >= 0).unique("item_idx", keep="first")
@@ -125,7 +129,10 @@ class Dataset:
     def positives(self) -> pl.DataFrame:
         """Interactions that count as positive feedback (:mod:`funnelrec.data.events`), sorted
         by time."""
-        return self.interactions.filter(positive_expr(self.positive_events))
+        keep = self.interactions.select(positive_expr(self.positive_events)).to_series()
+        if keep.null_count() == 0 and bool(keep.all()):
+            return self.interactions  # every row is positive: the same frame, not a copy
+        return self.interactions.filter(keep)
 
     @cached_property
     def item_categories(self) -> NDArray[np.int32] | None:
@@ -171,3 +178,14 @@ class Dataset:
         known = self.items.filter(pl.col("created_at").is_not_null())
         out[known["item_idx"].to_numpy()] = known["created_at"].to_numpy()
         return out
+
+
+def _in_time_order(frame: pl.DataFrame) -> bool:
+    """Whether the rows already follow ``(timestamp, user_idx)``: the order
+    :meth:`Dataset.build` sorts into (a stable sort of such rows changes nothing)."""
+    if frame.height < 2:
+        return True
+    time_step = pl.col("timestamp").diff()
+    user_step = pl.col("user_idx").cast(pl.Int64).diff()
+    ordered = (time_step > 0) | ((time_step == 0) & (user_step >= 0))
+    return bool(frame.select(ordered.all()).item())

@@ -15,6 +15,15 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 MISSING = "-"
+TABLE_STYLE = """
+body { font-family: sans-serif; margin: 2em; max-width: 80em; }
+table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+th { background: #f4f4f4; }
+th:first-child, td:first-child { text-align: left; }
+p.note { font-size: 0.85em; color: #555; margin-top: -0.6em; }
+"""
+"""The page and table style every report shares (numbers right-aligned, a note under a table)."""
 # Column names that hold counts: shown as integers, or with one decimal when they are a mean
 # (e.g. candidates per query), never as a metric's 4 significant digits.
 COUNT_COLUMNS = frozenset({"candidates", "positives", "queries", "samples", "users", "items"})

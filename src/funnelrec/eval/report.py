@@ -23,7 +23,13 @@ from pathlib import Path
 from typing import Any
 
 from funnelrec.errors import FunnelrecError
-from funnelrec.eval.html import embedded_image, format_cell, format_number, html_table
+from funnelrec.eval.html import (
+    TABLE_STYLE,
+    embedded_image,
+    format_cell,
+    format_number,
+    html_table,
+)
 from funnelrec.eval.objectives_report import objective_rows, objectives_section, plot_objectives
 from funnelrec.eval.report_plots import (
     plot_channels,
@@ -43,15 +49,7 @@ from funnelrec.eval.report_tables import (
 
 REPORT_DIR = "report"
 PLOTS = ("tradeoff.png", "recall.png", "channels.png", "latency.png")
-STYLE = """
-body { font-family: sans-serif; margin: 2em; max-width: 80em; }
-table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-nums; }
-th, td { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
-th { background: #f4f4f4; }
-th:first-child, td:first-child { text-align: left; }
-p.note { font-size: 0.85em; color: #555; margin-top: -0.6em; }
-img { max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }
-"""
+STYLE = TABLE_STYLE + "img { max-width: 48%; margin: 0.5em 1% 0.5em 0; vertical-align: top; }\n"
 FUNNEL_NOTE = (
     "the recall stage is the union of the channels' lists, with no single top-K order to "
     "judge; the re-ranker reorders the ranked candidates and hands on no new candidate pool"
@@ -164,4 +162,4 @@ def _rerank_section(rerank: Mapping[str, Any], image: str) -> str:
 {html.escape(str(rerank.get("similarity", "-")))}; sweep over
 {format_number(rerank.get("sweep_queries", 0))} queries.</p>
 {image}
-{html_table(sweep_rows(rerank))}"""
+{html_table(sweep_rows(rerank), note="no parameter: the ranked list, not re-ranked")}"""

@@ -104,7 +104,8 @@ def plot_recall_curve(recall: Mapping[str, Mapping[str, float]] | None, path: Pa
     ax.set_ylabel("recall@K")
     ax.set_title("Recall over K per channel (dashed: the funnel's lists)")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper left", ncols=2)
+    # Beside the axes, not on them: with ten lists any corner inside hides some curve.
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     return save_figure(fig, path)
 
 

@@ -207,21 +207,21 @@ def intra_list_diversity(
     norms = np.linalg.norm(emb, axis=1, keepdims=True)
     unit = np.vstack([emb / np.where(norms > 0, norms, 1.0), np.zeros((1, emb.shape[1]))])
     unit = unit.astype(np.float32)
-    ratios: list[NDArray[np.float64]] = []
+    squared_norm = (unit**2).sum(-1)  # 1, or 0 for zero rows and the trailing zero row
+    # Padding and unknown items both read the trailing zero row, so they add nothing below.
+    rows_of = np.where((top >= 0) & (top < emb.shape[0]), top, emb.shape[0])
+    n = (top >= 0).sum(axis=1).astype(np.float64)
+    cos_pairs = np.empty(top.shape[0], dtype=np.float64)
     for lo in range(0, top.shape[0], _ILD_CHUNK):  # bounds the [rows, k, d] gather
-        part = top[lo : lo + _ILD_CHUNK]
-        known = (part >= 0) & (part < emb.shape[0])
-        vec = unit[np.where(known, part, emb.shape[0])]  # unknown -> zero vector
-        valid = (part >= 0).astype(np.float64)
-        n = valid.sum(axis=1)
-        summed = (vec * valid[:, :, None]).sum(axis=1)
-        # sum over ordered pairs i != j of cos = |sum v|^2 - sum |v|^2 (valid rows only)
-        cos_pairs = (summed.astype(np.float64) ** 2).sum(1) - (valid * (vec**2).sum(-1)).sum(1)
-        pairs = n * (n - 1)
-        rows = pairs > 0
-        ratios.append(1.0 - cos_pairs[rows] / pairs[rows])
-    flat = np.concatenate(ratios) if ratios else np.zeros(0)
-    return float(np.mean(flat)) if flat.size else 0.0
+        part = rows_of[lo : lo + _ILD_CHUNK]
+        summed = unit[part].sum(axis=1, dtype=np.float64)
+        # sum over ordered pairs i != j of cos = |sum v|^2 - sum |v|^2
+        cos_pairs[lo : lo + part.shape[0]] = (summed**2).sum(1) - squared_norm[part].sum(
+            1, dtype=np.float64
+        )
+    pairs = n * (n - 1)
+    rows = pairs > 0
+    return float(np.mean(1.0 - cos_pairs[rows] / pairs[rows])) if rows.any() else 0.0
 
 
 _ILD_CHUNK = 4096
@@ -249,14 +249,24 @@ def category_diversity(
     cat = np.where(cat >= 0, cat, -2 - top)
     valid = top >= 0
     n = valid.sum(axis=1)
-    same = (cat[:, :, None] == cat[:, None, :]) & valid[:, :, None] & valid[:, None, :]
-    pairs = n * (n - 1)
-    differ = pairs - (same.sum(axis=(1, 2)) - n)
-    rows = pairs > 0
-    ild = float(np.mean(differ[rows] / pairs[rows])) if rows.any() else 0.0
+    # Sorted per row, equal categories form runs; a run of length L holds L (L - 1) ordered
+    # same-category pairs. O(B k log k), where comparing every pair was a [B, k, k] tensor.
     pad = np.iinfo(np.int64).max
     sorted_cat = np.sort(np.where(valid, cat, pad), axis=1)
-    distinct = ((np.diff(sorted_cat, axis=1) != 0) & (sorted_cat[:, 1:] != pad)).sum(1) + (n > 0)
+    run_start = np.ones(sorted_cat.shape, dtype=bool)
+    run_start[:, 1:] = sorted_cat[:, 1:] != sorted_cat[:, :-1]
+    run_id = np.cumsum(run_start.ravel()) - 1
+    in_list = (sorted_cat != pad).ravel()
+    run_length = np.bincount(run_id[in_list], minlength=int(run_id[-1]) + 1 if run_id.size else 0)
+    run_row = np.repeat(np.arange(top.shape[0]), top.shape[1])[run_start.ravel()]
+    same = np.bincount(
+        run_row, weights=run_length * (run_length - 1.0), minlength=top.shape[0]
+    ).astype(np.int64)
+    pairs = n * (n - 1)
+    differ = pairs - same
+    rows = pairs > 0
+    ild = float(np.mean(differ[rows] / pairs[rows])) if rows.any() else 0.0
+    distinct = (run_start & (sorted_cat != pad)).sum(axis=1)
     n_categories = max(int(np.unique(cats[cats >= 0]).shape[0]), 1)
     has = n > 0
     cover = distinct[has] / np.minimum(n[has], n_categories)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,9 +18,42 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, UserContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Retriever
-from funnelrec.recall.registry import build_retriever
+from funnelrec.recall.registry import ChannelConfig, build_retriever
 
 logger = logging.getLogger(__name__)
+
+ChannelFitter = Callable[[ChannelConfig, Dataset, np.random.Generator], Retriever]
+"""Fits one recall channel: ``fitter(channel_config, data, rng) -> fitted channel``."""
+
+
+def fit_on_this_machine(
+    config: ChannelConfig, data: Dataset, rng: np.random.Generator
+) -> Retriever:
+    """The default :data:`ChannelFitter`: the channel's own (single-machine) fit."""
+    return build_retriever(config).fit(data, rng=rng)
+
+
+_FITTER: ContextVar[ChannelFitter] = ContextVar("channel_fitter", default=fit_on_this_machine)
+
+
+@contextmanager
+def channel_fitter(fitter: ChannelFitter) -> Iterator[None]:
+    """Fit every recall channel inside the block with ``fitter`` (``train --engine spark``).
+
+    A context rather than a parameter: channels are fitted in four places (the funnel, the
+    ranking window's funnel, the recall-tuning trials and the tuned refit), and all of them
+    must use the same engine.
+    """
+    token = _FITTER.set(fitter)
+    try:
+        yield
+    finally:
+        _FITTER.reset(token)
+
+
+def fit_channel(config: ChannelConfig, data: Dataset, rng: np.random.Generator) -> Retriever:
+    """Fit one channel with the fitter in effect (:func:`channel_fitter`)."""
+    return _FITTER.get()(config, data, rng)
 
 
 @dataclass(frozen=True)
@@ -56,7 +92,7 @@ def fit_recall(
     for name, channel_config in config.recall.channels.items():
         start = time.perf_counter()
         try:
-            channels[name] = build_retriever(channel_config).fit(data, rng=rng)
+            channels[name] = fit_channel(channel_config, data, rng)
         except MissingInputError as e:
             logger.warning("recall channel '%s' skipped: %s", name, e)
             skipped[name] = str(e)

@@ -25,9 +25,10 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RecallWindow
+from funnelrec.pipeline.recall_fit import fit_channel
 from funnelrec.pipeline.window_truth import WindowPart, window_parts
 from funnelrec.recall.base import Retriever
-from funnelrec.recall.registry import ChannelConfig, build_retriever
+from funnelrec.recall.registry import ChannelConfig
 
 logger = logging.getLogger(__name__)
 
@@ -124,7 +125,7 @@ def _tune_one(
         if time.perf_counter() > deadline:
             logger.info("recall tuning: budget spent, %s stops after %d trials", name, len(trials))
             break
-        fitted = build_retriever(_with(configured, setting)).fit(window.earlier, rng=rng)
+        fitted = fit_channel(_with(configured, setting), window.earlier, rng)
         value = _score(fitted, part, config)
         trials.append({**setting, "score": round(value, 5)})
         if value > best:
@@ -159,5 +160,5 @@ def tune_channels(
         if channel is not window.funnel.channels[name]:
             window.funnel.use_channel(name, channel)
             chosen = _with(config.recall.channels[name], tuning.chosen)
-            recommender.use_channel(name, build_retriever(chosen).fit(data, rng=rng))
+            recommender.use_channel(name, fit_channel(chosen, data, rng))
     return out

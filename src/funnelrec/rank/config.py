@@ -156,6 +156,13 @@ class RankServeConfig(_Frozen):
         "the per-user behaviour projections kept between requests (rank/behaviour_cache.py); "
         "0 keeps none.",
     )
+    runtime: Literal["auto", "torch"] = Field(
+        "auto",
+        description="How a loaded ranker runs its network: 'auto' saves an ONNX export with the "
+        "artifact and runs it with ONNX Runtime on one thread (x0.67 of eager PyTorch's CPU at "
+        "100 candidates, benchmarks/ranker_inference.py) when the network reads only sparse "
+        "and dense inputs and the export reproduces it; 'torch' always runs eager PyTorch.",
+    )
 
 
 class PreRankConfig(_Frozen):

@@ -33,6 +33,7 @@ import torch
 from numpy.typing import NDArray
 
 from funnelrec.data.state import prefixed
+from funnelrec.errors import ConfigError
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
 from funnelrec.features.scenario import ScenarioVocab
 from funnelrec.features.semantic_ids.fields import SemanticItemFields
@@ -49,12 +50,14 @@ from funnelrec.rank.config import RankConfig, check_objective
 from funnelrec.rank.duration import with_sample_weights
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
+from funnelrec.rank.lean import OnnxForward, export_onnx, load_lean
 from funnelrec.rank.listwise import QUERY_KEY, query_batches
 from funnelrec.rank.models import RankModelConfig, build_rank_model
 from funnelrec.rank.models.base import GatedRankModel
 from funnelrec.rank.samples import negative_keep_rate
 from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.train.diagnostics import HealthConfig, HealthMonitor
+from funnelrec.train.distributed import is_distributed, is_main_process
 from funnelrec.train.loop import EarlyStopping, KeepBest, resolve_device, train
 
 logger = logging.getLogger(__name__)
@@ -88,6 +91,10 @@ class Ranker:
         self._log_seen: tuple[pl.DataFrame, PreparedLog | None] | None = None
         # Served requests of a long-sequence model: its behaviour side per user sequence.
         self.behaviour_cache = BehaviourCache(config.serve.behaviour_cache_mb << 20)
+        # The lean inference path (rank/lean.py, rank.serve.runtime): the network's ONNX
+        # export, made once when the ranker is first saved, and run after it is loaded.
+        self._onnx: bytes | None = None
+        self.lean: OnnxForward | None = None
 
     # ------------------------------------------------------------------ fit
     @property
@@ -204,6 +211,9 @@ class Ranker:
             )
         )
         listwise = train_config.loss == "listwise"
+        if listwise and is_distributed():
+            # Workers shard rows; a listwise softmax must see all of a query's candidates.
+            raise ConfigError("rank.train.loss='listwise' does not train distributed yet")
         train_table = BatchTable(x_train, query=listwise)
         valid = BatchTable(x_valid, query=listwise)
         keep = KeepBest(network, "valid_loss", "min")
@@ -222,7 +232,8 @@ class Ranker:
             callbacks.append(keep)
             callbacks.append(EarlyStopping("valid_loss", patience=self.config.train.patience))
         monitor = None
-        if self.config.train.health and health_dir is not None:
+        # Under torchrun only rank 0 writes the health records (every worker trains alike).
+        if self.config.train.health and health_dir is not None and is_main_process():
             monitor = HealthMonitor(HealthConfig(out_dir=health_dir, every_n_steps=50))
             callbacks.append(monitor)
         result = train(
@@ -340,6 +351,8 @@ class Ranker:
         behaviour side from :attr:`behaviour_cache` when the network has one (TWIN, ETA)."""
         network = self.network
         assert network is not None
+        if self.lean is not None:
+            return self.lean(batch)
         if projects_behaviours(network) and one_sequence(batch):
             cache = self.behaviour_cache.get(
                 batch["seq_item"][:1], batch["seq_category"][:1], network.behaviour_projection
@@ -430,6 +443,9 @@ class Ranker:
             out.update(
                 {f"net.{k}": v.detach().cpu().numpy() for k, v in self.network.state_dict().items()}
             )
+            onnx = self._lean_export()
+            if onnx is not None:
+                out["onnx"] = np.frombuffer(onnx, dtype=np.uint8)
         meta = {
             "keep_rate": self.keep_rate,
             "tasks": list(self.tasks),
@@ -465,7 +481,23 @@ class Ranker:
             network.to(ranker._device)
             network.eval()
             ranker.network = network
+            if "onnx" in state and config.serve.runtime == "auto" and ranker._device.type == "cpu":
+                ranker._onnx = bytes(state["onnx"])
+                ranker.lean = load_lean(ranker._onnx, ranker.tasks)
         return ranker
+
+    def _lean_export(self) -> bytes | None:
+        """The network's ONNX export for the lean path (made on the first call; None when
+        ``rank.serve.runtime`` is "torch" or the network does not export; the reason is in
+        :attr:`stats`)."""
+        if self.config.serve.runtime != "auto" or self.network is None:
+            return None
+        if self._onnx is None and "lean_inference" not in self.stats:
+            self._onnx, outcome = export_onnx(self.network, self.spec, self.tasks)
+            self.stats["lean_inference"] = outcome
+            if self._onnx is None:
+                logger.info("the ranker serves with eager PyTorch: %s", outcome)
+        return self._onnx
 
 
 def _spec_json(features: PointInTimeFeatures) -> dict:

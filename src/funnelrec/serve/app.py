@@ -27,6 +27,8 @@ from starlette.exceptions import HTTPException
 from funnelrec import __version__
 from funnelrec.errors import shortened
 from funnelrec.serve.errors import RequestError
+from funnelrec.serve.inspector import InspectorSource, default_items_table
+from funnelrec.serve.inspector_app import add_inspector_routes
 from funnelrec.serve.loading import limit_threads
 from funnelrec.serve.metrics import ServeMetrics, exposition
 from funnelrec.serve.schemas import (
@@ -190,6 +192,22 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
     _add_routes(app, svc, metrics, settings)
     if settings.admin_token:
         _add_admin_routes(app, svc, settings.admin_token)
+        inspector = InspectorSource(
+            model=lambda: svc().model,
+            store=lambda: svc().store,
+            now=lambda: svc().now(),
+            items=default_items_table(settings.artifacts),
+            events_per_request=settings.store_events_per_request,
+        )
+        add_inspector_routes(app, inspector, [Depends(_admin_guard(settings.admin_token))])
+    return app
+
+
+def create_inspector_app(source: InspectorSource, token: str) -> FastAPI:
+    """An app with only the inspector (``funnelrec inspect``), behind ``token``."""
+    app = FastAPI(title="funnelrec inspector", version=__version__, docs_url=None, redoc_url=None)
+    _add_error_handlers(app)
+    add_inspector_routes(app, source, [Depends(_admin_guard(token))])
     return app
 
 

@@ -25,6 +25,7 @@ from funnelrec.data.events import is_positive
 from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
+from funnelrec.serve.errors import RequestError
 from funnelrec.serve.settings import Budgets
 from funnelrec.serve.store import Event
 
@@ -263,6 +264,32 @@ def k_limit(recommender: Funnel, service_max: int) -> tuple[int, str]:
         pool = reranker.config.pool
         return pool, f" (this artifact's re-ranker returns at most rerank.pool = {pool} items)"
     return service_max, ""
+
+
+def check_request(
+    recommender: Funnel,
+    attribute_names: Sequence[str],
+    k: int,
+    attributes: Mapping[str, Any] | None,
+    service_max: int,
+) -> None:
+    """Refuse what the funnel cannot answer as asked: ``k`` outside 1 .. :func:`k_limit`, or
+    attribute names the artifact does not know (422 each, with the field).
+
+    Raises:
+        RequestError: the reason, for the response body.
+    """
+    max_k, why = k_limit(recommender, service_max)
+    if not 1 <= k <= max_k:
+        raise RequestError(422, f"k must be in 1..{max_k}{why}, got {k}", field="k")
+    unknown = sorted(set(attributes or {}) - set(attribute_names))
+    if unknown:
+        known = ", ".join(attribute_names) or "none"
+        raise RequestError(
+            422,
+            f"unknown user attribute(s) {unknown} (this artifact knows: {known})",
+            field="attributes",
+        )
 
 
 def popularity_order(recommender: Funnel) -> np.ndarray:

@@ -34,9 +34,9 @@ from funnelrec.serve.request import (
     ChannelOutcomes,
     RequestSpec,
     Served,
+    check_request,
     event_frames,
     fallback_items,
-    k_limit,
     response_columns,
     run_request,
 )
@@ -132,17 +132,7 @@ class RecommendService:
         """
         start = time.perf_counter()
         model = self.model  # one artifact for the whole request, even across a reload
-        max_k, why = k_limit(model.recommender, self.settings.max_k)
-        if not 1 <= k <= max_k:
-            raise RequestError(422, f"k must be in 1..{max_k}{why}, got {k}", field="k")
-        unknown = sorted(set(attributes or {}) - set(model.attribute_names))
-        if unknown:
-            known = ", ".join(model.attribute_names) or "none"
-            raise RequestError(
-                422,
-                f"unknown user attribute(s) {unknown} (this artifact knows: {known})",
-                field="attributes",
-            )
+        check_request(model.recommender, model.attribute_names, k, attributes, self.settings.max_k)
         request_id = request_id or uuid.uuid4().hex
         as_of_ts = self.now() if timestamp is None else int(timestamp)
         uid = str(user_id)

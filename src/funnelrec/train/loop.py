@@ -23,6 +23,12 @@ after each step and each epoch and can stop training by setting ``state.stop``
 only computes the global gradient norm it needs for clipping, so it stays as fast as before
 when no callback asks for more.
 
+Under ``torchrun`` (a process group of several workers, :mod:`funnelrec.train.distributed`)
+the same call trains data-parallel: every worker draws the same global batches, keeps its
+shard (``shard``; rows by default), runs model and task inside DDP and reports the global
+batch's metrics, so the result matches single-process training at the same global batch and
+seed within float tolerance. Only rank 0 logs progress.
+
 Example:
     >>> import torch
     >>> class Lin(torch.nn.Module):
@@ -41,19 +47,43 @@ Example:
 
 from __future__ import annotations
 
-import copy
 import logging
 import math
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 from torch import Tensor, nn
 
+from funnelrec.train.callbacks import Callback, EarlyStopping, KeepBest, LoopState
 from funnelrec.train.config import TrainLoopConfig
-from funnelrec.train.optim import make_optimizer, trainable_parameters
+from funnelrec.train.distributed import (
+    DataParallelStep,
+    ShardFn,
+    is_distributed,
+    is_main_process,
+)
+from funnelrec.train.optim import (
+    clip_gradients,
+    gradient_norm,
+    make_optimizer,
+    trainable_parameters,
+)
+
+__all__ = [
+    "Batch",
+    "BatchFactory",
+    "Callback",
+    "EarlyStopping",
+    "KeepBest",
+    "LoopState",
+    "NonFiniteLossError",
+    "Task",
+    "TrainResult",
+    "resolve_device",
+    "train",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -64,140 +94,6 @@ BatchFactory = Callable[[int], Iterable[Batch]]
 
 class NonFiniteLossError(FloatingPointError):
     """The loss or the gradient norm became NaN/inf (``nonfinite="raise"``, or too many skips)."""
-
-
-@dataclass
-class LoopState:
-    """Mutable progress the callbacks can read; set ``stop = True`` to end training.
-
-    Attributes:
-        epoch: the current epoch (0-based).
-        step: optimizer steps taken so far (skipped steps excluded).
-        samples: samples seen by the steps taken.
-        skipped_steps: steps skipped because the loss or the gradient norm was NaN/inf.
-        stop: set by a callback to end training after the current step/epoch.
-        grad_norm: global L2 gradient norm of the latest backward pass, before clipping
-            (NaN until the first backward, possibly inf/NaN on a step about to be skipped).
-        clipped: whether clipping changed the gradients of the latest backward pass (its
-            pre-clip ``grad_norm`` exceeded ``config.clip_grad_norm``).
-        clipped_steps: backward passes whose gradients were clipped so far.
-        config: the loop configuration being run (read-only by convention).
-        error: message of the :class:`NonFiniteLossError` that ended training, if any.
-    """
-
-    epoch: int = 0
-    step: int = 0
-    samples: int = 0
-    skipped_steps: int = 0
-    stop: bool = False
-    grad_norm: float = math.nan
-    clipped: bool = False
-    clipped_steps: int = 0
-    config: TrainLoopConfig | None = None
-    error: str | None = None
-
-
-class Callback:
-    """Hook points of the loop. Subclass and override what you need (defaults do nothing).
-
-    Order within a run::
-
-        on_train_begin
-        per epoch: per batch: forward, backward, on_after_backward, clip, step, on_step_end
-                   on_epoch_end
-        on_train_end   (also when training ends with NonFiniteLossError)
-    """
-
-    def on_train_begin(self, state: LoopState, model: nn.Module) -> None:
-        """Before the first epoch, with the model already on its device (e.g. add hooks)."""
-
-    def on_after_backward(self, state: LoopState, model: nn.Module) -> None:
-        """After ``backward``, before clipping and the optimizer step.
-
-        The parameters' ``.grad`` hold the raw gradients; ``state.grad_norm`` is their global
-        pre-clip norm and ``state.clipped`` says whether clipping is about to rescale them.
-        Called only when the loss was finite; the step may still be skipped if
-        ``state.grad_norm`` is not. Anything computed here costs time on every step, so
-        compute per-layer statistics only on the steps you need them.
-        """
-
-    def on_step_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        """After each optimizer step with the step's scalar metrics (``loss``, ``grad_norm``...)."""
-
-    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        """After each epoch with the epoch means (and the ``evaluate`` metrics, if any)."""
-
-    def on_train_end(self, state: LoopState, model: nn.Module) -> None:
-        """After the last epoch, or when :class:`NonFiniteLossError` ends training (then
-        ``state.error`` holds its message); e.g. remove hooks, flush files."""
-
-
-class EarlyStopping(Callback):
-    """Stop when an epoch metric has not improved for ``patience`` epochs.
-
-    Args:
-        monitor: key of the epoch metrics to watch (e.g. ``"loss"`` or a validation metric).
-        mode: ``"min"`` or ``"max"``.
-        patience: epochs without an improvement of more than ``min_delta`` before stopping.
-        min_delta: the smallest change that counts as an improvement.
-    """
-
-    def __init__(
-        self,
-        monitor: str = "loss",
-        mode: Literal["min", "max"] = "min",
-        patience: int = 2,
-        min_delta: float = 0.0,
-    ) -> None:
-        self.monitor = monitor
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.patience = patience
-        self.min_delta = min_delta
-        self.best = math.inf
-        self.bad_epochs = 0
-
-    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        if self.monitor not in metrics:
-            raise KeyError(f"EarlyStopping monitors '{self.monitor}', epoch has {sorted(metrics)}")
-        value = self.sign * metrics[self.monitor]
-        if value < self.best - self.min_delta:
-            self.best = value
-            self.bad_epochs = 0
-            return
-        self.bad_epochs += 1
-        if self.bad_epochs >= self.patience:
-            logger.info("early stopping at epoch %d (%s)", state.epoch, self.monitor)
-            state.stop = True
-
-
-class KeepBest(Callback):
-    """Remembers the weights of the epoch with the best ``monitor`` value (a strict
-    improvement counts); :meth:`restore` loads them back after training.
-
-    Args:
-        model: the module whose ``state_dict`` is kept.
-        monitor: key of the epoch metrics (usually an ``evaluate`` metric).
-        mode: ``"min"`` or ``"max"``.
-    """
-
-    def __init__(self, model: nn.Module, monitor: str, mode: Literal["min", "max"]) -> None:
-        self.model = model
-        self.monitor = monitor
-        self.sign = 1.0 if mode == "min" else -1.0
-        self.best = self.sign * math.inf  # the best value seen, in the metric's own sign
-        self.best_epoch = -1
-        self.state: dict[str, Tensor] | None = None
-
-    def on_epoch_end(self, state: LoopState, metrics: dict[str, float]) -> None:
-        value = metrics[self.monitor]
-        if self.sign * value < self.sign * self.best:
-            self.best, self.best_epoch = value, state.epoch
-            self.state = copy.deepcopy(self.model.state_dict())
-
-    def restore(self) -> None:
-        """Load the best epoch's weights (nothing when no epoch was evaluated)."""
-        if self.state is not None:
-            self.model.load_state_dict(self.state)
 
 
 @dataclass
@@ -262,6 +158,7 @@ def train(
     device: torch.device | str = "cpu",
     callbacks: Sequence[Callback] = (),
     evaluate: Callable[[nn.Module, int], Mapping[str, float]] | None = None,
+    shard: ShardFn | None = None,
 ) -> TrainResult:
     """Train ``model`` in place.
 
@@ -279,6 +176,8 @@ def train(
         evaluate: optional ``evaluate(model, epoch) -> dict[str, float]`` run (in eval mode,
             without gradients) after each epoch; its metrics join the epoch metrics, so an
             :class:`EarlyStopping` can monitor them.
+        shard: when distributed, cuts a worker's batch out of a global one
+            (default: :func:`funnelrec.train.distributed.shard_rows`); unused otherwise.
 
     Returns:
         A :class:`TrainResult`; the model is left in eval mode.
@@ -297,6 +196,7 @@ def train(
         task.train()
     optimizer = make_optimizer(model, config, task)
     params = trainable_parameters(model, task)
+    parallel = DataParallelStep(model, task, shard, device) if is_distributed() else None
     state = LoopState(config=config)
     result = TrainResult()
     start = time.perf_counter()
@@ -315,6 +215,7 @@ def train(
             params,
             state,
             result,
+            parallel,
         )
     except NonFiniteLossError as error:
         state.error = str(error)
@@ -392,17 +293,27 @@ def _backward(
     max_norm: float | None,
     state: LoopState,
     callbacks: Sequence[Callback],
+    finite: bool | None = None,
+    parallel: DataParallelStep | None = None,
 ) -> float:
     """Backward, global pre-clip gradient norm, ``on_after_backward`` hooks, then clipping.
+
+    ``finite`` overrides the finiteness test of ``loss`` (distributed: the global loss's,
+    so that every worker skips the same steps and none waits in the all-reduce).
 
     Returns:
         The global gradient L2 norm before clipping; NaN without a backward pass when
         ``loss`` is not finite (the step is then skipped by the caller).
     """
-    if not bool(torch.isfinite(loss)):
+    if not (bool(torch.isfinite(loss)) if finite is None else finite):
+        if parallel is not None:
+            # DDP expects a backward after every forward; the caller drops these gradients.
+            loss.backward()
         return math.nan
     loss.backward()
-    total = nn.utils.get_total_norm([p.grad for p in params if p.grad is not None])
+    if parallel is not None:
+        parallel.reduce_sparse_gradients()
+    total = gradient_norm([p.grad for p in params if p.grad is not None])
     grad_norm = float(total)
     finite = math.isfinite(grad_norm)
     state.grad_norm = grad_norm
@@ -410,7 +321,7 @@ def _backward(
     for callback in callbacks:
         callback.on_after_backward(state, model)
     if state.clipped and max_norm is not None:
-        nn.utils.clip_grads_with_norm_(params, max_norm, total)
+        clip_gradients(params, max_norm, total)
         state.clipped_steps += 1
     return grad_norm
 
@@ -424,13 +335,21 @@ def _train_step(
     state: LoopState,
     callbacks: Sequence[Callback],
     guard: _NonFiniteGuard,
+    parallel: DataParallelStep | None = None,
 ) -> dict[str, float] | None:
     """One ``forward -> task -> backward -> clip -> step``; the step's scalar metrics, or
     None when a non-finite loss or gradient norm made it skip (parameters untouched)."""
     optimizer.zero_grad(set_to_none=True)
-    losses = task(model(batch), batch)
-    loss = losses["loss"]
-    grad_norm = _backward(loss, model, params, guard.config.clip_grad_norm, state, callbacks)
+    if parallel is None:
+        losses = task(model(batch), batch)
+        loss = losses["loss"]
+        finite = None
+    else:
+        loss, global_metrics = parallel.losses(batch)
+        finite = math.isfinite(global_metrics["loss"])
+    grad_norm = _backward(
+        loss, model, params, guard.config.clip_grad_norm, state, callbacks, finite, parallel
+    )
     if not math.isfinite(grad_norm):
         # Drop whatever a partial backward left so the next step starts clean.
         optimizer.zero_grad(set_to_none=True)
@@ -442,6 +361,8 @@ def _train_step(
         return None
     guard.consecutive = 0
     optimizer.step()
+    if parallel is not None:
+        return {**global_metrics, "grad_norm": grad_norm}
     metrics = {key: float(value.detach()) for key, value in losses.items()}
     metrics["grad_norm"] = grad_norm
     return metrics
@@ -458,21 +379,27 @@ def _run_epoch(
     params: list[nn.Parameter],
     state: LoopState,
     guard: _NonFiniteGuard,
+    parallel: DataParallelStep | None,
 ) -> dict[str, float]:
     """One pass over ``batches(state.epoch)``; the epoch's metrics (with ``evaluate``'s)."""
     config = guard.config
     model.train()
     totals = _EpochTotals()
+    log_steps = config.log_every and is_main_process()
     for raw in batches(state.epoch):
+        if parallel is not None and not parallel.feeds_every_worker(raw):
+            continue
         batch = _to_device(raw, device)
-        metrics = _train_step(model, task, batch, optimizer, params, state, callbacks, guard)
+        metrics = _train_step(
+            model, task, batch, optimizer, params, state, callbacks, guard, parallel
+        )
         if metrics is None:
             continue
         size = _batch_size(batch)
         state.step += 1
         state.samples += size
         totals.add(metrics, size)
-        if config.log_every and state.step % config.log_every == 0:
+        if log_steps and state.step % config.log_every == 0:
             logger.info("epoch %d step %d: %s", state.epoch, state.step, metrics)
         for callback in callbacks:
             callback.on_step_end(state, metrics)
@@ -498,13 +425,24 @@ def _run_epochs(
     params: list[nn.Parameter],
     state: LoopState,
     result: TrainResult,
+    parallel: DataParallelStep | None = None,
 ) -> None:
     """The epochs of :func:`train` (split out so that ``on_train_end`` runs on failure too)."""
     guard = _NonFiniteGuard(config)
     for epoch in range(config.epochs):
         state.epoch = epoch
         epoch_metrics = _run_epoch(
-            model, task, batches, device, callbacks, evaluate, optimizer, params, state, guard
+            model,
+            task,
+            batches,
+            device,
+            callbacks,
+            evaluate,
+            optimizer,
+            params,
+            state,
+            guard,
+            parallel,
         )
         result.epochs.append(epoch_metrics)
         logger.debug("epoch %d: %s", epoch, epoch_metrics)

@@ -69,6 +69,14 @@ def test_round_trip_with_ranker_identical(tmp_path: Path) -> None:
     as_of = int(rec.history["timestamp"].max()) + 1
     a = rec.run(rec.queries(users, as_of), k=10)
     b = loaded.run(loaded.queries(users, as_of), k=10)
+    # The loaded DeepFM serves through its ONNX export (rank/lean.py): the same lists, scores
+    # equal to float rounding; with the eager network, identical to the bit.
+    assert loaded.ranker.lean is not None
+    lists = ["query_id", "item_id", "rank", "source"]
+    assert a.ranked.select(lists).equals(b.ranked.select(lists))
+    np.testing.assert_allclose(b.ranked["score"], a.ranked["score"], rtol=1e-5, atol=1e-6)
+    loaded.ranker.lean = None
+    b = loaded.run(loaded.queries(users, as_of), k=10)
     assert a.ranked.equals(b.ranked)
     # The ranked list is the ranker's order (scored items by score; items it cannot judge
     # keep their recall position).

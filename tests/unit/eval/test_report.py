@@ -11,7 +11,7 @@ import numpy as np
 
 from funnelrec.eval.report import write_report
 from funnelrec.eval.report_tables import guard_rows
-from support.report_html import assert_readable_report, long_numbers
+from support.report_html import assert_readable_report, long_numbers, raw_missing
 
 KS = (10, 20, 50, 100, 200)
 LISTS = ("itemcf", "two_tower", "popular", "merged", "ranked", "reranked")
@@ -109,6 +109,11 @@ def test_the_report_reads_well_and_is_one_file(tmp_path: Path) -> None:
     assert "the recall stage is the union" in page  # the dash in the funnel table explained
     for plot in ("tradeoff.png", "recall.png", "channels.png", "latency.png"):
         assert (tmp_path / "report" / plot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_checker_catches_raw_missing_values() -> None:
+    page = "<td>0.1</td><td>nan</td><td>[None, 0.2]</td><td>null</td><td>no re-rank</td>"
+    assert raw_missing(page) == ["nan", "[None, 0.2]", "null"]
 
 
 def test_the_checker_catches_raw_floats() -> None:

@@ -144,3 +144,30 @@ def test_per_query_metrics_are_the_rows_behind_the_means() -> None:
     for name, values in rows.items():
         assert values.shape == (2,)
         assert means[name] == float(np.mean(values))
+
+
+def _brute_category_diversity(recs: np.ndarray, cats: np.ndarray, k: int) -> tuple[float, float]:
+    """Category ILD / coverage by looping over every pair (the definition)."""
+    n_categories = len(set(int(c) for c in cats if c >= 0))
+    ilds, covers = [], []
+    for row in recs[:, :k]:
+        items = [int(i) for i in row if i >= 0]
+        labels = [int(cats[i]) if i < len(cats) and cats[i] >= 0 else ("unknown", i) for i in items]
+        pairs = [(a, b) for a in range(len(items)) for b in range(len(items)) if a != b]
+        if pairs:
+            ilds.append(np.mean([labels[a] != labels[b] for a, b in pairs]))
+        if items:
+            covers.append(len(set(labels)) / min(len(items), max(n_categories, 1)))
+    return float(np.mean(ilds)), float(np.mean(covers))
+
+
+def test_category_diversity_matches_pairwise_definition() -> None:
+    rng = np.random.default_rng(3)
+    cats = rng.integers(-1, 4, size=25)  # some unknown (-1); items 25..29 are past the end
+    recs = np.array([rng.permutation(30)[:8] for _ in range(40)])
+    recs[::3, 5:] = -1
+    recs[7, 1:] = -1  # a one-item list: no pairs, still covered
+    ild, cover = category_diversity(recs, cats, 8)
+    want_ild, want_cover = _brute_category_diversity(recs, cats, 8)
+    assert ild == pytest.approx(want_ild, abs=1e-12)
+    assert cover == pytest.approx(want_cover, abs=1e-12)

@@ -22,6 +22,8 @@ from funnelrec.rank.listwise import QUERY_KEY
 from funnelrec.rank.ranker import Ranker
 from funnelrec.train.config import TrainLoopConfig
 
+FLAT_KINDS = ("deepfm", "mmoe", "esmm")  # kinds below that read only sparse + dense inputs
+
 
 @pytest.fixture(scope="module")
 def sim_train() -> Dataset:
@@ -96,7 +98,21 @@ def test_ranker_learns_click_and_round_trips(sim_train: Dataset, rank_data, mode
     assert auc(scored["label_click"].to_numpy(), p) > 0.53  # random: 0.50 +- 0.02 here
     if model["kind"] == "esmm":  # pCTCVR = pCTR x pCVR can never exceed pCTR
         assert np.all(scored["p_order"].to_numpy() <= p + 1e-6)
+    _assert_round_trip(ranker, scored, rank_data, lean=model["kind"] in FLAT_KINDS)
+
+
+def _assert_round_trip(ranker: Ranker, scored: pl.DataFrame, rank_data, *, lean: bool) -> None:
+    """A ranker restored from its state scores as it did: networks that read only sparse and
+    dense inputs through their ONNX export (rank/lean.py), equal to float rounding; eager
+    PyTorch (``rank.serve.runtime = "torch"``) to the bit."""
+    config = ranker.config
     restored = Ranker.from_state(config, ranker.state())
+    assert (restored.lean is not None) == lean
+    again = restored.score(rank_data.valid, rank_data.log)
+    np.testing.assert_allclose(again["score"], scored["score"], rtol=1e-5, atol=1e-6)
+    serve = config.serve.model_copy(update={"runtime": "torch"})
+    restored = Ranker.from_state(config.model_copy(update={"serve": serve}), ranker.state())
+    assert restored.lean is None
     again = restored.score(rank_data.valid, rank_data.log)
     assert again["score"].to_list() == scored["score"].to_list()
 
@@ -207,9 +223,7 @@ def test_list_objectives_rank_end_to_end(
     uncorrected = ranker.predict_features(x)
     for task, raw in ranker._raw_probs(x).items():
         np.testing.assert_array_equal(uncorrected[task], raw)
-    restored = Ranker.from_state(config, ranker.state())
-    again = restored.score(rank_data.valid, rank_data.log)
-    assert again["score"].to_list() == scored["score"].to_list()
+    _assert_round_trip(ranker, scored, rank_data, lean=model["kind"] in FLAT_KINDS)
 
 
 def test_listwise_batches_hold_whole_queries() -> None:

@@ -16,9 +16,10 @@ from funnelrec.errors import ConfigError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.itemcf.config import ItemCFConfig
+from funnelrec.recall.itemcf.dense import fit_dense, use_dense_fit
 from funnelrec.recall.itemcf.kernel import MIN_SIM, itemcf_topk
 from funnelrec.recall.itemcf.popularity import correct_popularity
-from funnelrec.recall.itemcf.sequences import build_sequences, step_decay
+from funnelrec.recall.itemcf.sequences import Sequences, build_sequences, step_decay
 from funnelrec.recall.sparse import row_ptr, sorted_by_row
 from funnelrec.recall.topk import matmul_topk, seen_exclusions
 
@@ -73,54 +74,53 @@ class ItemCF(RetrieverBase):
         n_items = data.n_items
         seq = build_sequences(data.positives, data.n_users, n_items)
         user_len = seq.user_len
-        if cfg.user_activity_penalty:
-            user_weight = 1.0 / np.log1p(np.maximum(user_len, 1).astype(np.float64))
-        else:
-            user_weight = np.ones(user_len.shape[0], dtype=np.float64)
-        half_life = cfg.time_half_life_s if cfg.time_decay == "exponential" else None
-        step = step_decay(seq, half_life, cfg.position_decay)
-        if cfg.pair_half_life_s is not None:
-            age = np.maximum(data.as_of - seq.time, 0).astype(np.float64)
-            recency = np.exp2(-age / cfg.pair_half_life_s)
-        else:
-            recency = np.ones(seq.item.shape[0], dtype=np.float64)
+        user_weight, step, recency = _walk_weights(cfg, seq, data.as_of)
         n_users_of = seq.item_users.astype(np.float64)
         norm_i = np.power(n_users_of, cfg.alpha)
         norm_j = np.power(n_users_of, 1.0 - cfg.alpha)
-        created_at = data.item_created_at
-        if cfg.created_half_life_s is not None and created_at is not None:
-            created = created_at.astype(np.float64)
-            created_rate = math.log(2.0) / cfg.created_half_life_s
-        else:
-            created = np.zeros(n_items, dtype=np.float64)
-            created_rate = 0.0
+        created, created_rate = _created_decay(cfg, data)
         longest = int(user_len.max()) if user_len.shape[0] else 0
         window = longest if cfg.window is None else min(cfg.window, longest)
         out_idx = np.full((n_items, cfg.neighbors), -1, dtype=np.int32)
         out_sim = np.zeros((n_items, cfg.neighbors), dtype=np.float32)
+        n_chunks = np.int64(max(1, min(n_items, 8 * numba.get_num_threads())))
         with numba.parallel_chunksize(1):  # dynamic scheduling of the interleaved chunks
-            itemcf_topk(
-                seq.user_ptr,
-                seq.item,
-                step,
-                recency,
-                user_weight,
-                seq.item_ptr,
-                seq.occ_user,
-                seq.occ_pos,
-                np.int64(window),
-                float(cfg.forward_weight),
-                float(cfg.backward_weight),
-                float(cfg.position_decay),
-                norm_i,
-                norm_j,
-                created,
-                float(created_rate),
-                MIN_SIM,
-                np.int64(max(1, min(n_items, 8 * numba.get_num_threads()))),
-                out_idx,
-                out_sim,
-            )
+            if use_dense_fit(user_len, window, n_items):  # every pair once (dense.py)
+                fit_dense(
+                    seq,
+                    step,
+                    recency,
+                    user_weight,
+                    cfg,
+                    np.int64(window),
+                    (norm_i, norm_j),
+                    (created, float(created_rate)),
+                    n_chunks,
+                    (out_idx, out_sim),
+                )
+            else:
+                itemcf_topk(
+                    seq.user_ptr,
+                    seq.item,
+                    step,
+                    recency,
+                    user_weight,
+                    seq.item_ptr,
+                    seq.occ_user,
+                    seq.occ_pos,
+                    np.int64(window),
+                    float(cfg.forward_weight),
+                    float(cfg.backward_weight),
+                    float(cfg.position_decay),
+                    norm_i,
+                    norm_j,
+                    created,
+                    float(created_rate),
+                    MIN_SIM,
+                    n_chunks,
+                    out_idx,
+                    out_sim,
+                )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "itemcf fit: %d distinct (user, item) pairs, %d items, %d neighbour entries",
@@ -247,3 +247,31 @@ class ItemCF(RetrieverBase):
         idx.flags.writeable = False  # the cached similarity_matrix() must stay in sync
         sim.flags.writeable = False
         self._idx, self._sim, self._matrix, self._everything = idx, sim, None, None
+
+
+def _walk_weights(
+    cfg: ItemCFConfig, seq: Sequences, as_of: int
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+    """The fit kernels' per-user and per-position weights: ``(act(u) [n_users], step [N],
+    recency [N])`` (see :func:`~funnelrec.recall.itemcf.kernel.itemcf_topk`)."""
+    user_len = seq.user_len
+    if cfg.user_activity_penalty:
+        user_weight = 1.0 / np.log1p(np.maximum(user_len, 1).astype(np.float64))
+    else:
+        user_weight = np.ones(user_len.shape[0], dtype=np.float64)
+    half_life = cfg.time_half_life_s if cfg.time_decay == "exponential" else None
+    step = step_decay(seq, half_life, cfg.position_decay)
+    if cfg.pair_half_life_s is not None:
+        age = np.maximum(as_of - seq.time, 0).astype(np.float64)
+        recency = np.exp2(-age / cfg.pair_half_life_s)
+    else:
+        recency = np.ones(seq.item.shape[0], dtype=np.float64)
+    return user_weight, step, recency
+
+
+def _created_decay(cfg: ItemCFConfig, data: Dataset) -> tuple[NDArray[np.float64], float]:
+    """``(created [n_items], rate)``: creation times and ``ln 2 / half-life`` (0 = off)."""
+    created_at = data.item_created_at
+    if cfg.created_half_life_s is not None and created_at is not None:
+        return created_at.astype(np.float64), math.log(2.0) / cfg.created_half_life_s
+    return np.zeros(data.n_items, dtype=np.float64), 0.0

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +25,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.features.text import TextEncoder, TextEncoderConfig, item_text
 from funnelrec.recall.two_tower.model import TowerSizes
+from funnelrec.train.distributed import shard_bounds
 
 
 # ------------------------------------------------------------------------------ items
@@ -346,3 +348,47 @@ def assemble_batch(
         }
     )
     return batch
+
+
+_ROW_KEYS = ("user_attr", "hist_item", "hist_category", "hard_item")
+_CANDIDATE_KEYS = ("cand_id", "cand_category", "cand_time", "cand_content")
+
+
+def shard_batch(batch: Mapping[str, Tensor], worker: int, world: int) -> dict[str, Tensor]:
+    """A worker's part of a global batch from :func:`assemble_batch` (distributed training).
+
+    The worker keeps its slice of the rows (``shard_bounds``) and the candidate items those
+    rows need (their positives and hard negatives, and every uniform negative, which all rows
+    share), with the positions re-pointed into them. ``pos_item`` / ``pos_logq`` stay global:
+    they describe the in-batch columns the model gathers from every worker. The id dropout was
+    drawn once over the global batch, so every worker sees the same dropped ids.
+
+    Returns:
+        The batch's keys, plus ``row_offset`` (the first row's global index) and
+        ``shard_sizes [W]`` (every worker's rows, the gather's layout).
+    """
+    n = int(batch["pos"].shape[0])
+    lo, hi = shard_bounds(n, worker, world)
+    pos, uniform, hard = batch["pos"][lo:hi], batch["uniform"], batch["hard"][lo:hi]
+    needed = torch.unique(torch.cat([pos, uniform, hard.reshape(-1)]))  # sorted
+
+    def repoint(positions: Tensor) -> Tensor:
+        return torch.searchsorted(needed, positions.contiguous())
+
+    out = {key: batch[key][lo:hi] for key in _ROW_KEYS}
+    out.update({key: batch[key].index_select(0, needed) for key in _CANDIDATE_KEYS})
+    sizes = [shard_bounds(n, r, world) for r in range(world)]
+    out.update(
+        {
+            "pos": repoint(pos),
+            "uniform": repoint(uniform),
+            "hard": repoint(hard),
+            "pos_item": batch["pos_item"],
+            "pos_logq": batch["pos_logq"],
+            "uniform_item": batch["uniform_item"],
+            "uniform_logq": batch["uniform_logq"],
+            "row_offset": torch.tensor(lo),
+            "shard_sizes": torch.tensor([b - a for a, b in sizes]),
+        }
+    )
+    return out

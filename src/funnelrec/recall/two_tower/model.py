@@ -25,6 +25,7 @@ import torch
 from torch import Tensor, nn
 
 from funnelrec.recall.two_tower.config import TowerConfig
+from funnelrec.train.distributed import gather_rows
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +108,14 @@ class UserTower(nn.Module):
     def __init__(self, config: TowerConfig, sizes: TowerSizes) -> None:
         super().__init__()
         e = config.embed_dim
-        self.attrs = nn.ModuleList(nn.Embedding(card, e) for card in sizes.attr_cardinalities)
-        self.history_id = nn.Embedding(sizes.n_items + 2, e, padding_idx=sizes.pad_id)
-        self.history_category = nn.Embedding(sizes.n_categories + 1, e)
+        sparse = config.sparse_embeddings
+        self.attrs = nn.ModuleList(
+            nn.Embedding(card, e, sparse=sparse) for card in sizes.attr_cardinalities
+        )
+        self.history_id = nn.Embedding(
+            sizes.n_items + 2, e, padding_idx=sizes.pad_id, sparse=sparse
+        )
+        self.history_category = nn.Embedding(sizes.n_categories + 1, e, sparse=sparse)
         self.pooling = HistoryPooling(config)
         width = e * (1 + len(sizes.attr_cardinalities))
         self.mlp = mlp([width, *config.hidden, config.dim])
@@ -139,9 +145,10 @@ class ItemTower(nn.Module):
     def __init__(self, config: TowerConfig, sizes: TowerSizes) -> None:
         super().__init__()
         e = config.embed_dim
-        self.item_id = nn.Embedding(sizes.n_items + 1, e)
-        self.category = nn.Embedding(sizes.n_categories + 1, e)
-        self.time = nn.Embedding(config.time_buckets + 1, e)
+        sparse = config.sparse_embeddings
+        self.item_id = nn.Embedding(sizes.n_items + 1, e, sparse=sparse)
+        self.category = nn.Embedding(sizes.n_categories + 1, e, sparse=sparse)
+        self.time = nn.Embedding(config.time_buckets + 1, e, sparse=sparse)
         self.content = nn.Linear(sizes.content_dim, e) if sizes.content_dim else None
         n_parts = 4 if self.content is not None else 3
         self.mlp = mlp([e * n_parts, *config.hidden, config.dim])
@@ -171,6 +178,11 @@ class TwoTowerModel(nn.Module):
     then scores every user against the in-batch positives, the shared uniform negatives and
     its own hard negatives. Corrections and masking are the task's job
     (:mod:`funnelrec.recall.two_tower.task`).
+
+    A worker's shard of a distributed batch (:func:`~.data.shard_batch`, marked by
+    ``shard_sizes``) embeds only its own rows' positives and all-gathers them with gradient
+    (:func:`funnelrec.train.distributed.gather_rows`), so its users still score against every
+    positive of the global batch.
 
     Example:
         >>> sizes = TowerSizes(n_items=5, n_categories=2, attr_cardinalities=(3,), content_dim=0)
@@ -207,7 +219,8 @@ class TwoTowerModel(nn.Module):
         Returns:
             ``in_batch [B, B]`` (row i, column j: user i vs positive of example j),
             ``uniform [B, U]``, ``hard [B, H]`` (cosine / temperature), and the vectors
-            ``user [B, D]``, ``candidates [M, D]``.
+            ``user [B, D]``, ``candidates [M, D]``. On a worker's shard (``shard_sizes``
+            ``[W]`` in the batch) ``B`` is its rows and ``in_batch`` is ``[B, B_global]``.
         """
         u = self.user(batch["user_attr"], batch["hist_item"], batch["hist_category"])
         v = self.item(
@@ -217,6 +230,8 @@ class TwoTowerModel(nn.Module):
         # index_select, not v[idx]: its CPU backward (index_add) is deterministic, the
         # advanced-indexing backward (index_put with accumulate) is not.
         pos = v.index_select(0, batch["pos"])
+        if "shard_sizes" in batch:
+            pos = gather_rows(pos, tuple(int(n) for n in batch["shard_sizes"].tolist()))
         uniform = v.index_select(0, batch["uniform"])
         hard_idx = batch["hard"]
         hard = v.index_select(0, hard_idx.reshape(-1)).reshape(*hard_idx.shape, v.shape[1])

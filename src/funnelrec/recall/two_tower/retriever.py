@@ -30,6 +30,7 @@ from funnelrec.recall.two_tower.data import (
     build_examples,
     exclusion_csr,
     last_items,
+    shard_batch,
     user_inputs,
 )
 from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_parameters
@@ -153,6 +154,7 @@ class TwoTower(RetrieverBase):
             lambda epoch: self._epoch_batches(inputs, epoch, np_rng),
             cfg.train,
             device=self._device,
+            shard=shard_batch,
         )
         self.train_result = result
         self._windows, self._exclusion = None, None

@@ -18,6 +18,13 @@ positive of another example, was drawn uniformly, or was mined) is masked out wi
 so are padded hard negatives (item ``-1``).
 
 The loss is the mean cross-entropy with target column ``i``.
+
+**Distributed** (a worker's shard, :func:`~funnelrec.recall.two_tower.data.shard_batch`): the
+rows are the worker's ``B_r`` examples starting at global row ``row_offset``, the in-batch
+columns are the ``B`` positives gathered from every worker, and ``pos_item`` / ``pos_logq``
+describe those ``B`` columns, so the logQ correction and the accidental-hit mask apply to the
+gathered set exactly as to a single-process batch; row ``i``'s target is column
+``row_offset + i``.
 """
 
 from __future__ import annotations
@@ -26,6 +33,12 @@ from collections.abc import Mapping
 
 import torch
 from torch import Tensor, nn
+
+
+def _row_offset(batch: Mapping[str, Tensor]) -> int:
+    """Global index of the batch's first row (0 unless it is a worker's shard)."""
+    offset = batch.get("row_offset")
+    return 0 if offset is None else int(offset)
 
 
 class SampledSoftmaxTask:
@@ -56,23 +69,28 @@ class SampledSoftmaxTask:
         Args:
             outputs: ``in_batch [B, B]``, ``uniform [B, U]``, ``hard [B, H]``.
             batch: ``pos_item [B]``, ``pos_logq [B]``, ``uniform_item [U]``,
-                ``uniform_logq [U]``, ``hard_item [B, H]`` (-1 = padding).
+                ``uniform_logq [U]``, ``hard_item [B, H]`` (-1 = padding); a shard also
+                ``row_offset`` (its first row's global index).
         """
         in_batch, uniform, hard = outputs["in_batch"], outputs["uniform"], outputs["hard"]
         pos_item = batch["pos_item"]
         uniform_item = batch["uniform_item"]
         hard_item = batch["hard_item"]
+        offset = _row_offset(batch)
+        rows, columns = in_batch.shape
+        row_item = pos_item[offset : offset + rows]
         if self.logq_correction:
             in_batch = in_batch - batch["pos_logq"].unsqueeze(0)
             uniform = uniform - batch["uniform_logq"].unsqueeze(0)
         neg_inf = torch.finfo(in_batch.dtype).min
-        b = pos_item.shape[0]
-        eye = torch.eye(b, dtype=torch.bool, device=in_batch.device)
+        device = in_batch.device
+        target = torch.arange(rows, device=device) + offset
+        own = target[:, None] == torch.arange(columns, device=device)[None, :]
         if self.mask_accidental_hits:
-            same = (pos_item[:, None] == pos_item[None, :]) & ~eye
+            same = (row_item[:, None] == pos_item[None, :]) & ~own
             in_batch = in_batch.masked_fill(same, neg_inf)
-            uniform = uniform.masked_fill(uniform_item[None, :] == pos_item[:, None], neg_inf)
-            hard = hard.masked_fill(hard_item == pos_item[:, None], neg_inf)
+            uniform = uniform.masked_fill(uniform_item[None, :] == row_item[:, None], neg_inf)
+            hard = hard.masked_fill(hard_item == row_item[:, None], neg_inf)
         hard = hard.masked_fill(hard_item < 0, neg_inf)
         return torch.cat([in_batch, uniform, hard], dim=1)
 
@@ -83,7 +101,7 @@ class SampledSoftmaxTask:
         rank of the positive among the row's candidates) and ``hard_share`` (share of the
         softmax mass on hard negatives)."""
         logits = self.logits(outputs, batch)
-        target = torch.arange(logits.shape[0], device=logits.device)
+        target = torch.arange(logits.shape[0], device=logits.device) + _row_offset(batch)
         loss = nn.functional.cross_entropy(logits, target)
         with torch.no_grad():
             pos = logits.gather(1, target[:, None])

@@ -76,3 +76,23 @@ def test_loss_is_differentiable_and_diagnostics_are_scalars() -> None:
     assert grad is not None and torch.isfinite(grad).all()
     assert grad[0, 2] == 0.0  # masked column gets no gradient
     assert result["pos_rank_in_batch"].ndim == 0 and 0 <= float(result["hard_share"]) <= 1
+
+
+def test_a_shard_of_rows_gets_the_rows_of_the_whole_batch_loss() -> None:
+    """A worker's rows (``row_offset``) against all gathered positives: the same logits and
+    per-row losses as those rows of the single-process batch."""
+    outputs, batch = handmade()
+    task = SampledSoftmaxTask()
+    whole = task.logits(outputs, batch)
+    for lo, hi in [(0, 1), (1, 3)]:
+        shard_outputs = {
+            "in_batch": outputs["in_batch"][lo:hi],
+            "uniform": outputs["uniform"][lo:hi],
+            "hard": outputs["hard"][lo:hi],
+        }
+        shard = {**batch, "hard_item": batch["hard_item"][lo:hi], "row_offset": torch.tensor(lo)}
+        torch.testing.assert_close(task.logits(shard_outputs, shard), whole[lo:hi])
+        per_row = torch.nn.functional.cross_entropy(whole, torch.arange(3), reduction="none")[
+            lo:hi
+        ].mean()
+        torch.testing.assert_close(task(shard_outputs, shard)["loss"], per_row)
