@@ -103,3 +103,24 @@ def test_train_on_movielens_100k(tmp_path: Path) -> None:
     top = rec.recommend(rec.user_vocab.ids.head(3).to_list(), k=10)
     assert top.height == 30
     assert np.all(top.group_by("user_id").len()["len"].to_numpy() == 10)
+
+
+def test_train_with_two_workers_writes_one_self_checked_artifact(
+    sim_dir: Path, tmp_path: Path
+) -> None:
+    """``--workers 2`` relaunches the command under torchrun (a real process: the relaunch
+    reads this process's command line); rank 0 writes the artifact, which loads and passes
+    the self-check like a one-process one (docs/distributed.md)."""
+    import subprocess
+    import sys
+
+    artifacts = tmp_path / "art"
+    command = [sys.executable, "-m", "funnelrec", "train", "--data", str(sim_dir)]
+    command += ["--out", str(artifacts), "--workers", "2", *FAST]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    assert output.count("self-check passed") == 1, output  # rank 0 alone reports
+    summary = json.loads((artifacts / "train_summary.json").read_text())
+    assert summary["ranker"] and "two_tower" in summary["channels"]
+    _assert_used_every_row(sim_dir, artifacts)
