@@ -70,6 +70,7 @@ from funnelrec.train.optim import (
     make_optimizer,
     trainable_parameters,
 )
+from funnelrec.train.seeding import deterministic_kernels
 
 __all__ = [
     "Batch",
@@ -203,20 +204,21 @@ def train(
     for callback in callbacks:
         callback.on_train_begin(state, model)
     try:
-        _run_epochs(
-            model,
-            task,
-            batches,
-            config,
-            device,
-            callbacks,
-            evaluate,
-            optimizer,
-            params,
-            state,
-            result,
-            parallel,
-        )
+        with deterministic_kernels():  # the same data and seed give the same model
+            _run_epochs(
+                model,
+                task,
+                batches,
+                config,
+                device,
+                callbacks,
+                evaluate,
+                optimizer,
+                params,
+                state,
+                result,
+                parallel,
+            )
     except NonFiniteLossError as error:
         state.error = str(error)
         _finish(model, state, result, start, callbacks)
