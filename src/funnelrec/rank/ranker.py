@@ -331,12 +331,11 @@ class Ranker:
             return self.boosters.predict(x)
         if self.network is None:
             raise RuntimeError("the ranker is not fitted")
-        table = BatchTable(x, labels=False)
         outputs: dict[str, list[NDArray]] = {t: [] for t in self.tasks}
         if self.network.training:  # eval() walks every module: ~0.2 ms a served request
             self.network.eval()
         with torch.no_grad():
-            for batch in self._inference_batches(table, len(x)):
+            for batch in self._predict_batches(x):
                 logits = self._forward(batch)
                 # sigmoid: probabilities (pointwise BCE) or ranking scores (listwise).
                 for t in self.tasks:
@@ -345,6 +344,22 @@ class Ranker:
             t: (np.concatenate(v) if v else np.zeros(0, dtype=np.float64))
             for t, v in outputs.items()
         }
+
+    def _predict_batches(self, x: RankFeatures) -> Iterator[Batch]:
+        """Inference batches of ``x`` in order. The ONNX path reads only ``sparse`` and
+        ``dense`` (:data:`~funnelrec.rank.lean.LEAN_INPUTS`): it gets views of those two, and
+        the behaviour sequences are never gathered (a served request's features then never
+        compute them: :class:`~funnelrec.features.pit.sequences.DeferredSequences`)."""
+        if self.lean is None:
+            yield from self._inference_batches(BatchTable(x, labels=False), len(x))
+            return
+        size = self.config.serve.inference_batch_size
+        for start in range(0, len(x), size):
+            rows = slice(start, start + size)
+            yield {
+                key: torch.from_numpy(np.require(values[rows], requirements=["C", "W"]))
+                for key, values in (("sparse", x.sparse), ("dense", x.dense))
+            }
 
     def _forward(self, batch: Batch) -> dict[str, torch.Tensor]:
         """The network on an inference batch; a batch of one user's candidates reads its
@@ -366,6 +381,8 @@ class Ranker:
         """``{task: probability [N]}`` for Samples, features read from ``log``."""
         if self.features is None:
             raise RuntimeError("the ranker is not fitted")
+        if samples.height == 0:  # a request with nothing to judge (e.g. a cold user)
+            return {t: np.zeros(0, dtype=np.float64) for t in self.tasks}
         labels = [c for c in samples.columns if c.startswith("label_")]
         unlabelled = samples.drop(labels) if labels else samples  # drop costs 0.1 ms
         log = self._log_for(unlabelled, log)

@@ -41,7 +41,14 @@ def without_evidence(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 def evidence_block(samples: pl.DataFrame, names: tuple[str, ...]) -> list[NDArray[np.float64]]:
-    """One ``[N]`` float64 column per name, 0 where the column or the value is missing.
+    """One ``[N]`` float64 column per name, 0 where the column or the value is missing (the
+    rows of :func:`read_evidence`)."""
+    return list(read_evidence(samples, names))
+
+
+def read_evidence(samples: pl.DataFrame, names: tuple[str, ...]) -> NDArray[np.float64]:
+    """``[len(names), N]`` float64, one row per name, 0 where the column or the value is
+    missing (NaN and infinities too).
 
     Integer and float columns are read by ``to_numpy`` into one float64 block, which holds
     each value (nulls as NaN) as a polars cast to Float64 would: a select casting the ~40
@@ -57,4 +64,5 @@ def evidence_block(samples: pl.DataFrame, names: tuple[str, ...]) -> list[NDArra
         if values.dtype.kind not in "fiu":  # e.g. Decimal, Boolean: polars' own conversion
             values = samples.get_column(name).cast(pl.Float64).to_numpy()
         block[j] = values
-    return list(np.nan_to_num(block, copy=False, nan=0.0, posinf=0.0, neginf=0.0))
+    np.copyto(block, 0.0, where=~np.isfinite(block))  # nan_to_num costs ~10 us more
+    return block

@@ -11,7 +11,7 @@ from numpy.typing import NDArray
 
 from funnelrec.features.pit.config import LOG_COLUMNS
 from funnelrec.features.pit.log import EventRules, LogArrays, require_columns, rule_flags
-from funnelrec.features.sequence import TIME_MASK, KeyedEvents, Query, RowIndex
+from funnelrec.features.sequence import TIME_BITS, TIME_MASK, KeyedEvents, Query, RowIndex
 
 
 @dataclass(frozen=True)
@@ -42,10 +42,57 @@ class MergedEvents:
         return first, has_base | has_extra
 
 
+@dataclass(frozen=True)
+class ItemTotals:
+    """Each item's events over the whole prepared log, for requests later than all of them
+    (:mod:`funnelrec.features.pit.request`): what a point-in-time lookup would find, read by
+    index. Row ``k`` is item ``k``; the last row stands for every item without events (unknown,
+    negative, or newer than the log).
+
+    Attributes:
+        pos_ptr: ``[K + 2]`` where each item's positives start in ``item_events["pos"].codes``
+            (``pos_ptr[k + 1]`` where they end; the last row's range is empty).
+        table: ``[K + 1, 5]`` int64: positives, first and last positive time (relative to the
+            log's t0; 0 without one), CTR events and impressions (0 without impressions).
+    """
+
+    pos_ptr: NDArray[np.int64]
+    table: NDArray[np.int64]
+
+    @property
+    def none(self) -> int:
+        """The row of items without events."""
+        return int(self.table.shape[0]) - 1
+
+
+@dataclass(frozen=True)
+class UserOrdered:
+    """The log's rows grouped by user (the order of :class:`RowIndex`, original order within
+    a user): one user's events are the slice ``ptr[u]:ptr[u + 1]`` of every array, a view.
+
+    Attributes:
+        ptr: ``[n + 1]`` slice bounds per user index.
+        item: ``[E]`` int64 item index.
+        t: ``[E]`` int64 time relative to the log's t0.
+    """
+
+    ptr: NDArray[np.int64]
+    item: NDArray[np.int64]
+    t: NDArray[np.int64]
+
+    def bounds(self, user: int) -> tuple[int, int]:
+        """``(start, end)`` of ``user``'s rows (empty for an unknown or negative user)."""
+        if 0 <= user < self.ptr.shape[0] - 1:
+            return int(self.ptr[user]), int(self.ptr[user + 1])
+        return 0, 0
+
+
 class _LogCache:
     """The prepared log's columns as arrays, read by every request: the key and time columns
     (views of the frame's where polars allows, so they cost no memory) and the event flags per
-    rule, computed over the whole log the first time a rule is asked for. Shared by every
+    rule, computed over the whole log the first time a rule is asked for; and, built at the
+    first request that reads them, the per-item totals and the rows in user order of the
+    one-query path (:mod:`funnelrec.features.pit.request`). Shared by every
     :meth:`PreparedLog.with_extra` copy, which index the same log; a new log gets a new
     :class:`PreparedLog` and with it a new cache. Filled without a lock: requests racing to
     fill it compute the same arrays."""
@@ -53,6 +100,9 @@ class _LogCache:
     def __init__(self) -> None:
         self.columns: tuple[NDArray[np.integer], ...] | None = None
         self.flags: dict[EventRules, dict[str, NDArray[np.bool_]]] = {}
+        self.item_totals: ItemTotals | None = None
+        self.user_ordered: UserOrdered | None = None
+        self.user_flags: dict[EventRules, dict[str, NDArray[np.bool_]]] = {}
 
 
 @dataclass(frozen=True)
@@ -101,15 +151,8 @@ class PreparedLog:
         """:meth:`rows_of_users` as :class:`LogArrays` under ``rules``, gathered from arrays
         of the whole log made once (a polars gather + select + flags cost ~0.5 ms a request)."""
         rows = np.sort(self.user_rows.rows(np.unique(users)))
-        cache = self.cache
-        if cache.columns is None:
-            cache.columns = tuple(
-                self.log[c].to_numpy() for c in ("user_idx", "item_idx", "timestamp")
-            )
-        user, item, timestamp = cache.columns
-        flags = cache.flags.get(rules)
-        if flags is None:
-            flags = cache.flags[rules] = rule_flags(self.log, rules)
+        user, item, timestamp = self._columns()
+        flags = self._flags(rules)
         out = LogArrays(
             user[rows].astype(np.int64),
             item[rows].astype(np.int64),
@@ -122,6 +165,47 @@ class PreparedLog:
         schema = pl.Schema({name: self.log.schema[name] for name in LOG_COLUMNS})
         extra = self.extra if self.extra.schema == schema else self.extra.cast(schema)
         return out.append(LogArrays.of(extra, rules))
+
+    def _columns(self) -> tuple[NDArray[np.integer], ...]:
+        """The log's ``user_idx, item_idx, timestamp`` as arrays (cached)."""
+        cache = self.cache
+        if cache.columns is None:
+            cache.columns = tuple(
+                self.log[c].to_numpy() for c in ("user_idx", "item_idx", "timestamp")
+            )
+        return cache.columns
+
+    def _flags(self, rules: EventRules) -> dict[str, NDArray[np.bool_]]:
+        """The log's event flags under ``rules`` (cached)."""
+        flags = self.cache.flags.get(rules)
+        if flags is None:
+            flags = self.cache.flags[rules] = rule_flags(self.log, rules)
+        return flags
+
+    def item_totals(self) -> ItemTotals:
+        """Each item's totals over the whole log (built once, at the first call)."""
+        cache = self.cache
+        if cache.item_totals is None:
+            cache.item_totals = _item_totals(self.item_events)
+        return cache.item_totals
+
+    def user_ordered(self, rules: EventRules) -> tuple[UserOrdered, dict[str, NDArray[np.bool_]]]:
+        """The log's rows in user order and their flags under ``rules`` (built once each)."""
+        cache = self.cache
+        if cache.user_ordered is None:
+            _, item, timestamp = self._columns()
+            order = self.user_rows.order
+            cache.user_ordered = UserOrdered(
+                self.user_rows.ptr,
+                item[order].astype(np.int64),
+                timestamp[order].astype(np.int64) - self.t0,
+            )
+        flags = cache.user_flags.get(rules)
+        if flags is None:
+            order = self.user_rows.order
+            flags = {kind: flag[order] for kind, flag in self._flags(rules).items()}
+            cache.user_flags[rules] = flags
+        return cache.user_ordered, flags
 
     def covers(self, samples: pl.DataFrame) -> bool:
         """Whether every sample and extra-event time lies in the index's 32-bit window from its
@@ -164,3 +248,28 @@ def prepare_log(log: pl.DataFrame, rules: EventRules, *, impressions: bool) -> P
     prepared = PreparedLog(log, t0, t_max, events, user_rows)
     prepared.cache.flags[rules] = flags  # the requests' user rows read the same flags
     return prepared
+
+
+def _item_totals(item_events: dict[str, KeyedEvents]) -> ItemTotals:
+    """:class:`ItemTotals` of the prepared item lookups (CTR columns 0 without impressions)."""
+    pos = item_events["pos"]
+    keys = [int(ev.codes[-1] >> TIME_BITS) + 1 for ev in item_events.values() if len(ev)]
+    n_keys = max(keys, default=0)
+    bounds = np.arange(n_keys + 1, dtype=np.int64) << TIME_BITS
+
+    def ranges(ev: KeyedEvents) -> NDArray[np.int64]:
+        ptr = np.searchsorted(ev.codes, bounds, side="left").astype(np.int64)
+        return np.append(ptr, ptr[-1])  # the row of items without events: an empty range
+
+    pos_ptr = ranges(pos)
+    start, end = pos_ptr[:-1], pos_ptr[1:]
+    table = np.zeros((n_keys + 1, 5), dtype=np.int64)
+    table[:, 0] = end - start
+    has = end > start
+    times = pos.codes & TIME_MASK
+    table[has, 1] = times[start[has]]
+    table[has, 2] = times[end[has] - 1]
+    for column, kind in ((3, "ctr"), (4, "imp")):
+        if kind in item_events:
+            table[:, column] = np.diff(ranges(item_events[kind]))
+    return ItemTotals(pos_ptr, table)

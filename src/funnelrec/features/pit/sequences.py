@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
-from funnelrec.features.behaviours import RaggedSequences
+from funnelrec.features.behaviours import RaggedSequences, SequenceArrays
 from funnelrec.features.pit.config import PointInTimeConfig
 from funnelrec.features.pit.log import SEQ_FLAG, EventRules, LogArrays, relative_times
+from funnelrec.features.pit.prepared import PreparedLog
 from funnelrec.features.pit.state import FittedState
 from funnelrec.features.sequence import KeyedEvents
 
@@ -56,3 +60,44 @@ def sequences(
         sample_time=s_t.astype(np.int64),
         length=length,
     )
+
+
+class DeferredSequences:
+    """The sequences of a request's samples over a prepared log, computed at first use.
+
+    A served request whose model reads only sparse and dense inputs (the ONNX path) never
+    asks for them, and computing them costs ~0.1 ms; models that read them get exactly
+    :func:`sequences` over the samples' users' rows, as the general path computes them.
+    """
+
+    def __init__(
+        self,
+        config: PointInTimeConfig,
+        state: FittedState,
+        samples: pl.DataFrame,
+        prepared: PreparedLog,
+        rules: EventRules,
+    ) -> None:
+        self._args = (config, state, samples, prepared, rules)
+        self._n = samples.height
+        self.length = config.seq_len
+
+    def __len__(self) -> int:
+        return self._n
+
+    @cached_property
+    def computed(self) -> RaggedSequences:
+        """The sequences themselves."""
+        config, state, samples, prepared, rules = self._args
+        users = samples.get_column("user_idx").to_numpy().astype(np.int64)
+        events = prepared.user_arrays(users, rules)
+        return sequences(config, state, samples, events, prepared.t0)
+
+    def take(self, rows: NDArray[np.integer]) -> RaggedSequences:
+        return self.computed.take(rows)
+
+    def dense(self, rows: NDArray[np.integer] | None = None) -> SequenceArrays:
+        return self.computed.dense(rows)
+
+    def shortened(self, length: int) -> RaggedSequences:
+        return self.computed.shortened(length)
