@@ -51,6 +51,7 @@ class PointInTimeFeatures:
     def __init__(self, config: PointInTimeConfig) -> None:
         self.config = config
         self._fitted: FittedState | None = None
+        self._spec: tuple[FittedState, FeatureSpec] | None = None  # spec of that state
 
     # ------------------------------------------------------------------ fit / transform
     def fit(self, data: Dataset, samples: pl.DataFrame, log: pl.DataFrame | None = None) -> Self:
@@ -122,7 +123,16 @@ class PointInTimeFeatures:
 
     @property
     def spec(self) -> FeatureSpec:
-        """The :class:`FeatureSpec` of the fitted features."""
+        """The :class:`FeatureSpec` of the fitted features (made once per fitted state: every
+        request reads it)."""
+        cached = self._spec
+        if cached is not None and cached[0] is self._fitted:
+            return cached[1]
+        spec = self._make_spec()
+        self._spec = (self._state, spec)
+        return spec
+
+    def _make_spec(self) -> FeatureSpec:
         f = self._state
         sparse_names = ("user", "item", "category", *f.attr_names, "hour", "weekday")
         cards = (f.n_users + 1, f.n_items + 1, f.n_categories + 1, *f.attr_cardinalities, 25, 8)
@@ -174,19 +184,7 @@ class PointInTimeFeatures:
         if present and len(present) != len(f.tasks):
             missing = [f"label_{t}" for t in f.tasks if t not in present]
             raise ValueError(f"samples: missing column '{missing[0]}' (fitted tasks {f.tasks})")
-        query = OneQuery.of(samples, log) if isinstance(log, PreparedLog) else None
-        if query is not None and isinstance(log, PreparedLog):
-            # One user's candidates after the whole log (a served request): the fast path.
-            raw = one_query_dense(self.config, f, samples, query, log, self._rules)
-            sparse = one_query_sparse(f, query)
-            behaviours: SequenceBlock = DeferredSequences(self.config, f, samples, log, self._rules)
-        else:
-            events, prepared = self._readable_log(samples, log)
-            raw = assemble_dense(self.config, f, samples, events, prepared)
-            sparse = self._sparse(samples)
-            behaviours = sequences(
-                self.config, f, samples, events, None if prepared is None else prepared.t0
-            )
+        raw, sparse, behaviours = self._computed(samples, log)
         extra: dict[str, NDArray] = {
             "item_idx": samples.get_column("item_idx").to_numpy().astype(np.int64),
             "timestamp": samples.get_column("timestamp").to_numpy().astype(np.int64),
@@ -207,6 +205,29 @@ class PointInTimeFeatures:
             user_idx=samples.get_column("user_idx").to_numpy().astype(np.int64),
             extra=extra,
         )
+
+    def _computed(
+        self, samples: pl.DataFrame, log: pl.DataFrame | PreparedLog
+    ) -> tuple[NDArray[np.float64], NDArray[np.int64], SequenceBlock]:
+        """Raw dense ``[N, D]``, sparse ``[N, F]`` and the sequences of ``samples``: one
+        user's candidates after the whole of a prepared log (a served request) by the one-query
+        path, everything else by the general one (the same numbers)."""
+        f = self._state
+        if isinstance(log, PreparedLog):
+            query = OneQuery.of(samples, log, self.config, f)
+            if query is not None:
+                rules = self._rules
+                return (
+                    one_query_dense(self.config, f, samples, query, log, rules),
+                    one_query_sparse(f, query),
+                    DeferredSequences(self.config, f, samples, log, rules),
+                )
+        events, prepared = self._readable_log(samples, log)
+        behaviours = sequences(
+            self.config, f, samples, events, None if prepared is None else prepared.t0
+        )
+        raw = assemble_dense(self.config, f, samples, events, prepared)
+        return raw, self._sparse(samples), behaviours
 
     def _standardised(self, raw: NDArray[np.float64]) -> NDArray[np.float32]:
         """``raw`` standardised with the fitted mean and std, NaN as 0, clipped, as float32

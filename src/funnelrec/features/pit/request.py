@@ -36,17 +36,28 @@ class OneQuery:
     Attributes:
         user: the user index (may be unknown: < 0 or beyond the log).
         item: ``[N]`` int64 item indices.
+        category: ``[N]`` their fitted categories (-1: none or unknown item).
         timestamp: the request's unix seconds.
         t: the time relative to the prepared log's t0.
+        window_starts: ``[W]`` the count windows' first second ``t - w``, clipped as the
+            lookups clip it.
     """
 
     user: int
     item: NDArray[np.int64]
+    category: NDArray[np.int64]
     timestamp: int
     t: int
+    window_starts: NDArray[np.int64]
 
     @classmethod
-    def of(cls, samples: pl.DataFrame, prepared: PreparedLog) -> OneQuery | None:
+    def of(
+        cls,
+        samples: pl.DataFrame,
+        prepared: PreparedLog,
+        config: PointInTimeConfig,
+        state: FittedState,
+    ) -> OneQuery | None:
         """The request, or None when the general path must compute it: no rows, several
         users or times, a time not after every event of the log (or beyond its 32-bit
         window), or events posted since the log."""
@@ -60,7 +71,16 @@ class OneQuery:
         if not ((ts == first_t).all() and (user == first_user).all()):
             return None
         item = samples.get_column("item_idx").to_numpy().astype(np.int64)
-        return cls(first_user, item, first_t, first_t - prepared.t0)
+        t = first_t - prepared.t0
+        starts = [min(max(t - w, 0), TIME_MASK) for w in config.windows_s]
+        return cls(
+            user=first_user,
+            item=item,
+            category=state.category_of(item),
+            timestamp=first_t,
+            t=t,
+            window_starts=np.array(starts, dtype=np.int64),
+        )
 
 
 def one_query_dense(
@@ -117,7 +137,7 @@ def one_query_sparse(state: FittedState, query: OneQuery) -> NDArray[np.int64]:
     out[:, 0] = query.user + 1 if known_user else 0
     known = (item >= 0) & (item < state.n_items)
     out[:, 1] = np.where(known, item + 1, 0)
-    out[:, 2] = state.category_of(item) + 1
+    out[:, 2] = query.category + 1
     if n_attrs:
         out[:, 3 : 3 + n_attrs] = state.user_attr[query.user] if known_user else 0
     out[:, -2] = (query.timestamp // 3600) % 24 + 1
@@ -149,7 +169,7 @@ def _user_values(
     """``[user_width]`` user-side values (``u_pos_<w>``, ``u_pos_all``, ``u_recency``, +
     ``u_imp_all``, ``u_ctr``) and the user's positives: every row of the user is before t."""
     times = user.t[user.flags["pos"]]
-    in_window = times[None, :] >= _window_starts(config, query)[:, None]
+    in_window = times[None, :] >= query.window_starts[:, None]
     counts = np.append(in_window.sum(axis=1), times.shape[0])
     has = times.shape[0] > 0
     last = np.array([times.max() if has else 0])
@@ -160,11 +180,6 @@ def _user_values(
         clicks = np.array([np.count_nonzero(user.flags["ctr"])])
         values += [np.log1p(imps), _ctr(config, state, clicks, imps)]
     return np.concatenate(values), int(times.shape[0])
-
-
-def _window_starts(config: PointInTimeConfig, query: OneQuery) -> NDArray[np.int64]:
-    """``[W]`` the count windows' first second ``t - w``, clipped as the lookups clip it."""
-    return np.clip(query.t - np.asarray(config.windows_s, dtype=np.int64), 0, TIME_MASK)
 
 
 def _item_columns(
@@ -182,7 +197,7 @@ def _item_columns(
     table = totals.table[row]
     start, end = totals.pos_ptr[row], totals.pos_ptr[row + 1]
     codes = prepared.item_events["pos"].codes
-    keys = (row << TIME_BITS)[None, :] | _window_starts(config, query)[:, None]
+    keys = (row << TIME_BITS)[None, :] | query.window_starts[:, None]
     counts = np.maximum(end - np.maximum(np.searchsorted(codes, keys), start), 0)  # [W, N]
     positives, has = table[:, 0], table[:, 0] > 0
     cap = float(config.recency_cap_s)
@@ -227,13 +242,13 @@ def _user_category_columns(
     known = category > 0
     category, times = category[known], user.t[positive][known]
     n_rows = state.n_categories + 1
-    in_window = times[None, :] >= _window_starts(config, query)[:, None]
+    in_window = times[None, :] >= query.window_starts[:, None]
     per_category = np.zeros((in_window.shape[0] + 2, n_rows), dtype=np.int64)
     for w, inside in enumerate(in_window):
         per_category[w] = np.bincount(category[inside], minlength=n_rows)
     per_category[-2] = np.bincount(category, minlength=n_rows)
     np.maximum.at(per_category[-1], category, times)
-    counts = per_category[:, state.category_of(query.item) + 1]  # [W + 2, N]
+    counts = per_category[:, query.category + 1]  # [W + 2, N]
     n_uc = counts[-2]
     recency = _recency(query.t, counts[-1], n_uc > 0, float(config.recency_cap_s))
     share = n_uc / user_positives if user_positives > 0 else np.zeros(n_uc.shape[0])

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
+from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures, PreparedLog
 from funnelrec.features.pit.request import OneQuery
 from funnelrec.features.spec import RankFeatures
 
@@ -44,7 +44,7 @@ def _check_requests(
         items = rng.choice(data.n_items, 80, replace=False)
         items[:3] = [-1, data.n_items, data.n_items + 50]  # unknown items read as no events
         request = _request(int(user), items, t_end + gap)
-        assert OneQuery.of(request, prepared) is not None
+        assert OneQuery.of(request, prepared, features.config, features._state) is not None
         identical(features.transform(request, prepared), features.transform(request, log))
 
 
@@ -75,13 +75,17 @@ def test_requests_the_one_query_path_leaves_to_the_general_path(
     data, _ = sim
     log = data.interactions
     prepared = fitted.prepare(log)
+
+    def _of(request: pl.DataFrame, index: PreparedLog) -> OneQuery | None:
+        return OneQuery.of(request, index, fitted.config, fitted._state)
+
     t_end = int(log["timestamp"].max())
     items = np.arange(10)
-    assert OneQuery.of(_request(3, items, t_end + 1), prepared) is not None
-    assert OneQuery.of(_request(3, items, t_end), prepared) is None
-    assert OneQuery.of(_request(3, items, t_end + 1).head(0), prepared) is None
+    assert _of(_request(3, items, t_end + 1), prepared) is not None
+    assert _of(_request(3, items, t_end), prepared) is None
+    assert _of(_request(3, items, t_end + 1).head(0), prepared) is None
     two_users = pl.concat([_request(3, items, t_end + 1), _request(4, items, t_end + 1)])
-    assert OneQuery.of(two_users, prepared) is None
+    assert _of(two_users, prepared) is None
     two_times = pl.concat([_request(3, items, t_end + 1), _request(3, items, t_end + 2)])
-    assert OneQuery.of(two_times, prepared) is None
-    assert OneQuery.of(_request(3, items, t_end + 1), prepared.with_extra(log.head(2))) is None
+    assert _of(two_times, prepared) is None
+    assert _of(_request(3, items, t_end + 1), prepared.with_extra(log.head(2))) is None
