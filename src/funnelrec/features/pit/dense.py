@@ -7,7 +7,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.features.pit.config import PointInTimeConfig, dense_feature_names
-from funnelrec.features.pit.evidence import evidence_block
+from funnelrec.features.pit.evidence import read_evidence
 from funnelrec.features.pit.item_stats import item_age_column, item_columns
 from funnelrec.features.pit.log import EventRules, LogArrays
 from funnelrec.features.pit.prepared import PreparedLog
@@ -60,5 +60,10 @@ def assemble_dense(
         cols.append(item_age_column(x, state.item_created_at))
     cols += user_category_columns(x, user_positives)
     cols += user_item_columns(x)
-    cols += evidence_block(samples, state.evidence)
-    return np.column_stack(cols).astype(np.float64)
+    evidence = read_evidence(samples, state.evidence)
+    # Written into one matrix: column_stack then a float64 copy held three [N, D] copies.
+    out = np.empty((samples.height, len(cols) + evidence.shape[0]), dtype=np.float64)
+    for j, column in enumerate(cols):
+        out[:, j] = column
+    out[:, len(cols) :] = evidence.T
+    return out

@@ -40,12 +40,6 @@ def without_evidence(frame: pl.DataFrame) -> pl.DataFrame:
     return frame[[c for c in frame.columns if not c.startswith(EVIDENCE_PREFIX)]]
 
 
-def evidence_block(samples: pl.DataFrame, names: tuple[str, ...]) -> list[NDArray[np.float64]]:
-    """One ``[N]`` float64 column per name, 0 where the column or the value is missing (the
-    rows of :func:`read_evidence`)."""
-    return list(read_evidence(samples, names))
-
-
 def read_evidence(samples: pl.DataFrame, names: tuple[str, ...]) -> NDArray[np.float64]:
     """``[len(names), N]`` float64, one contiguous row per name, 0 where the column or the
     value is missing (NaN and infinities too).

@@ -9,7 +9,7 @@ import polars as pl
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures
-from funnelrec.features.pit.evidence import evidence_block
+from funnelrec.features.pit.evidence import read_evidence
 from funnelrec.features.spec import RankFeatures
 
 Identical = Callable[[RankFeatures, RankFeatures], None]
@@ -66,7 +66,7 @@ def test_fitted_evidence_survives_the_state_round_trip(
     )
 
 
-def test_evidence_block_reads_every_numeric_dtype_as_a_float64_cast() -> None:
+def test_read_evidence_reads_every_numeric_dtype_as_a_float64_cast() -> None:
     """The per-column NumPy read gives what one polars Float64 cast of each column gives:
     nulls, NaN and infinities read 0; integers, Decimals and booleans their value; a fitted
     column the samples lack reads 0."""
@@ -85,6 +85,6 @@ def test_evidence_block_reads_every_numeric_dtype_as_a_float64_cast() -> None:
     names = (*samples.columns, "ev_missing")
     expected = samples.select(pl.all().cast(pl.Float64)).to_numpy().T
     expected = np.nan_to_num(expected, nan=0.0, posinf=0.0, neginf=0.0)
-    block = np.array(evidence_block(samples, names))
+    block = read_evidence(samples, names)
     np.testing.assert_array_equal(block[:-1], expected)
     assert (block[-1] == 0).all()
