@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from functools import cached_property
+from typing import Self
 
 import numpy as np
 import polars as pl
@@ -78,26 +78,38 @@ class DeferredSequences:
         prepared: PreparedLog,
         rules: EventRules,
     ) -> None:
-        self._args = (config, state, samples, prepared, rules)
+        self._args: tuple | None = (config, state, samples, prepared, rules)
+        self._block: RaggedSequences | None = None
         self._n = samples.height
         self.length = config.seq_len
+
+    @classmethod
+    def _computed_as(cls, block: RaggedSequences) -> Self:
+        """An instance around sequences already computed."""
+        out = cls.__new__(cls)
+        out._args, out._block, out._n, out.length = None, block, len(block), block.length
+        return out
 
     def __len__(self) -> int:
         return self._n
 
-    @cached_property
+    @property
     def computed(self) -> RaggedSequences:
-        """The sequences themselves."""
-        config, state, samples, prepared, rules = self._args
-        users = samples.get_column("user_idx").to_numpy().astype(np.int64)
-        events = prepared.user_arrays(users, rules)
-        return sequences(config, state, samples, events, prepared.t0)
+        """The sequences themselves (computed at the first call)."""
+        if self._block is None:
+            assert self._args is not None
+            config, state, samples, prepared, rules = self._args
+            users = samples.get_column("user_idx").to_numpy().astype(np.int64)
+            events = prepared.user_arrays(users, rules)
+            self._block = sequences(config, state, samples, events, prepared.t0)
+            self._args = None  # the samples and the log are no longer needed
+        return self._block
 
-    def take(self, rows: NDArray[np.integer]) -> RaggedSequences:
-        return self.computed.take(rows)
+    def take(self, rows: NDArray[np.integer]) -> Self:
+        return self._computed_as(self.computed.take(rows))
 
     def dense(self, rows: NDArray[np.integer] | None = None) -> SequenceArrays:
         return self.computed.dense(rows)
 
-    def shortened(self, length: int) -> RaggedSequences:
-        return self.computed.shortened(length)
+    def shortened(self, length: int) -> Self:
+        return self._computed_as(self.computed.shortened(length))

@@ -11,6 +11,7 @@ import polars as pl
 from funnelrec.data.dataset import Dataset
 from funnelrec.features.pit import PointInTimeConfig, PointInTimeFeatures, PreparedLog
 from funnelrec.features.pit.request import OneQuery
+from funnelrec.features.pit.sequences import DeferredSequences
 from funnelrec.features.spec import RankFeatures
 
 Identical = Callable[[RankFeatures, RankFeatures], None]
@@ -89,3 +90,26 @@ def test_requests_the_one_query_path_leaves_to_the_general_path(
     two_times = pl.concat([_request(3, items, t_end + 1), _request(3, items, t_end + 2)])
     assert _of(two_times, prepared) is None
     assert _of(_request(3, items, t_end + 1), prepared.with_extra(log.head(2))) is None
+
+
+def test_deferred_sequences_are_the_general_paths(
+    sim: tuple[Dataset, pl.DataFrame], fitted: PointInTimeFeatures
+) -> None:
+    """A served request's sequences, computed at first use, take and shorten like the
+    general path's."""
+    data, _ = sim
+    log = data.interactions
+    busiest = int(log["user_idx"].value_counts(sort=True)["user_idx"][0])
+    request = _request(busiest, np.arange(30), int(log["timestamp"].max()) + 5)
+    fast = fitted.transform(request, fitted.prepare(log)).sequences
+    plain = fitted.transform(request, log).sequences
+    assert isinstance(fast, DeferredSequences) and len(fast) == 30
+    assert fast.length == plain.length
+    rows = np.array([3, 0, 3])
+    for got, expected in (
+        (fast.take(rows).dense(), plain.take(rows).dense()),
+        (fast.shortened(4).dense(), plain.shortened(4).dense()),
+        (fast.dense(rows), plain.dense(rows)),
+    ):
+        for a, b in zip(got, expected, strict=True):
+            np.testing.assert_array_equal(a, b)
