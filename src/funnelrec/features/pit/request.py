@@ -60,11 +60,13 @@ class OneQuery:
     ) -> OneQuery | None:
         """The request, or None when the general path must compute it: no rows, several
         users or times, a time not after every event of the log (or beyond its 32-bit
-        window), or events posted since the log."""
+        window), events posted since the log, or keys that are not plain integers."""
         if samples.height == 0 or prepared.extra is not None:
             return None
         ts = samples.get_column("timestamp").to_numpy()
         user = samples.get_column("user_idx").to_numpy()
+        if ts.dtype.kind not in "iu" or user.dtype.kind not in "iu":  # nulls read as floats
+            return None
         first_t, first_user = int(ts[0]), int(user[0])
         if first_t <= prepared.t_max or first_t - prepared.t0 > TIME_MASK:
             return None
@@ -146,6 +148,7 @@ def one_query_sparse(state: FittedState, query: OneQuery) -> NDArray[np.int64]:
 
 
 def _width(config: PointInTimeConfig, state: FittedState) -> int:
+    """D: the dense features' count (as :attr:`PointInTimeFeatures.dense_names`)."""
     n_windows = len(config.windows_s)
     imp = 2 if state.has_impressions else 0
     width = (n_windows + 2 + imp) + (n_windows + 4 + imp) + (n_windows + 3) + 1 + imp // 2
