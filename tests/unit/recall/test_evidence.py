@@ -3,6 +3,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from funnelrec.recall import evidence
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.merge import MergeConfig, merge_channels
@@ -116,3 +117,40 @@ def test_empty_candidates_stay_empty() -> None:
     results = {"a": _result("a", [[-1]], [[-np.inf]])}
     merged = merge_channels(list(results.values()), queries.query_id, MergeConfig(k=2))
     assert add_evidence(merged, results, queries, {}).height == 0
+
+
+def test_candidate_index_finds_the_first_candidate_of_each_query_item_pair() -> None:
+    """The hash table over (query row, item) answers like a scan, on a table with repeats,
+    candidates of no query (-1 row) and without an item (-1), and items it never saw."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    queries = _queries([[0]] * 40)
+    query_id = rng.choice(np.append(queries.query_id, 3), n)  # id 3: no query of the batch
+    items = rng.integers(-1, 300, n)
+    candidates = pl.DataFrame({"query_id": query_id, "item_idx": items.astype(np.int32)})
+    index = evidence._Candidates.of(candidates, queries)
+    assert index.keys.shape[0] >= 4 * n
+    first_of: dict[tuple[int, int], int] = {}
+    for j, (row, item) in enumerate(zip(index.rows, index.items, strict=True)):
+        if row >= 0 and item >= 0:
+            first_of.setdefault((int(row), int(item)), j)
+    expected = [first_of.get((int(r), int(i)), -1) for r, i in zip(index.rows, items, strict=True)]
+    assert index.first.tolist() == expected
+    table = index.table()
+    for row, item in [(r, i) for r in range(-1, 41) for i in (-1, 0, 7, 299, 300, 10**6)]:
+        assert evidence._find(table, row, item) == first_of.get((row, item), -1)
+
+
+def test_float32_series_equals_the_polars_constructor() -> None:
+    values = np.array([0.5, np.nan, -np.inf, 3.0], dtype=np.float32)
+    got = evidence._float32_series("ev_x", values)
+    assert got.dtype == pl.Float32
+    assert got.equals(pl.Series("ev_x", values), check_names=True)
+    assert got.is_nan().to_list() == [False, True, False, False]  # NaN stays NaN, not null
+
+
+def test_logrank_table_is_numpys_log1p() -> None:
+    table = evidence._log1p_positions(500)
+    positions = np.arange(501, dtype=np.float64)
+    np.testing.assert_array_equal(table, np.log1p(positions).astype(np.float32))
+    assert not table.flags.writeable  # shared between requests

@@ -185,11 +185,12 @@ def _channels(rng: np.random.Generator, *, canonical: bool) -> dict[str, Retriev
 
 
 @pytest.mark.parametrize("canonical", [True, False])
-def test_evidence_equals_the_scipy_formulation(canonical: bool) -> None:
+@pytest.mark.parametrize("n_queries", [9, 80])
+def test_evidence_equals_the_scipy_formulation(canonical: bool, n_queries: int) -> None:
     """Same columns, order and dtypes; the same floats (the products are summed in scipy's
     order and dtype; the cosines to float32 rounding)."""
     rng = np.random.default_rng(3)
-    candidates, results, queries = _batch(rng, 9)
+    candidates, results, queries = _batch(rng, n_queries)
     channels = _channels(rng, canonical=canonical)
     out = add_evidence(candidates, results, queries, channels)
     expected = _reference(candidates, results, queries, channels)
