@@ -51,7 +51,9 @@ PROFILE = 50
 
 @runtime_checkable
 class ItemSimilarity(Protocol):
-    """A channel with an item-item similarity matrix (ItemCF)."""
+    """A channel with an item-item similarity matrix (ItemCF). It may also offer
+    ``history_rows(queries) -> (ptr, item, weight)``, the CSR arrays of
+    ``history_weights``, which the evidence then reads instead of the matrix."""
 
     def similarity_matrix(self) -> sp.csr_matrix: ...
 
@@ -399,19 +401,15 @@ def _matrix_similarities(
     if not (sp.issparse(sim) and sim.format == "csr"):
         sim = sp.csr_matrix(sim)
     n_items = sim.shape[0]
-    weights = channel.history_weights(history.queries)
-    if not (sp.issparse(weights) and weights.format == "csr"):
-        weights = sp.csr_matrix(weights)
-    if weights.shape[1] != n_items:
-        raise ValueError(f"history weights of {weights.shape[1]} items, similarity of {n_items}")
+    weights = _history_rows(channel, history.queries, n_items)
     recent = history.recent(n_items)
     # The "last" and "recent" weights are float64, so are their products; the channel's own
     # weights times the similarities are summed in scipy's result dtype.
-    in_float32 = bool(np.result_type(weights.dtype, sim.dtype) == np.float32)
+    in_float32 = bool(np.result_type(weights[2].dtype, sim.dtype) == np.float32)
     out = np.zeros((3, index.rows.shape[0]), dtype=np.float32)
     _similarity_sums(
         (recent.row, recent.item, recent.rank),
-        (weights.indptr, weights.indices, weights.data),
+        weights,
         in_float32,
         (sim.indptr, sim.indices, sim.data),
         index.table(),
@@ -420,6 +418,24 @@ def _matrix_similarities(
     return {
         f"{PREFIX}{name}_sim_{suffix}": out[k] for k, suffix in enumerate(("last", "recent", "all"))
     }
+
+
+def _history_rows(
+    channel: ItemSimilarity, queries: Queries, n_items: int
+) -> tuple[NDArray[np.integer], NDArray[np.integer], NDArray[np.floating]]:
+    """The channel's history weights as CSR arrays ``(ptr, item, weight)``: from its
+    ``history_rows`` where it has one (ItemCF: no scipy matrix built per request), else
+    from the matrix of ``history_weights``."""
+    history_rows = getattr(channel, "history_rows", None)
+    if history_rows is not None:
+        ptr, item, weight = history_rows(queries)
+        return ptr, item, weight
+    weights = channel.history_weights(queries)
+    if not (sp.issparse(weights) and weights.format == "csr"):
+        weights = sp.csr_matrix(weights)
+    if weights.shape[1] != n_items:
+        raise ValueError(f"history weights of {weights.shape[1]} items, similarity of {n_items}")
+    return weights.indptr, weights.indices, weights.data
 
 
 @numba.njit(cache=True)

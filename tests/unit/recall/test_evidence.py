@@ -6,6 +6,7 @@ import scipy.sparse as sp
 from funnelrec.recall import evidence
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.evidence import add_evidence
+from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
 from funnelrec.recall.merge import MergeConfig, merge_channels
 
 
@@ -154,3 +155,37 @@ def test_logrank_table_is_numpys_log1p() -> None:
     positions = np.arange(501, dtype=np.float64)
     np.testing.assert_array_equal(table, np.log1p(positions).astype(np.float32))
     assert not table.flags.writeable  # shared between requests
+
+
+class _WeightsOnly:
+    """An ItemCF seen through ``history_weights`` alone (no ``history_rows``)."""
+
+    def __init__(self, model: ItemCF) -> None:
+        self.model = model
+
+    def similarity_matrix(self) -> sp.csr_matrix:
+        return self.model.similarity_matrix()
+
+    def history_weights(self, queries: Queries) -> sp.csr_matrix:
+        return self.model.history_weights(queries)
+
+
+def test_itemcf_history_rows_give_what_its_weight_matrix_gives() -> None:
+    """ItemCF's CSR arrays (read without building a scipy matrix) are its matrix's, and the
+    similarity evidence is the same read either way."""
+    state = {
+        "neighbor_idx": np.array([[1, 2], [2, 3], [3, 0], [0, -1]], dtype=np.int32),
+        "neighbor_sim": np.array([[0.9, 0.5], [0.8, 0.1], [0.7, 0.2], [0.6, 0.0]], np.float32),
+    }
+    model = ItemCF.from_state(ItemCFConfig(k=3, neighbors=2, exclude_seen=False), state)
+    queries = _queries([[0, 1, 2], [3], []])
+    ptr, item, weight = model.history_rows(queries)
+    matrix = model.history_weights(queries)
+    np.testing.assert_array_equal(ptr, matrix.indptr)
+    np.testing.assert_array_equal(item, matrix.indices)
+    np.testing.assert_array_equal(weight, matrix.data)
+    results = {"itemcf": model.retrieve(queries)}
+    merged = merge_channels(list(results.values()), queries.query_id, MergeConfig(k=3))
+    direct = add_evidence(merged, results, queries, {"itemcf": model})
+    assert direct.equals(add_evidence(merged, results, queries, {"itemcf": _WeightsOnly(model)}))
+    assert (direct["ev_itemcf_sim_all"] > 0).any()
