@@ -189,3 +189,10 @@ def test_itemcf_history_rows_give_what_its_weight_matrix_gives() -> None:
     direct = add_evidence(merged, results, queries, {"itemcf": model})
     assert direct.equals(add_evidence(merged, results, queries, {"itemcf": _WeightsOnly(model)}))
     assert (direct["ev_itemcf_sim_all"] > 0).any()
+
+
+def test_history_search_is_shared_by_catalogues_larger_than_every_history_item() -> None:
+    history = evidence._History(_queries([[3, 1, 3], [0]]))
+    assert history.recent(10) is history.recent(20)  # every item < 4: the same search
+    assert history.recent(10).item.tolist() == [3, 1, 0]
+    assert history.recent(2).item.tolist() == [1, 0]  # item 3 is outside a 2-item catalogue
