@@ -25,8 +25,9 @@ time before the window).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeGuard, runtime_checkable
+from typing import Any, Protocol, TypeGuard, runtime_checkable
 
 import numba
 import numpy as np
@@ -38,10 +39,14 @@ from funnelrec.features.pit.evidence import EVIDENCE_PREFIX as PREFIX
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.history import RecentItems, recent_items
 
+_NewFloat32 = Callable[[str, NDArray[np.float32], bool], Any]
+_new_f32: _NewFloat32 | None
 try:  # polars' own Float32 constructor (see _float32_series); absent in another polars
-    from polars._plr import PySeries as _PySeries
+    from polars._plr import PySeries
+
+    _new_f32 = PySeries.new_f32
 except ImportError:  # pragma: no cover - depends on the polars build
-    _PySeries = None
+    _new_f32 = None
 
 RECENT = 5
 """Items in the "recent" similarity features."""
@@ -105,9 +110,9 @@ def _float32_series(name: str, values: NDArray[np.float32]) -> pl.Series:
     public one spends ~5 us a column on checks (byte order, masks, contiguity) that these
     fresh contiguous arrays pass, ~0.15 ms of a served request's ~32 columns."""
     values = np.ascontiguousarray(values, dtype=np.float32)
-    if _PySeries is None:  # pragma: no cover - depends on the polars build
+    if _new_f32 is None:  # pragma: no cover - depends on the polars build
         return pl.Series(name, values)
-    return pl.Series._from_pyseries(_PySeries.new_f32(name, values, False))
+    return pl.Series._from_pyseries(_new_f32(name, values, False))
 
 
 def _has_similarity_matrix(channel: object) -> TypeGuard[ItemSimilarity]:
