@@ -3,8 +3,10 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from funnelrec.recall import evidence
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.evidence import add_evidence
+from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
 from funnelrec.recall.merge import MergeConfig, merge_channels
 
 
@@ -116,3 +118,81 @@ def test_empty_candidates_stay_empty() -> None:
     results = {"a": _result("a", [[-1]], [[-np.inf]])}
     merged = merge_channels(list(results.values()), queries.query_id, MergeConfig(k=2))
     assert add_evidence(merged, results, queries, {}).height == 0
+
+
+def test_candidate_index_finds_the_first_candidate_of_each_query_item_pair() -> None:
+    """The hash table over (query row, item) answers like a scan, on a table with repeats,
+    candidates of no query (-1 row) and without an item (-1), and items it never saw."""
+    rng = np.random.default_rng(0)
+    n = 3000
+    queries = _queries([[0]] * 40)
+    query_id = rng.choice(np.append(queries.query_id, 3), n)  # id 3: no query of the batch
+    items = rng.integers(-1, 300, n)
+    candidates = pl.DataFrame({"query_id": query_id, "item_idx": items.astype(np.int32)})
+    index = evidence._Candidates.of(candidates, queries)
+    assert index.keys.shape[0] >= 4 * n
+    first_of: dict[tuple[int, int], int] = {}
+    for j, (row, item) in enumerate(zip(index.rows, index.items, strict=True)):
+        if row >= 0 and item >= 0:
+            first_of.setdefault((int(row), int(item)), j)
+    expected = [first_of.get((int(r), int(i)), -1) for r, i in zip(index.rows, items, strict=True)]
+    assert index.first.tolist() == expected
+    table = index.table()
+    for row, item in [(r, i) for r in range(-1, 41) for i in (-1, 0, 7, 299, 300, 10**6)]:
+        assert evidence._find(*table[:4], row, item) == first_of.get((row, item), -1)
+
+
+def test_float32_series_equals_the_polars_constructor() -> None:
+    values = np.array([0.5, np.nan, -np.inf, 3.0], dtype=np.float32)
+    got = evidence._float32_series("ev_x", values)
+    assert got.dtype == pl.Float32
+    assert got.equals(pl.Series("ev_x", values), check_names=True)
+    assert got.is_nan().to_list() == [False, True, False, False]  # NaN stays NaN, not null
+
+
+def test_logrank_table_is_numpys_log1p() -> None:
+    table = evidence._log1p_positions(500)
+    positions = np.arange(501, dtype=np.float64)
+    np.testing.assert_array_equal(table, np.log1p(positions).astype(np.float32))
+    assert not table.flags.writeable  # shared between requests
+
+
+class _WeightsOnly:
+    """An ItemCF seen through ``history_weights`` alone (no ``history_rows``)."""
+
+    def __init__(self, model: ItemCF) -> None:
+        self.model = model
+
+    def similarity_matrix(self) -> sp.csr_matrix:
+        return self.model.similarity_matrix()
+
+    def history_weights(self, queries: Queries) -> sp.csr_matrix:
+        return self.model.history_weights(queries)
+
+
+def test_itemcf_history_rows_give_what_its_weight_matrix_gives() -> None:
+    """ItemCF's CSR arrays (read without building a scipy matrix) are its matrix's, and the
+    similarity evidence is the same read either way."""
+    state = {
+        "neighbor_idx": np.array([[1, 2], [2, 3], [3, 0], [0, -1]], dtype=np.int32),
+        "neighbor_sim": np.array([[0.9, 0.5], [0.8, 0.1], [0.7, 0.2], [0.6, 0.0]], np.float32),
+    }
+    model = ItemCF.from_state(ItemCFConfig(k=3, neighbors=2, exclude_seen=False), state)
+    queries = _queries([[0, 1, 2], [3], []])
+    ptr, item, weight = model.history_rows(queries)
+    matrix = model.history_weights(queries)
+    np.testing.assert_array_equal(ptr, matrix.indptr)
+    np.testing.assert_array_equal(item, matrix.indices)
+    np.testing.assert_array_equal(weight, matrix.data)
+    results = {"itemcf": model.retrieve(queries)}
+    merged = merge_channels(list(results.values()), queries.query_id, MergeConfig(k=3))
+    direct = add_evidence(merged, results, queries, {"itemcf": model})
+    assert direct.equals(add_evidence(merged, results, queries, {"itemcf": _WeightsOnly(model)}))
+    assert (direct["ev_itemcf_sim_all"] > 0).any()
+
+
+def test_history_search_is_shared_by_catalogues_larger_than_every_history_item() -> None:
+    history = evidence._History(_queries([[3, 1, 3], [0]]))
+    assert history.recent(10) is history.recent(20)  # every item < 4: the same search
+    assert history.recent(10).item.tolist() == [3, 1, 0]
+    assert history.recent(2).item.tolist() == [1, 0]  # item 3 is outside a 2-item catalogue

@@ -161,6 +161,13 @@ class ItemCF(RetrieverBase):
         ptr, item, weight = self._history_rows(queries)
         return sp.csr_matrix((weight, item, ptr), shape=(len(queries), self.n_items))
 
+    def history_rows(
+        self, queries: Queries
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
+        """:meth:`history_weights` as its CSR arrays ``(ptr, item, weight)``: what recall
+        evidence reads on every request, without scipy's ~50 us of constructor checks."""
+        return self._history_rows(queries)
+
     def _history_rows(
         self, queries: Queries
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
