@@ -29,10 +29,12 @@ from funnelrec.recall.two_tower.data import (
     assemble_batch,
     build_examples,
     exclusion_csr,
+    history_codes,
     last_items,
     shard_batch,
     user_inputs,
 )
+from funnelrec.recall.two_tower.lean import LeanUserTower
 from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_parameters
 from funnelrec.recall.two_tower.sampling import (
     category_negatives,
@@ -52,6 +54,10 @@ logger = logging.getLogger(__name__)
 
 METRIC: Metric = "ip"
 """Both towers L2-normalise, so the training cosine is the inner product the index searches."""
+LEAN_MAX_USERS = 64
+"""Query batches up to this size embed their users through :class:`LeanUserTower` (a served
+request); bigger ones (evaluation, mining) through the module, in ``inference_batch_size``
+steps."""
 
 
 def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -90,6 +96,8 @@ class TwoTower(RetrieverBase):
         self.train_result: TrainResult | None = None
         self._device = resolve_device(config.device)
         self._model: TwoTowerModel | None = None
+        self._lean: LeanUserTower | None = None
+        self._lean_built = False  # _lean stays None after a build when the tower has none
         self._encoder: ItemFeatureEncoder | None = None
         self._features: ItemFeatures | None = None
         self._user_attr = np.zeros((0, 0), dtype=np.int32)
@@ -134,6 +142,7 @@ class TwoTower(RetrieverBase):
         init_parameters(model, generator)
         model.to(self._device)
         self._model, self._encoder, self._features = model, encoder, features
+        self._lean, self._lean_built = None, False
         self._user_attr = data.user_attr
         counts = np.bincount(examples.item, minlength=data.n_items)
         inputs = BatchInputs(
@@ -303,7 +312,20 @@ class TwoTower(RetrieverBase):
             self.config.towers.history_len,
             -1,
         )
-        return self._embed_users(self.query_attributes(queries), hist)
+        lean = self._lean_tower() if len(queries) <= LEAN_MAX_USERS else None
+        if lean is None:
+            return self._embed_users(self.query_attributes(queries), hist)
+        ids, cats = history_codes(hist, self.features, self.model.sizes)
+        return lean(self.query_attributes(queries), ids, cats)
+
+    def _lean_tower(self) -> LeanUserTower | None:
+        """The user tower's lean form (built at first use; None while training or when the
+        tower has none)."""
+        if self.model.training:
+            return None
+        if not self._lean_built:
+            self._lean, self._lean_built = LeanUserTower.from_tower(self.model.user_tower), True
+        return self._lean
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
         """Top-``k`` items per query by inner product of unit user and item vectors.
