@@ -135,10 +135,12 @@ class ExactIndex(BaseIndex):
         self, queries: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         n_queries, n = queries.shape[0], self._vectors.shape[0]
+        rows = max(1, self.config.block_size // n)
+        if n_queries <= rows and k <= n:  # one block, no padding: a served query
+            return topk_rows(block_scores(queries, self._vectors, self._sq_norms), self._ids, k)
         out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
         out_pos = np.full((n_queries, k), -1, dtype=np.int64)
         width = min(k, n)
-        rows = max(1, self.config.block_size // n)
         for start in range(0, n_queries, rows):
             block = slice(start, start + rows)
             scores = block_scores(queries[block], self._vectors, self._sq_norms)
