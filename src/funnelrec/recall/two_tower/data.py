@@ -237,25 +237,16 @@ def user_inputs(
     """User tower inputs from attribute codes ``[B, A]`` and right-aligned histories ``[B, L]``
     (``-1`` = padding): ``user_attr``, ``hist_item`` (pad / unknown ids mapped), and
     ``hist_category``."""
-    ids, cats = history_codes(hist_items, features, sizes)
-    return {
-        "user_attr": torch.from_numpy(np.ascontiguousarray(user_attr, dtype=np.int64)),
-        "hist_item": torch.from_numpy(ids),
-        "hist_category": torch.from_numpy(cats),
-    }
-
-
-def history_codes(
-    hist_items: NDArray[np.int64], features: ItemFeatures, sizes: TowerSizes
-) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
-    """``(hist_item, hist_category)`` ``[B, L]`` int64 tower codes of right-aligned histories
-    (``-1`` = padding): padding mapped to ``pad_id`` / 0, untrained items to ``unknown_id``."""
     pad = hist_items < 0
     known = np.clip(hist_items, 0, None)
     ids = np.where(pad, sizes.pad_id, np.where(known < sizes.n_items, known, sizes.unknown_id))
     in_range = known < len(features)
     cats = np.where(pad | ~in_range, 0, features.category[np.where(in_range, known, 0)])
-    return ids.astype(np.int64), cats.astype(np.int64)
+    return {
+        "user_attr": torch.from_numpy(np.ascontiguousarray(user_attr, dtype=np.int64)),
+        "hist_item": torch.from_numpy(ids.astype(np.int64)),
+        "hist_category": torch.from_numpy(cats.astype(np.int64)),
+    }
 
 
 def exclusion_csr(

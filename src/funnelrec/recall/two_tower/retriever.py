@@ -29,7 +29,6 @@ from funnelrec.recall.two_tower.data import (
     assemble_batch,
     build_examples,
     exclusion_csr,
-    history_codes,
     last_items,
     shard_batch,
     user_inputs,
@@ -305,6 +304,14 @@ class TwoTower(RetrieverBase):
 
     def user_vectors(self, queries: Queries) -> NDArray[np.float32]:
         """``[B, D]`` unit user vectors of a query batch (last ``history_len`` positives)."""
+        lean = self._lean_tower() if len(queries) <= LEAN_MAX_USERS else None
+        if lean is not None:
+            return lean(
+                self.query_attributes(queries),
+                queries.history_ptr,
+                queries.history_item,
+                self.features.category,
+            )
         hist = last_items(
             queries.history_item,
             queries.history_ptr[:-1],
@@ -312,11 +319,7 @@ class TwoTower(RetrieverBase):
             self.config.towers.history_len,
             -1,
         )
-        lean = self._lean_tower() if len(queries) <= LEAN_MAX_USERS else None
-        if lean is None:
-            return self._embed_users(self.query_attributes(queries), hist)
-        ids, cats = history_codes(hist, self.features, self.model.sizes)
-        return lean(self.query_attributes(queries), ids, cats)
+        return self._embed_users(self.query_attributes(queries), hist)
 
     def _lean_tower(self) -> LeanUserTower | None:
         """The user tower's lean form (built at first use; None while training or when the
@@ -324,7 +327,11 @@ class TwoTower(RetrieverBase):
         if self.model.training:
             return None
         if not self._lean_built:
-            self._lean, self._lean_built = LeanUserTower.from_tower(self.model.user_tower), True
+            model = self.model
+            self._lean = LeanUserTower.from_tower(
+                model.user_tower, model.sizes, self.config.towers.history_len
+            )
+            self._lean_built = True
         return self._lean
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
