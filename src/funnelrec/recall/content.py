@@ -265,11 +265,13 @@ class Content(RetrieverBase):
             k: items per query.
         """
         _, index = self._fitted()
+        b = len(queries)
+        if live.shape[0] == 0:  # no query has a usable history: all padding
+            return np.full((b, k), -1, dtype=np.int32), np.full((b, k), -np.inf, np.float32)
         min_created = None
         if self.pool == "fresh":
             min_created = queries.timestamp[live] - self.config.fresh_age_s
         start, stop, item, score = self._search_ranked(vectors, extra, k, len(index), min_created)
-        b = len(queries)
         row_start, row_stop = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
         row_start[live], row_stop[live] = start, stop
         seen = seen_exclusions(queries, self.config.exclude_seen)
@@ -295,9 +297,14 @@ class Content(RetrieverBase):
         start = np.zeros(fetch.shape[0], dtype=np.int64)
         parts_item, parts_score = [], []
         offset = 0
-        for size in np.unique(fetch):
-            sel = np.flatnonzero(fetch == size)
-            score, ids = index.search(vectors[sel], int(size))
+        sizes = np.unique(fetch)
+        for size in sizes:
+            if sizes.shape[0] == 1:  # one bucket (a served request): every vector, as it is
+                sel, selected = np.arange(fetch.shape[0]), vectors
+            else:
+                sel = np.flatnonzero(fetch == size)
+                selected = vectors[sel]
+            score, ids = index.search(selected, int(size))
             if min_created is not None:  # padding (-1) stays -1 whatever it reads
                 ids = np.where(self._created[ids] >= min_created[sel][:, None], ids, -1)
             start[sel] = offset + np.arange(sel.shape[0], dtype=np.int64) * size
