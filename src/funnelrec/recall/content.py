@@ -23,7 +23,7 @@ popularity (or CTR) of the items whose content codes start like its own.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -283,7 +283,7 @@ class Content(RetrieverBase):
         extra: NDArray[np.int64],
         k: int,
         limit: int,
-        min_created: NDArray[np.int64] | None,
+        min_created: NDArray[np.floating[Any]] | None,
     ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
         """Search each vector for ``k + extra`` hits (the bucketed sizes of :meth:`_search`),
         kept ranked: vector ``v``'s hits are ``item[start[v]:stop[v]]``, best first, ``-1``

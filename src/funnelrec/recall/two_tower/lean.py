@@ -120,7 +120,11 @@ class LeanUserTower:
                 steps.append(None)
             else:
                 return None
-        tables = [_array(emb.weight) for emb in tower.attrs]
+        tables = []
+        for emb in tower.attrs:
+            if not isinstance(emb, nn.Embedding):
+                return None
+            tables.append(_array(emb.weight))
         width = tower.history_id.weight.shape[1]
         return cls(
             history_id=_array(tower.history_id.weight),
