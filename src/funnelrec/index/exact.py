@@ -1,11 +1,12 @@
 """Exact (brute-force) search: the oracle every approximate index is measured against.
 
-Scores are one float32 matrix product per block of queries, followed by ``np.argpartition``
-top-k; ties are broken by the smaller id so results are deterministic. A score may differ in its
-last float32 bit between batches of different sizes (BLAS picks kernels by shape); a given batch
-always gives the same answer.
+Scores are one float32 matrix product per block of queries, followed by a top-k (NumPy's
+partition for each row's k-th score, then a compiled sort of the columns above it); ties are
+broken by the smaller id so results are deterministic. A score may differ in its last float32
+bit between batches of different sizes (BLAS picks kernels by shape); a given batch always gives
+the same answer.
 
-NumPy only, on purpose: ``torch.topk`` selects ~2x faster, but it runs on torch's OpenMP pool,
+No torch, on purpose: ``torch.topk`` selects ~2x faster, but it runs on torch's OpenMP pool,
 whose spinning threads then slow the next Faiss call (a different OpenMP runtime) by ~0.2 s on
 a busy machine.
 """
