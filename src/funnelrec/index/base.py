@@ -265,6 +265,8 @@ class BaseIndex(ABC):
             )
         scores, pos = self._search(q, k)
         pad = pos < 0
+        if not pad.any():  # the common case: a few us saved per served search
+            return scores.astype(np.float32, copy=False), self._ids[pos]
         ids = np.where(pad, np.int64(-1), self._ids[np.where(pad, 0, pos)])
         scores = np.where(pad, np.float32(-np.inf), scores).astype(np.float32, copy=False)
         return scores, ids

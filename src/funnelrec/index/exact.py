@@ -1,11 +1,12 @@
 """Exact (brute-force) search: the oracle every approximate index is measured against.
 
-Scores are one float32 matrix product per block of queries, followed by ``np.argpartition``
-top-k; ties are broken by the smaller id so results are deterministic. A score may differ in its
-last float32 bit between batches of different sizes (BLAS picks kernels by shape); a given batch
-always gives the same answer.
+Scores are one float32 matrix product per block of queries, followed by a top-k (NumPy's
+partition for each row's k-th score, then a compiled sort of the columns above it); ties are
+broken by the smaller id so results are deterministic. A score may differ in its last float32
+bit between batches of different sizes (BLAS picks kernels by shape); a given batch always gives
+the same answer.
 
-NumPy only, on purpose: ``torch.topk`` selects ~2x faster, but it runs on torch's OpenMP pool,
+No torch, on purpose: ``torch.topk`` selects ~2x faster, but it runs on torch's OpenMP pool,
 whose spinning threads then slow the next Faiss call (a different OpenMP runtime) by ~0.2 s on
 a busy machine.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -47,13 +49,36 @@ def block_scores(
     return scores
 
 
+@numba.njit(cache=True, parallel=True)
+def _topk_rows(scores, cut, ids, k, out_score, out_pos):  # pragma: no cover - compiled
+    """Fill ``out_*[r, :k]`` with the columns of row ``r`` scoring at least ``cut[r]`` (its
+    k-th largest score: ties at the cut included), best first, ties by ascending ``ids``."""
+    for r in numba.prange(scores.shape[0]):
+        row = scores[r]
+        cand = np.flatnonzero(row >= cut[r])
+        # Stable sorts: by id (skipped when the candidates' ids ascend already, as in an index
+        # built from ascending ids), then by descending score.
+        cand_ids = ids[cand]
+        if np.any(cand_ids[1:] < cand_ids[:-1]):
+            cand = cand[np.argsort(cand_ids, kind="mergesort")]
+        cand = cand[np.argsort(-row[cand], kind="mergesort")]
+        for t in range(k):
+            out_pos[r, t] = cand[t]
+            out_score[r, t] = row[cand[t]]
+
+
 def topk_rows(
     scores: NDArray[np.float32], ids: NDArray[np.int64], k: int
 ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
     """Top-``k`` columns per row, descending score, ties by ascending ``ids``.
 
+    NumPy finds each row's k-th largest score (its partition is several times faster than
+    numba's); one compiled pass then sorts the columns at or above it. For a served request's
+    single row the all-NumPy version (argpartition, tie check, lexsort, gathers) spent ~80 us
+    in calls on 7,500 items, this ~30 us.
+
     Args:
-        scores: ``[B, N]`` with ``N >= 1``.
+        scores: ``[B, N]`` with ``N >= 1``, no NaN.
         ids: ``[N]`` the id of each column (unique).
         k: ``1 <= k``; at most ``N`` columns are returned.
 
@@ -66,20 +91,15 @@ def topk_rows(
         [[2, 1]]
     """
     n = scores.shape[1]
-    if k < n:
-        pos = np.argpartition(scores, n - k, axis=1)[:, n - k :]
-        kth = np.take_along_axis(scores, pos, axis=1).min(axis=1, keepdims=True)
-        # Rows whose k-th score is tied with unselected columns: keep the smallest ids.
-        tied = np.flatnonzero((scores >= kth).sum(axis=1) > k)
-        if tied.shape[0]:
-            sub, t = scores[tied], kth[tied]
-            key = np.where(sub > t, -1, np.where(sub == t, ids[None, :], np.iinfo(np.int64).max))
-            pos[tied] = np.argsort(key, axis=1, kind="stable")[:, :k]
+    width = min(k, n)
+    if width < n:
+        cut = np.partition(scores, n - width, axis=1)[:, n - width]
     else:
-        pos = np.broadcast_to(np.arange(n), scores.shape)
-    top = np.take_along_axis(scores, pos, axis=1)
-    order = np.lexsort((ids[pos], -top), axis=1)
-    return np.take_along_axis(top, order, axis=1), np.take_along_axis(pos, order, axis=1)
+        cut = np.full(scores.shape[0], -np.inf, dtype=scores.dtype)
+    out_score = np.empty((scores.shape[0], width), dtype=scores.dtype)
+    out_pos = np.empty((scores.shape[0], width), dtype=np.int64)
+    _topk_rows(scores, cut, np.asarray(ids, dtype=np.int64), width, out_score, out_pos)
+    return out_score, out_pos
 
 
 class ExactIndex(BaseIndex):
@@ -116,10 +136,12 @@ class ExactIndex(BaseIndex):
         self, queries: NDArray[np.float32], k: int
     ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
         n_queries, n = queries.shape[0], self._vectors.shape[0]
+        rows = max(1, self.config.block_size // n)
+        if n_queries <= rows and k <= n:  # one block, no padding: a served query
+            return topk_rows(block_scores(queries, self._vectors, self._sq_norms), self._ids, k)
         out_scores = np.full((n_queries, k), -np.inf, dtype=np.float32)
         out_pos = np.full((n_queries, k), -1, dtype=np.int64)
         width = min(k, n)
-        rows = max(1, self.config.block_size // n)
         for start in range(0, n_queries, rows):
             block = slice(start, start + rows)
             scores = block_scores(queries[block], self._vectors, self._sq_norms)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Literal, Self
 
+import numba
 import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
@@ -87,6 +88,27 @@ def _lookup(
         return np.zeros(query.shape[0], dtype=np.int64), np.zeros(query.shape[0], dtype=bool)
     j = np.minimum(np.searchsorted(keys, query), keys.shape[0] - 1)
     return j, keys[j] == query
+
+
+@numba.njit(cache=True)
+def _finest_groups(codes, level_ptr, group_key, radix, out):  # pragma: no cover - compiled
+    """``out[r]``: the row of query ``r``'s finest stored group whose attribute codes are all
+    known (> 0); rows matching none keep their value (the global row)."""
+    n_levels = level_ptr.shape[0] - 1
+    for r in range(codes.shape[0]):
+        for level in range(n_levels - 1, 0, -1):
+            key = 0
+            known = True
+            for a in range(level):
+                known = known and codes[r, a] > 0
+                key += codes[r, a] * radix[a]
+            lo, hi = level_ptr[level], level_ptr[level + 1]
+            if not known or lo == hi:
+                continue
+            j = lo + np.searchsorted(group_key[lo:hi], key)
+            if j < hi and group_key[j] == key:
+                out[r] = j
+                break
 
 
 def _distribution(scores: sp.csr_matrix, n: int) -> sp.csr_matrix:
@@ -278,13 +300,9 @@ class DemographicPopular(RetrieverBase):
                 f"queries.user_attr has shape {user_attr.shape}; expected ({n}, {s['n_attr'][0]})"
             )
         codes = user_attr[:, s["attr_pos"]].astype(np.int64)
-        done = np.zeros(n, dtype=bool)
-        for level in range(n_levels - 1, 0, -1):
-            keys = group_key[level_ptr[level] : level_ptr[level + 1]]
-            j, found = _lookup(keys, _group_key(codes[:, :level], s["radix"]))
-            found &= ~done & (codes[:, :level] > 0).all(axis=1)
-            chosen[found] = level_ptr[level] + j[found]
-            done |= found
+        # One compiled pass over the rows and levels: the NumPy version (a lookup per level)
+        # cost ~60 us of calls for a served request's one row.
+        _finest_groups(codes, level_ptr, group_key, s["radix"], chosen)
         return chosen
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
@@ -390,12 +408,15 @@ class Onboarding(RetrieverBase):
         if self._top is None:
             raise RuntimeError("Onboarding is not fitted: call fit() or from_state()")
         b = len(queries)
-        if queries.tags_ptr is None or queries.tags_idx is None:
-            rows = np.zeros(0, dtype=np.int64)
-            tags = np.zeros(0, dtype=np.int64)
-        else:
-            rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(queries.tags_ptr))
-            tags = queries.tags_idx.astype(np.int64)
+        if queries.tags_ptr is None or queries.tags_idx is None or not queries.tags_idx.size:
+            # No tags (most served requests): every row is padding, as the product would give.
+            return ChannelResult(
+                self.config.kind,
+                np.full((b, k), -1, dtype=np.int32),
+                np.full((b, k), -np.inf, dtype=np.float32),
+            )
+        rows = np.repeat(np.arange(b, dtype=np.int64), np.diff(queries.tags_ptr))
+        tags = queries.tags_idx.astype(np.int64)
         valid = (tags >= 0) & (tags < self.n_categories)
         # Each distinct tag weighs 1 / (the row's distinct tags), as diags(1 / n) @ pref did.
         key = np.unique(rows[valid] * max(self.n_categories, 1) + tags[valid])

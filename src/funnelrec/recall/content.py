@@ -23,7 +23,7 @@ popularity (or CTR) of the items whose content codes start like its own.
 from __future__ import annotations
 
 import logging
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import polars as pl
@@ -38,7 +38,7 @@ from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.history import recent_items
 from funnelrec.recall.prefix_prior import PrefixPrior
 from funnelrec.recall.sparse import csr_dense_product, row_ptr, sorted_by_row
-from funnelrec.recall.topk import coo_topk, seen_exclusions
+from funnelrec.recall.topk import coo_topk, ranked_topk, seen_exclusions
 
 # ContentConfig lives in content_config (no Faiss/torch) and is re-exported for the factory.
 __all__ = ["METRIC", "Content", "ContentConfig"]
@@ -193,17 +193,16 @@ class Content(RetrieverBase):
         fetch_k = k if cfg.prefix_prior is None else k * cfg.prefix_prior.oversample
         emb, index = self._fitted()
         b = len(queries)
-        usable = self._usable
-        recent = recent_items(queries, cfg.history_len, usable)
-        rows, item, rank = recent.row, recent.item, recent.rank
-        weight = np.power(cfg.recency_decay, rank.astype(np.float64))
-        extra = self._seen_counts(queries, usable) if cfg.exclude_seen else np.zeros(b, np.int64)
+        rows, item, weight, extra = self._recent(queries)
         if cfg.aggregate == "mean":
             order = sorted_by_row(rows, item)  # scipy's canonical order: the same sums
             # float32 weights: float64 ones would upcast (copy) every embedding per call
             ptr = row_ptr(rows, b)
             qvec = csr_dense_product(ptr, item[order], weight[order].astype(np.float32), emb)
             live = np.flatnonzero(np.diff(ptr) > 0)
+            if self._prior is None:
+                idx, score = self._ranked_mean_topk(queries, qvec[live], live, extra[live], k)
+                return ChannelResult(cfg.kind, idx, score)
             out_rows, out_item, out_score = self._search(
                 qvec[live], live, extra[live], fetch_k, len(index)
             )
@@ -225,10 +224,98 @@ class Content(RetrieverBase):
         idx, score = coo_topk(out_rows, out_item, out_score, b, k, seen)
         return ChannelResult(cfg.kind, idx, score)
 
-    def _seen_counts(self, queries: Queries, usable: NDArray[np.bool_]) -> NDArray[np.int64]:
-        """``[B]`` distinct indexed items in each history (searched for on top of ``k``)."""
-        rows = recent_items(queries, int(np.iinfo(np.int32).max), usable).row
-        return np.bincount(rows, minlength=len(queries)).astype(np.int64)
+    def _recent(
+        self, queries: Queries
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.float64], NDArray[np.int64]]:
+        """``(row, item, weight)`` of each query's recent indexed items, and ``extra [B]``: the
+        distinct indexed items of each whole history (searched for on top of ``k``, as they
+        are dropped as seen; 0 without ``exclude_seen``)."""
+        cfg = self.config
+        if not cfg.exclude_seen:
+            recent = recent_items(queries, cfg.history_len, self._usable)
+            extra = np.zeros(len(queries), dtype=np.int64)
+        else:
+            # One pass for both: a row's first history_len distinct items (newest first) are
+            # the ones a history_len-limited pass keeps.
+            recent = recent_items(queries, int(np.iinfo(np.int32).max), self._usable)
+            extra = np.bincount(recent.row, minlength=len(queries)).astype(np.int64)
+        rows, item, rank = recent.row, recent.item, recent.rank
+        if rank.shape[0] and int(rank.max()) >= cfg.history_len:
+            keep = rank < cfg.history_len
+            rows, item, rank = rows[keep], item[keep], rank[keep]
+        return rows, item, np.power(cfg.recency_decay, rank.astype(np.float64)), extra
+
+    def _ranked_mean_topk(
+        self,
+        queries: Queries,
+        vectors: NDArray[np.float32],
+        live: NDArray[np.int64],
+        extra: NDArray[np.int64],
+        k: int,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Top-``k`` of the ``mean`` aggregate without a prior: each live query's hits come
+        from the index distinct and ranked by the top-k rule already (descending score, ties
+        by the smaller id), so they are taken in order instead of gathered and re-sorted
+        (``coo_topk`` costs ~40 us of calls per served request).
+
+        Args:
+            queries: the batch ``[B]``.
+            vectors: ``[V, D]`` the query vectors of the ``live`` rows ``[V]``.
+            extra: ``[V]`` hits to fetch on top of ``k``.
+            k: items per query.
+        """
+        _, index = self._fitted()
+        b = len(queries)
+        if live.shape[0] == 0:  # no query has a usable history: all padding
+            return np.full((b, k), -1, dtype=np.int32), np.full((b, k), -np.inf, np.float32)
+        min_created = None
+        if self.pool == "fresh":
+            min_created = queries.timestamp[live] - self.config.fresh_age_s
+        start, stop, item, score = self._search_ranked(vectors, extra, k, len(index), min_created)
+        row_start, row_stop = np.zeros(b, dtype=np.int64), np.zeros(b, dtype=np.int64)
+        row_start[live], row_stop[live] = start, stop
+        seen = seen_exclusions(queries, self.config.exclude_seen)
+        return ranked_topk(row_start, row_stop, item, score, k, seen)
+
+    def _search_ranked(
+        self,
+        vectors: NDArray[np.float32],
+        extra: NDArray[np.int64],
+        k: int,
+        limit: int,
+        min_created: NDArray[np.floating[Any]] | None,
+    ) -> tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.int64], NDArray[np.float32]]:
+        """Search each vector for ``k + extra`` hits (the bucketed sizes of :meth:`_search`),
+        kept ranked: vector ``v``'s hits are ``item[start[v]:stop[v]]``, best first, ``-1``
+        for padding and for items created before ``min_created[v]`` (when given).
+
+        Returns:
+            ``(start [V], stop [V], item [F], score [F])``.
+        """
+        _, index = self._fitted()
+        fetch = _fetch_buckets(k, extra, max(limit, 1))
+        start = np.zeros(fetch.shape[0], dtype=np.int64)
+        parts_item, parts_score = [], []
+        offset = 0
+        sizes = np.unique(fetch)
+        for size in sizes:
+            if sizes.shape[0] == 1:  # one bucket (a served request): every vector, as it is
+                sel, selected = np.arange(fetch.shape[0]), vectors
+            else:
+                sel = np.flatnonzero(fetch == size)
+                selected = vectors[sel]
+            score, ids = index.search(selected, int(size))
+            if min_created is not None:  # padding (-1) stays -1 whatever it reads
+                ids = np.where(self._created[ids] >= min_created[sel][:, None], ids, -1)
+            start[sel] = offset + np.arange(sel.shape[0], dtype=np.int64) * size
+            offset += ids.size
+            parts_item.append(ids.ravel())
+            parts_score.append(score.ravel())
+        if len(parts_item) == 1:  # a served request: one bucket, no copy
+            return start, start + fetch, parts_item[0], parts_score[0]
+        if not parts_item:
+            return start, start, np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        return start, start + fetch, np.concatenate(parts_item), np.concatenate(parts_score)
 
     def _search(
         self,

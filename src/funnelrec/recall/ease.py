@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import ClassVar, Literal, Self
 
+import numba
 import numpy as np
 import polars as pl
 import scipy.linalg.lapack as lapack
@@ -32,7 +33,6 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.index.exact import topk_rows
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
-from funnelrec.recall.sparse import row_ptr
 from funnelrec.recall.topk import binary_matmul_topk
 
 __all__ = ["EASE", "EASEConfig", "dense_topk", "one_thread"]
@@ -142,10 +142,35 @@ def column_index(item_idx: NDArray[np.int32], n_items: int) -> NDArray[np.int32]
     return column_of
 
 
+@numba.njit(cache=True)
+def _history_columns(ptr, item, column_of, out_ptr, out_cols):  # pragma: no cover - compiled
+    """Fill ``out_ptr [B + 1]`` and ``out_cols`` with each row's distinct modelled columns,
+    ascending; returns how many columns were written."""
+    m = 0
+    for r in range(ptr.shape[0] - 1):
+        start = m
+        for p in range(ptr[r], ptr[r + 1]):
+            it = item[p]
+            if it >= 0 and it < column_of.shape[0] and column_of[it] >= 0:
+                out_cols[m] = column_of[it]
+                m += 1
+        row = np.sort(out_cols[start:m])
+        m = start
+        for t in range(row.shape[0]):
+            if t == 0 or row[t] != row[t - 1]:
+                out_cols[m] = row[t]
+                m += 1
+        out_ptr[r + 1] = m
+    return m
+
+
 def history_columns(
     queries: Queries, column_of: NDArray[np.int32], n_cols: int
 ) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Each query's distinct modelled history items, as CSR arrays of model columns.
+
+    One compiled pass over the histories: the NumPy version (map, mask, a sortable key per
+    entry, unique, divmod, offsets) cost ~40 us of calls for a served request's one row.
 
     Args:
         queries: the batch ``[B]``.
@@ -156,15 +181,17 @@ def history_columns(
     Returns:
         ``(ptr [B + 1], cols [M])`` with each row's columns distinct and ascending.
     """
-    item = queries.history_item
-    col = np.full(item.shape[0], -1, dtype=np.int64)
-    inside = (item >= 0) & (item < column_of.shape[0])
-    col[inside] = column_of[item[inside]]
-    used = col >= 0
-    # One sortable key per (row, column): np.unique sorts and drops repeated events at once.
-    key = np.unique(queries.history_row()[used] * max(n_cols, 1) + col[used])
-    rows, cols = np.divmod(key, max(n_cols, 1))
-    return row_ptr(rows, len(queries)), cols
+    del n_cols  # the columns are bounded by column_of already
+    out_ptr = np.zeros(len(queries) + 1, dtype=np.int64)
+    out_cols = np.empty(queries.history_item.shape[0], dtype=np.int64)
+    m = _history_columns(
+        np.asarray(queries.history_ptr, dtype=np.int64),
+        queries.history_item,
+        column_of,
+        out_ptr,
+        out_cols,
+    )
+    return out_ptr, out_cols[:m]
 
 
 def history_matrix(

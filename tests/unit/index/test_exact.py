@@ -168,3 +168,25 @@ def test_rejects_bad_input() -> None:
         index.search(np.ones((1, 3), np.float32), 1)
     with pytest.raises(ValueError, match="positive integer"):
         index.search(np.ones((1, 2), np.float32), 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    scores=hnp.arrays(
+        np.float32,
+        st.tuples(st.integers(1, 4), st.integers(1, 40)),
+        elements=st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 2.0]),
+    ),
+    k=st.integers(1, 45),
+    shuffle_ids=st.booleans(),
+)
+def test_topk_rows_equals_a_full_sort(scores: np.ndarray, k: int, shuffle_ids: bool) -> None:
+    n = scores.shape[1]
+    ids = np.arange(n, dtype=np.int64) * 2
+    if shuffle_ids:  # ids not ascending with the columns: the kernel sorts by id first
+        ids = np.random.default_rng(n).permutation(ids)
+    top, pos = topk_rows(scores, ids, k)
+    for r in range(scores.shape[0]):
+        want = np.lexsort((ids, -scores[r]))[: min(k, n)]
+        assert pos[r].tolist() == want.tolist()
+        np.testing.assert_array_equal(top[r], scores[r, want])

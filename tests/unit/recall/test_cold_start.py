@@ -17,6 +17,9 @@ from funnelrec.recall.cold_start import (
     DemographicPopularConfig,
     Onboarding,
     OnboardingConfig,
+    _finest_groups,
+    _group_key,
+    _lookup,
 )
 from funnelrec.recall.popular import category_top_items, top_per_row
 from funnelrec.recall.registry import retriever_from_state
@@ -332,3 +335,36 @@ def test_onboarding_equals_the_scipy_tag_product(
         want_idx, want_score = _scipy_topk(sp.csr_matrix(pref @ top), q, k, exclude_seen)
         np.testing.assert_array_equal(got.item_idx, want_idx)
         np.testing.assert_array_equal(got.score, want_score)
+
+
+def _numpy_finest_groups(codes, level_ptr, group_key, radix):
+    """The former NumPy lookup (the reference): one vectorised pass per level."""
+    chosen = np.full(codes.shape[0], level_ptr[0], dtype=np.int64)
+    done = np.zeros(codes.shape[0], dtype=bool)
+    for level in range(level_ptr.shape[0] - 2, 0, -1):
+        keys = group_key[level_ptr[level] : level_ptr[level + 1]]
+        j, found = _lookup(keys, _group_key(codes[:, :level], radix))
+        found &= ~done & (codes[:, :level] > 0).all(axis=1)
+        chosen[found] = level_ptr[level] + j[found]
+        done |= found
+    return chosen
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_finest_groups_equals_the_numpy_lookup(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    card = np.array([4, 3, 5], dtype=np.int64)
+    radix = np.concatenate([[1], np.cumprod(card)[:-1]]).astype(np.int64)
+    level_ptr, keys = [0, 1], [np.zeros(1, np.int64)]
+    for level in range(1, 4):  # a random subset of each level's groups is stored
+        codes = rng.integers(1, card[:level] + 1, size=(30, level))  # some codes past card
+        level_keys = np.unique(_group_key(codes, radix))
+        if seed == 0 and level == 2:
+            level_keys = level_keys[:0]  # an empty level
+        keys.append(level_keys)
+        level_ptr.append(level_ptr[-1] + level_keys.shape[0])
+    group_key, ptr = np.concatenate(keys), np.array(level_ptr, dtype=np.int64)
+    query = rng.integers(0, card + 1, size=(200, 3)).astype(np.int64)
+    got = np.full(200, ptr[0], dtype=np.int64)
+    _finest_groups(query, ptr, group_key, radix, got)
+    np.testing.assert_array_equal(got, _numpy_finest_groups(query, ptr, group_key, radix))

@@ -14,7 +14,15 @@ import scipy.sparse as sp
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.recall.base import Queries
-from funnelrec.recall.ease import EASE, EASEConfig, dense_topk, ease_weights
+from funnelrec.recall.ease import (
+    EASE,
+    EASEConfig,
+    column_index,
+    dense_topk,
+    ease_weights,
+    history_columns,
+)
+from funnelrec.recall.sparse import row_ptr
 
 
 def _dataset(pairs: list[tuple[int, int]], items: list[int] | None = None) -> Dataset:
@@ -248,3 +256,27 @@ def test_retrieve_equals_the_scipy_dense_product_bit_for_bit(
         want_idx, want_score = _scipy_retrieve(model, q, k)
         np.testing.assert_array_equal(got.item_idx, want_idx)
         np.testing.assert_array_equal(got.score, want_score)
+
+
+def _numpy_history_columns(q: Queries, column_of: np.ndarray, n_cols: int):
+    """The former NumPy version (the reference): a sortable key per entry, then unique."""
+    item = q.history_item
+    col = np.full(item.shape[0], -1, dtype=np.int64)
+    inside = (item >= 0) & (item < column_of.shape[0])
+    col[inside] = column_of[item[inside]]
+    used = col >= 0
+    key = np.unique(q.history_row()[used] * max(n_cols, 1) + col[used])
+    rows, cols = np.divmod(key, max(n_cols, 1))
+    return row_ptr(rows, len(q)), cols
+
+
+@pytest.mark.parametrize("b", [0, 1, 7, 300])
+def test_history_columns_equal_the_numpy_version(
+    make_random_queries: Callable[..., Queries], b: int
+) -> None:
+    rng = np.random.default_rng(b)
+    q = make_random_queries(rng, b, 40)
+    column_of = column_index(np.sort(rng.choice(40, 25, replace=False)).astype(np.int32), 40)
+    got, want = history_columns(q, column_of, 25), _numpy_history_columns(q, column_of, 25)
+    np.testing.assert_array_equal(got[0], want[0])
+    np.testing.assert_array_equal(got[1], want[1])

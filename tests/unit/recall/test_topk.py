@@ -79,6 +79,23 @@ def test_matmul_topk_equals_scipy_product_bit_for_bit(b: int, dtype: type) -> No
         np.testing.assert_array_equal(got[1], want[1])  # same sums, same order: same bits
 
 
+@pytest.mark.parametrize("b", BATCHES)
+def test_matmul_topk_breaks_many_ties_by_column(b: int) -> None:
+    """Small integer weights tie often; a dense row (> 4k touched columns) is cut by value
+    before its candidates are put in column order."""
+    rng = np.random.default_rng(b + 100)
+    a = sp.random(b, 30, density=0.3, format="csr", random_state=rng)
+    a.data = rng.integers(1, 3, a.nnz).astype(np.float64)
+    s = sp.random(30, 400, density=0.3, format="csr", random_state=rng)
+    s.data = rng.integers(1, 4, s.nnz).astype(np.float64)
+    ex_ptr, ex_idx = _exclusions(rng, b, 400)
+    for k in (1, 3, 20, 500):
+        got = matmul_topk(a.indptr, a.indices, a.data, s, k, (ex_ptr, ex_idx))
+        want = sparse_topk((a @ s).tocsr(), k, ex_ptr, ex_idx)
+        np.testing.assert_array_equal(got[0], want[0])
+        np.testing.assert_array_equal(got[1], want[1])
+
+
 def test_matmul_topk_drops_entries_that_sum_to_exactly_zero() -> None:
     a = sp.csr_matrix(np.array([[1.0, 1.0], [1.0, 0.0]]))
     s = sp.csr_matrix(np.array([[2.0, 1.0, 0.0], [-2.0, 3.0, 1.0]]))

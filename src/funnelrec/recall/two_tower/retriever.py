@@ -33,6 +33,7 @@ from funnelrec.recall.two_tower.data import (
     shard_batch,
     user_inputs,
 )
+from funnelrec.recall.two_tower.lean import LeanUserTower
 from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_parameters
 from funnelrec.recall.two_tower.sampling import (
     category_negatives,
@@ -52,6 +53,10 @@ logger = logging.getLogger(__name__)
 
 METRIC: Metric = "ip"
 """Both towers L2-normalise, so the training cosine is the inner product the index searches."""
+LEAN_MAX_USERS = 64
+"""Query batches up to this size embed their users through :class:`LeanUserTower` (a served
+request); bigger ones (evaluation, mining) through the module, in ``inference_batch_size``
+steps."""
 
 
 def _to(batch: dict[str, Tensor], device: torch.device) -> dict[str, Tensor]:
@@ -90,6 +95,8 @@ class TwoTower(RetrieverBase):
         self.train_result: TrainResult | None = None
         self._device = resolve_device(config.device)
         self._model: TwoTowerModel | None = None
+        self._lean: LeanUserTower | None = None
+        self._lean_built = False  # _lean stays None after a build when the tower has none
         self._encoder: ItemFeatureEncoder | None = None
         self._features: ItemFeatures | None = None
         self._user_attr = np.zeros((0, 0), dtype=np.int32)
@@ -134,6 +141,7 @@ class TwoTower(RetrieverBase):
         init_parameters(model, generator)
         model.to(self._device)
         self._model, self._encoder, self._features = model, encoder, features
+        self._lean, self._lean_built = None, False
         self._user_attr = data.user_attr
         counts = np.bincount(examples.item, minlength=data.n_items)
         inputs = BatchInputs(
@@ -296,6 +304,14 @@ class TwoTower(RetrieverBase):
 
     def user_vectors(self, queries: Queries) -> NDArray[np.float32]:
         """``[B, D]`` unit user vectors of a query batch (last ``history_len`` positives)."""
+        lean = self._lean_tower() if len(queries) <= LEAN_MAX_USERS else None
+        if lean is not None:
+            return lean(
+                self.query_attributes(queries),
+                queries.history_ptr,
+                queries.history_item,
+                self.features.category,
+            )
         hist = last_items(
             queries.history_item,
             queries.history_ptr[:-1],
@@ -304,6 +320,19 @@ class TwoTower(RetrieverBase):
             -1,
         )
         return self._embed_users(self.query_attributes(queries), hist)
+
+    def _lean_tower(self) -> LeanUserTower | None:
+        """The user tower's lean form (built at first use; None while training or when the
+        tower has none)."""
+        if self.model.training:
+            return None
+        if not self._lean_built:
+            model = self.model
+            self._lean = LeanUserTower.from_tower(
+                model.user_tower, model.sizes, self.config.towers.history_len
+            )
+            self._lean_built = True
+        return self._lean
 
     def retrieve(self, queries: Queries, k: int | None = None) -> ChannelResult:
         """Top-``k`` items per query by inner product of unit user and item vectors.

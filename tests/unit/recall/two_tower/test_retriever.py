@@ -251,3 +251,13 @@ def test_retrieve_equals_the_numpy_post_processing(fitted, make_random_queries, 
         want_idx, want_score = _numpy_retrieve(model, q, k)
         np.testing.assert_array_equal(got.item_idx, want_idx)
         np.testing.assert_array_equal(got.score, want_score)
+
+
+@pytest.mark.parametrize("b", [1, 5, 64])
+def test_lean_user_vectors_equal_the_module_path(fitted, make_random_queries, b, monkeypatch):
+    _, model = fitted
+    q = make_random_queries(np.random.default_rng(b + 7), b, N_ITEMS + 3, n_users=N_USERS + 2)
+    lean = model.user_vectors(q)
+    assert model._lean is not None  # served batches take the lean path
+    monkeypatch.setattr("funnelrec.recall.two_tower.retriever.LEAN_MAX_USERS", 0)
+    np.testing.assert_array_equal(lean, model.user_vectors(q))
