@@ -94,14 +94,15 @@ def _gather(frame: pl.DataFrame, rows: NDArray[np.integer]) -> pl.DataFrame:
     """``frame[rows]`` for non-negative ``rows``, through a polars index Series: indexing
     with a NumPy array checks and converts it in Python first, ~70 us per call on a
     request's 500-row frame, which this skips (the gather itself is the same)."""
-    index_type = pl.get_index_type()
-    if rows.size and rows.max() > _INDEX_MAX[index_type]:
+    if rows.size and rows.max() > _INDEX_MAX:
         return frame[rows]  # past what this polars build indexes: let it raise
-    return frame[pl.Series(rows.astype(_INDEX_NUMPY[index_type], copy=False))]
+    return frame[pl.Series(rows.astype(_INDEX_DTYPE, copy=False))]
 
 
-_INDEX_NUMPY = {pl.UInt32: np.uint32, pl.UInt64: np.uint64}
-_INDEX_MAX = {pl.UInt32: np.iinfo(np.uint32).max, pl.UInt64: np.iinfo(np.uint64).max}
+# polars' row index type as NumPy: UInt32, or UInt64 in its 64-bit-index build.
+_INDEX_64 = pl.get_index_type() == pl.UInt64
+_INDEX_DTYPE = np.dtype(np.uint64) if _INDEX_64 else np.dtype(np.uint32)
+_INDEX_MAX = 2**64 - 1 if _INDEX_64 else 2**32 - 1
 
 
 def string_column(name: str, labels: Sequence[str], codes: NDArray[np.integer]) -> pl.Series:
