@@ -200,5 +200,37 @@ def masked_float32_array(values: NDArray[np.float32], present: NDArray[np.bool_]
     data = np.ascontiguousarray(values, dtype=np.float32)
     if present.shape != data.shape or data.ndim != 1:
         raise ValueError(f"values {data.shape} and present {present.shape} must be one [N] shape")
-    validity = None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+    return _float32_array(data, _validity(present))
+
+
+def masked_float32_columns(
+    names: Sequence[str], values: NDArray[np.float32], present: NDArray[np.bool_]
+) -> list[pl.Series]:
+    """One :func:`masked_float32_column` per row of ``values`` ``[C, N]``, all null where
+    ``present`` ``[N]`` is false (the validity bitmap is made once for all of them).
+
+    Example:
+        >>> values = np.array([[1, 2], [3, 4]], np.float32)
+        >>> [s.to_list() for s in masked_float32_columns("ab", values, np.array([True, False]))]
+        [[1.0, None], [3.0, None]]
+    """
+    data = np.ascontiguousarray(values, dtype=np.float32)
+    if data.ndim != 2 or present.shape != data.shape[1:] or len(names) != data.shape[0]:
+        raise ValueError(
+            f"values {data.shape} must be [{len(names)}, N] with present {present.shape} [N]"
+        )
+    validity = _validity(present)
+    return [
+        pl.Series(name, _float32_array(row, validity))
+        for name, row in zip(names, data, strict=True)
+    ]
+
+
+def _validity(present: NDArray[np.bool_]) -> pa.Buffer | None:
+    """An Arrow validity bitmap of ``present`` (None: every value present)."""
+    return None if present.all() else pa.py_buffer(np.packbits(present, bitorder="little"))
+
+
+def _float32_array(data: NDArray[np.float32], validity: pa.Buffer | None) -> pa.Array:
+    """A float32 Arrow array over ``data`` (contiguous) with ``validity``."""
     return pa.Array.from_buffers(pa.float32(), data.shape[0], [validity, pa.py_buffer(data)])

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from funnelrec.data.frames import masked_float32_column, rows_at
+from funnelrec.data.frames import masked_float32_column, masked_float32_columns, rows_at
 from funnelrec.rank.prerank import PRERANK_COLUMN
 
 
@@ -50,11 +50,10 @@ def slot_order(
     is_scored = np.zeros(n, dtype=bool)
     is_scored[kept_at] = True
     names = [c for c in scored.columns if c.startswith("p_")] + ["score"]
-    values = {}
-    for name in names:
-        values[name] = np.full(n, np.nan, dtype=np.float32)  # NaN where not scored
-        values[name][kept_at] = scored[name].to_numpy()
-    score = values["score"]
+    values = np.full((len(names), n), np.nan, dtype=np.float32)  # NaN where not scored
+    for j, name in enumerate(names):
+        values[j, kept_at] = scored[name].to_numpy()
+    score = values[-1]
     # polars sorted NaN scores above every number: they count as the best here too.
     within = np.where(is_scored, np.where(np.isnan(score), -np.inf, -score), 0.0)
     if pre_score is not None:
@@ -67,12 +66,11 @@ def slot_order(
     # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
     rank[by_score] = merged[by_slot]
     final = np.lexsort((rank, query))
-    # The added columns are gathered in NumPy and built once each, in final order, from
-    # Arrow buffers (masked_float32_column: ~3x cheaper than pa.array with a mask).
+    # The added columns are gathered in NumPy together and built once each, in final order,
+    # from Arrow buffers: on a served request each NumPy or polars call costs ~10-20 us.
     added = []
     if pre_score is not None:
         added.append(masked_float32_column(PRERANK_COLUMN, pre_score[final], judged[final]))
-    scored_final = is_scored[final]
-    added += [masked_float32_column(name, values[name][final], scored_final) for name in names]
+    added += masked_float32_columns(names, values[:, final], is_scored[final])
     added.append(pl.Series("rank", rank[final]))
     return rows_at(pool, final).hstack(added)

@@ -7,6 +7,7 @@ import pytest
 
 from funnelrec.data.frames import (
     masked_float32_column,
+    masked_float32_columns,
     rows_at,
     rows_where,
     string_column,
@@ -66,3 +67,13 @@ def test_masked_float32_column_equals_an_arrow_masked_array() -> None:
     for present in (rng.random(100) > 0.3, np.ones(100, dtype=bool)):
         expected = pl.Series("x", pa.array(values, mask=~present), dtype=pl.Float32)
         assert masked_float32_column("x", values, present).equals(expected)
+
+
+def test_masked_float32_columns_equal_one_masked_column_each() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.random((3, 40)).astype(np.float32)
+    present = rng.random(40) > 0.5
+    columns = masked_float32_columns(["a", "b", "c"], values, present)
+    for name, row, column in zip("abc", values, columns, strict=True):
+        assert column.equals(masked_float32_column(name, row, present))
+        assert column.name == name
