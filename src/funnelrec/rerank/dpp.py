@@ -134,8 +134,8 @@ def _drop_oldest(
 @numba.njit(cache=True)
 def _greedy_picks(
     q: NDArray[np.float64],
-    diag_l: NDArray[np.float64],
     sim: NDArray[np.floating],
+    jitter: float,
     n: int,
     epsilon: float,
     window: int,
@@ -150,6 +150,9 @@ def _greedy_picks(
     bits from the NumPy version).
     """
     n_items = q.shape[0]
+    diag_l = np.empty(n_items, dtype=np.float64)  # L_ii
+    for i in range(n_items):
+        diag_l[i] = q[i] * q[i] * (np.float64(sim[i, i]) + jitter)
     cap = n if window < 1 else min(window, n)
     C = np.empty((cap, n_items), dtype=np.float64)
     V = np.zeros((cap, cap), dtype=np.float64)
@@ -211,9 +214,8 @@ def dpp_greedy(
     if n == 0 or theta == 1.0:
         return DPPSelection(relevance_order(rel, n), np.empty(0, dtype=np.float64))
     q = dpp_quality(rel, theta)
-    diag_l = q * q * (np.diagonal(sim).astype(np.float64) + jitter)  # L_ii
     out, log_gain, g = _greedy_picks(
-        q, diag_l, np.ascontiguousarray(sim), n, epsilon, -1 if window is None else window
+        q, np.ascontiguousarray(sim), jitter, n, epsilon, -1 if window is None else window
     )
     if g < n:
         # The best gain fell below epsilon (a rank-deficient kernel without jitter, or rounding):
