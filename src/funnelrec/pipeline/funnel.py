@@ -337,7 +337,10 @@ class Funnel:
                 result = channel.retrieve(queries)
             else:
                 result = policy.retrieve(name, channel, queries)
-            results[name] = dataclasses.replace(result, channel=name)
+            # Renamed only when needed: dataclasses.replace costs ~5 us a call.
+            results[name] = (
+                result if result.channel == name else dataclasses.replace(result, channel=name)
+            )
             timings[f"recall.{name}"] = time.perf_counter() - start
         return results, timings
 

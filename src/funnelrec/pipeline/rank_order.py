@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
 from numpy.typing import NDArray
 
-from funnelrec.data.frames import rows_at
+from funnelrec.data.frames import masked_float32_column, masked_float32_columns, rows_at
 from funnelrec.rank.prerank import PRERANK_COLUMN
 
 
@@ -50,14 +49,11 @@ def slot_order(
     merged = pool["merged_rank"].to_numpy()
     is_scored = np.zeros(n, dtype=bool)
     is_scored[kept_at] = True
-    added = []
-    if pre_score is not None:
-        added.append(_column_where(PRERANK_COLUMN, pre_score, judged))
-    for name in [c for c in scored.columns if c.startswith("p_")] + ["score"]:
-        values = np.full(n, np.nan, dtype=np.float32)
-        values[kept_at] = scored[name].to_numpy()
-        added.append(_column_where(name, values, is_scored))
-    score = added[-1].to_numpy()  # null -> NaN
+    names = [c for c in scored.columns if c.startswith("p_")] + ["score"]
+    values = np.full((len(names), n), np.nan, dtype=np.float32)  # NaN where not scored
+    for j, name in enumerate(names):
+        values[j, kept_at] = scored[name].to_numpy()
+    score = values[-1]
     # polars sorted NaN scores above every number: they count as the best here too.
     within = np.where(is_scored, np.where(np.isnan(score), -np.inf, -score), 0.0)
     if pre_score is not None:
@@ -70,10 +66,11 @@ def slot_order(
     # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
     rank[by_score] = merged[by_slot]
     final = np.lexsort((rank, query))
-    out = rows_at(pool.hstack(added), final)
-    return out.hstack([pl.Series("rank", rank[final], dtype=pl.Int32)])
-
-
-def _column_where(name: str, values: NDArray[np.float32], present: NDArray[np.bool_]) -> pl.Series:
-    """A Float32 column of ``values``, null where not ``present`` (NaN values stay NaN)."""
-    return pl.Series(name, pa.array(values, mask=~present), dtype=pl.Float32)
+    # The added columns are gathered in NumPy together and built once each, in final order,
+    # from Arrow buffers: on a served request each NumPy or polars call costs ~10-20 us.
+    added = []
+    if pre_score is not None:
+        added.append(masked_float32_column(PRERANK_COLUMN, pre_score[final], judged[final]))
+    added += masked_float32_columns(names, values[:, final], is_scored[final])
+    added.append(pl.Series("rank", rank[final]))
+    return rows_at(pool, final).hstack(added)

@@ -13,10 +13,12 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from typing import Protocol
 
+import numba
 import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.data.frames import rows_at
 from funnelrec.errors import DataError
 from funnelrec.rerank.config import RerankConfig
 from funnelrec.rerank.dpp import dpp_select
@@ -91,6 +93,8 @@ class Reranker(Protocol):
 
 def _gather(values: NDArray, idx: NDArray[np.int64], missing: object) -> NDArray:
     """``values[idx]`` with ``missing`` where ``idx`` is negative or past the end."""
+    if idx.size == 0 or (idx.min() >= 0 and idx.max() < values.shape[0]):
+        return values[idx]  # every item has data (the common case): one gather
     ok = (idx >= 0) & (idx < values.shape[0])
     out = np.full((idx.shape[0], *values.shape[1:]), missing, dtype=values.dtype)
     out[ok] = values[idx[ok]]
@@ -108,22 +112,33 @@ def _fill_scores(
     Rows are sorted by query then rank. A missing score at the top of a query takes the first
     score below it instead; a query without any score uses ``-rank`` (the upstream order).
     """
-    n = score.shape[0]
-    ok = ~np.isnan(score)
-    if ok.all():
+    if not np.isnan(score).any():
         return score
-    pos = np.arange(n)
-    sizes = ends - starts
-    group_start = np.repeat(starts, sizes)
-    group_end = np.repeat(ends, sizes)
-    above = np.maximum.accumulate(np.where(ok, pos, -1))
-    below = np.minimum.accumulate(np.where(ok, pos, n)[::-1])[::-1]
-    filled = np.where(
-        above >= group_start,
-        score[np.clip(above, 0, n - 1)],
-        np.where(below < group_end, score[np.clip(below, 0, n - 1)], -rank.astype(np.float64)),
-    )
-    return np.where(ok, score, filled)
+    return _fill_kernel(score, rank.astype(np.int64), starts, ends)
+
+
+@numba.njit(cache=True)
+def _fill_kernel(
+    score: NDArray[np.float64],
+    rank: NDArray[np.int64],
+    starts: NDArray[np.int64],
+    ends: NDArray[np.int64],
+) -> NDArray[np.float64]:
+    """:func:`_fill_scores` as one pass per query (a served list always has missing scores:
+    the rows the pre-ranker cut; as NumPy calls the fill costs ~15 of them a request)."""
+    out = score.copy()
+    for q in range(starts.shape[0]):
+        first = -1  # the query's first scored row
+        for i in range(starts[q], ends[q]):
+            if np.isnan(score[i]):
+                if first >= 0:
+                    out[i] = out[i - 1]  # the nearest scored row above (already filled)
+            elif first < 0:
+                first = i
+        stop = ends[q] if first < 0 else first
+        for i in range(starts[q], stop):
+            out[i] = -float(rank[i]) if first < 0 else score[first]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,8 +170,11 @@ class _QueryBlocks:
         score = scored["score"].to_numpy().astype(np.float64)  # null -> NaN
         order = np.lexsort((rank, query))
         q_sorted = query[order]
-        starts = np.flatnonzero(np.r_[True, q_sorted[1:] != q_sorted[:-1]])
-        ends = np.r_[starts[1:], scored.height]
+        first = np.empty(q_sorted.shape[0], dtype=bool)
+        first[0] = True
+        np.not_equal(q_sorted[1:], q_sorted[:-1], out=first[1:])
+        starts = np.flatnonzero(first)
+        ends = np.append(starts[1:], scored.height)
         relevance = _fill_scores(score[order], rank[order], starts, ends)
         return cls(order, q_sorted, item_idx, starts, ends, relevance)
 
@@ -260,7 +278,7 @@ class ListReranker:
         take = np.concatenate(picked)
         new_rank = np.concatenate([np.arange(1, p.shape[0] + 1) for p in picked])
         # Eager column swaps: a with_columns here costs a lazy-plan round trip per request.
-        out = scored[take]
+        out = rows_at(scored, take)
         pre = out["rank"].alias("pre_rerank_rank")
         out.replace_column(
             out.get_column_index("rank"), pl.Series("rank", new_rank, dtype=pre.dtype)

@@ -131,6 +131,74 @@ def _drop_oldest(
             C[r, i] = C[r + 1, i]
 
 
+@numba.njit(cache=True)
+def _greedy_picks(
+    q: NDArray[np.float64],
+    sim: NDArray[np.floating],
+    jitter: float,
+    n: int,
+    epsilon: float,
+    window: int,
+) -> tuple[NDArray[np.int64], NDArray[np.float64], int]:
+    """The greedy picks of :func:`dpp_greedy`: ``(positions [n], log gains [n], g)``, the
+    first ``g`` filled (the loop stops early when the best gain falls below ``epsilon``).
+    ``window < 1``: no window.
+
+    Compiled: as NumPy calls each of the ``k`` steps costs ~10 small calls (~10 us per step,
+    ~0.3 ms for a served list of 30), as a loop ~1 us. The update of a gain sums its ``m``
+    products in order (BLAS may group them differently: the gains can differ in the last
+    bits from the NumPy version).
+    """
+    n_items = q.shape[0]
+    diag_l = np.empty(n_items, dtype=np.float64)  # L_ii
+    for i in range(n_items):
+        diag_l[i] = q[i] * q[i] * (np.float64(sim[i, i]) + jitter)
+    cap = n if window < 1 else min(window, n)
+    C = np.empty((cap, n_items), dtype=np.float64)
+    V = np.zeros((cap, cap), dtype=np.float64)
+    d2 = diag_l.copy()  # marginal gains; -inf once selected
+    e = np.empty(n_items, dtype=np.float64)
+    out = np.empty(n, dtype=np.int64)
+    log_gain = np.empty(n, dtype=np.float64)
+    m = 0  # rows of C in use = size of the conditioning set
+    g = 0  # greedy picks made
+    j = np.argmax(d2)
+    while g < n:
+        gain = d2[j]
+        if not gain >= epsilon:  # also stops on NaN
+            break
+        out[g] = j
+        log_gain[g] = np.log(gain)
+        g += 1
+        if g == n:
+            break
+        d2[j] = -np.inf
+        dj = np.sqrt(gain)
+        if window >= 1 and m == cap:
+            _drop_oldest(V, C, d2, m)
+            m -= 1
+            norm2 = 0.0
+            for r in range(m):
+                norm2 += C[r, j] * C[r, j]
+            # j's gain given the shrunk window: only larger than before (one fewer condition).
+            dj = np.sqrt(max(diag_l[j] - norm2, gain))
+        qj = q[j]
+        for i in range(n_items):  # row j of L off the diagonal, minus what the picks explain
+            dot = 0.0
+            for r in range(m):
+                dot += C[r, j] * C[r, i]
+            e[i] = (qj * q[i] * sim[j, i] - dot) / dj
+        for r in range(m):
+            V[m, r] = C[r, j]
+        V[m, m] = dj
+        for i in range(n_items):
+            C[m, i] = e[i]
+            d2[i] -= e[i] * e[i]
+        m += 1
+        j = np.argmax(d2)
+    return out, log_gain, g
+
+
 def dpp_greedy(
     relevance: NDArray[np.floating],
     similarity: NDArray[np.floating],
@@ -145,53 +213,16 @@ def dpp_greedy(
     rel, sim, n = validate_selection_inputs(relevance, similarity, k)
     if n == 0 or theta == 1.0:
         return DPPSelection(relevance_order(rel, n), np.empty(0, dtype=np.float64))
-    n_items = rel.shape[0]
     q = dpp_quality(rel, theta)
-    diag_l = q * q * (np.diagonal(sim).astype(np.float64) + jitter)  # L_ii
-    d2 = diag_l.copy()  # marginal gains; -inf once selected
-    cap = n if window is None else min(window, n)
-    C = np.empty((cap, n_items), dtype=np.float64)
-    V = np.zeros((cap, cap), dtype=np.float64) if window is not None else None
-    out = np.empty(n, dtype=np.int64)
-    log_gain = np.empty(n, dtype=np.float64)
-    m = 0  # rows of C in use = size of the conditioning set
-    g = 0  # greedy picks made
-    j = int(d2.argmax())
-    while g < n:
-        gain = d2[j]
-        if not gain >= epsilon:  # also stops on NaN
-            break
-        out[g] = j
-        log_gain[g] = np.log(gain)
-        g += 1
-        if g == n:
-            break
-        d2[j] = -np.inf
-        cj = C[:m, j]
-        dj = np.sqrt(gain)
-        if V is not None and m == cap:
-            _drop_oldest(V, C, d2, m)
-            m -= 1
-            cj = C[:m, j]
-            # j's gain given the shrunk window: only larger than before (one fewer condition).
-            dj = np.sqrt(max(diag_l[j] - float(cj @ cj), gain))
-        e = q[j] * q * sim[j]  # row j of L off the diagonal; jitter only touches e[j] (unused)
-        if m:
-            e -= cj @ C[:m]
-        e /= dj
-        C[m] = e
-        if V is not None:
-            V[m, :m] = cj
-            V[m, m] = dj
-        m += 1
-        d2 -= e * e
-        j = int(d2.argmax())
+    out, log_gain, g = _greedy_picks(
+        q, np.ascontiguousarray(sim), jitter, n, epsilon, -1 if window is None else window
+    )
     if g < n:
         # The best gain fell below epsilon (a rank-deficient kernel without jitter, or rounding):
         # no remaining item adds volume, so the rest of the list follows relevance.
-        taken = np.zeros(n_items, dtype=bool)
+        taken = np.zeros(rel.shape[0], dtype=bool)
         taken[out[:g]] = True
-        rest = relevance_order(rel, n_items)
+        rest = relevance_order(rel, rel.shape[0])
         out[g:] = rest[~taken[rest]][: n - g]
     return DPPSelection(out, log_gain[:g])
 

@@ -8,6 +8,7 @@ The input checks and the relevance normalisation that MMR and DPP share live her
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numpy.typing import NDArray
 
@@ -97,10 +98,33 @@ def item_kernel(
     n_emb, n_cat = np.shape(emb)[0], np.shape(cat)[0]
     if n_emb != n_cat:
         raise ValueError(f"emb has {n_emb} rows but cat has {n_cat} entries")
+    c = np.asarray(cat)
+    if c.ndim != 1:
+        raise ValueError(f"cat must be a 1-D [N] array, got shape {c.shape}")
+    if c.size and not np.issubdtype(c.dtype, np.integer):
+        raise ValueError(f"cat must hold integer codes, got dtype {c.dtype}")
     sim = cosine_kernel(emb)
-    sim *= np.float32(1.0 - category_weight)
-    sim += np.float32(category_weight) * category_kernel(cat)
+    _blend_categories(
+        sim, c.astype(np.int64), np.float32(1.0 - category_weight), np.float32(category_weight)
+    )
     return sim
+
+
+@numba.njit(cache=True)
+def _blend_categories(
+    sim: NDArray[np.float32], cat: NDArray[np.int64], keep: np.float32, weight: np.float32
+) -> None:
+    """``sim = keep * sim + weight * category_kernel(cat)`` in place, in float32 with the
+    NumPy version's operation order (the same bits): one pass instead of ~8 NumPy calls on
+    a request's 100 x 100 kernel."""
+    n = cat.shape[0]
+    one = np.float32(1.0)
+    zero = np.float32(0.0)
+    for i in range(n):
+        for j in range(n):
+            same = one if i == j or (cat[i] >= 0 and cat[i] == cat[j]) else zero
+            scaled = sim[i, j] * keep
+            sim[i, j] = scaled + weight * same
 
 
 def normalize_relevance(relevance: NDArray[np.floating]) -> NDArray[np.float64]:

@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from typing import Any
 
 import numpy as np
@@ -43,6 +43,10 @@ STAGE_COLUMNS = (
 )
 HISTORY_SCHEMA = {"user_idx": pl.Int32, "item_idx": pl.Int32, "timestamp": pl.Int64}
 LOG_SCHEMA = {**HISTORY_SCHEMA, "event": pl.String}
+# Built once: an empty frame from a schema costs ~50 us a request (polars frames are not
+# changed in place here, so one instance can be shared).
+_EMPTY_HISTORY = pl.DataFrame(schema=HISTORY_SCHEMA)
+_EMPTY_LOG = pl.DataFrame(schema=LOG_SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -108,7 +112,7 @@ def event_frames(
     Items the artifact does not know are left out."""
     kept = [e for e in events if e.item_id in item_index]
     if not kept:  # most requests: nothing posted since training, nothing to build
-        return pl.DataFrame(schema=HISTORY_SCHEMA), pl.DataFrame(schema=LOG_SCHEMA)
+        return _EMPTY_HISTORY, _EMPTY_LOG
     items = np.array([item_index[e.item_id] for e in kept], dtype=np.int32)
     times = np.array([e.timestamp for e in kept], dtype=np.int64)
     users = np.full(len(kept), user_idx, dtype=np.int32)
@@ -299,15 +303,21 @@ def popularity_order(recommender: Funnel) -> np.ndarray:
     return np.argsort(-counts, kind="stable")
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def response_columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list]:
-    data = frame.to_dict(as_series=False)
+    """``frame``'s columns as lists for a JSON body: ``item_id`` (the external id of
+    ``item_idx``) first, then the others; a float that is null, NaN or infinite is None.
+
+    Example:
+        >>> frame = pl.DataFrame({"item_idx": [1, 0], "score": [0.5, float("nan")]})
+        >>> response_columns(frame, ["a", "b"])
+        {'item_id': ['b', 'a'], 'score': [0.5, None]}
+    """
+    data = frame.to_dict(as_series=False)  # one call for every column
     out: dict[str, list] = {"item_id": [item_ids[i] for i in data.pop("item_idx")]}
+    schema = frame.schema
     for name, values in data.items():
-        out[name] = [_finite(v) for v in values] if frame[name].dtype.is_float() else values
+        if schema[name].is_float():
+            # isfinite inline, not a helper per value: ~0.5 us a value on a 50-row pool.
+            values = [v if v is not None and isfinite(v) else None for v in values]
+        out[name] = values
     return out

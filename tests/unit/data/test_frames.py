@@ -1,8 +1,18 @@
+import itertools
+
 import numpy as np
 import polars as pl
+import pyarrow as pa
 import pytest
 
-from funnelrec.data.frames import rows_where
+from funnelrec.data.frames import (
+    masked_float32_column,
+    masked_float32_columns,
+    rows_at,
+    rows_where,
+    string_column,
+    string_list_column,
+)
 
 
 def _frame() -> pl.DataFrame:
@@ -24,3 +34,46 @@ def test_rows_where_keeps_the_masked_rows_in_order_with_the_schema(
 def test_rows_where_refuses_a_mask_of_another_length() -> None:
     with pytest.raises(ValueError, match="2 rows|3 rows"):
         rows_where(_frame(), np.array([True, False]))
+
+
+def test_rows_at_gathers_as_numpy_indexing_does() -> None:
+    rng = np.random.default_rng(0)
+    frame = pl.DataFrame({"a": rng.integers(0, 9, 50), "b": [f"s{i}" for i in range(50)]})
+    for rows in (rng.integers(0, 50, 80), np.arange(50), np.array([], dtype=np.int64)):
+        assert rows_at(frame, rows).equals(frame[rows])
+    assert rows_at(frame, np.array([-1, 0]))["a"].to_list() == frame["a"][[-1, 0]].to_list()
+
+
+def test_string_columns_equal_polars_strings() -> None:
+    labels = ["itemcf", "a_channel_name_longer_than_twelve_bytes", "é", ""]
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, len(labels), 200)
+    expected = pl.Series("s", [labels[c] for c in codes], dtype=pl.String)
+    assert string_column("s", labels, codes).equals(expected)
+    lengths = rng.integers(0, 4, 50)
+    offsets = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    flat = rng.integers(0, len(labels), int(offsets[-1]))
+    rows = [[labels[c] for c in flat[s:e]] for s, e in itertools.pairwise(offsets)]
+    out = string_list_column("l", labels, offsets, flat)
+    assert out.equals(pl.Series("l", rows, dtype=pl.List(pl.String)))
+    with pytest.raises(ValueError, match="codes"):
+        string_column("s", labels, np.array([4]))
+
+
+def test_masked_float32_column_equals_an_arrow_masked_array() -> None:
+    rng = np.random.default_rng(0)
+    values = rng.random(100).astype(np.float32)
+    values[3] = np.nan
+    for present in (rng.random(100) > 0.3, np.ones(100, dtype=bool)):
+        expected = pl.Series("x", pa.array(values, mask=~present), dtype=pl.Float32)
+        assert masked_float32_column("x", values, present).equals(expected)
+
+
+def test_masked_float32_columns_equal_one_masked_column_each() -> None:
+    rng = np.random.default_rng(1)
+    values = rng.random((3, 40)).astype(np.float32)
+    present = rng.random(40) > 0.5
+    columns = masked_float32_columns(["a", "b", "c"], values, present)
+    for name, row, column in zip("abc", values, columns, strict=True):
+        assert column.equals(masked_float32_column(name, row, present))
+        assert column.name == name

@@ -151,3 +151,39 @@ def test_rrf_merge_sums_weighted_reciprocal_ranks() -> None:
     # without the first channel's votes, the second channel's own order wins
     heavy = config.model_copy(update={"weights": {"x": 0.0}})
     assert merge_channels([a, b], np.array([7]), heavy)["item_idx"].to_list()[0] == 2
+
+
+@pytest.mark.parametrize("method", ["quotas", "rrf"])
+def test_columns_agree_with_the_channel_lists_for_a_batch(method: str) -> None:
+    rng = np.random.default_rng(0)
+    widths = {"a_channel_with_a_long_name": 6, "b": 4, "c": 6}
+    results = []
+    for name, width in widths.items():
+        rows = [rng.choice(12, width, replace=False).tolist() for _ in range(5)]
+        rows[2][-1] = -1
+        results.append(_result(name, rows))
+    query_id = np.array([10, 11, 12, 13, 14])
+    config = MergeConfig(k=8, quotas={"b": 2, "c": 2}, method=method)
+    out = merge_channels(results, query_id, config)
+    assert out.schema == pl.Schema(
+        {
+            "query_id": pl.Int64,
+            "item_idx": pl.Int32,
+            "source": pl.String,
+            "source_rank": pl.Int32,
+            "recall_score": pl.Float32,
+            "sources": pl.List(pl.String),
+            "merged_rank": pl.Int32,
+        }
+    )
+    by_name = {r.channel: r for r in results}
+    for row in out.iter_rows(named=True):
+        b = int(np.flatnonzero(query_id == row["query_id"])[0])
+        hits = {n for n, r in by_name.items() if row["item_idx"] in r.item_idx[b].tolist()}
+        assert set(row["sources"]) == hits and row["source"] in hits
+        assert len(row["sources"]) == len(hits)
+        source = by_name[row["source"]]
+        assert source.item_idx[b, row["source_rank"] - 1] == row["item_idx"]
+        assert source.score[b, row["source_rank"] - 1] == row["recall_score"]
+    for _, part in out.group_by("query_id"):
+        assert part["merged_rank"].to_list() == list(range(1, part.height + 1))

@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 
 from funnelrec.errors import DataError
 from funnelrec.rerank import ItemSide, ListReranker, RerankConfig, RulesConfig, apply_rules
+from funnelrec.rerank.rules import eligible
 
 
 def _window_ok(cats: list[int], m: int, w: int) -> bool:
@@ -244,3 +245,17 @@ def test_list_reranker_errors_and_empty_input() -> None:
     assert empty.height == 0 and "pre_rerank_rank" in empty.columns
     rules_only = ListReranker(RerankConfig(method="rules")).rerank(_scored(), 2, ItemSide())
     assert rules_only["item_idx"].to_list() == [3, 4, 0, 1]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_eligible_equals_isin_and_unique(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    item = rng.integers(0, 30, 60)
+    order = rng.permutation(60)[: rng.integers(0, 61)]
+    consumed = set(rng.integers(0, 30, rng.integers(0, 10)).tolist())
+    for dedupe in (True, False):
+        config = RulesConfig(dedupe=dedupe)
+        seq = order[~np.isin(item[order], list(consumed))] if consumed else order
+        if dedupe and seq.size:
+            seq = seq[np.sort(np.unique(item[seq], return_index=True)[1])]
+        assert eligible(order, item, consumed, config).tolist() == seq.tolist()

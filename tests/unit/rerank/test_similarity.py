@@ -85,3 +85,16 @@ def test_validate_selection_inputs_messages() -> None:
         validate_selection_inputs(np.array([0.0, np.nan]), np.eye(2), 1)
     _, _, n = validate_selection_inputs(np.zeros(3), np.eye(3), 10)
     assert n == 3
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_item_kernel_blend_equals_the_numpy_blend(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 60))
+    emb = rng.standard_normal((n, 8)).astype(np.float32)
+    cat = rng.integers(-1, 4, n).astype(np.int32)
+    weight = float(rng.random())
+    expected = cosine_kernel(emb)
+    expected *= np.float32(1.0 - weight)
+    expected += np.float32(weight) * category_kernel(cat)
+    np.testing.assert_array_equal(item_kernel(emb, cat, weight), expected)
