@@ -3,7 +3,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from funnelrec.recall import evidence
+from funnelrec.recall import evidence, evidence_kernels
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
 from funnelrec.recall.evidence import add_evidence
 from funnelrec.recall.itemcf import ItemCF, ItemCFConfig
@@ -139,7 +139,7 @@ def test_candidate_index_finds_the_first_candidate_of_each_query_item_pair() -> 
     assert index.first.tolist() == expected
     table = index.table()
     for row, item in [(r, i) for r in range(-1, 41) for i in (-1, 0, 7, 299, 300, 10**6)]:
-        assert evidence._find(*table[:4], row, item) == first_of.get((row, item), -1)
+        assert evidence_kernels.find(*table[:4], row, item) == first_of.get((row, item), -1)
 
 
 def test_float32_series_equals_the_polars_constructor() -> None:
