@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -97,3 +98,57 @@ def test_train_on_spark_loads_self_checks_and_matches_numba(
         app, ["recommend", "--artifacts", str(artifacts), "--users", str(users), "--out", str(out)]
     )
     assert result.exit_code == 0, result.output  # recommend runs the golden self-check first
+
+
+RANKED_CONFIG = """
+[recall.channels.itemcf]
+kind = "itemcf"
+neighbors = 50
+[recall.channels.popular]
+kind = "popular"
+[recall.merge.quotas]
+itemcf = 80
+popular = 40
+[rank.model]
+kind = "deepfm"
+[rank.train.loop]
+epochs = 1
+[rank.fusion]
+trials = 3
+[guards]
+enabled = false
+"""
+
+
+def test_train_on_spark_computes_the_rankers_aggregates_there(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the ranker on, its large feature batches (the training samples) get their
+    point-in-time aggregates from Spark, equal to the local ones, and the artifact serves."""
+    from funnelrec.features.pit.dense import _aggregates
+
+    data_dir = tmp_path / "sim"
+    result = runner.invoke(app, ["simulate", "--out", str(data_dir), "--interactions", "20000"])
+    assert result.exit_code == 0, result.output
+    config = tmp_path / "ranked.toml"
+    config.write_text(RANKED_CONFIG)
+    # The training batch (a few thousand samples here) goes to Spark; small batches stay local.
+    monkeypatch.setattr(spark_engine_module, "AGGREGATES_MIN_SAMPLES", 1_000)
+    computed: list[int] = []
+    real = spark_engine_module.aggregate_features
+
+    def checked(spark: object, config: Any, state: Any, samples: Any, log: Any, **kw: Any) -> Any:
+        got = real(spark, config, state, samples, log, **kw)  # type: ignore[arg-type]
+        expected = np.column_stack(_aggregates(config, state, samples, log, None))
+        np.testing.assert_array_equal(got, expected)
+        computed.append(samples.height)
+        return got
+
+    monkeypatch.setattr(spark_engine_module, "aggregate_features", checked)
+    artifacts = tmp_path / "artifacts"
+    args = ["train", "--data", str(data_dir), "--out", str(artifacts), "--config", str(config)]
+    result = runner.invoke(app, [*args, "--engine", "spark", "--master", "local[2]"])
+    assert result.exit_code == 0, result.output
+    assert "self-check passed" in result.output
+    assert computed and min(computed) >= 1_000, computed
+    assert load_recommender(artifacts).ranker is not None

@@ -15,6 +15,7 @@ import numpy as np
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.io import RawTables, load_dataset_dir
+from funnelrec.features.pit.dense import aggregate_engine
 from funnelrec.pipeline.fit import FitReport, ProgressFn, fit_funnel
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.golden import self_check
@@ -97,12 +98,17 @@ def _fit(
     progress: ProgressFn | None,
     spark: SparkOptions | None,
 ) -> tuple[Funnel, FitReport]:
-    """:func:`fit_funnel`, with every ItemCF / Swing fit on Spark when ``spark`` is given."""
+    """:func:`fit_funnel`, with every ItemCF / Swing / popularity fit and the ranker's
+    point-in-time aggregates of large batches on Spark when ``spark`` is given."""
     if spark is None:
         return fit_funnel(config, data, rng, work_dir=work_dir, progress=progress)
     from funnelrec.spark.engine import spark_engine  # pyspark is loaded only when asked for
 
-    with spark_engine(spark, source_data=data) as engine, channel_fitter(engine.fit_channel):
+    with (
+        spark_engine(spark, source_data=data) as engine,
+        channel_fitter(engine.fit_channel),
+        aggregate_engine(engine.aggregates),
+    ):
         return fit_funnel(config, data, rng, work_dir=work_dir, progress=progress)
 
 

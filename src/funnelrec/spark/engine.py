@@ -21,6 +21,9 @@ import numpy as np
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
+from funnelrec.features.pit.config import PointInTimeConfig
+from funnelrec.features.pit.log import LogArrays
+from funnelrec.features.pit.state import FittedState
 from funnelrec.recall.base import Retriever, RetrieverBase
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.model import ItemCF
@@ -31,14 +34,23 @@ from funnelrec.recall.swing.model import Swing
 from funnelrec.spark.frames import spark_positives
 from funnelrec.spark.itemcf import fit_itemcf_arrays
 from funnelrec.spark.options import SparkOptions
+from funnelrec.spark.pit_stats import aggregate_features
 from funnelrec.spark.popularity import item_popularity
 from funnelrec.spark.session import start_session
 from funnelrec.spark.swing import fit_swing_arrays
 
 if TYPE_CHECKING:
+    import polars as pl
+    from numpy.typing import NDArray
     from pyspark.sql import DataFrame, SparkSession
 
 logger = logging.getLogger(__name__)
+
+AGGREGATES_MIN_SAMPLES = 50_000
+"""Batches of fewer samples get their point-in-time aggregates on this machine: a Spark job's
+fixed cost (staging, ten window jobs, ~40 s on local[2]) is far above the lookups' at that size
+(``benchmarks/spark_pit_stats.py``). The ranker's training samples (up to
+``rank.samples.max_train_samples``) are the batches that go to Spark."""
 
 
 class SparkEngine:
@@ -86,6 +98,18 @@ class SparkEngine:
         else:
             return build_retriever(config).fit(data, rng=rng)
         return _fitted(model, data, rng)
+
+    def aggregates(
+        self, config: PointInTimeConfig, state: FittedState, samples: pl.DataFrame, log: LogArrays
+    ) -> NDArray[np.float64] | None:
+        """The ranker's point-in-time aggregate columns of a batch of at least
+        :data:`AGGREGATES_MIN_SAMPLES` samples, computed on Spark (the
+        :data:`~funnelrec.features.pit.dense.AggregateEngine` of ``train --engine spark``);
+        None for smaller batches (computed locally)."""
+        if samples.height < AGGREGATES_MIN_SAMPLES:
+            return None
+        logger.info("spark: point-in-time aggregates of %d samples", samples.height)
+        return aggregate_features(self.session, config, state, samples, log, staging=self._staging)
 
     def close(self) -> None:
         """Remove the staged Parquet (the session is stopped by :func:`spark_engine`)."""
