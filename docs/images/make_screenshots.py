@@ -12,6 +12,7 @@ docs/images/inspector.png, inspector_why_not.png and report.png.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
@@ -21,6 +22,9 @@ from typing import Any
 import httpx
 
 IMAGES = Path(__file__).resolve().parent
+sys.path.insert(0, str(IMAGES.parents[1] / "tests"))  # the browser set-up the tests share
+from support.browser import headless_chromium  # noqa: E402
+
 TOKEN = "screenshot-token-0123456789"
 DEMO_ROWS = 30_000
 DEMO_SETTINGS = [
@@ -34,17 +38,6 @@ DEMO_SETTINGS = [
     # every stage serves, so the screenshots show the re-ranker's moves (a guard may bypass
     # a stage on a small run; docs/guards.md)
     "guards.enabled=false",
-]
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
 ]
 WIDTH = 1400
 
@@ -95,16 +88,8 @@ def pick_example(base: str) -> tuple[str, str]:
 
 
 def browser() -> Any:
-    from selenium import webdriver
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in FLAGS:
-        options.add_argument(flag)
-    options.add_argument(f"--user-data-dir={tempfile.mkdtemp(prefix='screens-')}")
-    options.add_argument(f"--window-size={WIDTH},1000")
-    service = webdriver.ChromeService(executable_path="/usr/bin/chromedriver")
-    return webdriver.Chrome(options=options, service=service)
+    profile = Path(tempfile.mkdtemp(prefix="screens-"))
+    return headless_chromium(profile, WIDTH, extra_flags=("--hide-scrollbars",))
 
 
 def full_page(driver: Any, path: Path, max_height: int = 8000) -> None:

@@ -17,25 +17,14 @@ import httpx
 import pytest
 
 from funnelrec.serve.launch import free_port
+from support.browser import chromium_available, headless_chromium
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 TOKEN = "browser-test-token-0123456789"
 MERGE_K = 40  # the tiny catalogue (200 items) fits a 300-item merge: shrink it so it cuts
 STAGES = ("user", "recall", "merge", "rank", "rerank", "final")
 WAIT_S = 20
 
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+if not chromium_available():
     pytest.skip(
         "headless Chromium not installed (apt-get install -y chromium chromium-driver)",
         allow_module_level=True,
@@ -74,15 +63,8 @@ def server(tiny_artifacts: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for flag in FLAGS:
-        options.add_argument(flag)
     profile = tempfile.mkdtemp(prefix="inspector-chromium-")
-    options.add_argument(f"--user-data-dir={profile}")
-    options.add_argument("--window-size=1400,1000")
-    service = webdriver.ChromeService(executable_path=str(CHROMEDRIVER))
-    driver = webdriver.Chrome(options=options, service=service)
+    driver = headless_chromium(Path(profile), 1400)
     try:
         yield driver
     finally:
