@@ -16,7 +16,6 @@ from sklearn.metrics import roc_auc_score
 from torch import Tensor
 
 from funnelrec.data.dataset import Dataset
-from funnelrec.features.spec import FeatureSpec
 from funnelrec.features.text import TextEncoderConfig
 from funnelrec.index import ExactIndexConfig
 from funnelrec.rank.models import MMoEConfig, build_rank_model
@@ -26,6 +25,7 @@ from funnelrec.recall.base import Queries
 from funnelrec.recall.two_tower import HardNegativeConfig, TowerConfig, TwoTower, TwoTowerConfig
 from funnelrec.train.config import TrainLoopConfig
 from funnelrec.train.loop import train
+from support.planted_ranking import SPEC, planted
 
 N_USERS, N_ITEMS, PER_USER = 60, 40, 10
 
@@ -96,32 +96,6 @@ def two_tower_case(sparse: bool = False) -> dict[str, Any]:
         "metric": float(in_group.mean()),
         "vectors": model.item_vectors.tolist(),
         "samples": model.train_result.samples,
-    }
-
-
-SPEC = FeatureSpec(
-    ("user", "item", "category", "context"), (30, 61, 9, 5), 3, 8, 1, 2, ("click", "buy")
-)
-
-
-def planted(n: int, seed: int) -> dict[str, Tensor]:
-    """click depends on the item's parity and dense[0]; buy = click and a draw on dense[1]."""
-    rng = np.random.default_rng(seed)
-    cards = SPEC.sparse_cardinalities
-    sparse = np.stack([rng.integers(1, c, n) for c in cards], axis=1)
-    dense = rng.normal(size=(n, SPEC.n_dense)).astype(np.float32)
-    good = np.where(sparse[:, 1] % 2 == 0, 1.0, -1.0)
-    click = rng.random(n) < 1 / (1 + np.exp(-(2.0 * good + 1.5 * dense[:, 0])))
-    convert = rng.random(n) < 1 / (1 + np.exp(-(2.5 * dense[:, 1])))
-    seq = rng.integers(0, cards[1], (n, SPEC.seq_len))
-    return {
-        "sparse": torch.from_numpy(sparse),
-        "dense": torch.from_numpy(dense),
-        "seq_item": torch.from_numpy(seq),
-        "seq_category": torch.from_numpy(np.where(seq > 0, 1 + seq % 8, 0)),
-        "seq_gap": torch.zeros(n, SPEC.seq_len),
-        "label_click": torch.from_numpy(click.astype(np.float32)),
-        "label_buy": torch.from_numpy((click & convert).astype(np.float32)),
     }
 
 
