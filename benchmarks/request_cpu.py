@@ -36,7 +36,9 @@ from pathlib import Path
 from _common import ROOT, render, write_json
 
 
-def measure(artifacts: Path, n_requests: int, k: int, profile: int = 0) -> dict:
+def measure(
+    artifacts: Path, n_requests: int, k: int, profile: int = 0, sort: str = "tottime"
+) -> dict:
     """Median CPU ms per request and per-stage wall ms medians, in this process."""
     import polars as pl
 
@@ -65,14 +67,14 @@ def measure(artifacts: Path, n_requests: int, k: int, profile: int = 0) -> dict:
         cpu_ms.append((time.process_time() - start) * 1e3)
         for stage, ms in out["timings_ms"].items():
             stages.setdefault(stage, []).append(ms)
-    if profile:  # where one request's time goes, function by function (self time)
+    if profile:  # where one request's time goes, function by function (self or cumulative)
         profiler = cProfile.Profile()
         profiler.runcall(
             lambda: [
                 service.recommend(rng.choice(users), k, timestamp=as_of) for _ in range(n_requests)
             ]
         )
-        pstats.Stats(profiler).sort_stats("tottime").print_stats(profile)
+        pstats.Stats(profiler).sort_stats(sort).print_stats(profile)
     service.close()
     return {
         "cpu_ms": {"p50": _quantile(cpu_ms, 0.5), "p90": _quantile(cpu_ms, 0.9)},
@@ -165,6 +167,12 @@ def main() -> None:
     parser.add_argument(
         "--profile", type=int, default=0, metavar="N", help="also print the N top functions"
     )
+    parser.add_argument(
+        "--profile-sort",
+        choices=("tottime", "cumulative"),
+        default="tottime",
+        help="order of --profile: own time, or time including the calls made",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -173,7 +181,7 @@ def main() -> None:
     if args.reference is not None:
         compare(args)
         return
-    result = measure(args.artifacts, args.requests, args.k, args.profile)
+    result = measure(args.artifacts, args.requests, args.k, args.profile, args.profile_sort)
     cpu = result["cpu_ms"]
     rows = [["cpu per request", cpu["p50"], cpu["p90"], result["cpu_p99_ms"]]]
     stages = sorted(result["stages"].items(), key=lambda item: _stage_order(item[0]))

@@ -51,6 +51,7 @@ from funnelrec.rank.duration import with_sample_weights
 from funnelrec.rank.fusion import FusionConfig, FusionTarget, fuse, search_fusion
 from funnelrec.rank.gbdt import LightGBMConfig, LightGBMRanker
 from funnelrec.rank.lean import OnnxForward, export_onnx, load_lean
+from funnelrec.rank.lean_shared import SharedExport, SharedForward
 from funnelrec.rank.listwise import QUERY_KEY, query_batches
 from funnelrec.rank.models import RankModelConfig, build_rank_model
 from funnelrec.rank.models.base import GatedRankModel
@@ -93,8 +94,10 @@ class Ranker:
         self.behaviour_cache = BehaviourCache(config.serve.behaviour_cache_mb << 20)
         # The lean inference path (rank/lean.py, rank.serve.runtime): the network's ONNX
         # export, made once when the ranker is first saved, and run after it is loaded.
+        # With it, an MMoE's request-shared form (rank/lean_shared.py) for one user's batch.
         self._onnx: bytes | None = None
-        self.lean: OnnxForward | None = None
+        self._shared: SharedExport | None = None
+        self.lean: OnnxForward | SharedForward | None = None
 
     # ------------------------------------------------------------------ fit
     @property
@@ -463,6 +466,7 @@ class Ranker:
             onnx = self._lean_export()
             if onnx is not None:
                 out["onnx"] = np.frombuffer(onnx, dtype=np.uint8)
+                out.update(self._shared_export())
         meta = {
             "keep_rate": self.keep_rate,
             "tasks": list(self.tasks),
@@ -501,6 +505,9 @@ class Ranker:
             if "onnx" in state and config.serve.runtime == "auto" and ranker._device.type == "cpu":
                 ranker._onnx = bytes(state["onnx"])
                 ranker.lean = load_lean(ranker._onnx, ranker.tasks)
+                ranker._shared = SharedExport.from_state(state)
+                if ranker.lean is not None and ranker._shared is not None:
+                    ranker.lean = ranker._shared.forward(ranker.lean)
         return ranker
 
     def _lean_export(self) -> bytes | None:
@@ -515,6 +522,16 @@ class Ranker:
             if self._onnx is None:
                 logger.info("the ranker serves with eager PyTorch: %s", outcome)
         return self._onnx
+
+    def _shared_export(self) -> dict[str, NDArray]:
+        """The request-shared form's state (made on the first call; empty when the network
+        has none, with the reason in :attr:`stats`)."""
+        if self._shared is None and "lean_shared" not in self.stats:
+            assert self.network is not None and self.features is not None
+            self._shared, self.stats["lean_shared"] = SharedExport.make(
+                self.network, self.spec, self.tasks, self.features.request_shared()
+            )
+        return {} if self._shared is None else self._shared.state()
 
 
 def _spec_json(features: PointInTimeFeatures) -> dict:

@@ -18,7 +18,9 @@ from funnelrec.metrics.rank import auc, gauc
 from funnelrec.pipeline.rank_samples import build_rank_data
 from funnelrec.rank.batches import BatchTable
 from funnelrec.rank.config import RankConfig
+from funnelrec.rank.lean_shared import SharedForward
 from funnelrec.rank.listwise import QUERY_KEY
+from funnelrec.rank.models.mmoe import MMoE
 from funnelrec.rank.ranker import Ranker
 from funnelrec.train.config import TrainLoopConfig
 
@@ -110,6 +112,17 @@ def _assert_round_trip(ranker: Ranker, scored: pl.DataFrame, rank_data, *, lean:
     assert (restored.lean is not None) == lean
     again = restored.score(rank_data.valid, rank_data.log)
     np.testing.assert_allclose(again["score"], scored["score"], rtol=1e-5, atol=1e-6)
+    if isinstance(ranker.network, MMoE):  # one user's request takes the request-shared form
+        assert isinstance(restored.lean, SharedForward)
+        first = rank_data.valid.row(0, named=True)
+        one = pl.col("user_idx") == first["user_idx"]
+        request = rank_data.valid.with_row_index("at").filter(
+            one & (pl.col("timestamp") == first["timestamp"])
+        )
+        assert request.height > 1
+        served = restored.score(request.drop("at"), rank_data.log)
+        expected = scored["score"].to_numpy()[request["at"].to_numpy()]
+        np.testing.assert_allclose(served["score"], expected, rtol=1e-5, atol=1e-6)
     serve = config.serve.model_copy(update={"runtime": "torch"})
     restored = Ranker.from_state(config.model_copy(update={"serve": serve}), ranker.state())
     assert restored.lean is None

@@ -72,6 +72,10 @@ class PointInTimeConfig(BaseModel):
         return windows
 
 
+USER_SIDE_PREFIX = "u_"
+"""The prefix of the dense features computed from the user's own events alone."""
+
+
 def _window_name(w: int) -> str:
     if w % DAY_S == 0:
         return f"{w // DAY_S}d"

@@ -18,6 +18,7 @@ from funnelrec.features.pit.config import (
     IMPRESSION,
     LOG_COLUMNS,
     SAMPLE_COLUMNS,
+    USER_SIDE_PREFIX,
     PointInTimeConfig,
     dense_feature_names,
 )
@@ -146,6 +147,15 @@ class PointInTimeFeatures:
             tasks=f.tasks,
             dense_names=self.dense_names,
         )
+
+    def request_shared(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The sparse fields and dense features that describe only the user or the request's
+        time (the same in every row of one served request): the user, the user's attributes,
+        hour and weekday, and the ``u_*`` statistics. The ranker's request-shared form
+        (:mod:`funnelrec.rank.lean_shared`) computes their part once per request."""
+        f = self._state
+        dense = tuple(n for n in self.dense_names if n.startswith(USER_SIDE_PREFIX))
+        return ("user", *f.attr_names, "hour", "weekday"), dense
 
     @property
     def dense_names(self) -> tuple[str, ...]:
