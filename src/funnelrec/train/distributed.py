@@ -88,6 +88,12 @@ def is_distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
+def sparse_gradients_reduce() -> bool:
+    """Whether this process can train sparse embedding gradients: one process, or a process
+    group on gloo (NCCL has no sparse all-reduce)."""
+    return not is_distributed() or dist.get_backend() == "gloo"
+
+
 def world_size() -> int:
     """Workers in the process group (1 when not distributed)."""
     return dist.get_world_size() if is_distributed() else 1

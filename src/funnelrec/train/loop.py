@@ -68,6 +68,8 @@ from funnelrec.train.optim import (
     clip_gradients,
     gradient_norm,
     make_optimizer,
+    release,
+    settle,
     trainable_parameters,
 )
 from funnelrec.train.seeding import deterministic_kernels
@@ -221,8 +223,11 @@ def train(
             )
     except NonFiniteLossError as error:
         state.error = str(error)
+        settle(optimizer)
         _finish(model, state, result, start, callbacks)
         raise
+    finally:
+        release(optimizer)
     _finish(model, state, result, start, callbacks)
     return result
 
@@ -407,6 +412,7 @@ def _run_epoch(
             callback.on_step_end(state, metrics)
         if state.stop:
             break
+    settle(optimizer)  # lazily stepped tables up to date before anything reads the weights
     epoch_metrics = totals.means(state.epoch)
     if evaluate is not None:
         model.eval()

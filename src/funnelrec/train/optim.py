@@ -13,12 +13,15 @@ pulled towards equal task weights. So :func:`parameter_groups` puts
   other parameter with ``ndim < 2`` (PReLU slopes, scalars), and every parameter of the
   task (the loss module), whatever its shape.
 
-**Sparse embeddings** (``nn.Embedding(sparse=True)``) get ``torch.optim.SparseAdam``, which
-reads and updates only the rows of the step's gradient: a step then costs O(batch) in the
-embedding tables instead of O(rows), the cost that dominates a large catalogue's two-tower
-step with dense Adam. SparseAdam is the lazy variant of Adam (a row's moments move only on the
-steps that touch it) and has no weight decay, so those tables are not decayed. A model without
-sparse embeddings gets exactly the one dense optimizer it always had.
+**Sparse embeddings** (``nn.Embedding(sparse=True)``) get
+:class:`~funnelrec.train.catchup_adam.CatchUpAdam`, which reads and updates only the rows of
+the step's lookups: a step then costs O(batch) in the embedding tables instead of O(rows), the
+cost that dominates a large catalogue's two-tower step with dense Adam. Unlike SparseAdam (the
+lazy variant, whose rows move only on the steps that touch them), it applies the momentum
+steps a row missed before the row is read again, so it follows dense Adam. It has no weight
+decay, so those tables are not decayed. :func:`settle` brings every row up to date (the loop
+calls it at the end of each epoch) and :func:`release` removes its lookup hooks. A model
+without sparse embeddings gets exactly the one dense optimizer it always had.
 
 Example:
     >>> model = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.LayerNorm(4))
@@ -35,6 +38,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from funnelrec.train.catchup_adam import CatchUpAdam
 from funnelrec.train.config import TrainLoopConfig
 
 __all__ = [
@@ -44,6 +48,9 @@ __all__ = [
     "gradient_norm",
     "make_optimizer",
     "parameter_groups",
+    "release",
+    "settle",
+    "sparse_embedding_modules",
     "sparse_embedding_parameters",
     "trainable_parameters",
 ]
@@ -119,19 +126,26 @@ def parameter_groups(
     return [g for g in groups if g["params"]]
 
 
+def sparse_embedding_modules(model: nn.Module) -> list[nn.Embedding]:
+    """The ``nn.Embedding(sparse=True)`` modules with a trainable table (sparse gradients)."""
+    return [
+        module
+        for module in model.modules()
+        if isinstance(module, nn.Embedding) and module.sparse and module.weight.requires_grad
+    ]
+
+
 def sparse_embedding_parameters(model: nn.Module) -> list[nn.Parameter]:
     """The trainable tables of ``nn.Embedding(sparse=True)`` modules (sparse gradients)."""
     return [
         param
-        for module in model.modules()
-        if isinstance(module, nn.Embedding) and module.sparse
+        for module in sparse_embedding_modules(model)
         for param in module.parameters(recurse=False)
-        if param.requires_grad
     ]
 
 
 class OptimizerSet(torch.optim.Optimizer):
-    """Several optimizers stepped as one: dense Adam/AdamW and SparseAdam for the sparse
+    """Several optimizers stepped as one: dense Adam/AdamW and CatchUpAdam for the sparse
     embedding tables. Its ``param_groups`` are the members' (the same dicts).
     """
 
@@ -165,7 +179,7 @@ def make_optimizer(
 ) -> torch.optim.Optimizer:
     """The configured optimizer over the trainable parameters of the model (and task), with
     ``config.weight_decay`` on weight matrices and embeddings only (:func:`parameter_groups`);
-    sparse embedding tables, if any, are stepped by SparseAdam (see the module docstring).
+    sparse embedding tables, if any, are stepped by CatchUpAdam (see the module docstring).
 
     Raises:
         ValueError: nothing to optimise (no trainable parameter).
@@ -186,8 +200,27 @@ def make_optimizer(
         return members[0]
     if config.weight_decay > 0:
         logger.info("weight decay skips the %d sparse embedding tables", len(sparse))
-    members.append(torch.optim.SparseAdam(sparse, lr=config.lr))
+    tables = CatchUpAdam(sparse, lr=config.lr)
+    for module in sparse_embedding_modules(model):
+        tables.track(module)
+    members.append(tables)
     return OptimizerSet(members)
+
+
+def settle(optimizer: torch.optim.Optimizer) -> None:
+    """Bring the sparse tables' rows up to date (:meth:`CatchUpAdam.settle`) before the weights
+    are read; nothing for other optimizers."""
+    for member in getattr(optimizer, "members", [optimizer]):
+        if isinstance(member, CatchUpAdam):
+            member.settle()
+
+
+def release(optimizer: torch.optim.Optimizer) -> None:
+    """Remove the sparse tables' lookup hooks (training is over; the rows were settled at the
+    end of the last epoch)."""
+    for member in getattr(optimizer, "members", [optimizer]):
+        if isinstance(member, CatchUpAdam):
+            member.release()
 
 
 def gradient_norm(grads: list[Tensor]) -> Tensor:

@@ -46,10 +46,12 @@ class TowerConfig(_Frozen):
         0.1, gt=0, description="Logits are cos(u, v) / temperature during training."
     )
     sparse_embeddings: bool = Field(
-        False,
-        description="Embedding tables with sparse gradients, stepped by SparseAdam: a step "
-        "touches only the batch's rows instead of the whole catalogue (docs/distributed.md "
-        "has the measured fit time and recall). Not with NCCL (no sparse all-reduce).",
+        True,
+        description="Embedding tables with sparse gradients, stepped by CatchUpAdam "
+        "(train/catchup_adam.py): a step touches only the batch's rows instead of the whole "
+        "catalogue, and a row's missed momentum steps are applied when it is next read, so "
+        "training follows dense Adam (docs/distributed.md has the measured fit time and "
+        "recall). A distributed fit on NCCL (no sparse all-reduce) trains dense tables.",
     )
 
     @model_validator(mode="after")

@@ -47,6 +47,7 @@ from funnelrec.recall.two_tower.sampling import (
 )
 from funnelrec.recall.two_tower.task import SampledSoftmaxTask
 from funnelrec.recall.vector_search import search_unseen
+from funnelrec.train.distributed import sparse_gradients_reduce
 from funnelrec.train.loop import TrainResult, resolve_device, train
 
 logger = logging.getLogger(__name__)
@@ -137,7 +138,11 @@ class TwoTower(RetrieverBase):
             attr_cardinalities=data.user_attr_encoder.cardinalities,
             content_dim=encoder.content_dim,
         )
-        model = TwoTowerModel(cfg.towers, sizes)
+        towers = cfg.towers
+        if towers.sparse_embeddings and not sparse_gradients_reduce():
+            logger.info("two-tower: dense embedding gradients (NCCL has no sparse all-reduce)")
+            towers = towers.model_copy(update={"sparse_embeddings": False})
+        model = TwoTowerModel(towers, sizes)
         init_parameters(model, generator)
         model.to(self._device)
         self._model, self._encoder, self._features = model, encoder, features
