@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+CHANNEL_NAME_COLUMNS = ("source", "sources")
+"""The Candidates columns that name channels (strings): only the served list reads them."""
+
 RANKED_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 
 
@@ -450,14 +453,17 @@ class Funnel:
         if context.scenario is not None:  # what a scenario-aware ranker reads
             request_columns.append(pl.Series("scenario", [context.scenario] * pool.height))
         pool = pool.hstack(request_columns)
+        # What the pre-ranker and the ranker read: without the channel names, whose string
+        # and list-of-string columns cost more to gather than the ~35 float columns together.
+        scoring = pool[[c for c in pool.columns if c not in CHANNEL_NAME_COLUMNS]]
         judged_at = np.flatnonzero(judged)
         kept_at, pre_score = judged_at, None
         if self.preranker is not None:
             start = time.perf_counter()
-            kept, _, score = self.preranker.select(rows_where(pool, judged))
+            kept, _, score = self.preranker.select(scoring, judged_at)
             kept_at = judged_at[kept]
             pre_score = np.full(pool.height, np.nan, dtype=np.float32)
             pre_score[judged_at] = score
             timings["rank.prerank"] = time.perf_counter() - start
-        scored = self.ranker.score(rows_at(pool, kept_at), log)
+        scored = self.ranker.score(rows_at(scoring, kept_at), log)
         return slot_order(without_evidence(pool), judged, kept_at, scored, pre_score)

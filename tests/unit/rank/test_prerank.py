@@ -160,6 +160,18 @@ def test_the_cut_keeps_exactly_keep_per_query() -> None:
     assert (low.join(high, on="query_id").select(pl.col("low") >= pl.col("high"))).to_series().all()
 
 
+@pytest.mark.parametrize("one_query", [False, True])
+def test_selecting_among_rows_equals_selecting_in_their_frame(one_query: bool) -> None:
+    pre, frame = _fitted(np.random.default_rng(4))
+    if one_query:  # a served request: one query's candidates
+        frame = frame.filter(pl.col("query_id") == 0)
+    rows = np.flatnonzero(np.random.default_rng(5).random(frame.height) < 0.7)
+    expected = pre.select(frame[rows])
+    got = pre.select(frame, rows)
+    for a, b in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_state_round_trip_gives_identical_scores() -> None:
     pre, frame = _fitted(np.random.default_rng(3))
     state = pre.state()
