@@ -24,6 +24,7 @@ from funnelrec.rank.task import MultiTaskLoss, MultiTaskLossConfig
 from funnelrec.recall.base import Queries
 from funnelrec.recall.two_tower import HardNegativeConfig, TowerConfig, TwoTower, TwoTowerConfig
 from funnelrec.train.config import TrainLoopConfig
+from funnelrec.train.distributed import is_distributed
 from funnelrec.train.loop import train
 from support.planted_ranking import SPEC, planted
 
@@ -78,6 +79,20 @@ def two_tower_config(sparse: bool = False) -> TwoTowerConfig:
     )
 
 
+def replica_gap(module: torch.nn.Module) -> float:
+    """The largest difference between this worker's parameters and rank 0's, over every
+    worker (0.0 in one process): DDP replicas must stay equal."""
+    if not is_distributed():
+        return 0.0
+    gap = torch.zeros(())
+    for param in module.parameters():
+        first = param.detach().clone()
+        torch.distributed.broadcast(first, 0)
+        gap = torch.maximum(gap, (param.detach() - first).abs().max())
+    torch.distributed.all_reduce(gap, op=torch.distributed.ReduceOp.MAX)
+    return float(gap)
+
+
 def two_tower_case(sparse: bool = False) -> dict[str, Any]:
     """Fit the two-tower; the share of each user's top 5 that is in its own taste group."""
     data = taste_groups()
@@ -96,6 +111,7 @@ def two_tower_case(sparse: bool = False) -> dict[str, Any]:
         "metric": float(in_group.mean()),
         "vectors": model.item_vectors.tolist(),
         "samples": model.train_result.samples,
+        "replica_gap": replica_gap(model.model),
     }
 
 
@@ -122,6 +138,7 @@ def mmoe_case(n_train: int = 1000, batch_size: int = 127) -> dict[str, Any]:
         "metric": float(roc_auc_score(test["label_click"].numpy(), out["click"].numpy())),
         "vectors": out["buy"].tolist(),
         "samples": result.samples,
+        "replica_gap": replica_gap(network),
     }
 
 

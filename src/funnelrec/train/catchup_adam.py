@@ -32,7 +32,7 @@ would move every row on every step, which has no closed form here.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -71,6 +71,10 @@ class CatchUpAdam(torch.optim.Optimizer):
             raise ValueError(f"betas must be in [0, 1), got {betas}")
         super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
         self._hooks: list[RemovableHandle] = []
+        # Under DDP each worker looks up its own shard's rows, but the replicas must catch up
+        # the same rows at the same step to stay equal: the loop sets this to an all-gather
+        # (train/distributed.gather_rows), and every worker catches up the union.
+        self.gather_rows: Callable[[Tensor], Tensor] | None = None
 
     @torch.no_grad()
     def step(self, closure: Any = None) -> None:  # type: ignore[override]
@@ -119,7 +123,10 @@ class CatchUpAdam(torch.optim.Optimizer):
         if not state:
             return
         group = next(g for g in self.param_groups if any(p is param for p in g["params"]))
-        self._catch_up(param, state, torch.unique(index), state["step"], group)
+        rows = torch.unique(index)
+        if self.gather_rows is not None:
+            rows = torch.unique(self.gather_rows(rows))
+        self._catch_up(param, state, rows, state["step"], group)
 
     @torch.no_grad()
     def settle(self) -> None:

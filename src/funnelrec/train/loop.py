@@ -61,6 +61,7 @@ from funnelrec.train.config import TrainLoopConfig
 from funnelrec.train.distributed import (
     DataParallelStep,
     ShardFn,
+    gather_rows,
     is_distributed,
     is_main_process,
 )
@@ -70,6 +71,7 @@ from funnelrec.train.optim import (
     make_optimizer,
     release,
     settle,
+    share_lookups,
     trainable_parameters,
 )
 from funnelrec.train.seeding import deterministic_kernels
@@ -200,6 +202,8 @@ def train(
     optimizer = make_optimizer(model, config, task)
     params = trainable_parameters(model, task)
     parallel = DataParallelStep(model, task, shard, device) if is_distributed() else None
+    if parallel is not None:
+        share_lookups(optimizer, gather_rows)
     state = LoopState(config=config)
     result = TrainResult()
     start = time.perf_counter()

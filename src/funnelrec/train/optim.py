@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -50,6 +51,7 @@ __all__ = [
     "parameter_groups",
     "release",
     "settle",
+    "share_lookups",
     "sparse_embedding_modules",
     "sparse_embedding_parameters",
     "trainable_parameters",
@@ -213,6 +215,14 @@ def settle(optimizer: torch.optim.Optimizer) -> None:
     for member in getattr(optimizer, "members", [optimizer]):
         if isinstance(member, CatchUpAdam):
             member.settle()
+
+
+def share_lookups(optimizer: torch.optim.Optimizer, gather: Callable[[Tensor], Tensor]) -> None:
+    """Make the sparse tables catch up every worker's looked-up rows (``gather``: an
+    all-gather of row indices), so DDP replicas stay equal."""
+    for member in getattr(optimizer, "members", [optimizer]):
+        if isinstance(member, CatchUpAdam):
+            member.gather_rows = gather
 
 
 def release(optimizer: torch.optim.Optimizer) -> None:

@@ -110,5 +110,6 @@ def test_two_workers_reproduce_single_process_training(
     np.testing.assert_allclose(distributed["epoch_loss"], single["epoch_loss"], rtol=1e-4)
     np.testing.assert_allclose(distributed["vectors"], single["vectors"], atol=1e-3)
     assert distributed["metric"] == pytest.approx(single["metric"], abs=1e-3)
+    assert distributed["replica_gap"] == 0.0  # the workers' models stayed identical
     # and training did learn: the loss fell
     assert single["epoch_loss"][-1] < single["epoch_loss"][0]
