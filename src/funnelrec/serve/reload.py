@@ -8,6 +8,7 @@ would stop every (re)spawned worker from starting.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -145,6 +146,11 @@ class Reloads:
         tmp = control.with_name(f".{control.name}.{os.getpid()}.tmp")
         tmp.write_text(json.dumps({"artifacts": str(path), "generation": generation}))
         tmp.replace(control)
+        # Our own publish is not news to our watcher: without this, a later reload request
+        # (a new generation) made the watcher take this file for another worker's and load
+        # it again, over the later request's "failed" state (seen as a flaky service test).
+        with contextlib.suppress(OSError):
+            self._control_mtime = control.stat().st_mtime
 
     def _read_control(self) -> dict | None:
         try:
