@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import platform
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -89,3 +92,14 @@ def write_json(name: str, payload: dict[str, Any]) -> Path:
     path.write_text(json.dumps(payload, indent=2))
     console.print(f"wrote {path}")
     return path
+
+
+def run_child(src: Path, script: str, args: list[str], what: str) -> Any:
+    """``script --child ARGS`` in a fresh interpreter that imports ``funnelrec`` from ``src``
+    (another checkout's, for side-by-side comparisons); the JSON its last stdout line holds."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    command = [sys.executable, script, "--child", *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{what} with {src} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -27,13 +27,11 @@ import json
 import pstats
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from _common import ROOT, render, write_json
+from _common import ROOT, render, run_child, write_json
 
 
 def measure(
@@ -94,13 +92,9 @@ def _quantile(values: list[float], q: float) -> float:
 
 def measure_in_subprocess(src: Path, args: argparse.Namespace, artifacts: Path) -> dict:
     """:func:`measure` in a fresh interpreter that imports ``funnelrec`` from ``src``."""
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, __file__, "--artifacts", str(artifacts), "--child"]
-    command += ["--requests", str(args.requests), "--k", str(args.k)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"measuring {src} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    child = ["--artifacts", str(artifacts), "--requests", str(args.requests), "--k", str(args.k)]
+    result: dict = run_child(src, __file__, child, "measuring")
+    return result
 
 
 def _median_of(runs: list[dict]) -> dict:

@@ -16,17 +16,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from _common import write_json
-
-ROOT = Path(__file__).resolve().parents[1]
+from _common import ROOT, run_child, write_json
 
 
 def serve_all(artifacts: Path, requests: int, k: int, full_network: bool) -> list[list[dict]]:
@@ -58,14 +53,10 @@ def serve_all(artifacts: Path, requests: int, k: int, full_network: bool) -> lis
 
 
 def run_side(src: Path, args: argparse.Namespace, full_network: bool) -> list[list[dict]]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
-    command = [sys.executable, __file__, "--artifacts", str(args.artifacts), "--child"]
-    command += ["--requests", str(args.requests), "--k", str(args.k)]
-    command += ["--full-network"] if full_network else []
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"serving with {src} failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    child = ["--artifacts", str(args.artifacts), "--requests", str(args.requests)]
+    child += ["--k", str(args.k), *(["--full-network"] if full_network else [])]
+    served: list[list[dict]] = run_child(src, __file__, child, "serving")
+    return served
 
 
 def compare(this: list[list[dict]], other: list[list[dict]]) -> dict[str, Any]:

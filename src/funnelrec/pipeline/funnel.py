@@ -31,7 +31,12 @@ from funnelrec.rank.base import RankerProtocol
 from funnelrec.rank.prerank import PreRanker
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence import add_evidence
-from funnelrec.recall.merge import MergeConfig, merge_channels, merge_relevance
+from funnelrec.recall.merge import (
+    CHANNEL_NAME_COLUMNS,
+    MergeConfig,
+    merge_channels,
+    merge_relevance,
+)
 from funnelrec.rerank.base import ItemSide, ListReranker, Reranker
 from funnelrec.schema import CANDIDATES, RANKED, check_schema
 
@@ -40,9 +45,6 @@ if TYPE_CHECKING:
     from funnelrec.pipeline.fit import FitReport
 
 logger = logging.getLogger(__name__)
-
-CHANNEL_NAME_COLUMNS = ("source", "sources")
-"""The Candidates columns that name channels (strings): only the served list reads them."""
 
 RANKED_COLUMNS = ("user_id", "item_id", "rank", "score", "source")
 

@@ -104,9 +104,12 @@ class CatchUpAdam(torch.optim.Optimizer):
         """Catch up the rows each lookup of ``module`` (whose weight this optimizer steps)
         reads, before it reads them (while gradients are on: during training)."""
 
+        weight = module.weight
+        group = next(g for g in self.param_groups if any(p is weight for p in g["params"]))
+
         def catch_up_lookup(_: nn.Module, args: tuple[Any, ...]) -> None:
             if torch.is_grad_enabled():
-                self.catch_up_rows(module.weight, args[0])
+                self._catch_up_lookup(weight, args[0], group)
 
         self._hooks.append(module.register_forward_pre_hook(catch_up_lookup))
 
@@ -117,12 +120,11 @@ class CatchUpAdam(torch.optim.Optimizer):
         self._hooks.clear()
 
     @torch.no_grad()
-    def catch_up_rows(self, param: Tensor, index: Tensor) -> None:
+    def _catch_up_lookup(self, param: Tensor, index: Tensor, group: dict) -> None:
         """Apply the missed steps of the rows ``index`` (any shape) of ``param``."""
         state = self.state.get(param)
         if not state:
             return
-        group = next(g for g in self.param_groups if any(p is param for p in g["params"]))
         rows = torch.unique(index)
         if self.gather_rows is not None:
             rows = torch.unique(self.gather_rows(rows))
@@ -137,9 +139,9 @@ class CatchUpAdam(torch.optim.Optimizer):
                 state = self.state.get(param)
                 if not state:
                     continue
-                # Rows never touched have no momentum to apply: they are left as they are.
-                touched = state["exp_avg_sq"].abs().amax(1) > 0
-                behind = torch.nonzero(touched & (state["last"] < state["step"])).squeeze(1)
+                # Rows never read (last step 0) have no momentum to apply: left as they are.
+                last = state["last"]
+                behind = torch.nonzero((last > 0) & (last < state["step"])).squeeze(1)
                 for chunk in behind.split(SETTLE_ROWS):
                     self._catch_up(param, state, chunk, state["step"], group)
 

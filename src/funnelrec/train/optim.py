@@ -209,28 +209,31 @@ def make_optimizer(
     return OptimizerSet(members)
 
 
+def _catch_up_members(optimizer: torch.optim.Optimizer) -> list[CatchUpAdam]:
+    """The optimizer's CatchUpAdam members (itself, or inside an :class:`OptimizerSet`)."""
+    members = getattr(optimizer, "members", [optimizer])
+    return [member for member in members if isinstance(member, CatchUpAdam)]
+
+
 def settle(optimizer: torch.optim.Optimizer) -> None:
     """Bring the sparse tables' rows up to date (:meth:`CatchUpAdam.settle`) before the weights
     are read; nothing for other optimizers."""
-    for member in getattr(optimizer, "members", [optimizer]):
-        if isinstance(member, CatchUpAdam):
-            member.settle()
+    for member in _catch_up_members(optimizer):
+        member.settle()
 
 
 def share_lookups(optimizer: torch.optim.Optimizer, gather: Callable[[Tensor], Tensor]) -> None:
     """Make the sparse tables catch up every worker's looked-up rows (``gather``: an
     all-gather of row indices), so DDP replicas stay equal."""
-    for member in getattr(optimizer, "members", [optimizer]):
-        if isinstance(member, CatchUpAdam):
-            member.gather_rows = gather
+    for member in _catch_up_members(optimizer):
+        member.gather_rows = gather
 
 
 def release(optimizer: torch.optim.Optimizer) -> None:
     """Remove the sparse tables' lookup hooks (training is over; the rows were settled at the
     end of the last epoch)."""
-    for member in getattr(optimizer, "members", [optimizer]):
-        if isinstance(member, CatchUpAdam):
-            member.release()
+    for member in _catch_up_members(optimizer):
+        member.release()
 
 
 def gradient_norm(grads: list[Tensor]) -> Tensor:
