@@ -3,10 +3,13 @@ serving issue asked to compare, on one thread.
 
 TorchScript: the artifact's network traced (``torch.jit.trace``), frozen and
 ``optimize_for_inference``-d. ONNX Runtime: the export the artifact is served with
-(``funnelrec.rank.lean``; one intra-op thread). All three score the same random batches of 100,
-200 and 500 candidates (inputs drawn from the feature spec's cardinalities); reported: CPU ms
-per forward (``process_time``, median of ``--rounds`` rounds of ``--reps`` calls, alternating),
-the ratios to eager, and the largest logit difference.
+(``funnelrec.rank.lean``; one intra-op thread). An MMoE also runs its request-shared form
+(``funnelrec.rank.lean_shared``: the user and time columns' part of the first layers once per
+batch, ONNX Runtime). All score the same random batches of 100, 200 and 500 candidates of one
+request (inputs drawn from the feature spec's cardinalities, the request-shared columns copied
+from row 0, as in a served request); reported: CPU ms per forward (``process_time``, median of
+``--rounds`` rounds of ``--reps`` calls, alternating), the ratios, and the largest logit
+difference to eager.
 
     .venv/bin/python benchmarks/ranker_inference.py --artifacts ART [--reps 200]
 """
@@ -19,21 +22,31 @@ import time
 import warnings
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from _common import render, write_json
+from funnelrec.features.spec import FeatureSpec
 from funnelrec.pipeline.persist import load_recommender
 from funnelrec.rank.lean import OnnxForward, export_onnx
+from funnelrec.rank.lean_shared import SharedColumns, SharedExport
 from funnelrec.serve.loading import limit_threads
 
 Batch = dict[str, torch.Tensor]
 
 
-def _batch(cardinalities: tuple[int, ...], n_dense: int, n: int) -> Batch:
+def _batch(spec: FeatureSpec, n: int, shared: SharedColumns | None) -> Batch:
+    """``n`` random candidates of one request: the shared columns equal to row 0's."""
     g = torch.Generator().manual_seed(n)
-    sparse = [torch.randint(0, c, (n,), generator=g) for c in cardinalities]
-    return {"sparse": torch.stack(sparse, 1), "dense": torch.randn(n, n_dense, generator=g)}
+    sparse = torch.stack(
+        [torch.randint(0, c, (n,), generator=g) for c in spec.sparse_cardinalities], 1
+    )
+    dense = torch.randn(n, spec.n_dense, generator=g)
+    if shared is not None:
+        sparse[:, list(shared.sparse)] = sparse[:1, list(shared.sparse)]
+        dense[:, list(shared.dense)] = dense[:1, list(shared.dense)]
+    return {"sparse": sparse, "dense": dense}
 
 
 def _cpu_ms(forward: Callable[[Batch], object], batch: Batch, reps: int) -> float:
@@ -58,41 +71,57 @@ def main() -> None:
     if model is None:
         raise SystemExit(f"{args.artifacts}: no ONNX export ({outcome})")
     lean = OnnxForward(model, tasks)
+    shared, why = SharedExport.make(network, spec, tasks, ranker.features.request_shared())
+    if shared is None:
+        print(f"no request-shared form: {why}")
     rows, results = [], []
     with torch.inference_mode():
         for n in (100, 200, 500):
-            batch = _batch(spec.sparse_cardinalities, spec.n_dense, n)
+            batch = _batch(spec, n, shared.columns if shared is not None else None)
             with warnings.catch_warnings():  # the tracer's notes on Python-level checks
                 warnings.simplefilter("ignore")
                 traced = torch.jit.trace(network, (batch,), strict=False)
             scripted = torch.jit.optimize_for_inference(torch.jit.freeze(traced))
+            forwards: dict[str, Callable[[Batch], Any]] = {
+                "eager": network,
+                "torchscript": scripted,
+                "onnx": lean,
+            }
+            if shared is not None:
+                forwards["onnx_shared"] = shared.forward(lean)
             eager_out = network(batch)
             diff = {
-                name: max(float((eager_out[t] - out[t]).abs().max()) for t in tasks)
-                for name, out in (("torchscript", scripted(batch)), ("onnx", lean(batch)))
+                name: max(float((eager_out[t] - forward(batch)[t]).abs().max()) for t in tasks)
+                for name, forward in forwards.items()
+                if name != "eager"
             }
-            forwards = {"eager": network, "torchscript": scripted, "onnx": lean}
             for forward in forwards.values():  # warm-up
                 _cpu_ms(forward, batch, 10)
             times: dict[str, list[float]] = {name: [] for name in forwards}
             for _ in range(args.rounds):
                 for name, forward in forwards.items():
                     times[name].append(_cpu_ms(forward, batch, args.reps))
-            e, s, o = (statistics.median(times[name]) for name in forwards)
-            rows.append([n, e, s, o, s / e, o / e, diff["torchscript"], diff["onnx"]])
+            ms = {name: statistics.median(times[name]) for name in forwards}
+            e, s, o = ms["eager"], ms["torchscript"], ms["onnx"]
+            sh = ms.get("onnx_shared", float("nan"))
+            rows.append([n, e, s, o, sh, s / e, o / e, sh / o, diff["torchscript"], diff["onnx"]])
+            rows[-1].append(diff.get("onnx_shared", float("nan")))
             results.append(
                 {
                     "candidates": n,
                     "eager_ms": e,
                     "torchscript_ms": s,
                     "onnx_ms": o,
+                    "onnx_shared_ms": ms.get("onnx_shared"),
                     "max_diff": diff["torchscript"],
                     "onnx_max_diff": diff["onnx"],
+                    "onnx_shared_max_diff": diff.get("onnx_shared"),
                 }
             )
     title = f"{type(network).__name__} forward, one thread ({args.artifacts})"
-    columns = ["candidates", "eager ms", "TorchScript ms", "ONNX Runtime ms"]
-    columns += ["TS / eager", "ORT / eager", "TS max |diff|", "ORT max |diff|"]
+    columns = ["candidates", "eager ms", "TorchScript ms", "ORT ms", "ORT shared ms"]
+    columns += ["TS / eager", "ORT / eager", "shared / ORT"]
+    columns += ["TS max |diff|", "ORT max |diff|", "shared max |diff|"]
     render(title, columns, rows)
     write_json("ranker_inference", {"artifacts": str(args.artifacts), "results": results})
 
