@@ -154,7 +154,8 @@ def test_the_page_asks_for_the_token_then_traces_a_known_user(
     user = lost_items["merge"][0]
     _wait(browser, "#request-form")
     browser.find_element(By.ID, "user-id").send_keys(user)
-    suggestion = _wait(browser, f"#user-suggestions li[data-user='{user}']")
+    # the list answering what was typed, not the one shown at sign-in (replaced when it lands)
+    suggestion = _wait(browser, f"#user-suggestions[data-query='{user}'] li[data-user='{user}']")
     suggestion.click()  # a suggestion runs the trace
     _wait(browser, "#trace")
     expected = _trace(server, user)

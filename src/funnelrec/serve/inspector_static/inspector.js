@@ -117,10 +117,17 @@ async function start() {
   suggestUsers("");
 }
 
+// Suggestions for one query at a time: a slower answer to an earlier query (the empty one sent
+// at sign-in, or a shorter prefix) must not replace the list for what is typed now.
+let suggestionQuery = 0;
 async function suggestUsers(query) {
+  const asked = ++suggestionQuery;
   try {
     const { users } = await api(`/inspect/api/users?q=${encodeURIComponent(query)}&limit=12`);
-    $("#user-suggestions").replaceChildren(...users.map((u) => {
+    if (asked !== suggestionQuery) return;
+    const list = $("#user-suggestions");
+    list.dataset.query = query;
+    list.replaceChildren(...users.map((u) => {
       const item = el("li", { "data-user": u }, u);
       item.addEventListener("click", () => { $("#user-id").value = u; runTrace(); });
       return item;
