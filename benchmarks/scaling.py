@@ -25,6 +25,7 @@ sizes (``exponent``) and between the two largest (``exponent_top``); 1 is linear
 every stage <= 1.1, and the largest run within 24 GB.
 
     nice -n 10 .venv/bin/python benchmarks/scaling.py --sizes 0.1M,1M,3M [--merge]
+        [--profile-stage merge.tune]
 
 ``--merge`` keeps the sizes of an earlier results/scaling.json that this run did not repeat
 (so 10M can be run on its own afterwards).
@@ -33,9 +34,11 @@ every stage <= 1.1, and the largest run within 24 GB.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import importlib
 import json
 import os
+import pstats
 import signal
 import subprocess
 import sys
@@ -52,6 +55,8 @@ from _common import RESULTS, console, render, write_json
 NAME = "scaling"
 GOAL_EXPONENT = 1.1
 GOAL_PEAK_GB = 24.0
+PROFILE_LINES = 30
+"""Functions shown by ``--profile-stage``."""
 
 # (module, attribute, stage): the functions `funnelrec run` calls, in call order.
 STAGES = (
@@ -97,7 +102,8 @@ def _reset_peak() -> None:
 class StageRecorder:
     """Wall seconds and peak RSS of each wrapped stage (summed / maxed over its calls)."""
 
-    def __init__(self) -> None:
+    def __init__(self, profile_stage: str | None = None) -> None:
+        self.profile_stage = profile_stage
         self.wall_s: dict[str, float] = {}
         self.cpu_s: dict[str, float] = {}
         self.peak_gb: dict[str, float] = {}
@@ -106,9 +112,15 @@ class StageRecorder:
         def timed(*args: Any, **kwargs: Any) -> Any:
             _reset_peak()
             start, cpu_start = time.perf_counter(), time.process_time()
+            profiler = cProfile.Profile() if stage == self.profile_stage else None
             try:
+                if profiler is not None:
+                    return profiler.runcall(fn, *args, **kwargs)
                 return fn(*args, **kwargs)
             finally:
+                if profiler is not None:  # to stderr: stdout carries the child's JSON
+                    stats = pstats.Stats(profiler, stream=sys.stderr)
+                    stats.sort_stats("cumulative").print_stats(PROFILE_LINES)
                 self.wall_s[stage] = self.wall_s.get(stage, 0.0) + time.perf_counter() - start
                 cpu = time.process_time() - cpu_start
                 self.cpu_s[stage] = self.cpu_s.get(stage, 0.0) + cpu
@@ -132,7 +144,7 @@ def _stop_early(signum: int, frame: Any) -> None:
     raise StopRequestedError
 
 
-def child(n_rows: int, seed: int) -> dict[str, Any]:
+def child(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[str, Any]:
     """One size: simulate, write + load, run_tables; the stages' wall time and peak RSS.
 
     ``kill -USR1`` stops it between Python steps with the stages measured so far, marked
@@ -144,7 +156,7 @@ def child(n_rows: int, seed: int) -> dict[str, Any]:
     from funnelrec.data.simulator import SimulatorConfig, simulate
     from funnelrec.eval.run import run_tables
 
-    recorder = StageRecorder()
+    recorder = StageRecorder(profile_stage)
     recorder.wrap_stages()
     signal.signal(signal.SIGUSR1, _stop_early)
     total_start = time.perf_counter()
@@ -189,15 +201,25 @@ def child(n_rows: int, seed: int) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- parent: sizes, fit, table
-def run_size(n_rows: int, seed: int) -> dict[str, Any]:
+def run_size(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[str, Any]:
+    command = [sys.executable, __file__, "--child", str(n_rows), "--seed", str(seed)]
+    if profile_stage is not None:
+        command += ["--profile-stage", profile_stage]
     out = subprocess.run(
-        [sys.executable, __file__, "--child", str(n_rows), "--seed", str(seed)],
+        command,
         check=True,
         stdout=subprocess.PIPE,
         text=True,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent)},
+        # the benchmarks folder for _common, ahead of the caller's path (which may name
+        # another checkout's src to measure)
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(_python_path())},
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _python_path() -> list[str]:
+    caller = os.environ.get("PYTHONPATH", "")
+    return [str(Path(__file__).parent), *(p for p in caller.split(os.pathsep) if p)]
 
 
 def run_seconds(run: dict[str, Any], measure: str) -> float:
@@ -349,6 +371,12 @@ def main() -> None:
     parser.add_argument(
         "--report-only", action="store_true", help="re-fit and print the last JSON's runs"
     )
+    parser.add_argument(
+        "--profile-stage",
+        choices=[stage for _, _, stage in STAGES],
+        default=None,
+        help="print a cProfile of this stage (cumulative, to stderr); it slows that stage",
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.report_only:
@@ -357,13 +385,13 @@ def main() -> None:
         report(saved["runs"], {k: saved[k] for k in keep}, args.extrapolate_rows)
         return
     if args.child is not None:
-        sys.stdout.write(json.dumps(child(args.child, args.seed)) + "\n")
+        sys.stdout.write(json.dumps(child(args.child, args.seed, args.profile_stage)) + "\n")
         return
     runs: list[dict[str, Any]] = []
     for size in args.sizes.split(","):
         n_rows = parse_size(size)
         console.print(f"{size}: running ...", highlight=False)
-        run = run_size(n_rows, args.seed)
+        run = run_size(n_rows, args.seed, args.profile_stage)
         console.print(
             f"{size}: {run['rows']:,} rows, run {run['run_s']:.1f} s, "
             f"peak {run['process_peak_rss_gb']:.2f} GB",
