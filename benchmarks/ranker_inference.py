@@ -104,8 +104,8 @@ def main() -> None:
             ms = {name: statistics.median(times[name]) for name in forwards}
             e, s, o = ms["eager"], ms["torchscript"], ms["onnx"]
             sh = ms.get("onnx_shared", float("nan"))
-            rows.append([n, e, s, o, sh, s / e, o / e, sh / o, diff["torchscript"], diff["onnx"]])
-            rows[-1].append(diff.get("onnx_shared", float("nan")))
+            rows.append([n, e, s, o, sh, s / e, o / e, sh / o])
+            rows[-1] += [diff["torchscript"], diff["onnx"], diff.get("onnx_shared", float("nan"))]
             results.append(
                 {
                     "candidates": n,

@@ -210,16 +210,8 @@ def run_size(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[s
         check=True,
         stdout=subprocess.PIPE,
         text=True,
-        # the benchmarks folder for _common, ahead of the caller's path (which may name
-        # another checkout's src to measure)
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(_python_path())},
-    )
+    )  # the caller's environment as is: a PYTHONPATH naming another checkout's src measures it
     return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def _python_path() -> list[str]:
-    caller = os.environ.get("PYTHONPATH", "")
-    return [str(Path(__file__).parent), *(p for p in caller.split(os.pathsep) if p)]
 
 
 def run_seconds(run: dict[str, Any], measure: str) -> float:

@@ -163,9 +163,9 @@ class CatchUpAdam(torch.optim.Optimizer):
         if not bool(behind.any()):
             return
         rows, missed = rows[behind], missed[behind]
-        # The sums depend on a row's last step only: computed once per distinct last step
-        # (a few hundred per epoch) instead of per row (tens of thousands a lookup, each a
-        # [horizon] float64 series of powers: a third of the two-tower's training time).
+        # The sums depend only on how many steps a row missed: computed once per distinct
+        # count (at most the steps since the epoch began) instead of once per row (tens of
+        # thousands a lookup, each a [horizon] float64 series of powers).
         missed_u, inverse = torch.unique(missed, return_inverse=True)
         total_w, total_h = _missed_sums(missed_u, upto, group["betas"], param.device)
         m, v = state["exp_avg"][rows], state["exp_avg_sq"][rows]
