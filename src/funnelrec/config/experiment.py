@@ -76,6 +76,15 @@ class RecallConfig(_Frozen):
     tune_budget_s: float = Field(
         600.0, gt=0, description="tune: seconds after which no further setting is tried."
     )
+    tune_queries: int | None = Field(
+        20_000,
+        gt=0,
+        description="The window's fit queries that channel tuning (tune) and merge tuning "
+        "(merge.tune) score every trial on: a seeded sample of this many (None = all). The "
+        "mean of a per-query objective over 20,000 queries is steady to well under the "
+        "differences the trials are chosen by, and without a cap merge tuning grows faster "
+        "than the log (docs/scaling.md). The guard queries that judge the result are all kept.",
+    )
 
     @model_validator(mode="after")
     def _check_names(self) -> RecallConfig:

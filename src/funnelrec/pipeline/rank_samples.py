@@ -27,6 +27,7 @@ from typing import Any, cast
 
 import numpy as np
 import polars as pl
+from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
@@ -297,12 +298,19 @@ def build_rank_data(
         if len(windows) == len(cfg.tasks):
             # Labels of later slates would be cut off by the split: drop those slates.
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
+        rest, guard = split_valid(samples, rank.samples.guard_fraction)
     else:
         window = window if window is not None else recall_window(train, config, rng)
-        samples = _recall_samples(train, window, cfg, config, rng)
+        rest_rows, guard_rows = _guard_split(window.queries, rank.samples.guard_fraction)
+        rest = _recall_samples(train, window, rest_rows, cfg, config, rng)
+        guard = (
+            _recall_samples(train, window, guard_rows, cfg, config, rng)
+            if guard_rows.size
+            else rest.clear()
+        )
         if window.feature_log is not None:
             log = window.feature_log
-    data = _split_samples(samples, log, source, cfg, info, config, rng)
+    data = _split_samples(rest, guard, log, source, cfg, info, config, rng)
     if window is not None:
         cold = window.queries.query_id[window.queries.history_len == 0]
         data = dataclasses.replace(data, cold_queries=frozenset(int(q) for q in cold))
@@ -310,7 +318,8 @@ def build_rank_data(
 
 
 def _split_samples(
-    samples: pl.DataFrame,
+    rest: pl.DataFrame,
+    guard: pl.DataFrame,
     log: pl.DataFrame,
     source: str,
     cfg: SampleConfig,
@@ -318,9 +327,8 @@ def _split_samples(
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> RankData:
-    """Guard (latest), then validation (latest of the rest), then training samples."""
+    """Validation (latest of ``rest``), then training samples; both parts capped."""
     rank = config.rank
-    rest, guard = split_valid(samples, rank.samples.guard_fraction)
     rest = take_queries(rest, rank.samples.max_train_samples, rng)
     guard = take_queries(guard, rank.samples.max_train_samples, rng)
     fit_part, valid_part = split_valid(rest, rank.samples.valid_fraction)
@@ -382,15 +390,65 @@ def _trainable_tasks(
     return cfg.model_copy(update={"tasks": kept}), dropped
 
 
+def _guard_split(queries: Queries, fraction: float) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """Row positions of the window's (rest, guard) queries: the latest ``fraction`` by
+    (time, id) are the guard's, as :func:`split_valid` splits samples (the rest is never
+    empty for a window with a query)."""
+    order = np.lexsort((queries.query_id, queries.timestamp))
+    n = order.shape[0]
+    n_guard = max(1, round(n * fraction)) if n > 1 and fraction else 0
+    return order[: n - n_guard], order[n - n_guard :]
+
+
 def _recall_samples(
     train: Dataset,
     window: RecallWindow,
+    rows: NDArray[np.int64],
     cfg: SampleConfig,
     config: ExperimentConfig,
     rng: np.random.Generator,
 ) -> pl.DataFrame:
-    """The window's merged candidates labelled by the users' window events."""
-    recall, queries = window.funnel, window.queries
+    """The merged candidates of the window's queries at ``rows``, labelled by the users'
+    window events: all of them, or whole queries at random until ``max_train_samples`` rows.
+
+    Queries are recalled and labelled in batches and the batches stop once the cap is
+    reached: the cap keeps a few hundred queries of a window that may hold hundreds of
+    thousands, so recalling them all (then dropping most, :func:`take_queries`) made this
+    stage grow faster than the log and hold every window candidate in memory at once.
+    """
+    cap = config.rank.samples.max_train_samples
+    if cap is not None:
+        rows = rng.permutation(rows)
+    per_query = float(config.rank.serve.score_k)  # an upper bound until a batch is seen
+    parts: list[pl.DataFrame] = []
+    done = held = 0
+    while done < rows.shape[0] and (cap is None or held < cap):
+        size = config.eval.batch_size
+        if cap is not None:  # about what the cap still needs, with a margin
+            size = min(size, max(MIN_BATCH, int(1.25 * (cap - held) / per_query) + 1))
+        batch = rows[done : done + size]
+        done += batch.shape[0]
+        parts.append(_labelled(train, window, batch, cfg, config, rng))
+        held += parts[-1].height
+        per_query = max(held / done, 1.0)
+    return pl.concat(parts)
+
+
+MIN_BATCH = 64
+"""Fewest queries recalled per batch while filling the sample cap."""
+
+
+def _labelled(
+    train: Dataset,
+    window: RecallWindow,
+    rows: NDArray[np.int64],
+    cfg: SampleConfig,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+) -> pl.DataFrame:
+    """The merged candidates of the window's queries at ``rows``, labelled by their users'
+    window events."""
+    recall, queries = window.funnel, window.queries.take(rows)
     candidates = merged_candidates(
         recall,
         queries,
@@ -403,14 +461,17 @@ def _recall_samples(
     candidates = candidates.with_columns(
         pl.Series("item_idx", train.item_vocab.encode(pl.Series(item_ids)))
     )
+    users = window.users.gather(pl.Series(rows))
     query_frame = pl.DataFrame(
         {
             "query_id": queries.query_id,
-            "user_idx": train.user_vocab.encode(window.users),
+            "user_idx": train.user_vocab.encode(users),
             "timestamp": queries.timestamp.astype(np.int64),
         }
     )
-    return candidate_samples(query_frame, candidates, window.events, cfg, rng=rng)
+    # Only these users' events: each batch would otherwise join the whole window.
+    users_in = pl.col("user_idx").is_in(query_frame["user_idx"].implode())
+    return candidate_samples(query_frame, candidates, window.events.filter(users_in), cfg, rng=rng)
 
 
 def merged_candidates(

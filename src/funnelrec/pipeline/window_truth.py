@@ -5,7 +5,8 @@ The recall window (:class:`~funnelrec.pipeline.rank_samples.RecallWindow`) is re
 the time before the ranking window, asked for every user who acted in it; its positives are
 the truth. Queries with at least one positive on an item the earlier recall knows are split
 like the ranking samples: the latest ``rank.samples.guard_fraction`` is the guard part, the
-rest the fit part.
+rest the fit part (a seeded sample of ``recall.tune_queries`` of it, when larger: every trial
+is scored on it).
 """
 
 from __future__ import annotations
@@ -67,8 +68,9 @@ def window_parts(
     if n_guard < MIN_GUARD_QUERIES:
         return None
     row_of = {int(q): r for r, q in enumerate(queries.query_id)}
+    fit_ids = _sampled(ids[: ids.shape[0] - n_guard], config.recall.tune_queries, config.seed)
     parts = []
-    for chosen in (ids[: ids.shape[0] - n_guard], ids[ids.shape[0] - n_guard :]):
+    for chosen in (fit_ids, ids[ids.shape[0] - n_guard :]):
         rows = np.array([row_of[int(q)] for q in chosen], dtype=np.int64)
         truth = per_query.filter(pl.col("query_id").is_in(chosen))
         counts = truth.group_by("query_id", maintain_order=True).len()["len"].to_numpy()
@@ -76,3 +78,18 @@ def window_parts(
         np.cumsum(counts, out=ptr[1:])
         parts.append(WindowPart(queries.take(rows), ptr, truth["item_idx"].to_numpy()))
     return parts[0], parts[1]
+
+
+def _sampled(ids: NDArray[np.int64], limit: int | None, seed: int) -> NDArray[np.int64]:
+    """A seeded sample of ``limit`` of the sorted ``ids``, still sorted (all when fewer).
+
+    Seeded from the configuration alone, so channel and merge tuning score on the same
+    queries whatever else drew from the run's generator.
+
+    Example:
+        >>> _sampled(np.arange(10), 3, 0).tolist()
+        [5, 6, 9]
+    """
+    if limit is None or ids.shape[0] <= limit:
+        return ids
+    return np.sort(np.random.default_rng(seed).choice(ids, size=limit, replace=False))

@@ -68,7 +68,11 @@ class RankSamplesConfig(_Frozen):
         "fusion tuning: the slice the do-no-harm guards judge every learned stage on.",
     )
     max_train_samples: int | None = Field(
-        200_000, gt=0, description="Subsample training queries down to about this many samples."
+        200_000,
+        gt=0,
+        description="Whole queries at random until about this many samples, for the training "
+        "(with validation) and the guard parts each (None = all). With recall-source samples "
+        "only the queries the cap needs are recalled.",
     )
     max_negatives_per_query: int | None = Field(
         None, gt=0, description="Subsample negatives per query (all positives kept)."

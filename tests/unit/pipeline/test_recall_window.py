@@ -66,3 +66,54 @@ def test_random_hold_out_feeds_rank_samples(sim: Dataset) -> None:
     assert data.log.height == window.feature_log.height
     labelled = data.train.filter(pl.col("label_click") > 0)
     assert labelled.height > 0
+
+
+def _queries_of(frame: pl.DataFrame) -> set[int]:
+    return set(frame["query_id"].unique().to_list())
+
+
+def _capped(cap: int | None, guard_fraction: float = 0.2) -> ExperimentConfig:
+    config = _config("temporal").model_dump()
+    config["rank"]["samples"].update(
+        max_train_samples=cap, min_task_positives=1, guard_fraction=guard_fraction
+    )
+    return ExperimentConfig.model_validate(config)
+
+
+def test_capped_samples_recall_only_what_the_cap_needs(
+    sim: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    window = recall_window(sim, _capped(None), np.random.default_rng(0))
+    recalled: list[int] = []
+    original = type(window.funnel).candidates
+
+    def counting(self, queries, **kwargs):  # type: ignore[no-untyped-def]
+        recalled.append(len(queries))
+        return original(self, queries, **kwargs)
+
+    monkeypatch.setattr(type(window.funnel), "candidates", counting)
+    cap = 3000
+    data = build_rank_data(sim, _capped(cap), np.random.default_rng(0), window)
+    n_window = len(window.queries)
+    assert sum(recalled) < n_window  # the cap was reached before every query was recalled
+    per_query = data.train.group_by("query_id").len()["len"].max()
+    assert cap <= data.train.height + data.valid.height <= cap + per_query  # whole queries
+    assert data.guard.height <= cap + per_query
+    # The guard is the window's latest queries; the training queries come before them.
+    guard = _queries_of(data.guard)
+    assert min(guard) > max(_queries_of(data.train) | _queries_of(data.valid))
+
+    recalled.clear()
+    full = build_rank_data(sim, _capped(None), np.random.default_rng(0), window)
+    assert sum(recalled) == n_window
+    every = _queries_of(full.train) | _queries_of(full.valid) | _queries_of(full.guard)
+    assert every == set(window.queries.query_id.tolist())
+    # The guard part is smaller than the cap here, so it is all of the latest queries.
+    assert data.guard.height < cap and guard == _queries_of(full.guard)
+
+
+def test_no_guard_fraction_leaves_an_empty_guard_part(sim: Dataset) -> None:
+    config = _capped(3000, guard_fraction=0.0)
+    data = build_rank_data(sim, config, np.random.default_rng(0))
+    assert data.guard.height == 0 and data.guard.columns == data.train.columns
+    assert data.train.height > 0
