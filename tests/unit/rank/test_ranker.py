@@ -16,6 +16,7 @@ from funnelrec.features.behaviours import DenseSequences
 from funnelrec.features.spec import FeatureSpec, RankFeatures
 from funnelrec.metrics.rank import auc, gauc
 from funnelrec.pipeline.rank_samples import build_rank_data
+from funnelrec.rank import ranker as ranker_module
 from funnelrec.rank.batches import BatchTable
 from funnelrec.rank.config import RankConfig
 from funnelrec.rank.lean_shared import SharedForward
@@ -308,3 +309,25 @@ def test_the_same_fit_twice_on_two_threads_gives_the_same_scores(
         torch.set_num_threads(threads)
     assert scores[0] == scores[1] == scores[2]
     assert not torch.are_deterministic_algorithms_enabled()  # the caller's setting is back
+
+
+def test_a_big_batch_reads_a_prepared_log_only_when_the_log_is_longer(
+    sim_train: Dataset, rank_data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past PREPARED_MAX_SAMPLES the index is built (on the second sighting) only for a log
+    longer than the batch, and the scores are the same as the plain path's."""
+    config = _config({"kind": "lightgbm", "n_estimators": 10}).rank
+    ranker = Ranker(config, rank_data.tasks).fit(
+        sim_train, rank_data.train, rank_data.valid, rank_data.log
+    )
+    batch = rank_data.valid
+    assert rank_data.log.height > batch.height
+    monkeypatch.setattr(ranker_module, "PREPARED_MAX_SAMPLES", batch.height - 1)
+    plain = ranker.score(batch, rank_data.log)
+    again = ranker.score(batch, rank_data.log)
+    assert ranker._log_seen is not None and ranker._log_seen[1] is not None
+    assert again["score"].to_list() == plain["score"].to_list()
+    short = rank_data.log.head(batch.height)  # no longer than the batch: never indexed
+    ranker.score(batch, short)
+    ranker.score(batch, short)
+    assert ranker._log_seen[0] is rank_data.log  # the short log was never held for an index
