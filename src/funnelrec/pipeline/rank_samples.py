@@ -122,13 +122,19 @@ def take_queries(
     return samples.filter(pl.col("query_id").is_in(keep))
 
 
+def _latest_count(n: int, fraction: float) -> int:
+    """How many of ``n`` queries the latest ``fraction`` holds: at least one when there are
+    two or more queries and ``fraction`` is not 0, else none."""
+    return max(1, round(n * fraction)) if n > 1 and fraction else 0
+
+
 def split_valid(samples: pl.DataFrame, fraction: float) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The latest ``fraction`` of queries (by time, then id) become validation (none when
     ``fraction`` is 0)."""
     queries = (
         samples.group_by("query_id").agg(pl.col("timestamp").min()).sort("timestamp", "query_id")
     )
-    n_valid = max(1, round(queries.height * fraction)) if queries.height > 1 and fraction else 0
+    n_valid = _latest_count(queries.height, fraction)
     valid_ids = queries["query_id"].tail(n_valid)
     is_valid = pl.col("query_id").is_in(valid_ids.implode())
     return samples.filter(~is_valid), samples.filter(is_valid)
@@ -395,9 +401,12 @@ def _guard_split(queries: Queries, fraction: float) -> tuple[NDArray[np.int64], 
     (time, id) are the guard's, as :func:`split_valid` splits samples (the rest is never
     empty for a window with a query)."""
     order = np.lexsort((queries.query_id, queries.timestamp))
-    n = order.shape[0]
-    n_guard = max(1, round(n * fraction)) if n > 1 and fraction else 0
-    return order[: n - n_guard], order[n - n_guard :]
+    n_rest = order.shape[0] - _latest_count(order.shape[0], fraction)
+    return order[:n_rest], order[n_rest:]
+
+
+MIN_BATCH = 64
+"""Fewest queries recalled per batch while filling the sample cap."""
 
 
 def _recall_samples(
@@ -432,10 +441,6 @@ def _recall_samples(
         held += parts[-1].height
         per_query = max(held / done, 1.0)
     return pl.concat(parts)
-
-
-MIN_BATCH = 64
-"""Fewest queries recalled per batch while filling the sample cap."""
 
 
 def _labelled(

@@ -420,8 +420,7 @@ class Ranker:
         Small requests always qualify. A big batch (offline evaluation, the guards) qualifies
         when the log is longer than the batch: the plain path scans the whole log and sorts
         the rows of the batch's users and items, which for a big batch is most of the log, so
-        evaluating every held-out query cost (queries x log): at 10M simulated rows the
-        ranker's share of the evaluation grew with exponent 1.19 (docs/scaling.md)."""
+        evaluating every held-out query in batches cost batches x log (docs/scaling.md)."""
         assert self.features is not None
         if isinstance(log, PreparedLog):
             return log
