@@ -180,6 +180,9 @@ def child(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[str,
                 users=metrics["data"]["train_users"],
                 items=metrics["data"]["train_items"],
                 run_timings_s=metrics["timings_s"],
+                # eval.max_queries: how many held-out users were evaluated, of how many
+                eval_queries=metrics["split"]["n_queries"],
+                held_out_users=metrics["split"].get("n_held_out_users"),
                 ndcg_at_10={k: v.get("ndcg@10") for k, v in metrics["recall"].items()},
             )
         except StopRequestedError:

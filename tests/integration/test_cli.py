@@ -55,10 +55,12 @@ def test_a_channel_that_serves_nobody_is_reported_silent(sim_dir: Path, tmp_path
 
 
 def test_run_records_the_guard_decisions(sim_dir: Path, tmp_path: Path) -> None:
-    fast = ["--set", "recall.channels.two_tower.train.epochs=1", "--set", "eval.max_queries=200"]
+    fast = ["--set", "recall.channels.two_tower.train.epochs=1", "--set", "eval.max_queries=100"]
     result = runner.invoke(app, ["run", "--data", str(sim_dir), "--out", str(tmp_path), *fast])
     assert result.exit_code == 0, result.output
     metrics = json.loads((tmp_path / "metrics.json").read_text())
+    # eval.max_queries: a sample of 100 of the held-out users, and how many there were.
+    assert metrics["split"]["n_queries"] == 100 < metrics["split"]["n_held_out_users"]
     stages = [g["stage"] for g in metrics["guards"]]
     assert stages[0] == "merge" and "rank" in stages and "rerank" in stages
     assert "guard rank:" in result.output
@@ -85,7 +87,7 @@ def test_run_writes_metrics(run_dir: Path) -> None:
             for name in ("recall", "hit", "ndcg", "mrr"):
                 assert 0.0 <= values[f"{name}@{k}"] <= 1.0
     assert metrics["split"]["kind"] == "temporal"
-    assert metrics["split"]["n_queries"] > 0
+    assert 0 < metrics["split"]["n_queries"] == metrics["split"]["n_held_out_users"]
     assert "fit.itemcf" in metrics["timings_s"]
     assert (run_dir / "artifacts" / "manifest.json").is_file()
 

@@ -102,7 +102,13 @@ class EvalConfig(_Frozen):
     ks: tuple[int, ...] = (10, 20, 50, 100, 200)
     batch_size: int = Field(4096, gt=0)
     max_queries: int | None = Field(
-        None, gt=0, description="Evaluate a seeded sample of this many queries (None = all)."
+        50_000,
+        gt=0,
+        description="Evaluate a seeded sample of this many held-out users' queries (None = "
+        "all). Without a cap the evaluation grows faster than the log: the queries grow with "
+        "the users and each query's cost with the catalogue (docs/scaling.md). "
+        "metrics.json's split.n_queries says how many were evaluated, "
+        "split.n_held_out_users out of how many, and its intervals how precise the means are.",
     )
     exclude_seen_targets: bool = Field(
         True, description="Drop held-out items the user already had in training from the truth."

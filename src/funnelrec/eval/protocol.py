@@ -168,6 +168,7 @@ def _base_metrics(
         "split": {
             **split.info,
             "n_queries": len(eval_queries.queries),
+            "n_held_out_users": eval_queries.n_held_out_users,
             "n_cold_user_queries": eval_queries.n_cold_users,
             "truth_items": int(eval_queries.truth_idx.shape[0]),
         },

@@ -28,6 +28,7 @@ class EvalQueries:
     mask_ptr: NDArray[np.int64] | None = None
     mask_idx: NDArray[np.int64] | None = None
     user_ids: pl.Series | None = None  # external ids, rows aligned with the queries
+    n_held_out_users: int = 0  # before the eval.max_queries sample (0: not recorded)
 
 
 def build_eval_queries(
@@ -72,6 +73,7 @@ def build_eval_queries(
         )
         .sort("user_id")
     )
+    n_held_out_users = per_user.height
     if config.eval.max_queries is not None and per_user.height > config.eval.max_queries:
         rows = np.sort(rng.choice(per_user.height, config.eval.max_queries, replace=False))
         per_user = per_user[rows]
@@ -108,5 +110,12 @@ def build_eval_queries(
         mask_idx = per_query["item_idx"].to_numpy()
     n_without_history = int((queries.history_len == 0).sum())
     return EvalQueries(
-        queries, truth_ptr, truth_idx, n_without_history, mask_ptr, mask_idx, per_user["user_id"]
+        queries,
+        truth_ptr,
+        truth_idx,
+        n_without_history,
+        mask_ptr,
+        mask_idx,
+        per_user["user_id"],
+        n_held_out_users,
     )

@@ -118,8 +118,14 @@ def _summary(metrics: Mapping[str, Any]) -> str:
     def n(block: Mapping[str, Any], key: str) -> str:
         return format_number(block[key]) if key in block else "?"
 
+    held_out = split.get("n_held_out_users", 0)
+    sampled = (
+        f" (a seeded sample of {format_number(held_out)}: eval.max_queries)"
+        if held_out > split.get("n_queries", held_out)
+        else ""
+    )
     return f"""<p>split {html.escape(str(split.get("kind", "?")))}: {n(split, "n_queries")}
-held-out users ({n(split, "n_cold_user_queries")} without history); training
+held-out users{sampled} ({n(split, "n_cold_user_queries")} without history); training
 {n(data, "train_users")} users x {n(data, "train_items")} items,
 {n(data, "train_positives")} positives.</p>"""
 

@@ -111,6 +111,15 @@ def test_the_report_reads_well_and_is_one_file(tmp_path: Path) -> None:
         assert (tmp_path / "report" / plot).read_bytes()[:4] == b"\x89PNG"
 
 
+def test_the_summary_says_when_the_held_out_users_were_sampled(tmp_path: Path) -> None:
+    data = metrics(np.random.default_rng(0))
+    (tmp_path / "metrics.json").write_text(json.dumps(data))
+    assert "seeded sample" not in write_report(tmp_path).read_text()  # an older metrics.json
+    data["split"]["n_held_out_users"] = 120_000
+    (tmp_path / "metrics.json").write_text(json.dumps(data))
+    assert "a seeded sample of 120,000: eval.max_queries" in write_report(tmp_path).read_text()
+
+
 def test_the_checker_catches_raw_missing_values() -> None:
     page = "<td>0.1</td><td>nan</td><td>[None, 0.2]</td><td>null</td><td>no re-rank</td>"
     assert raw_missing(page) == ["nan", "[None, 0.2]", "null"]
