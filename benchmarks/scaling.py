@@ -28,7 +28,8 @@ every stage <= 1.1, and the largest run within 24 GB.
         [--profile-stage merge.tune]
 
 ``--merge`` keeps the sizes of an earlier results/scaling.json that this run did not repeat
-(so 10M can be run on its own afterwards).
+(so 10M can be run on its own afterwards). ``--held-out`` only simulates and splits each size
+and prints how many held-out users the evaluation would query (``eval.max_queries`` caps it).
 """
 
 from __future__ import annotations
@@ -203,6 +204,31 @@ def child(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[str,
     }
 
 
+def held_out_counts(sizes: list[int], seed: int) -> None:
+    """Per size: the simulated log's users and the held-out users the default evaluation
+    queries (``eval.queries.held_out_per_user``), against ``eval.max_queries``: what the
+    evaluation's query count grows with, without fitting anything."""
+    from funnelrec.config.experiment import ExperimentConfig
+    from funnelrec.data.simulator import SimulatorConfig, simulate
+    from funnelrec.eval.protocol import split_and_index
+    from funnelrec.eval.queries import held_out_per_user
+
+    config = ExperimentConfig()
+    rows = []
+    for n_rows in sizes:
+        sim = simulate(SimulatorConfig.for_interactions(n_rows, seed=seed))
+        split, train = split_and_index(sim.interactions, sim.items, sim.users, config)
+        held_out = held_out_per_user(split, train, train.item_vocab, config).height
+        cap = config.eval.max_queries
+        evaluated = held_out if cap is None else min(held_out, cap)
+        rows.append([sim.interactions.height, train.n_users, held_out, evaluated])
+    render(
+        f"held-out users per size (eval.max_queries = {config.eval.max_queries})",
+        ["rows", "train users", "held-out users", "evaluated queries"],
+        rows,
+    )
+
+
 # ---------------------------------------------------------------- parent: sizes, fit, table
 def run_size(n_rows: int, seed: int, profile_stage: str | None = None) -> dict[str, Any]:
     command = [sys.executable, __file__, "--child", str(n_rows), "--seed", str(seed)]
@@ -372,8 +398,16 @@ def main() -> None:
         default=None,
         help="print a cProfile of this stage (cumulative, to stderr); it slows that stage",
     )
+    parser.add_argument(
+        "--held-out",
+        action="store_true",
+        help="only simulate and split each size and print its held-out users (no run)",
+    )
     parser.add_argument("--child", type=int, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.held_out:
+        held_out_counts([parse_size(size) for size in args.sizes.split(",")], args.seed)
+        return
     if args.report_only:
         saved = json.loads((RESULTS / f"{NAME}.json").read_text())
         keep = ("cpus", "load_average_1min_end")

@@ -13,6 +13,7 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split
 from funnelrec.data.user_attributes import tag_lists
+from funnelrec.data.vocab import Vocabulary
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Queries
 
@@ -47,32 +48,7 @@ def build_eval_queries(
     recommender's catalogue at query time (training items plus items ingested since).
     """
     item_vocab = recommender.item_vocab
-    test = split.test.with_columns(
-        pl.Series("user_idx", train.user_vocab.encode(split.test["user_id"])),
-        pl.Series("item_idx", item_vocab.encode(split.test["item_id"]).astype(np.int64)),
-    )
-    # Items the model cannot know still count in the denominator: give each a distinct id.
-    unknown = test.filter(pl.col("item_idx") < 0).select("item_id").unique().sort("item_id")
-    unknown = unknown.with_columns(
-        (pl.int_range(pl.len(), dtype=pl.Int64) + len(item_vocab)).alias("_new_idx")
-    )
-    test = (
-        test.join(unknown, on="item_id", how="left")
-        .with_columns(pl.coalesce(pl.col("_new_idx"), pl.col("item_idx")).alias("item_idx"))
-        .drop("_new_idx")
-    )
-    if config.eval.exclude_seen_targets:
-        seen = train.positives.select("user_idx", pl.col("item_idx").cast(pl.Int64))
-        test = test.join(seen.unique(), on=["user_idx", "item_idx"], how="anti")
-    per_user = (
-        test.group_by("user_id")
-        .agg(
-            pl.col("user_idx").first(),
-            pl.col("query_ts").min(),
-            pl.col("item_idx").unique().sort(),
-        )
-        .sort("user_id")
-    )
+    per_user = held_out_per_user(split, train, item_vocab, config)
     n_held_out_users = per_user.height
     if config.eval.max_queries is not None and per_user.height > config.eval.max_queries:
         rows = np.sort(rng.choice(per_user.height, config.eval.max_queries, replace=False))
@@ -118,4 +94,41 @@ def build_eval_queries(
         mask_idx,
         per_user["user_id"],
         n_held_out_users,
+    )
+
+
+def held_out_per_user(
+    split: Split, train: Dataset, item_vocab: Vocabulary, config: ExperimentConfig
+) -> pl.DataFrame:
+    """One row per held-out user, sorted by ``user_id``: ``user_idx``, ``query_ts`` (the
+    user's first test time) and ``item_idx`` (the sorted truth; items ``item_vocab`` does not
+    know get distinct ids past it, so they still count in the denominator). With
+    ``eval.exclude_seen_targets``, items the user had in training are not truth, and a user
+    left without truth is not held out.
+    """
+    test = split.test.with_columns(
+        pl.Series("user_idx", train.user_vocab.encode(split.test["user_id"])),
+        pl.Series("item_idx", item_vocab.encode(split.test["item_id"]).astype(np.int64)),
+    )
+    # Items the model cannot know still count in the denominator: give each a distinct id.
+    unknown = test.filter(pl.col("item_idx") < 0).select("item_id").unique().sort("item_id")
+    unknown = unknown.with_columns(
+        (pl.int_range(pl.len(), dtype=pl.Int64) + len(item_vocab)).alias("_new_idx")
+    )
+    test = (
+        test.join(unknown, on="item_id", how="left")
+        .with_columns(pl.coalesce(pl.col("_new_idx"), pl.col("item_idx")).alias("item_idx"))
+        .drop("_new_idx")
+    )
+    if config.eval.exclude_seen_targets:
+        seen = train.positives.select("user_idx", pl.col("item_idx").cast(pl.Int64))
+        test = test.join(seen.unique(), on=["user_idx", "item_idx"], how="anti")
+    return (
+        test.group_by("user_id")
+        .agg(
+            pl.col("user_idx").first(),
+            pl.col("query_ts").min(),
+            pl.col("item_idx").unique().sort(),
+        )
+        .sort("user_id")
     )
