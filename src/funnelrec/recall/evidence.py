@@ -25,29 +25,20 @@ time before the window).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeGuard, runtime_checkable
+from typing import Protocol, TypeGuard, runtime_checkable
 
 import numpy as np
 import polars as pl
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from funnelrec.data.frames import float32_series
 from funnelrec.features.pit.evidence import EVIDENCE_PREFIX as PREFIX
 from funnelrec.recall import evidence_kernels as kernels
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
 from funnelrec.recall.evidence_kernels import PROFILE, RECENT
 from funnelrec.recall.history import RecentItems, recent_items
-
-_NewFloat32 = Callable[[str, NDArray[np.float32], bool], Any]
-_new_f32: _NewFloat32 | None
-try:  # polars' own Float32 constructor (see _float32_series); absent in another polars
-    from polars._plr import PySeries
-
-    _new_f32 = PySeries.new_f32
-except ImportError:  # pragma: no cover - depends on the polars build
-    _new_f32 = None
 
 
 @runtime_checkable
@@ -94,21 +85,11 @@ def add_evidence(
     columns[f"{PREFIX}n_channels"] = n_channels
     merged = candidates["merged_rank"].to_numpy().astype(np.float64)
     columns[f"{PREFIX}merged_logrank"] = np.log1p(merged).astype(np.float32)
-    series = [_float32_series(name, values) for name, values in columns.items()]
+    series = [float32_series(name, values) for name, values in columns.items()]
     if any(name in columns for name in candidates.columns):
         return candidates.with_columns(series)  # replaced in place, as with_columns does
     # hstack: with_columns over the ~35 new columns cost ~0.3 ms more on a served request.
     return candidates.hstack(series)
-
-
-def _float32_series(name: str, values: NDArray[np.float32]) -> pl.Series:
-    """``pl.Series(name, values)`` of a Float32 array through polars' own constructor: the
-    public one spends ~5 us a column on checks (byte order, masks, contiguity) that these
-    fresh contiguous arrays pass, ~0.15 ms of a served request's ~32 columns."""
-    values = np.ascontiguousarray(values, dtype=np.float32)  # it panics on a strided view
-    if _new_f32 is None:  # pragma: no cover - depends on the polars build
-        return pl.Series(name, values)
-    return pl.Series._from_pyseries(_new_f32(name, values, False))
 
 
 def _has_similarity_matrix(channel: object) -> TypeGuard[ItemSimilarity]:

@@ -6,6 +6,7 @@ import pyarrow as pa
 import pytest
 
 from funnelrec.data.frames import (
+    float32_series,
     masked_float32_column,
     masked_float32_columns,
     rows_at,
@@ -60,13 +61,35 @@ def test_string_columns_equal_polars_strings() -> None:
         string_column("s", labels, np.array([4]))
 
 
-def test_masked_float32_column_equals_an_arrow_masked_array() -> None:
+@pytest.mark.parametrize("nan_at", [None, "present", "absent"])
+@pytest.mark.parametrize("share_present", [0.0, 0.7, 1.0])
+def test_masked_float32_column_equals_an_arrow_masked_array(
+    nan_at: str | None, share_present: float
+) -> None:
+    """Each way the column is built (every value present; nulls marked by NaN when no kept
+    value is NaN; Arrow buffers when one is) gives the Arrow masked array: nulls where not
+    present, a present NaN kept as NaN."""
     rng = np.random.default_rng(0)
     values = rng.random(100).astype(np.float32)
-    values[3] = np.nan
-    for present in (rng.random(100) > 0.3, np.ones(100, dtype=bool)):
-        expected = pl.Series("x", pa.array(values, mask=~present), dtype=pl.Float32)
-        assert masked_float32_column("x", values, present).equals(expected)
+    present = rng.random(100) < share_present
+    if nan_at is not None and share_present not in (0.0, 1.0):
+        row = int(np.flatnonzero(present if nan_at == "present" else ~present)[0])
+        values[row] = np.nan
+    expected = pl.Series("x", pa.array(values, mask=~present), dtype=pl.Float32)
+    got = masked_float32_column("x", values, present)
+    assert got.equals(expected) and got.dtype == pl.Float32
+    assert got.null_count() == int((~present).sum())
+    assert int(got.is_nan().sum()) == int(np.isnan(values[present]).sum())
+
+
+def test_float32_series_equals_the_polars_constructor() -> None:
+    values = np.array([0.5, np.nan, -np.inf, 3.0], dtype=np.float32)
+    got = float32_series("ev_x", values)
+    assert got.dtype == pl.Float32
+    assert got.equals(pl.Series("ev_x", values), check_names=True)
+    assert got.is_nan().to_list() == [False, True, False, False]  # NaN stays NaN, not null
+    assert float32_series("x", values, nan_is_null=True).to_list() == [0.5, None, -np.inf, 3.0]
+    assert float32_series("x", values[::2]).to_list() == [0.5, -np.inf]  # a strided view
 
 
 def test_masked_float32_columns_equal_one_masked_column_each() -> None:

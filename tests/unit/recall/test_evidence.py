@@ -142,14 +142,6 @@ def test_candidate_index_finds_the_first_candidate_of_each_query_item_pair() -> 
         assert evidence_kernels.find(*table[:4], row, item) == first_of.get((row, item), -1)
 
 
-def test_float32_series_equals_the_polars_constructor() -> None:
-    values = np.array([0.5, np.nan, -np.inf, 3.0], dtype=np.float32)
-    got = evidence._float32_series("ev_x", values)
-    assert got.dtype == pl.Float32
-    assert got.equals(pl.Series("ev_x", values), check_names=True)
-    assert got.is_nan().to_list() == [False, True, False, False]  # NaN stays NaN, not null
-
-
 def test_logrank_table_is_numpys_log1p() -> None:
     table = evidence._log1p_positions(500)
     positions = np.arange(501, dtype=np.float64)
