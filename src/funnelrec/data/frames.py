@@ -218,18 +218,8 @@ def masked_float32_column(
         >>> masked_float32_column("x", np.array([1, 2, np.nan], np.float32), present).to_list()
         [1.0, None, nan]
     """
-    data = np.asarray(values, dtype=np.float32)
-    if present.shape != data.shape or data.ndim != 1:
-        raise ValueError(f"values {data.shape} and present {present.shape} must be one [N] shape")
-    return masked_float32_columns([name], data[None, :], present)[0]
-
-
-def masked_float32_array(values: NDArray[np.float32], present: NDArray[np.bool_]) -> pa.Array:
-    """:func:`masked_float32_column` as an Arrow array (for a record batch)."""
-    data = np.ascontiguousarray(values, dtype=np.float32)
-    if present.shape != data.shape or data.ndim != 1:
-        raise ValueError(f"values {data.shape} and present {present.shape} must be one [N] shape")
-    return _float32_array(data, _validity(present))
+    # A values array that is not [N] gives [1, ...] here, which the shape check refuses.
+    return masked_float32_columns([name], np.asarray(values)[None, :], present)[0]
 
 
 def masked_float32_columns(
