@@ -101,13 +101,14 @@ def run_measured(args: list[str]) -> tuple[dict[str, Any], int, float]:
     return json.loads(out.strip().splitlines()[-1]), peak, cpu_s
 
 
-def child_simulate(n: int, folder: Path) -> None:
+def child_simulate(n: int, folder: Path) -> dict[str, Any]:
     from funnelrec.data.partitioned import write_partitioned
     from funnelrec.data.simulator import SimulatorConfig, simulate
 
     sim = simulate(SimulatorConfig.for_positives(n, seed=0))
     write_partitioned(sim.interactions, folder / "interactions")
     sim.items.write_parquet(folder / "items.parquet")
+    return {"rows": sim.interactions.height}
 
 
 def _load(folder: Path) -> Any:
@@ -136,7 +137,7 @@ def child_numba(folder: Path) -> dict[str, Any]:
     start = time.perf_counter()
     model = ItemCF(ItemCFConfig()).fit(data, rng=np.random.default_rng(0))
     fit_s = time.perf_counter() - start
-    np.savez(folder / "numba.npz", idx=model.neighbor_idx, sim=model.neighbor_sim)
+    _save(folder, "numba", model.neighbor_idx, model.neighbor_sim)
     return {
         "fit_s": fit_s,
         "threads": numba.get_num_threads(),
@@ -147,7 +148,6 @@ def child_numba(folder: Path) -> dict[str, Any]:
 
 
 def child_spark(folder: Path, driver_memory: str) -> dict[str, Any]:
-    import numpy as np
 
     from funnelrec.recall.itemcf import ItemCFConfig
     from funnelrec.spark.frames import spark_positives
@@ -165,29 +165,48 @@ def child_spark(folder: Path, driver_memory: str) -> dict[str, Any]:
     fit_s = time.perf_counter() - start
     read_itself = not (folder / "staging").exists()
     spark.stop()
-    np.savez(folder / "spark.npz", idx=idx, sim=sim)
+    _save(folder, "spark", idx, sim)
     return {"fit_s": fit_s, "session_s": session_s, "read_partitioned_itself": read_itself}
 
 
-def compare(folder: Path) -> dict[str, Any]:
+def _save(folder: Path, engine: str, idx: Any, sim: Any) -> None:
+    """An engine's ``[n_items, K]`` arrays as .npy files, so :func:`compare` can map them."""
     import numpy as np
 
-    numba_out, spark_out = np.load(folder / "numba.npz"), np.load(folder / "spark.npz")
-    same = bool(np.array_equal(numba_out["idx"], spark_out["idx"]))
-    a, b = numba_out["sim"].astype(np.float64), spark_out["sim"].astype(np.float64)
-    nz = a > 0
-    rel = float(np.max(np.abs(a[nz] - b[nz]) / a[nz])) if nz.any() else 0.0
-    return {"same_topk": same, "max_rel_diff": rel, "neighbor_entries": int(nz.sum())}
+    np.save(folder / f"{engine}_idx.npy", idx)
+    np.save(folder / f"{engine}_sim.npy", sim)
+
+
+def compare(folder: Path, block: int = 1_000_000) -> dict[str, Any]:
+    """Both engines' arrays compared ``block`` items at a time from memory-mapped files (at
+    50M positives each pair of arrays is ~8 GB: loaded whole, with a float64 copy, they would
+    not fit beside each other)."""
+    import numpy as np
+
+    def load(name: str) -> Any:
+        return np.load(folder / f"{name}.npy", mmap_mode="r")
+
+    idx_a, idx_b = load("numba_idx"), load("spark_idx")
+    sim_a, sim_b = load("numba_sim"), load("spark_sim")
+    same, rel, entries = idx_a.shape == idx_b.shape, 0.0, 0
+    for start in range(0, idx_a.shape[0] if same else 0, block):
+        rows = slice(start, start + block)
+        same = same and bool(np.array_equal(idx_a[rows], idx_b[rows]))
+        a, b = sim_a[rows].astype(np.float64), sim_b[rows].astype(np.float64)
+        nz = a > 0
+        if nz.any():
+            rel = max(rel, float(np.max(np.abs(a[nz] - b[nz]) / a[nz])))
+        entries += int(nz.sum())
+    return {"same_topk": same, "max_rel_diff": rel, "neighbor_entries": entries}
 
 
 def measure(n: int, driver_memory: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         start = time.perf_counter()
-        subprocess.run(
-            [sys.executable, __file__, "--child-simulate", str(n), "--folder", tmp], check=True
-        )
-        console.print(f"simulated {n:,} positives in {time.perf_counter() - start:.1f} s")
+        _, sim_peak, _ = run_measured(["--child-simulate", str(n), "--folder", tmp])
+        sim_s = time.perf_counter() - start
+        console.print(f"simulated {n:,} positives in {sim_s:.1f} s (peak {sim_peak / MB:,.0f} MB)")
         numba_result, numba_peak, numba_cpu = run_measured(["--child-numba", "--folder", tmp])
         console.print(f"  numba fit {numba_result['fit_s']:.1f} s")
         spark_result, spark_peak, spark_cpu = run_measured(
@@ -197,6 +216,8 @@ def measure(n: int, driver_memory: str) -> dict[str, Any]:
         numba_fit_s = numba_result.pop("fit_s")
         return {
             "target_positives": n,
+            "simulate_s": sim_s,
+            "simulate_peak_rss_mb": sim_peak / MB,
             **numba_result,
             "numba_fit_s": numba_fit_s,
             "numba_peak_rss_mb": numba_peak / MB,
@@ -245,7 +266,7 @@ def main() -> None:
     parser.add_argument("--folder", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_simulate is not None:
-        child_simulate(args.child_simulate, args.folder)
+        sys.stdout.write(json.dumps(child_simulate(args.child_simulate, args.folder)) + "\n")
         return
     if args.child_numba or args.child_spark:
         result = (

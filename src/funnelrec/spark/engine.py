@@ -73,6 +73,12 @@ class SparkEngine:
         self._staging = Path(tempfile.mkdtemp(prefix="funnelrec-spark-", dir=options.staging_dir))
         self._last: tuple[Dataset, DataFrame] | None = None
 
+    @property
+    def staging(self) -> Path:
+        """The engine's own staging folder (under ``options.staging_dir``): Parquet in and out
+        of the jobs, removed by :meth:`close`."""
+        return self._staging
+
     def positives(self, data: Dataset) -> DataFrame:
         """``data``'s positives as ``(u, i, t)`` on Spark (the last one is reused, so ItemCF
         and Swing fitted on one Dataset read it once)."""
@@ -142,7 +148,8 @@ class SparkItemCF(ItemCF):
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         del rng  # deterministic, as the numba fit
         engine = _require(self._engine)
-        idx, sim = fit_itemcf_arrays(engine.session, engine.positives(data), data, self.config)
+        positives = engine.positives(data)
+        idx, sim = fit_itemcf_arrays(engine.session, positives, data, self.config, engine.staging)
         self._set(idx, sim)
         self._engine = None  # a fitted channel holds arrays only (no live session)
         return self
@@ -158,7 +165,7 @@ class SparkSwing(Swing):
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
         del rng
         engine = _require(self._engine)
-        idx, sim = fit_swing_arrays(engine.positives(data), data, self.config)
+        idx, sim = fit_swing_arrays(engine.positives(data), data, self.config, engine.staging)
         self._set(idx, sim)
         self._engine = None
         return self

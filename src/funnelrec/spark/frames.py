@@ -146,17 +146,30 @@ def top_k(similarities: DataFrame, k: int) -> DataFrame:
 
 
 def collect_neighbours(
-    ranked: DataFrame, n_items: int, k: int
+    ranked: DataFrame, n_items: int, k: int, staging: Path | None = None
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
-    """The rows of :func:`top_k` as ``[n_items, k]`` arrays (-1 / 0 padding), via Arrow."""
-    table = ranked.toArrow()
+    """The rows of :func:`top_k` as ``[n_items, k]`` arrays (-1 / 0 padding).
+
+    The executors write the rows as Parquet under ``staging`` (shared storage on a cluster; a
+    temporary folder when None) and the driver reads them back one record batch at a time
+    into the arrays. Not ``toArrow``: that gathers every row into the driver JVM's heap and
+    then into Python at once, and a 50M-positive fit has hundreds of millions of neighbour
+    rows, several times the arrays themselves.
+    """
+    import pyarrow.dataset as ds
+
     out_idx = np.full((n_items, k), -1, dtype=np.int32)
     out_sim = np.zeros((n_items, k), dtype=np.float32)
-    if table.num_rows:
-        rows = table.column("i").to_numpy().astype(np.int64)
-        ranks = table.column("rank").to_numpy().astype(np.int64)
-        out_idx[rows, ranks] = table.column("j").to_numpy()
-        out_sim[rows, ranks] = table.column("sim32").to_numpy()
+    if staging is not None:
+        staging.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="funnelrec-neighbours-", dir=staging) as folder:
+        path = str(Path(folder) / "neighbours")
+        ranked.select("i", "rank", "j", "sim32").write.parquet(path)
+        for batch in ds.dataset(path, format="parquet").to_batches():
+            rows = batch.column("i").to_numpy().astype(np.int64)
+            ranks = batch.column("rank").to_numpy().astype(np.int64)
+            out_idx[rows, ranks] = batch.column("j").to_numpy()
+            out_sim[rows, ranks] = batch.column("sim32").to_numpy()
     return out_idx, out_sim
 
 

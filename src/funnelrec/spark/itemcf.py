@@ -17,6 +17,7 @@ kernel's definition, term by term) as DataFrame joins and aggregations.
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -142,18 +143,24 @@ def similarities(
 
 
 def fit_itemcf_arrays(
-    spark: SparkSession, positives: DataFrame, data: Dataset, config: ItemCFConfig
+    spark: SparkSession,
+    positives: DataFrame,
+    data: Dataset,
+    config: ItemCFConfig,
+    staging: Path | None = None,
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
     """ItemCF's fitted state ``(neighbor_idx, neighbor_sim)`` ``[n_items, neighbors]`` from
     ``(u, i, t)`` positives, computed on Spark (popularity correction applied, as the numba
-    fit does)."""
+    fit does); the neighbour rows come back through Parquet under ``staging``
+    (:func:`~funnelrec.spark.frames.collect_neighbours`)."""
     from pyspark import StorageLevel
 
     sequences = user_sequences(positives).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         created = data.item_created_at if config.created_half_life_s is not None else None
         sims = similarities(spark, sequences, config, data.as_of, created)
-        idx, sim = collect_neighbours(top_k(sims, config.neighbors), data.n_items, config.neighbors)
+        ranked = top_k(sims, config.neighbors)
+        idx, sim = collect_neighbours(ranked, data.n_items, config.neighbors, staging)
         if config.popularity_correction > 0:
             users_of = item_user_counts(sequences, data.n_items)
             idx, sim = correct_popularity(idx, sim, users_of, config.popularity_correction)

@@ -14,6 +14,7 @@ definition) as DataFrame joins and aggregations.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -75,15 +76,16 @@ def swing_similarities(sequences: DataFrame, config: SwingConfig) -> DataFrame:
 
 
 def fit_swing_arrays(
-    positives: DataFrame, data: Dataset, config: SwingConfig
+    positives: DataFrame, data: Dataset, config: SwingConfig, staging: Path | None = None
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
     """Swing's fitted state ``(neighbor_idx, neighbor_sim)`` ``[n_items, neighbors]`` from
-    ``(u, i, t)`` positives, computed on Spark."""
+    ``(u, i, t)`` positives, computed on Spark (the rows back through Parquet under
+    ``staging``)."""
     from pyspark import StorageLevel
 
     sequences = user_sequences(positives).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         ranked = top_k(swing_similarities(sequences, config), config.neighbors)
-        return collect_neighbours(ranked, data.n_items, config.neighbors)
+        return collect_neighbours(ranked, data.n_items, config.neighbors, staging)
     finally:
         sequences.unpersist()
