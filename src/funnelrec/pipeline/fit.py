@@ -26,6 +26,7 @@ from funnelrec.pipeline.merge_tuning import tune_merge
 from funnelrec.pipeline.prerank_fit import fit_prerank
 from funnelrec.pipeline.rank_samples import (
     RankData,
+    RecallWindow,
     build_rank_data,
     recall_window,
     sample_source,
@@ -33,6 +34,7 @@ from funnelrec.pipeline.rank_samples import (
 from funnelrec.pipeline.recall_fit import fit_recall
 from funnelrec.pipeline.recall_tuning import ChannelTuning, tune_channels
 from funnelrec.rank.ranker import Ranker
+from funnelrec.recall.merge import MergeConfig
 
 logger = logging.getLogger(__name__)
 
@@ -89,6 +91,11 @@ def fit_funnel(
     """Fit recall channels, the ranker (samples from the end of ``data``'s time span) and the
     re-ranker, honouring every ``enabled`` switch of ``config``.
 
+    With the ranking stage on, recall is fitted first on the time before the ranking window
+    (the window's candidates, the channel and merge tuning come from it); the funnel's own
+    channels are fitted on ``data`` after it, with the tuned settings, each starting from its
+    window fit where it can (a warm start: that fit saw only rows of ``data``).
+
     Args:
         config: the funnel's configuration.
         data: what the funnel may learn from (a split's training side, or every row).
@@ -109,42 +116,38 @@ def fit_funnel(
         MissingInputError: no recall channel could be fitted.
     """
     require_positives(data.interactions, data.positive_events, "training rows")
-    if progress is not None:
-        progress("fit", 0, 1)
-    recall = fit_recall(config, data, rng, cls=cls)
-    recommender = recall.recommender
-    timings = dict(recall.timings_s)
-    if progress is not None:
-        progress("fit", 1, 1)
-    rank = None
-    skipped = dict(recall.skipped)
-    merge_decisions: tuple[GuardDecision, ...] = ()
-    tuning: tuple[ChannelTuning, ...] = ()
+    timings: dict[str, float] = {}
+    before = _WindowStage(config)
     if config.rank.enabled:
         if progress is not None:
             progress("rank.fit", 0, 1)
+        before = _fit_window(config, data, rng, timings)
+    if progress is not None:
+        progress("fit", 0, 1)
+    earlier = None if before.window is None else before.window.funnel
+    recall = fit_recall(before.config, data, rng, earlier=earlier, cls=cls)
+    recommender = recall.recommender
+    timings.update(recall.timings_s)
+    if progress is not None:
+        progress("fit", 1, 1)
+    if before.merge is not None:
+        recommender.use_merge(before.merge[0])
+    merge_decisions = () if before.merge is None else (before.merge[1],)
+    skipped, tuning = dict(recall.skipped), before.tuning
+    rank = None
+    if config.rank.enabled:
         start = time.perf_counter()
         try:
-            window = None
-            if sample_source(data, config) == "recall":
-                window = recall_window(data, config, rng)
-                if config.recall.tune:  # the channel kinds to tune; () = off
-                    tune_start = time.perf_counter()
-                    tuning = tuple(tune_channels(window, recommender, data, config, rng))
-                    timings["recall.tune"] = time.perf_counter() - tune_start
-                if config.recall.merge.tune:
-                    merge, decision = tune_merge(window, config, rng)
-                    window.funnel.use_merge(merge)
-                    recommender.use_merge(merge)
-                    merge_decisions = (decision,)
-            rank_data = build_rank_data(data, config, rng, window)
+            if before.error is not None:
+                raise before.error
+            rank_data = build_rank_data(data, config, rng, before.window)
         except MissingInputError as e:
             # Too little data to learn a ranker from: serve the merge order, and say so.
             logger.warning("ranking stage skipped: %s", e)
             report = FitReport(timings, skipped, None, rank_skipped=str(e), recall_tuning=tuning)
             recommender.fit_report = report
             return recommender, report
-        timings["rank.samples"] = time.perf_counter() - start
+        timings["rank.samples"] += time.perf_counter() - start
         rank = _fit_ranker(recommender, rank_data, data, config, work_dir, timings)
         if progress is not None:
             progress("rank.fit", 1, 1)
@@ -156,6 +159,70 @@ def fit_funnel(
     report = FitReport(timings, skipped, rank, guards=guards, recall_tuning=tuning)
     recommender.fit_report = report
     return recommender, report
+
+
+@dataclass(frozen=True)
+class _WindowStage:
+    """What the ranking window gave before the funnel's own recall fit.
+
+    Attributes:
+        config: the config the funnel's recall is fitted with (the tuned channel settings).
+        window: recall fitted before the window and its queries (None: none was made, the
+            ranker's samples being impressions, or ``error``).
+        error: why no window could be made (the ranking stage is then skipped with it).
+        tuning: the channel settings tried and chosen on the window.
+        merge: the merge chosen on the window and the decision that chose it.
+    """
+
+    config: ExperimentConfig
+    window: RecallWindow | None = None
+    error: MissingInputError | None = None
+    tuning: tuple[ChannelTuning, ...] = ()
+    merge: tuple[MergeConfig, GuardDecision] | None = None
+
+
+def _fit_window(
+    config: ExperimentConfig, data: Dataset, rng: np.random.Generator, timings: dict[str, float]
+) -> _WindowStage:
+    """Recall fitted on the time before the ranking window, and the channel settings and
+    merge tuned on it. It comes before the funnel's own recall fit, which starts from it (a
+    warm start, where a channel can) and uses what was tuned. Its seconds start
+    ``timings["rank.samples"]`` (and ``recall.tune``)."""
+    start = time.perf_counter()
+    try:
+        if sample_source(data, config) != "recall":
+            return _WindowStage(config)
+        window = recall_window(data, config, rng)
+        tuning, fit_config = _tune_on_window(window, config, rng, timings)
+        merge = None
+        if config.recall.merge.tune:
+            merge = tune_merge(window, config, rng)
+            window.funnel.use_merge(merge[0])
+        return _WindowStage(fit_config, window, None, tuning, merge)
+    except MissingInputError as e:
+        return _WindowStage(config, error=e)
+    finally:
+        timings["rank.samples"] = time.perf_counter() - start
+
+
+def _tune_on_window(
+    window: RecallWindow,
+    config: ExperimentConfig,
+    rng: np.random.Generator,
+    timings: dict[str, float],
+) -> tuple[tuple[ChannelTuning, ...], ExperimentConfig]:
+    """Tune the channels of ``config.recall.tune`` on ``window`` (``recall.tune``): what was
+    tried and chosen, and ``config`` with the chosen settings (the window's funnel records
+    them as it swaps the tuned channels in)."""
+    if not config.recall.tune:  # the channel kinds to tune; () = off
+        return (), config
+    start = time.perf_counter()
+    tuning = tuple(tune_channels(window, config, rng))
+    timings["recall.tune"] = time.perf_counter() - start
+    channels = window.funnel.config.recall.channels
+    return tuning, config.model_copy(
+        update={"recall": config.recall.model_copy(update={"channels": channels})}
+    )
 
 
 def _fit_ranker(

@@ -18,19 +18,24 @@ from funnelrec.errors import MissingInputError
 from funnelrec.pipeline.context import ItemContext, UserContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import Retriever
-from funnelrec.recall.registry import ChannelConfig, build_retriever
+from funnelrec.recall.registry import ChannelConfig, build_retriever, warm_started
 
 logger = logging.getLogger(__name__)
 
-ChannelFitter = Callable[[ChannelConfig, Dataset, np.random.Generator], Retriever]
-"""Fits one recall channel: ``fitter(channel_config, data, rng) -> fitted channel``."""
+ChannelFitter = Callable[[ChannelConfig, Dataset, np.random.Generator, Retriever | None], Retriever]
+"""Fits one recall channel: ``fitter(channel_config, data, rng, earlier) -> fitted channel``,
+where ``earlier`` is the same channel fitted on a subset of ``data`` (or None): a channel
+that can (:class:`~funnelrec.recall.base.WarmStartable`) starts from it."""
 
 
 def fit_on_this_machine(
-    config: ChannelConfig, data: Dataset, rng: np.random.Generator
+    config: ChannelConfig,
+    data: Dataset,
+    rng: np.random.Generator,
+    earlier: Retriever | None = None,
 ) -> Retriever:
     """The default :data:`ChannelFitter`: the channel's own (single-machine) fit."""
-    return build_retriever(config).fit(data, rng=rng)
+    return warm_started(build_retriever(config), earlier).fit(data, rng=rng)
 
 
 _FITTER: ContextVar[ChannelFitter] = ContextVar("channel_fitter", default=fit_on_this_machine)
@@ -51,9 +56,15 @@ def channel_fitter(fitter: ChannelFitter) -> Iterator[None]:
         _FITTER.reset(token)
 
 
-def fit_channel(config: ChannelConfig, data: Dataset, rng: np.random.Generator) -> Retriever:
-    """Fit one channel with the fitter in effect (:func:`channel_fitter`)."""
-    return _FITTER.get()(config, data, rng)
+def fit_channel(
+    config: ChannelConfig,
+    data: Dataset,
+    rng: np.random.Generator,
+    earlier: Retriever | None = None,
+) -> Retriever:
+    """Fit one channel with the fitter in effect (:func:`channel_fitter`), warm-started from
+    ``earlier`` (the channel fitted on a subset of ``data``) where the channel can be."""
+    return _FITTER.get()(config, data, rng, earlier)
 
 
 @dataclass(frozen=True)
@@ -76,12 +87,16 @@ def fit_recall(
     data: Dataset,
     rng: np.random.Generator,
     *,
+    earlier: Funnel | None = None,
     cls: type[Funnel] = Funnel,
 ) -> RecallFit:
     """Fit every channel of ``config.recall`` on ``data`` into a ``cls`` funnel.
 
     A channel whose input is missing (a content channel without an items table) raises
-    :class:`MissingInputError` and is skipped with a warning.
+    :class:`MissingInputError` and is skipped with a warning. With ``earlier`` (recall fitted
+    on a subset of ``data``: the time before the ranking window), each channel that can
+    starts from its namesake there
+    (:func:`~funnelrec.recall.registry.warm_started`).
 
     Raises:
         MissingInputError: no channel could be fitted at all.
@@ -92,7 +107,8 @@ def fit_recall(
     for name, channel_config in config.recall.channels.items():
         start = time.perf_counter()
         try:
-            channels[name] = fit_channel(channel_config, data, rng)
+            before = None if earlier is None else earlier.channels.get(name)
+            channels[name] = fit_channel(channel_config, data, rng, before)
         except MissingInputError as e:
             logger.warning("recall channel '%s' skipped: %s", name, e)
             skipped[name] = str(e)

@@ -8,7 +8,8 @@ on the time before the window (what the window's recall was fitted on) and score
 alone, on the window's fit queries with the merge tuning's objective (``0.5 NDCG@guards.k +
 0.5 Recall@rank.serve.score_k``, :mod:`funnelrec.pipeline.window_truth`). The configured
 setting is tried first and kept unless another scores higher; trials stop once
-``recall.tune_budget_s`` is spent. The winner is refitted on all the data. Each choice, with
+``recall.tune_budget_s`` is spent. The funnel's own fit on all the data, which runs after the
+window's, uses the winner. Each choice, with
 every score and the seconds spent, is logged and reported.
 """
 
@@ -22,8 +23,6 @@ from typing import Any
 import numpy as np
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.dataset import Dataset
-from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RecallWindow
 from funnelrec.pipeline.recall_fit import fit_channel
 from funnelrec.pipeline.window_truth import WindowPart, window_parts
@@ -136,15 +135,11 @@ def _tune_one(
 
 
 def tune_channels(
-    window: RecallWindow,
-    recommender: Funnel,
-    data: Dataset,
-    config: ExperimentConfig,
-    rng: np.random.Generator,
+    window: RecallWindow, config: ExperimentConfig, rng: np.random.Generator
 ) -> list[ChannelTuning]:
     """Tune every tunable channel on the window; a changed channel is swapped into the
-    window's funnel (as fitted on the earlier data) and refitted on ``data`` into
-    ``recommender``. Returns what was tried and chosen (empty when the window is too small)."""
+    window's funnel (as fitted on the earlier data), which records its chosen config for the
+    funnel's own fit. Returns what was tried and chosen (empty when the window is too small)."""
     parts = window_parts(window, config)
     if parts is None:
         logger.info("recall tuning skipped: too few window queries with a positive")
@@ -159,6 +154,4 @@ def tune_channels(
         out.append(tuning)
         if channel is not window.funnel.channels[name]:
             window.funnel.use_channel(name, channel)
-            chosen = _with(config.recall.channels[name], tuning.chosen)
-            recommender.use_channel(name, fit_channel(chosen, data, rng))
     return out

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Self
+from typing import Any, ClassVar, Protocol, Self, runtime_checkable
 
 import numpy as np
 import polars as pl
@@ -185,6 +185,15 @@ class Retriever(Protocol):
     def from_state(cls, config: Any, state: dict[str, NDArray[Any]]) -> Self:
         """The fitted retriever ``state()`` described."""
         ...
+
+
+@runtime_checkable
+class WarmStartable(Protocol):
+    """A channel whose next fit can begin from an earlier fit of the same kind on a subset of
+    its data (``fit_funnel`` fits recall before the ranking window first, then on all of the
+    training data): ``start_from(earlier)`` says whether it will."""
+
+    def start_from(self, earlier: Retriever) -> bool: ...
 
 
 @dataclass(frozen=True)

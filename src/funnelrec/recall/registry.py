@@ -15,7 +15,7 @@ from numpy.typing import NDArray
 from pydantic import Field
 
 from funnelrec.recall.als import ALSConfig
-from funnelrec.recall.base import Retriever
+from funnelrec.recall.base import Retriever, WarmStartable
 from funnelrec.recall.cold_start import DemographicPopularConfig, OnboardingConfig
 from funnelrec.recall.content_config import ContentConfig
 from funnelrec.recall.ease import EASEConfig
@@ -47,6 +47,14 @@ CHANNEL_CONFIGS: tuple[type[Any], ...] = get_args(get_args(ChannelConfig)[0])
 def build_retriever(config: ChannelConfig) -> Retriever:
     """A fresh, unfitted retriever for ``config``."""
     return config.retriever_class()(config)
+
+
+def warm_started(channel: Retriever, earlier: Retriever | None) -> Retriever:
+    """``channel``, told to begin its fit from ``earlier`` (the same channel fitted on a subset
+    of the data it is about to fit on) when it can: a warm start."""
+    if earlier is not None and isinstance(channel, WarmStartable):
+        channel.start_from(earlier)
+    return channel
 
 
 def retriever_from_state(config: ChannelConfig, state: dict[str, NDArray[Any]]) -> Retriever:

@@ -28,7 +28,7 @@ from funnelrec.recall.base import Retriever, RetrieverBase
 from funnelrec.recall.itemcf.config import ItemCFConfig
 from funnelrec.recall.itemcf.model import ItemCF
 from funnelrec.recall.popular import Popular, PopularConfig
-from funnelrec.recall.registry import ChannelConfig, build_retriever
+from funnelrec.recall.registry import ChannelConfig, build_retriever, warm_started
 from funnelrec.recall.swing.config import SwingConfig
 from funnelrec.recall.swing.model import Swing
 from funnelrec.spark.frames import spark_positives
@@ -90,9 +90,14 @@ class SparkEngine:
         return frame
 
     def fit_channel(
-        self, config: ChannelConfig, data: Dataset, rng: np.random.Generator
+        self,
+        config: ChannelConfig,
+        data: Dataset,
+        rng: np.random.Generator,
+        earlier: Retriever | None = None,
     ) -> Retriever:
-        """Fit one recall channel: ItemCF, Swing and popularity on Spark, the others as usual."""
+        """Fit one recall channel: ItemCF, Swing and popularity on Spark (from scratch), the
+        others as usual (warm-started from ``earlier`` where they can be)."""
         # RetrieverBase: the parents' from_state return types keep mypy from seeing a Retriever.
         model: RetrieverBase
         if isinstance(config, PopularConfig):
@@ -102,7 +107,7 @@ class SparkEngine:
         elif isinstance(config, ItemCFConfig):
             model = SparkItemCF(config, self)
         else:
-            return build_retriever(config).fit(data, rng=rng)
+            return warm_started(build_retriever(config), earlier).fit(data, rng=rng)
         return _fitted(model, data, rng)
 
     def aggregates(

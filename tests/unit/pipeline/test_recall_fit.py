@@ -37,10 +37,18 @@ def test_every_channel_fit_goes_through_the_fitter(
         }
     )
     calls: list[tuple[str, int]] = []
+    earlier_as_of: dict[str, int | None] = {}
 
-    def recording(channel: ChannelConfig, data: Dataset, rng: np.random.Generator) -> Retriever:
+    def recording(
+        channel: ChannelConfig,
+        data: Dataset,
+        rng: np.random.Generator,
+        earlier: Retriever | None,
+    ) -> Retriever:
         calls.append((channel.kind, data.as_of))
-        return fit_on_this_machine(channel, data, rng)
+        if data.as_of == sim.as_of:
+            earlier_as_of[channel.kind] = None if earlier is None else _as_of(earlier)
+        return fit_on_this_machine(channel, data, rng, earlier)
 
     with channel_fitter(recording):
         _, report = fit_funnel(config, sim, np.random.default_rng(0))
@@ -50,12 +58,18 @@ def test_every_channel_fit_goes_through_the_fitter(
     # The window's own fit plus one per tuning trial beyond the configured setting.
     (tuning,) = report.recall_tuning
     assert len(itemcf_on_window) == len(tuning.trials)
-    assert ("itemcf", sim.as_of) in calls and ("popular", sim.as_of) in calls
     assert ("popular", window_as_of) in calls
+    # The funnel's own fit comes last, once per channel, with the tuned setting (no refit),
+    # and each channel is handed its namesake from the window's funnel to start from.
+    assert calls[-2:] == [("itemcf", sim.as_of), ("popular", sim.as_of)]
+    assert calls.count(("itemcf", sim.as_of)) == 1
+    assert earlier_as_of == {"itemcf": window_as_of, "popular": window_as_of}
 
 
 def test_the_default_fitter_is_restored_after_the_block(sim: Dataset) -> None:
-    def failing(channel: ChannelConfig, data: Dataset, rng: np.random.Generator) -> Retriever:
+    def failing(
+        channel: ChannelConfig, data: Dataset, rng: np.random.Generator, earlier: Retriever | None
+    ) -> Retriever:
         raise RuntimeError("fitter used")
 
     config = ExperimentConfig.model_validate({}).recall.channels["popular"]
@@ -63,3 +77,10 @@ def test_the_default_fitter_is_restored_after_the_block(sim: Dataset) -> None:
         fit_channel(config, sim, np.random.default_rng(0))
     model = fit_channel(config, sim, np.random.default_rng(0))
     assert model.state()  # fitted by the default, single-machine fit
+
+
+def _as_of(channel: Retriever) -> int:
+    """The as-of time of the data ``channel`` was fitted on."""
+    fitted_on = getattr(channel, "_fitted_on", None)
+    assert fitted_on is not None
+    return int(fitted_on.as_of)

@@ -181,6 +181,15 @@ class TwoTowerConfig(RetrieverConfig):
         TrainLoopConfig(epochs=3, lr=2e-3, clip_grad_norm=5.0),
         description="Loop settings; more epochs overfit the id embeddings on sparse logs.",
     )
+    warm_start_epochs: int = Field(
+        1,
+        ge=0,
+        description="Epochs of a fit that starts from an earlier fit of this channel on a subset "
+        "of the same data (fit_funnel's fit before the ranking window; leakage-free, the earlier "
+        "model saw only rows this one trains on): the rows of ids both fits know and every "
+        "other weight are copied from it (recall/two_tower/warm_start.py), then it trains this "
+        "many epochs instead of train.epochs. 0 = always train from scratch.",
+    )
     inference_batch_size: int = Field(8192, gt=0, description="Rows per tower forward pass.")
 
     def retriever_class(self) -> type[RetrieverBase]:

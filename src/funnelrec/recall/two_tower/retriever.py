@@ -20,7 +20,7 @@ from funnelrec.data.vocab import Vocabulary
 from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.features.text import TextEncoder
 from funnelrec.index import BaseIndex, Metric, assert_metric, build_index, index_from_state
-from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase
+from funnelrec.recall.base import ChannelResult, Queries, Retriever, RetrieverBase
 from funnelrec.recall.two_tower.config import TwoTowerConfig
 from funnelrec.recall.two_tower.data import (
     BatchInputs,
@@ -46,6 +46,7 @@ from funnelrec.recall.two_tower.sampling import (
     uniform_negatives,
 )
 from funnelrec.recall.two_tower.task import SampledSoftmaxTask
+from funnelrec.recall.two_tower.warm_start import TowerVocabularies, transfer
 from funnelrec.recall.vector_search import search_unseen
 from funnelrec.train.distributed import sparse_gradients_reduce
 from funnelrec.train.loop import TrainResult, resolve_device, train
@@ -107,6 +108,21 @@ class TwoTower(RetrieverBase):
         self._windows: NDArray[np.int32] | None = None
         self._window_row = np.zeros(0, dtype=np.int64)
         self._exclusion: tuple[NDArray[np.int64], ...] | None = None
+        # Warm start: the earlier fit the next fit begins from, and what this fit's rows are.
+        self._earlier: TwoTower | None = None
+        self._vocabularies: TowerVocabularies | None = None
+
+    def start_from(self, earlier: Retriever) -> bool:
+        """Begin the next fit from ``earlier``: a two-tower fitted in this process on a subset
+        of that fit's data (:mod:`.warm_start`), trained ``warm_start_epochs`` more. False
+        (the fit starts from scratch) when ``earlier`` is not one or ``warm_start_epochs`` is 0.
+        """
+        self._earlier = None
+        if not isinstance(earlier, TwoTower) or earlier._vocabularies is None:
+            return False  # another channel, or loaded from an artifact (no vocabularies kept)
+        if self.config.warm_start_epochs > 0:
+            self._earlier = earlier
+        return self._earlier is not None
 
     # ------------------------------------------------------------------ fit
     def _fit(self, data: Dataset, *, rng: np.random.Generator) -> Self:
@@ -132,18 +148,11 @@ class TwoTower(RetrieverBase):
                 f"two-tower channel: {len(examples)} training example(s), fewer than the 2 "
                 "a batch needs"
             )
-        sizes = TowerSizes(
-            n_items=data.n_items,
-            n_categories=len(data.category_vocab),
-            attr_cardinalities=data.user_attr_encoder.cardinalities,
-            content_dim=encoder.content_dim,
-        )
-        towers = cfg.towers
-        if towers.sparse_embeddings and not sparse_gradients_reduce():
-            logger.info("two-tower: dense embedding gradients (NCCL has no sparse all-reduce)")
-            towers = towers.model_copy(update={"sparse_embeddings": False})
-        model = TwoTowerModel(towers, sizes)
-        init_parameters(model, generator)
+        model, vocabularies, warm_rows = self._initial_model(data, encoder, generator)
+        sizes = model.sizes
+        loop = cfg.train
+        if warm_rows is not None:
+            loop = cfg.train.model_copy(update={"epochs": cfg.warm_start_epochs})
         model.to(self._device)
         self._model, self._encoder, self._features = model, encoder, features
         self._lean, self._lean_built = None, False
@@ -159,18 +168,21 @@ class TwoTower(RetrieverBase):
             id_dropout=cfg.id_dropout,
         )
         self.stats = {"train_examples": float(len(examples)), "mining_s": 0.0}
+        if warm_rows is not None:
+            self.stats["warm_start_item_rows"] = float(warm_rows)
         self._windows, self._exclusion = None, None
         task = SampledSoftmaxTask(logq_correction=cfg.logq_correction)
         result = train(
             model,
             task,
             lambda epoch: self._epoch_batches(inputs, epoch, np_rng),
-            cfg.train,
+            loop,
             device=self._device,
             shard=shard_batch,
         )
         self.train_result = result
         self._windows, self._exclusion = None, None
+        self._vocabularies = vocabularies
         self.stats.update(
             {
                 "train_s": result.seconds,
@@ -196,6 +208,44 @@ class TwoTower(RetrieverBase):
             self.stats["index_build_s"],
         )
         return self
+
+    def _initial_model(
+        self, data: Dataset, encoder: ItemFeatureEncoder, generator: torch.Generator
+    ) -> tuple[TwoTowerModel, TowerVocabularies, int | None]:
+        """The towers sized for ``data``, initialised from ``generator``, then overwritten from
+        the earlier fit :meth:`start_from` named: the model, what its table rows stand for,
+        and the item rows a warm start carried over (None: no warm start)."""
+        sizes = TowerSizes(
+            n_items=data.n_items,
+            n_categories=len(data.category_vocab),
+            attr_cardinalities=data.user_attr_encoder.cardinalities,
+            content_dim=encoder.content_dim,
+        )
+        towers = self.config.towers
+        if towers.sparse_embeddings and not sparse_gradients_reduce():
+            logger.info("two-tower: dense embedding gradients (NCCL has no sparse all-reduce)")
+            towers = towers.model_copy(update={"sparse_embeddings": False})
+        model = TwoTowerModel(towers, sizes)
+        init_parameters(model, generator)
+        vocabularies = TowerVocabularies(
+            data.item_vocab, encoder.category_vocab, data.user_attr_encoder, sizes
+        )
+        return model, vocabularies, self._warm_start(model, vocabularies)
+
+    def _warm_start(self, model: TwoTowerModel, vocabularies: TowerVocabularies) -> int | None:
+        """Copy the earlier fit :meth:`start_from` named (once) into ``model``: the item rows
+        carried over, or None without one."""
+        earlier, self._earlier = self._earlier, None
+        if earlier is None or earlier._vocabularies is None:
+            return None
+        rows = transfer(earlier.model, earlier._vocabularies, model, vocabularies).item_rows
+        logger.info(
+            "two-tower: warm start from the earlier fit (%d of %d item rows), %d epoch(s)",
+            rows,
+            vocabularies.sizes.n_items + 1,
+            self.config.warm_start_epochs,
+        )
+        return rows
 
     def _epoch_batches(
         self, inputs: BatchInputs, epoch: int, rng: np.random.Generator
