@@ -69,9 +69,21 @@ def tree_usage(root: int) -> tuple[int, dict[int, int]]:
     return sum(rss.get(pid, 0) for pid in tree), {pid: ticks[pid] for pid in tree if pid in ticks}
 
 
+class ChildFailedError(RuntimeError):
+    """A measured child exited with an error (e.g. killed for memory): its peak RSS so far."""
+
+    def __init__(self, message: str, peak: int) -> None:
+        super().__init__(message)
+        self.peak = peak
+
+
 def run_measured(args: list[str]) -> tuple[dict[str, Any], int, float]:
     """Run this script as a child with ``args``: its JSON line, its process tree's peak RSS
-    and CPU seconds (the last sample of each process: up to 0.2 s of a process is missed)."""
+    and CPU seconds (the last sample of each process: up to 0.2 s of a process is missed).
+
+    Raises:
+        ChildFailedError: the child exited with an error (its stderr's tail and peak RSS).
+    """
     with tempfile.TemporaryFile(mode="w+") as errors:
         proc = subprocess.Popen(
             [sys.executable, __file__, *args], stdout=subprocess.PIPE, stderr=errors, text=True
@@ -96,7 +108,7 @@ def run_measured(args: list[str]) -> tuple[dict[str, Any], int, float]:
         if proc.returncode != 0:
             errors.seek(0)
             tail = errors.read()[-3000:]
-            raise RuntimeError(f"child {args} failed with {proc.returncode}:\n{tail}")
+            raise ChildFailedError(f"child {args} failed with {proc.returncode}:\n{tail}", peak)
     cpu_s = sum(cpu_ticks.values()) / os.sysconf("SC_CLK_TCK")
     return json.loads(out.strip().splitlines()[-1]), peak, cpu_s
 
@@ -209,12 +221,8 @@ def measure(n: int, driver_memory: str) -> dict[str, Any]:
         console.print(f"simulated {n:,} positives in {sim_s:.1f} s (peak {sim_peak / MB:,.0f} MB)")
         numba_result, numba_peak, numba_cpu = run_measured(["--child-numba", "--folder", tmp])
         console.print(f"  numba fit {numba_result['fit_s']:.1f} s")
-        spark_result, spark_peak, spark_cpu = run_measured(
-            ["--child-spark", "--folder", tmp, "--driver-memory", driver_memory]
-        )
-        console.print(f"  spark fit {spark_result['fit_s']:.1f} s")
         numba_fit_s = numba_result.pop("fit_s")
-        return {
+        measured = {
             "target_positives": n,
             "simulate_s": sim_s,
             "simulate_peak_rss_mb": sim_peak / MB,
@@ -222,6 +230,17 @@ def measure(n: int, driver_memory: str) -> dict[str, Any]:
             "numba_fit_s": numba_fit_s,
             "numba_peak_rss_mb": numba_peak / MB,
             "numba_process_cpu_s": numba_cpu,
+        }
+        try:
+            spark_result, spark_peak, spark_cpu = run_measured(
+                ["--child-spark", "--folder", tmp, "--driver-memory", driver_memory]
+            )
+        except ChildFailedError as e:  # e.g. out of memory: what it reached is the result
+            console.print(f"  [red]spark failed[/red] at peak {e.peak / MB:,.0f} MB:\n{e}")
+            return {**measured, "spark_failed": str(e), "spark_peak_rss_mb": e.peak / MB}
+        console.print(f"  spark fit {spark_result['fit_s']:.1f} s")
+        return {
+            **measured,
             "spark_fit_s": spark_result["fit_s"],
             "spark_session_s": spark_result["session_s"],
             "spark_read_partitioned_itself": spark_result["read_partitioned_itself"],
@@ -235,6 +254,7 @@ def crossover(results: list[dict[str, Any]]) -> dict[str, float] | None:
     """Least-squares lines ``spark_s = fixed + per_row * n`` and ``numba_s = per_row * n``
     through the measured sizes, and what they imply for more cores (a linear extrapolation:
     Spark's per-row work spread evenly over ``cores``, the fixed part not)."""
+    results = [r for r in results if "spark_fit_s" in r]  # sizes both engines fitted
     if len(results) < 2:
         return None
     import numpy as np
@@ -253,6 +273,24 @@ def crossover(results: list[dict[str, Any]]) -> dict[str, float] | None:
         # Spark cores to match the 2-thread numba fit per row (fixed cost ignored).
         "spark_cores_to_match_per_row": float(SPARK_CORES * ratio),
     }
+
+
+def _spark_cells(r: dict[str, Any]) -> list[str]:
+    """A size's Spark columns of the table (and the comparison's), or "failed" ones."""
+    if "spark_failed" in r:
+        peak = f"{r['numba_peak_rss_mb']:.0f}"
+        return ["failed", "-", "-", peak, f"{r['spark_peak_rss_mb']:.0f} (failed)"] + ["-"] * 4
+    return [
+        f"{r['spark_fit_s']:.1f}",
+        f"{r['spark_fit_s'] / r['numba_fit_s']:.1f}x",
+        f"{r['spark_session_s']:.1f}",
+        f"{r['numba_peak_rss_mb']:.0f}",
+        f"{r['spark_peak_rss_mb']:.0f}",
+        f"{r['numba_process_cpu_s']:.0f}",
+        f"{r['spark_process_cpu_s']:.0f}",
+        "yes" if r["same_topk"] else "NO",
+        f"{r['max_rel_diff']:.1e}",
+    ]
 
 
 def main() -> None:
@@ -302,15 +340,7 @@ def main() -> None:
                 f"{r['users']:,}",
                 f"{r['items']:,}",
                 f"{r['numba_fit_s']:.1f}",
-                f"{r['spark_fit_s']:.1f}",
-                f"{r['spark_fit_s'] / r['numba_fit_s']:.1f}x",
-                f"{r['spark_session_s']:.1f}",
-                f"{r['numba_peak_rss_mb']:.0f}",
-                f"{r['spark_peak_rss_mb']:.0f}",
-                f"{r['numba_process_cpu_s']:.0f}",
-                f"{r['spark_process_cpu_s']:.0f}",
-                "yes" if r["same_topk"] else "NO",
-                f"{r['max_rel_diff']:.1e}",
+                *_spark_cells(r),
             ]
             for r in results
         ],
