@@ -109,12 +109,10 @@ class Transfer:
 
     Attributes:
         item_rows: item-id rows taken from the earlier fit (the unknown row included).
-        tensors: tensors copied whole or in part.
         fresh: tensors left at their fresh initialisation (no match in the earlier fit).
     """
 
     item_rows: int
-    tensors: int
     fresh: tuple[str, ...]
 
 
@@ -131,7 +129,7 @@ def transfer(
     """
     maps = row_maps(earlier_vocabularies, vocabularies)
     source = earlier.state_dict()
-    copied, fresh = 0, []
+    fresh = []
     with torch.no_grad():
         for name, target in model.state_dict().items():  # tensors sharing the model's storage
             old = source.get(name)
@@ -146,6 +144,4 @@ def transfer(
                 target.copy_(old)
             else:
                 fresh.append(name)
-                continue
-            copied += 1
-    return Transfer(int(maps["item_tower.item_id.weight"][0].shape[0]), copied, tuple(fresh))
+    return Transfer(int(maps["item_tower.item_id.weight"][0].shape[0]), tuple(fresh))
