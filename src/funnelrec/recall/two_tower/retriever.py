@@ -28,23 +28,14 @@ from funnelrec.recall.two_tower.data import (
     ItemFeatures,
     assemble_batch,
     build_examples,
-    exclusion_csr,
     last_items,
     shard_batch,
     user_inputs,
 )
 from funnelrec.recall.two_tower.lean import LeanUserTower
+from funnelrec.recall.two_tower.mining import HardNegatives
 from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_parameters
-from funnelrec.recall.two_tower.sampling import (
-    category_negatives,
-    item_log_q,
-    mine_hard_negatives,
-    mining_window,
-    n_hard_per_example,
-    sample_windows,
-    split_evenly,
-    uniform_negatives,
-)
+from funnelrec.recall.two_tower.sampling import item_log_q, uniform_negatives
 from funnelrec.recall.two_tower.task import SampledSoftmaxTask
 from funnelrec.recall.two_tower.warm_start import TowerVocabularies, transfer
 from funnelrec.recall.vector_search import search_unseen
@@ -104,10 +95,6 @@ class TwoTower(RetrieverBase):
         self._user_attr = np.zeros((0, 0), dtype=np.int32)
         self._vectors = np.zeros((0, config.towers.dim), dtype=np.float32)
         self._index: BaseIndex | None = None
-        # Hard-negative mining state, only while fitting.
-        self._windows: NDArray[np.int32] | None = None
-        self._window_row = np.zeros(0, dtype=np.int64)
-        self._exclusion: tuple[NDArray[np.int64], ...] | None = None
         # Warm start: the earlier fit the next fit begins from, and what this fit's rows are.
         self._earlier: TwoTower | None = None
         self._vocabularies: TowerVocabularies | None = None
@@ -167,24 +154,24 @@ class TwoTower(RetrieverBase):
             history_len=cfg.towers.history_len,
             id_dropout=cfg.id_dropout,
         )
-        self.stats = {"train_examples": float(len(examples)), "mining_s": 0.0}
+        self.stats = {"train_examples": float(len(examples))}
         if warm_rows is not None:
             self.stats["warm_start_item_rows"] = float(warm_rows)
-        self._windows, self._exclusion = None, None
+        hard = HardNegatives(cfg, inputs, model, METRIC, self._embed_items, self._embed_users)
         task = SampledSoftmaxTask(logq_correction=cfg.logq_correction)
         result = train(
             model,
             task,
-            lambda epoch: self._epoch_batches(inputs, epoch, np_rng),
+            lambda epoch: self._epoch_batches(inputs, epoch, np_rng, hard),
             loop,
             device=self._device,
             shard=shard_batch,
         )
         self.train_result = result
-        self._windows, self._exclusion = None, None
         self._vocabularies = vocabularies
         self.stats.update(
             {
+                "mining_s": hard.seconds,
                 "train_s": result.seconds,
                 "train_samples_per_s": result.samples_per_s,
                 "epochs": float(len(result.epochs)),
@@ -248,69 +235,18 @@ class TwoTower(RetrieverBase):
         return rows
 
     def _epoch_batches(
-        self, inputs: BatchInputs, epoch: int, rng: np.random.Generator
+        self, inputs: BatchInputs, epoch: int, rng: np.random.Generator, hard: HardNegatives
     ) -> Iterator[dict[str, Tensor]]:
         """Shuffle, (re-)mine hard negatives when due, and yield the epoch's batches."""
         cfg = self.config
-        hard_cfg = cfg.hard_negatives
-        examples = inputs.examples
-        n_items = inputs.sizes.n_items
-        n_hard = {"mined": 0, "category": 0}
-        if hard_cfg is not None and epoch >= hard_cfg.warmup_epochs:
-            total = n_hard_per_example(hard_cfg, cfg.batch_size, cfg.n_uniform_negatives)
-            per = split_evenly(total, len(hard_cfg.sources))
-            n_hard.update(zip(hard_cfg.sources, per, strict=True))
-            since = epoch - hard_cfg.warmup_epochs
-            if n_hard["mined"] and (since % hard_cfg.mine_every == 0 or self._windows is None):
-                self._mine(inputs, mining_window(hard_cfg, since // hard_cfg.mine_every))
-        order = rng.permutation(len(examples))
+        hard.start_epoch(epoch)
+        order = rng.permutation(len(inputs.examples))
         for start in range(0, order.shape[0], cfg.batch_size):
             rows = order[start : start + cfg.batch_size]
             if rows.shape[0] < 2:
                 continue
-            uniform = uniform_negatives(n_items, cfg.n_uniform_negatives, rng)
-            parts = [np.zeros((rows.shape[0], 0), dtype=np.int64)]
-            if n_hard["mined"] and self._windows is not None:
-                users = self._window_row[examples.user[rows]]
-                parts.append(sample_windows(self._windows, users, n_hard["mined"], rng))
-            if n_hard["category"]:
-                cats = inputs.features.category[:n_items]
-                parts.append(category_negatives(examples.item[rows], cats, n_hard["category"], rng))
-            yield assemble_batch(inputs, rows, uniform, np.concatenate(parts, axis=1), rng)
-
-    def _mine(self, inputs: BatchInputs, window: tuple[int, int]) -> None:
-        """Mine each training user's rank window from an index over the current item vectors."""
-        hard_cfg = self.config.hard_negatives
-        if hard_cfg is None:
-            raise RuntimeError("_mine called without config.hard_negatives")
-        model = self.model
-        start = time.perf_counter()
-        examples = inputs.examples
-        if self._exclusion is None:
-            users = np.unique(examples.user)
-            self._exclusion = (users, *exclusion_csr(examples, users))
-            self._window_row = np.full(inputs.user_attr.shape[0], -1, dtype=np.int64)
-            self._window_row[users] = np.arange(users.shape[0])
-        users, ex_ptr, ex_idx = self._exclusion
-        was_training = model.training
-        model.eval()
-        vectors = self._embed_items(np.arange(inputs.sizes.n_items, dtype=np.int64))
-        index = build_index(hard_cfg.mining_index, METRIC, vectors.shape[0])
-        assert_metric(index, METRIC)
-        index.build(vectors, np.arange(vectors.shape[0], dtype=np.int64))
-        hist = last_items(
-            examples.seq_item,
-            examples.user_ptr[users],
-            examples.user_ptr[users + 1],
-            self.config.towers.history_len,
-            -1,
-        )
-        user_vectors = self._embed_users(inputs.user_attr[users], hist)
-        self._windows = mine_hard_negatives(user_vectors, index, ex_ptr, ex_idx, window)
-        model.train(was_training)
-        seconds = time.perf_counter() - start
-        self.stats["mining_s"] = self.stats.get("mining_s", 0.0) + seconds
-        logger.info("mined ranks %s for %d users in %.2fs", window, users.shape[0], seconds)
+            uniform = uniform_negatives(inputs.sizes.n_items, cfg.n_uniform_negatives, rng)
+            yield assemble_batch(inputs, rows, uniform, hard.draw(rows, rng), rng)
 
     # ------------------------------------------------------------- inference
     @torch.no_grad()
