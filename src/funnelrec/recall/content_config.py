@@ -11,7 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index.config import AutoIndexConfig, IndexConfig
+from funnelrec.index.config import ExactIndexConfig, IndexConfig
 from funnelrec.recall.base import RetrieverBase, RetrieverConfig
 from funnelrec.recall.prefix_prior import PrefixPriorConfig
 
@@ -23,17 +23,12 @@ class ContentConfig(RetrieverConfig):
 
     Example:
         >>> ContentConfig(encoder=TextEncoderConfig(kind="hashing", dim=32)).index.kind
-        'auto'
+        'exact'
     """
 
     kind: Literal["content"] = "content"
     encoder: TextEncoderConfig = TextEncoderConfig()
-    index: IndexConfig = Field(
-        default_factory=AutoIndexConfig,
-        description="Exact search up to 50k indexed items, HNSW above (a query's exact search "
-        "is a product with the whole pool, so evaluating a growing catalogue's growing users "
-        "cost users x items: docs/scaling.md).",
-    )
+    index: IndexConfig = Field(default_factory=ExactIndexConfig)
     text_columns: tuple[str, ...] | None = Field(
         None, description="Item columns forming the text (None = title, category, genres, ...)."
     )
