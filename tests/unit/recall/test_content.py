@@ -1,4 +1,5 @@
 import dataclasses
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,8 @@ from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index import HNSWIndexConfig
+from funnelrec.index import AutoIndexConfig, HNSWIndexConfig
+from funnelrec.index.base import decode_text
 from funnelrec.pipeline.recommender import Recommender
 from funnelrec.recall.base import Queries
 from funnelrec.recall.content import Content
@@ -155,6 +157,28 @@ def test_hnsw_index_matches_exact_on_a_small_catalogue() -> None:
     a, b = exact.retrieve(_queries(data, [1, 2])), hnsw.retrieve(_queries(data, [1, 2]))
     np.testing.assert_allclose(a.score, b.score, atol=1e-5)  # equal up to the order of ties
     np.testing.assert_array_equal(a.item_idx[:, :3], b.item_idx[:, :3])
+
+
+def test_an_auto_index_searches_exactly_up_to_its_size_and_approximately_above() -> None:
+    data = _data()
+    exact = Content(CFG).fit(data, rng=np.random.default_rng(0))
+    assert _index_kind(exact.state()) == "exact"
+    small = AutoIndexConfig(exact_up_to=5)
+    approx = Content(CFG.model_copy(update={"index": small}))
+    approx.fit(data, rng=np.random.default_rng(0))
+    state = approx.state()
+    assert _index_kind(state) == "hnsw"
+    queries = _queries(data, [1, 2])
+    a, b = exact.retrieve(queries), approx.retrieve(queries)
+    np.testing.assert_allclose(a.score, b.score, atol=1e-5)
+    np.testing.assert_array_equal(a.item_idx[:, :3], b.item_idx[:, :3])
+    restored = retriever_from_state(approx.config, state)  # the kind chosen at fit comes back
+    np.testing.assert_array_equal(restored.retrieve(queries).item_idx, b.item_idx)
+
+
+def _index_kind(state: dict[str, np.ndarray]) -> str:
+    kind: str = json.loads(decode_text(state["index.config"]))["kind"]
+    return kind
 
 
 def test_needs_items_with_text() -> None:
