@@ -39,6 +39,24 @@ def test_padding_never_hits() -> None:
     assert not hit_matrix(np.array([[-1, -1]]), np.array([0, 1]), np.array([0])).any()
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_hit_matrix_is_membership_of_each_rows_truth(seed: int) -> None:
+    """Against the definition (each row's truth as a set), on random rows with padding,
+    items beyond every truth item, empty truths and truth items beyond every recommendation."""
+    rng = np.random.default_rng(seed)
+    n_rows, width, n_items = 50, 12, 40
+    recs = np.stack([rng.permutation(n_items)[:width] for _ in range(n_rows)])
+    recs[rng.random(recs.shape) < 0.2] = -1
+    lens = rng.integers(0, 6, n_rows)
+    truth = [rng.choice(n_items + 10, size, replace=False) for size in lens]
+    ptr = np.concatenate([[0], np.cumsum(lens)])
+    got = hit_matrix(recs, ptr, np.concatenate(truth))
+    sets = [set(t.tolist()) for t in truth]
+    expected = [[r >= 0 and r in t for r in row] for row, t in zip(recs, sets, strict=True)]
+    assert got.tolist() == expected
+    assert not hit_matrix(recs, np.zeros(n_rows + 1, dtype=np.int64), np.zeros(0)).any()
+
+
 def test_recall(hits: np.ndarray) -> None:
     # q0: top1 has 1 of 2; q1: none -> (0.5 + 0) / 2
     assert recall_at_k(hits, TRUTH_PTR, 1) == pytest.approx(0.25)
@@ -69,6 +87,9 @@ def test_mrr(hits: np.ndarray) -> None:
 
 def test_coverage_and_novelty() -> None:
     assert catalogue_coverage(RECS, 20, 2) == pytest.approx(4 / 20)
+    assert catalogue_coverage(np.array([[3, 3, -1], [3, 0, 1]]), 8, 3) == pytest.approx(3 / 8)
+    assert catalogue_coverage(np.full((2, 2), -1), 8, 2) == 0.0
+    assert catalogue_coverage(RECS, 0, 2) == 0.0
     pop = np.zeros(10)
     pop[[2, 4]] = [0.5, 0.25]
     # items 2 (p .5 -> 1 bit) and 4 (p .25 -> 2 bits); unseen items floored at .25
