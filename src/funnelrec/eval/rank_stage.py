@@ -13,7 +13,7 @@ from funnelrec.data.dataset import Dataset
 from funnelrec.data.split import Split
 from funnelrec.eval.queries import EvalQueries
 from funnelrec.eval.scenarios import by_scenario
-from funnelrec.metrics.rank import grouped_ndcg, rank_report
+from funnelrec.metrics.rank import grouped_ndcg_at, rank_report
 from funnelrec.pipeline.fit import RankTraining
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.pipeline.rank_samples import RankData, take_queries
@@ -83,10 +83,12 @@ def candidate_rank_metrics(
         value += ranker.config.fusion.value_weights.get(t, 1.0) * labelled[f"label_{t}"].to_numpy()
     recall_order = -labelled["merged_rank"].to_numpy().astype(np.float64)
     final_order = -labelled["rank"].to_numpy().astype(np.float64)
+    final = grouped_ndcg_at(value, final_order, group, k_values)
+    recall = grouped_ndcg_at(value, recall_order, group, k_values)
     lists = {}
     for k in k_values:
-        lists[f"ndcg@{k}"] = grouped_ndcg(value, final_order, group, k)
-        lists[f"recall_order_ndcg@{k}"] = grouped_ndcg(value, recall_order, group, k)
+        lists[f"ndcg@{k}"] = final[k]
+        lists[f"recall_order_ndcg@{k}"] = recall[k]
     # Per-task metrics over the candidates the ranker scored (warm users, known items).
     judged = labelled.filter(pl.col("score").is_not_null())
     labels = {t: judged[f"label_{t}"].to_numpy() for t in ranker.tasks}

@@ -14,7 +14,10 @@ from funnelrec.metrics.rank import (
     ece,
     gauc,
     grouped_ndcg,
+    grouped_ndcg_at,
     logloss,
+    ndcg_per_group,
+    ndcg_per_group_at,
     rank_report,
 )
 
@@ -187,6 +190,35 @@ def test_grouped_ndcg_hand_computed() -> None:
     assert grouped_ndcg(value, scores, group, k=2) == pytest.approx((g7 + g2) / 2)
     # k=1: group 7 -> 1/2, group 2 -> 0
     assert grouped_ndcg(value, scores, group, k=1) == pytest.approx(0.25)
+
+
+def _ndcg_by_definition(value: np.ndarray, score: np.ndarray, k: int) -> float:
+    """One group's NDCG@k: rank by descending score, ties with the lower value first."""
+    order = sorted(range(len(value)), key=lambda i: (-score[i], value[i]))
+    ideal = sorted(value, reverse=True)
+    dcg = sum(value[i] / math.log2(r + 2) for r, i in enumerate(order[:k]))
+    return dcg / sum(v / math.log2(r + 2) for r, v in enumerate(ideal[:k]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_ndcg_at_several_cut_offs_equals_each_cut_off_alone(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 400
+    group = rng.integers(0, 40, n) * 3  # ids with gaps, some groups without value
+    value = np.where(rng.random(n) < 0.2, rng.integers(1, 4, n), 0).astype(np.float64)
+    score = rng.integers(0, 6, n).astype(np.float64)  # many ties
+    ks = (1, 3, 10, 50)
+    ids, per_k = ndcg_per_group_at(value, score, group, ks)
+    for j, k in enumerate(ks):
+        alone_ids, alone = ndcg_per_group(value, score, group, k)
+        assert np.array_equal(ids, alone_ids) and np.array_equal(per_k[j], alone)
+        for g, got in zip(ids, per_k[j], strict=True):
+            rows = group == g
+            assert got == pytest.approx(_ndcg_by_definition(value[rows], score[rows], k))
+    means = grouped_ndcg_at(value, score, group, ks)
+    assert means == {k: grouped_ndcg(value, score, group, k) for k in ks}
+    with pytest.raises(ValueError, match="k must be >= 1"):
+        ndcg_per_group_at(value, score, group, ())
 
 
 def test_grouped_ndcg_ties_are_pessimistic() -> None:
