@@ -86,6 +86,7 @@ from funnelrec.rank.models import (
     PLEConfig,
     SharedBottomConfig,
 )
+from funnelrec.rank.modules.config import MLPConfig
 from funnelrec.rank.ranker import Ranker
 from funnelrec.rank.samples import candidate_samples, impression_samples, index_log
 from funnelrec.recall.itemcf.config import ItemCFConfig
@@ -101,6 +102,9 @@ MODELS: dict[str, Any] = {
     "din": DINConfig(),
     "shared_bottom": SharedBottomConfig(),
     "mmoe": MMoEConfig(),
+    # The default MMoE at half the expert width: what a served request's ranker costs
+    # against what it loses (the experts are ~3/4 of its multiply-adds).
+    "mmoe_narrow": MMoEConfig(expert=MLPConfig(hidden=(128, 64))),
     "ple": PLEConfig(),
     "esmm": ESMMConfig(),
 }
@@ -121,6 +125,7 @@ CHEAP_RECALL = RecallConfig(
     },
     merge=MergeConfig(k=200, quotas={"itemcf": 150, "popular": 50}),
 )
+SEED_COLUMNS = ["dataset", "model", "task", "AUC", "GAUC", "train samples/s", "infer samples/s"]
 MIND_FOLDER = "mind-small-sample"
 COLUMNS = [
     "dataset",
@@ -348,6 +353,37 @@ def describe(dataset: str, data: Prepared, notes: dict, seconds: float) -> dict:
     }
 
 
+def seeded(name: str, config: Any, seeds: list[int]) -> dict[str, Any]:
+    """``config`` once per seed (its own ``seed`` field set), named ``name@seed`` when there
+    are several: differences between two models smaller than between two seeds are noise."""
+    if len(seeds) == 1 and seeds[0] == 0:
+        return {name: config}
+    if "seed" not in type(config).model_fields:
+        return {name: config}
+    return {f"{name}@{s}": config.model_copy(update={"seed": s}) for s in seeds}
+
+
+def seed_summary(results: dict[str, dict]) -> list[list[Any]]:
+    """Rows of :data:`SEED_COLUMNS`: per dataset, model (seeds pooled) and task, the mean
+    AUC and GAUC with their range over the seeds, and the mean throughputs."""
+    rows: list[list[Any]] = []
+    for dataset, res in results.items():
+        pooled: dict[str, list[dict]] = {}
+        for name, r in res["models"].items():
+            if "skipped" not in r:
+                pooled.setdefault(name.split("@")[0], []).append(r)
+        for model, runs in pooled.items():
+            for i, task in enumerate(runs[0]["tasks"]):
+                cells = [dataset, model, task]
+                for metric in ("auc", "gauc"):
+                    values = [r["tasks"][task][metric] for r in runs]
+                    cells.append(f"{np.mean(values):.4f} ({min(values):.4f}-{max(values):.4f})")
+                for speed in ("train_samples_per_s", "infer_samples_per_s"):
+                    cells.append(f"{np.mean([r[speed] for r in runs]):,.0f}" if i == 0 else "")
+                rows.append(cells)
+    return rows
+
+
 def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
     t0 = time.perf_counter()
     tables, notes = load(dataset, args.sim_interactions)
@@ -356,7 +392,12 @@ def run_dataset(dataset: str, args: argparse.Namespace) -> dict | None:
     config = experiment_config(dataset, args)
     data = prepare(tables, config)
     out = describe(dataset, data, notes, time.perf_counter() - t0)
-    models = {m: MODELS[m] for m in args.models if m in MODELS}
+    models = {
+        name: config
+        for m in args.models
+        if m in MODELS
+        for name, config in seeded(m, MODELS[m], args.seeds).items()
+    }
     results = run_models(
         config, data.rank_data.tasks, data.x_train, data.x_valid, data.x_test, models
     )
@@ -378,6 +419,13 @@ def main() -> None:
         help="training samples (whole queries, before the validation split)",
     )
     parser.add_argument("--max-test-samples", type=int, default=200_000)
+    parser.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=[0],
+        help="model seeds (each model fits once per seed)",
+    )
     args = parser.parse_args()
     torch.manual_seed(0)
     start = time.perf_counter()
@@ -412,6 +460,12 @@ def main() -> None:
         COLUMNS,
         rows,
     )
+    if len(args.seeds) > 1:
+        render(
+            f"Mean over seeds {', '.join(map(str, args.seeds))} (min-max)",
+            SEED_COLUMNS,
+            seed_summary(results),
+        )
     console.print(f"total {total:.1f} s (1-minute load average now {os.getloadavg()[0]:.2f})")
     write_json(
         NAME,
@@ -423,6 +477,7 @@ def main() -> None:
                 "epochs": args.epochs,
                 "max_train_samples": args.max_train_samples,
                 "max_test_samples": args.max_test_samples,
+                "seeds": args.seeds,
                 "device": "cpu",
                 "threads": torch.get_num_threads(),
                 "cpus": os.cpu_count(),
