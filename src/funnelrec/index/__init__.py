@@ -37,7 +37,13 @@ from funnelrec.index.config import (
     IVFIndexConfig,
 )
 from funnelrec.index.exact import ExactIndex
-from funnelrec.index.factory import build_index, index_from_state, recall_vs_exact
+from funnelrec.index.factory import (
+    build_index,
+    calibrate_recall,
+    index_from_state,
+    needs_calibration,
+    recall_vs_exact,
+)
 
 if TYPE_CHECKING:
     from funnelrec.index.faiss_index import HNSWIndex, IVFIndex
@@ -66,7 +72,9 @@ __all__ = [
     "VectorIndex",
     "assert_metric",
     "build_index",
+    "calibrate_recall",
     "index_from_state",
+    "needs_calibration",
     "recall_at_k",
     "recall_vs_exact",
 ]

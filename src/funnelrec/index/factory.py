@@ -1,6 +1,7 @@
 """Build or restore a vector index from its config (dispatch on the config type, no registry).
 
-Also :func:`recall_vs_exact`, the runtime check of an approximate index against the oracle.
+Also :func:`recall_vs_exact`, the runtime check of an approximate index against the oracle,
+and :func:`calibrate_recall`, which sets an IVF index's ``nprobe`` from that check.
 
 :mod:`funnelrec.index.faiss_index` is imported inside the functions that need it, so that
 importing this module (and :mod:`funnelrec.index`) does not load Faiss: exact-only callers
@@ -24,7 +25,14 @@ from funnelrec.index.config import (
 )
 from funnelrec.index.exact import ExactIndex
 
-__all__ = ["IndexConfig", "build_index", "index_from_state", "recall_vs_exact"]
+__all__ = [
+    "IndexConfig",
+    "build_index",
+    "calibrate_recall",
+    "index_from_state",
+    "needs_calibration",
+    "recall_vs_exact",
+]
 
 
 def build_index(config: IndexConfig, metric: Metric, n_items: int | None = None) -> BaseIndex:
@@ -118,3 +126,64 @@ def recall_vs_exact(
     _, truth = exact.search(queries, k)
     _, found = index.search(queries, k)
     return recall_at_k(found, truth)
+
+
+def needs_calibration(index: BaseIndex) -> bool:
+    """Whether ``index`` asks its owner for :func:`calibrate_recall` after the build (an IVF
+    index whose config sets ``target_recall``)."""
+    config = index.config
+    return isinstance(config, IVFIndexConfig) and config.target_recall is not None
+
+
+def calibrate_recall(
+    index: BaseIndex,
+    vectors: NDArray[np.float32],
+    ids: NDArray[np.int64],
+    queries: NDArray[np.float32],
+    k: int,
+) -> dict[str, float]:
+    """Set a built IVF index's ``nprobe`` to the first of ``config.nprobe * 2**i`` (capped at
+    its ``nlist``, where the search is exact) whose recall@k against exact search on
+    ``queries`` reaches ``config.target_recall``; the index saves it in its state.
+
+    Why doubling from the configured value: one query's cost grows linearly with ``nprobe``,
+    so the value found costs at most twice the cheapest one that reaches the target, in
+    ``log2(nlist / nprobe)`` searches of the sample at most.
+
+    Args:
+        index: a built :class:`~funnelrec.index.faiss_index.IVFIndex` (see
+            :func:`needs_calibration`).
+        vectors, ids: ``[N, D]`` the vectors it holds and their ``[N]`` ids.
+        queries: ``[B, D]`` sample queries like the ones it will serve (B >= 1).
+        k: the cut-off it will be searched at.
+
+    Returns:
+        ``{"nprobe", "nlist", "recall"}``: the value chosen, the lists, and its recall@k.
+
+    Raises:
+        TypeError: ``index`` is not an IVF index with a ``target_recall``.
+
+    Example:
+        >>> x = np.random.default_rng(0).standard_normal((2000, 8)).astype(np.float32)
+        >>> index = build_index(IVFIndexConfig(nprobe=1, target_recall=0.95), "l2")
+        >>> index.build(x, np.arange(2000))
+        >>> report = calibrate_recall(index, x, np.arange(2000), x[:50], 10)
+        >>> report["recall"] >= 0.95 and report["nprobe"] == index.nprobe
+        True
+    """
+    if not needs_calibration(index):
+        raise TypeError(f"{type(index).__name__} has no nprobe target to calibrate")
+    from funnelrec.index.faiss_index import IVFIndex
+
+    assert isinstance(index, IVFIndex) and isinstance(index.config, IVFIndexConfig)
+    target = float(index.config.target_recall or 1.0)
+    exact = ExactIndex(ExactIndexConfig(), index.metric)
+    exact.build(vectors, ids)
+    _, truth = exact.search(queries, k)
+    nprobe = min(index.config.nprobe, index.nlist)
+    while True:
+        index.set_nprobe(nprobe)
+        recall = recall_at_k(index.search(queries, k)[1], truth)
+        if recall >= target or nprobe >= index.nlist:
+            return {"nprobe": float(nprobe), "nlist": float(index.nlist), "recall": recall}
+        nprobe = min(2 * nprobe, index.nlist)

@@ -149,6 +149,43 @@ class IVFIndex(FaissIndex):
 
     def __init__(self, config: IVFIndexConfig, metric: Metric) -> None:
         super().__init__(config, metric)
+        self._calibrated: int | None = None  # nprobe set by calibrate_recall, saved with it
+
+    @property
+    def nlist(self) -> int:
+        """The inverted lists of the built index (0 before the build)."""
+        return 0 if self._index is None else int(self._index.nlist)
+
+    @property
+    def nprobe(self) -> int:
+        """The lists one query visits now: the calibrated value, else ``config.nprobe``,
+        at most :attr:`nlist`."""
+        wanted = self.config.nprobe if self._calibrated is None else self._calibrated
+        return min(wanted, max(self.nlist, 1))
+
+    def set_nprobe(self, nprobe: int) -> None:
+        """Search ``nprobe`` lists from now on, and save that value with the index (a
+        calibration's result; :func:`~funnelrec.index.factory.calibrate_recall`)."""
+        if nprobe < 1:
+            raise ValueError(f"nprobe must be >= 1, got {nprobe}")
+        self._calibrated = int(nprobe)
+        if self._index is not None:
+            self._configure()
+
+    def _reset(self, vectors: NDArray[np.float32]) -> None:
+        self._calibrated = None  # new lists: an earlier calibration no longer applies
+        super()._reset(vectors)
+
+    def _state(self) -> dict[str, NDArray]:
+        out = super()._state()
+        if self._calibrated is not None:
+            out["nprobe"] = np.asarray(self._calibrated, dtype=np.int64)
+        return out
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        if "nprobe" in state:
+            self._calibrated = int(np.asarray(state["nprobe"]))
+        super()._restore(state)
 
     def _new(self, vectors: NDArray[np.float32]) -> Any:
         n, dim = vectors.shape
@@ -164,4 +201,21 @@ class IVFIndex(FaissIndex):
         return index
 
     def _configure(self) -> None:
-        self._index.nprobe = min(self.config.nprobe, self._index.nlist)
+        self._index.nprobe = self.nprobe
+
+    def _search(
+        self, queries: NDArray[np.float32], k: int
+    ) -> tuple[NDArray[np.float32], NDArray[np.int64]]:
+        """The probed lists' top ``k``; a query whose probed lists hold fewer than ``k`` items
+        (a deep fetch: the channels ask for ``k`` plus the longest history of the batch) is
+        searched again over every list, so a row is only padded when the index itself holds
+        fewer than ``k`` items, as with the other indexes."""
+        scores, pos = super()._search(queries, k)
+        short = pos[:, -1] < 0
+        if short.any() and self._index.nprobe < self._index.nlist:
+            every = faiss.SearchParametersIVF()
+            every.nprobe = int(self._index.nlist)
+            more, found = self._index.search(queries[short], k, params=every)
+            scores[short] = -more if self.metric == "l2" else more
+            pos[short] = found
+        return scores, pos

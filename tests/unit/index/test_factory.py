@@ -19,8 +19,11 @@ from funnelrec.index import (
     MetricMismatchError,
     assert_metric,
     build_index,
+    calibrate_recall,
     index_from_state,
+    needs_calibration,
     recall_at_k,
+    recall_vs_exact,
 )
 
 ADAPTER: TypeAdapter[IndexConfig] = TypeAdapter(IndexConfig)
@@ -99,7 +102,7 @@ def test_recall_at_k() -> None:
     assert recall_at_k(truth, truth) == 1.0
 
 
-@pytest.mark.parametrize(("n_items", "cls"), [(50, ExactIndex), (51, HNSWIndex)])
+@pytest.mark.parametrize(("n_items", "cls"), [(50, ExactIndex), (51, IVFIndex)])
 def test_an_auto_config_searches_small_catalogues_exactly(n_items: int, cls: type) -> None:
     config = AutoIndexConfig(exact_up_to=50)
     index = build_index(config, "cosine", n_items)
@@ -116,8 +119,54 @@ def test_an_auto_config_searches_small_catalogues_exactly(n_items: int, cls: typ
 def test_an_auto_config_needs_the_catalogue_size_and_a_known_saved_kind() -> None:
     with pytest.raises(TypeError, match="n_items"):
         build_index(AutoIndexConfig(), "ip")
-    ivf = build_index(IVFIndexConfig(), "ip")
-    ivf.build(np.eye(4, dtype=np.float32), np.arange(4))
-    with pytest.raises(ConfigError, match="'ivf'"):
-        index_from_state(AutoIndexConfig(), "ip", ivf.state())
+    hnsw = build_index(HNSWIndexConfig(), "ip")
+    hnsw.build(np.eye(4, dtype=np.float32), np.arange(4))
+    with pytest.raises(ConfigError, match="'hnsw'"):
+        index_from_state(AutoIndexConfig(), "ip", hnsw.state())
     assert ADAPTER.validate_python({"kind": "auto", "ann": {"kind": "ivf"}}).ann == IVFIndexConfig()
+
+
+def _clustered(n: int, dim: int = 16, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((20, dim))
+    return (centres[rng.integers(0, 20, n)] + 0.5 * rng.standard_normal((n, dim))).astype(
+        np.float32
+    )
+
+
+def test_calibration_raises_nprobe_until_the_target_recall_and_saves_it() -> None:
+    x = _clustered(3000)
+    ids = np.arange(3000)
+    config = IVFIndexConfig(nlist=64, nprobe=1, target_recall=0.98)
+    index = build_index(config, "ip")
+    index.build(x, ids)
+    assert needs_calibration(index) and index.nprobe == 1
+    fixed = recall_vs_exact(index, x, ids, x[:100], 20)
+    report = calibrate_recall(index, x, ids, x[:100], 20)
+    assert fixed < 0.98 <= report["recall"]  # one list is not enough here; the chosen is
+    assert report["nprobe"] == index.nprobe > 1 and report["nlist"] == 64
+    assert recall_vs_exact(index, x, ids, x[:100], 20) == report["recall"]
+    # The value chosen is saved: a restored index searches as many lists (whatever the
+    # config's nprobe, which only starts a calibration).
+    restored = index_from_state(config.model_copy(update={"nprobe": 2}), "ip", index.state())
+    assert restored.nprobe == index.nprobe
+    np.testing.assert_array_equal(restored.search(x[:5], 20)[1], index.search(x[:5], 20)[1])
+    index.build(x, ids)  # new lists: back to the configured value until calibrated again
+    assert index.nprobe == 1
+
+
+def test_calibration_stops_at_every_list_and_needs_a_target() -> None:
+    x = _clustered(800)
+    ids = np.arange(800)
+    index = build_index(IVFIndexConfig(nlist=8, nprobe=3, target_recall=1.0), "l2")
+    index.build(x, ids)
+    # Top-300 of 800 spans most lists: only all of them (exact search) find all of it.
+    queries = _clustered(50, seed=1)
+    report = calibrate_recall(index, x, ids, queries, 300)
+    assert report["nprobe"] == 8 and report["recall"] == 1.0  # 3 -> 6 -> 8, capped at nlist
+    for untargeted in (IVFIndexConfig(), HNSWIndexConfig(), ExactIndexConfig()):
+        other = build_index(untargeted, "l2")
+        other.build(x, ids)
+        assert not needs_calibration(other)
+        with pytest.raises(TypeError, match="no nprobe target"):
+            calibrate_recall(other, x, ids, x[:5], 5)

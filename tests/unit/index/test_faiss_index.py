@@ -8,6 +8,7 @@ import pytest
 
 from funnelrec.errors import ConfigError
 from funnelrec.index import (
+    ExactIndex,
     ExactIndexConfig,
     HNSWIndex,
     HNSWIndexConfig,
@@ -17,6 +18,7 @@ from funnelrec.index import (
     Metric,
     build_index,
     index_from_state,
+    recall_at_k,
     recall_vs_exact,
 )
 from funnelrec.index.faiss_index import check_faiss_metric
@@ -165,3 +167,21 @@ def test_added_cold_item_is_found_first(config: IndexConfig, metric: Metric) -> 
     assert len(index) == 1001
     _, found = index.search(new, 5)
     assert found[0, 0] == 123_456
+
+
+@pytest.mark.parametrize("metric", ["ip", "l2"])
+def test_ivf_searches_every_list_for_queries_whose_probed_lists_run_short(metric) -> None:
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((400, 8)).astype(np.float32)
+    ivf = IVFIndex(IVFIndexConfig(nlist=20, nprobe=1, min_train_points=1), metric)
+    ivf.build(x, np.arange(400))
+    assert ivf.nprobe == 1  # one list holds ~20 items, fewer than the k asked for
+    exact = ExactIndex(ExactIndexConfig(), metric)
+    exact.build(x, np.arange(400))
+    scores, ids = ivf.search(x[:10], 60)
+    truth_scores, truth = exact.search(x[:10], 60)
+    assert (ids >= 0).all()  # no padding: the index holds 400 items
+    np.testing.assert_array_equal(np.sort(ids, axis=1), np.sort(truth, axis=1))
+    np.testing.assert_allclose(scores, truth_scores, rtol=1e-5, atol=1e-4)
+    _, shallow = ivf.search(x[:10], 5)  # within the probed list: one list is searched
+    assert recall_at_k(shallow, exact.search(x[:10], 5)[1]) < 1.0

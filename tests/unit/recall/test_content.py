@@ -167,7 +167,7 @@ def test_an_auto_index_searches_exactly_up_to_its_size_and_approximately_above()
     approx = Content(CFG.model_copy(update={"index": small}))
     approx.fit(data, rng=np.random.default_rng(0))
     state = approx.state()
-    assert _index_kind(state) == "hnsw"
+    assert _index_kind(state) == "ivf"
     queries = _queries(data, [1, 2])
     a, b = exact.retrieve(queries), approx.retrieve(queries)
     np.testing.assert_allclose(a.score, b.score, atol=1e-5)

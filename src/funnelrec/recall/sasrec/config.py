@@ -53,7 +53,8 @@ class SASRecConfig(RetrieverConfig):
     index: IndexConfig = Field(
         default_factory=AutoIndexConfig,
         description="Index of the item embeddings (inner product). 'auto': exact search up to "
-        "50k items, HNSW above.",
+        "50k items, Faiss IVF above with its nprobe calibrated after the fit to recall@k 0.99 "
+        "against exact search on the training users.",
     )
 
     # ---- objective ----

@@ -20,7 +20,7 @@ from funnelrec.recall.sasrec.config import SASRecConfig
 from funnelrec.recall.sasrec.data import query_sequences
 from funnelrec.recall.sasrec.fit import fit_model
 from funnelrec.recall.sasrec.model import SASRecModel
-from funnelrec.recall.vector_search import search_unseen
+from funnelrec.recall.vector_search import calibrate_on_users, search_unseen
 from funnelrec.train.loop import TrainResult, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -84,8 +84,17 @@ class SASRec(RetrieverBase):
             "epochs": float(len(result.epochs)),
         }
         start = time.perf_counter()
-        self._set_model(model, build_index(self.config.index, METRIC, data.n_items))
+        index = build_index(self.config.index, METRIC, data.n_items)
+        self._set_model(model, index)
         self.stats["index_build_s"] = time.perf_counter() - start
+        self.stats |= calibrate_on_users(
+            index,
+            self._vectors,
+            data,
+            lambda queries: self.user_vectors(queries)[1],
+            self.config.k,
+            self.config.seed,
+        )
         return self
 
     def _set_model(self, model: SASRecModel, index: BaseIndex | None) -> None:

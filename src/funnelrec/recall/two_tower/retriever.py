@@ -38,7 +38,7 @@ from funnelrec.recall.two_tower.model import TowerSizes, TwoTowerModel, init_par
 from funnelrec.recall.two_tower.sampling import item_log_q, uniform_negatives
 from funnelrec.recall.two_tower.task import SampledSoftmaxTask
 from funnelrec.recall.two_tower.warm_start import TowerVocabularies, transfer
-from funnelrec.recall.vector_search import search_unseen
+from funnelrec.recall.vector_search import calibrate_on_users, search_unseen
 from funnelrec.train.distributed import sparse_gradients_reduce
 from funnelrec.train.loop import TrainResult, resolve_device, train
 
@@ -187,6 +187,9 @@ class TwoTower(RetrieverBase):
         self._index = index
         self.stats["index_build_s"] = time.perf_counter() - start
         self.stats["index_items"] = float(data.n_items)
+        self.stats |= calibrate_on_users(
+            index, self._vectors, data, self.user_vectors, cfg.k, cfg.seed
+        )
         logger.info(
             "two-tower fit: %d examples, %.0f samples/s, index %d items in %.2fs",
             len(examples),

@@ -13,7 +13,7 @@ import pytest
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.features.text import TextEncoderConfig
-from funnelrec.index import ExactIndexConfig, MetricMismatchError
+from funnelrec.index import AutoIndexConfig, ExactIndexConfig, IVFIndexConfig, MetricMismatchError
 from funnelrec.recall.base import Queries
 from funnelrec.recall.two_tower import HardNegativeConfig, TowerConfig, TwoTower, TwoTowerConfig
 from funnelrec.recall.two_tower.retriever import METRIC
@@ -174,6 +174,27 @@ def test_save_and_reload_give_identical_results(fitted, tmp_path) -> None:
     assert np.array_equal(before.score, after.score)
     assert np.array_equal(loaded.item_vectors, model.item_vectors)
     assert loaded.index.metric == METRIC
+
+
+def test_an_ivf_index_is_calibrated_on_the_training_users_and_keeps_it() -> None:
+    data = group_data()
+    ivf = IVFIndexConfig(nlist=4, nprobe=1, min_train_points=1, target_recall=1.0)
+    index = AutoIndexConfig(exact_up_to=N_ITEMS - 1, ann=ivf)  # the catalogue is above it
+    model = TwoTower(config(index=index, train=TrainLoopConfig(epochs=2))).fit(
+        data, rng=np.random.default_rng(0)
+    )
+    stats = model.stats
+    assert stats["index_recall_vs_exact"] == 1.0 and stats["index_calibration_s"] > 0
+    assert model.index.nprobe == stats["index_nprobe"] > 1  # one list missed some of the top 5
+    loaded = TwoTower.from_state(model.config, model.state())
+    assert loaded.index.nprobe == model.index.nprobe
+    q = queries_for(data, list(range(N_USERS)))
+    assert np.array_equal(loaded.retrieve(q).item_idx, model.retrieve(q).item_idx)
+    # Recall@k 1.0 on the users it was calibrated on: every list (exact) finds the same top k.
+    vectors = model.user_vectors(q)
+    found = np.sort(model.index.search(vectors, 5)[1], axis=1)
+    model.index.set_nprobe(4)
+    np.testing.assert_array_equal(found, np.sort(model.index.search(vectors, 5)[1], axis=1))
 
 
 def test_index_metric_is_checked_on_load(fitted) -> None:
