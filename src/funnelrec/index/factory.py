@@ -121,11 +121,17 @@ def recall_vs_exact(
         >>> recall_vs_exact(index, x, np.arange(300), x[:20], 10) >= 0.95
         True
     """
-    exact = ExactIndex(ExactIndexConfig(), index.metric)
-    exact.build(vectors, ids)
-    _, truth = exact.search(queries, k)
     _, found = index.search(queries, k)
-    return recall_at_k(found, truth)
+    return recall_at_k(found, _exact_ids(index.metric, vectors, ids, queries, k))
+
+
+def _exact_ids(
+    metric: Metric, vectors: NDArray[np.float32], ids: NDArray[np.int64], queries: NDArray, k: int
+) -> NDArray[np.int64]:
+    """``[B, k]`` the true top-k ids of ``queries`` among ``vectors`` (the oracle)."""
+    exact = ExactIndex(ExactIndexConfig(), metric)
+    exact.build(vectors, ids)
+    return exact.search(queries, k)[1]
 
 
 def needs_calibration(index: BaseIndex) -> bool:
@@ -177,9 +183,7 @@ def calibrate_recall(
 
     assert isinstance(index, IVFIndex) and isinstance(index.config, IVFIndexConfig)
     target = float(index.config.target_recall or 1.0)
-    exact = ExactIndex(ExactIndexConfig(), index.metric)
-    exact.build(vectors, ids)
-    _, truth = exact.search(queries, k)
+    truth = _exact_ids(index.metric, vectors, ids, queries, k)
     nprobe = min(index.config.nprobe, index.nlist)
     while True:
         index.set_nprobe(nprobe)
