@@ -15,7 +15,7 @@ import torch
 
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import MissingInputError
-from funnelrec.index import ExactIndexConfig
+from funnelrec.index import AutoIndexConfig, ExactIndexConfig, IVFIndexConfig
 from funnelrec.recall.base import Queries
 from funnelrec.recall.sasrec import SASRec, SASRecConfig
 
@@ -106,6 +106,16 @@ def test_state_round_trip_retrieves_identically(fitted: SASRec, data: Dataset) -
     assert np.array_equal(a.score, b.score)
     assert np.array_equal(fitted.similarity_vectors(), restored.similarity_vectors())
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in fitted.state().values())
+
+
+def test_an_ivf_index_is_calibrated_on_the_training_users_and_keeps_it(data: Dataset) -> None:
+    ivf = IVFIndexConfig(nlist=4, nprobe=1, min_train_points=1, target_recall=1.0)
+    index = AutoIndexConfig(exact_up_to=N_ITEMS - 1, ann=ivf)  # the catalogue is above it
+    model = SASRec(config(index=index, train={"epochs": 5, "lr": 0.01})).fit(data)
+    assert model.stats["index_recall_vs_exact"] == 1.0
+    assert model.index.nprobe == model.stats["index_nprobe"]
+    restored = SASRec.from_state(model.config, model.state())
+    assert restored.index.nprobe == model.index.nprobe
 
 
 def test_seen_items_are_never_returned(fitted: SASRec) -> None:
