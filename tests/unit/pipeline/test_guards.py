@@ -120,3 +120,22 @@ def test_ranker_separation_ignores_cold_queries() -> None:
     warm = _separation(part, scores, frozenset({1}))
     assert (warm["auc"], warm["gauc"], warm["n_positives"]) == (1.0, 1.0, 1)
     assert _separation(part, scores, frozenset())["gauc"] == 0.5  # pooled: query 1 inverted
+
+
+def test_ranked_stages_are_judged_on_warm_queries_the_reranker_on_all(
+    fitted: tuple[Funnel, FitReport],
+) -> None:
+    """Cold users are served the merge order whatever the ranker says: their queries would
+    only add ties to the ranker's judgement. The re-ranker acts on every list."""
+    decisions = {d.stage: d for d in fitted[1].guards}
+    rank, rerank = decisions["rank"], decisions["rerank"]
+    assert rank.reason.endswith("warm queries") and rank.detail["cold_queries"] > 0
+    assert rank.n_queries + rank.detail["cold_queries"] == rerank.n_queries
+
+
+def test_warm_judged_marks_the_labelled_queries_of_users_with_history() -> None:
+    group = np.array([3, 3, 5, 5, 8, 8])
+    part = _Slice(pl.DataFrame({"query_id": group}), group, np.array([1.0, 0, 0, 0, 0, 2]))
+    # Query 5 has no labelled candidate, so ndcg() has no value for it.
+    assert part.ndcg(np.zeros(6), 2).shape == (2,)
+    assert part.warm_judged(frozenset({8})).tolist() == [True, False]

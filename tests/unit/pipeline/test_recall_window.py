@@ -10,7 +10,7 @@ import pytest
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
-from funnelrec.pipeline.rank_samples import build_rank_data, recall_window
+from funnelrec.pipeline.rank_samples import _guard_split, build_rank_data, recall_window, time_order
 
 KEYS = ["user_id", "item_id", "timestamp"]
 
@@ -99,16 +99,16 @@ def test_capped_samples_recall_only_what_the_cap_needs(
     per_query = data.train.group_by("query_id").len()["len"].max()
     assert cap <= data.train.height + data.valid.height <= cap + per_query  # whole queries
     assert data.guard.height <= cap + per_query
-    # The guard is the window's latest queries; the training queries come before them.
+    # The guard is held apart from the training and validation queries.
     guard = _queries_of(data.guard)
-    assert min(guard) > max(_queries_of(data.train) | _queries_of(data.valid))
+    assert guard.isdisjoint(_queries_of(data.train) | _queries_of(data.valid))
 
     recalled.clear()
     full = build_rank_data(sim, _capped(None), np.random.default_rng(0), window)
     assert sum(recalled) == n_window
     every = _queries_of(full.train) | _queries_of(full.valid) | _queries_of(full.guard)
     assert every == set(window.queries.query_id.tolist())
-    # The guard part is smaller than the cap here, so it is all of the latest queries.
+    # The guard part is smaller than the cap here, so it is all of the guard's queries.
     assert data.guard.height < cap and guard == _queries_of(full.guard)
 
 
@@ -117,3 +117,22 @@ def test_no_guard_fraction_leaves_an_empty_guard_part(sim: Dataset) -> None:
     data = build_rank_data(sim, config, np.random.default_rng(0))
     assert data.guard.height == 0 and data.guard.columns == data.train.columns
     assert data.train.height > 0
+
+
+def test_time_order_breaks_ties_at_random() -> None:
+    timestamp = np.array([5, 1, 5, 3, 5, 5])
+    orders = [time_order(timestamp, np.random.default_rng(seed)) for seed in range(6)]
+    for order in orders:
+        assert (np.diff(timestamp[order]) >= 0).all()  # earliest to latest
+    assert len({tuple(o[2:]) for o in orders}) > 1  # the four at time 5: no fixed order
+
+
+def test_a_temporal_guard_is_not_the_newest_users(sim: Dataset) -> None:
+    """Every query of a temporal window is asked at its start. Taken as "the latest" by id,
+    the guard was the highest ids: the newest users, more often without history."""
+    window = recall_window(sim, _capped(None), np.random.default_rng(0))
+    cold = window.queries.history_len == 0
+    guards = [_guard_split(window.queries, 0.2, np.random.default_rng(s))[1] for s in range(8)]
+    assert len({frozenset(g.tolist()) for g in guards}) == len(guards)
+    highest = np.argsort(window.queries.query_id)[-guards[0].size :]
+    assert np.mean([cold[g].mean() for g in guards]) < cold[highest].mean()
