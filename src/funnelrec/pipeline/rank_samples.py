@@ -318,12 +318,13 @@ def build_rank_data(
             # Labels of later slates would be cut off by the split: drop those slates.
             samples = samples.filter(pl.col("timestamp") < train.as_of - max(windows))
         rest, guard = split_valid(samples, rank.samples.guard_fraction, rng)
+        guard = labelled_queries(guard)
     else:
         window = window if window is not None else recall_window(train, config, rng)
         rest_rows, guard_rows = _guard_split(window.queries, rank.samples.guard_fraction, rng)
         rest = _recall_samples(train, window, rest_rows, cfg, config, rng)
         guard = (
-            _recall_samples(train, window, guard_rows, cfg, config, rng)
+            _recall_samples(train, window, guard_rows, cfg, config, rng, judgeable=True)
             if guard_rows.size
             else rest.clear()
         )
@@ -431,9 +432,13 @@ def _recall_samples(
     cfg: SampleConfig,
     config: ExperimentConfig,
     rng: np.random.Generator,
+    *,
+    judgeable: bool = False,
 ) -> pl.DataFrame:
     """The merged candidates of the window's queries at ``rows``, labelled by the users'
-    window events: all of them, or whole queries at random until ``max_train_samples`` rows.
+    window events: all of them, or whole queries at random until ``max_train_samples`` rows;
+    ``judgeable`` keeps only the queries with a labelled candidate (:func:`labelled_queries`),
+    so that the cap is spent on queries a guard can judge.
 
     Queries are recalled and labelled in batches and the batches stop once the cap is
     reached: the cap keeps a few hundred queries of a window that may hold hundreds of
@@ -452,10 +457,22 @@ def _recall_samples(
             size = min(size, max(MIN_BATCH, int(1.25 * (cap - held) / per_query) + 1))
         batch = rows[done : done + size]
         done += batch.shape[0]
-        parts.append(_labelled(train, window, batch, cfg, config, rng))
+        part = _labelled(train, window, batch, cfg, config, rng)
+        parts.append(labelled_queries(part) if judgeable else part)
         held += parts[-1].height
         per_query = max(held / done, 1.0)
     return pl.concat(parts)
+
+
+def labelled_queries(samples: pl.DataFrame) -> pl.DataFrame:
+    """The samples of the queries with at least one positive label: NDCG is defined on those
+    only, so they are all a guard judges on. At 10M simulated rows the capped guard held about
+    1,000 queries (200,000 samples of 200 candidates), and 264 of them had one
+    (docs/scaling.md)."""
+    labels = [pl.col(c) > 0 for c in samples.columns if c.startswith("label_")]
+    if not labels:
+        return samples.clear()
+    return samples.filter(pl.any_horizontal(labels).any().over("query_id"))
 
 
 def _labelled(

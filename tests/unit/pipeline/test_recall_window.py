@@ -10,7 +10,13 @@ import pytest
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
-from funnelrec.pipeline.rank_samples import _guard_split, build_rank_data, recall_window, time_order
+from funnelrec.pipeline.rank_samples import (
+    _guard_split,
+    build_rank_data,
+    labelled_queries,
+    recall_window,
+    time_order,
+)
 
 KEYS = ["user_id", "item_id", "timestamp"]
 
@@ -106,8 +112,13 @@ def test_capped_samples_recall_only_what_the_cap_needs(
     recalled.clear()
     full = build_rank_data(sim, _capped(None), np.random.default_rng(0), window)
     assert sum(recalled) == n_window
-    every = _queries_of(full.train) | _queries_of(full.valid) | _queries_of(full.guard)
-    assert every == set(window.queries.query_id.tolist())
+    trained = _queries_of(full.train) | _queries_of(full.valid)
+    guard_all = set(window.queries.query_id.tolist()) - trained
+    # The guard keeps the queries it can judge: those with a labelled candidate.
+    assert _queries_of(full.guard) <= guard_all and full.guard.height > 0
+    labels = [c for c in full.guard.columns if c.startswith("label_")]
+    positives = full.guard.group_by("query_id").agg(pl.sum_horizontal(labels).sum().alias("n"))
+    assert (positives["n"] > 0).all()
     # The guard part is smaller than the cap here, so it is all of the guard's queries.
     assert data.guard.height < cap and guard == _queries_of(full.guard)
 
@@ -136,3 +147,17 @@ def test_a_temporal_guard_is_not_the_newest_users(sim: Dataset) -> None:
     assert len({frozenset(g.tolist()) for g in guards}) == len(guards)
     highest = np.argsort(window.queries.query_id)[-guards[0].size :]
     assert np.mean([cold[g].mean() for g in guards]) < cold[highest].mean()
+
+
+def test_labelled_queries_keeps_whole_queries_with_a_positive() -> None:
+    samples = pl.DataFrame(
+        {
+            "query_id": [1, 1, 2, 2, 3],
+            "item_idx": [10, 11, 10, 12, 13],
+            "label_click": [0, 1, 0, 0, 0],
+            "label_order": [0, 0, 0, 0, 1],
+        }
+    )
+    kept = labelled_queries(samples)
+    assert kept["query_id"].to_list() == [1, 1, 3]
+    assert labelled_queries(samples.drop("label_click", "label_order")).height == 0
