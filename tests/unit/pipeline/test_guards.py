@@ -12,7 +12,7 @@ from funnelrec.config import load_config
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.simulator import SimulatorConfig, simulate
 from funnelrec.pipeline import FitReport, Funnel, fit_funnel
-from funnelrec.pipeline.guards import _separation, _Slice, apply_guards
+from funnelrec.pipeline.guards import _separation, _Slice, apply_guards, judge
 from funnelrec.rank.ranker import Ranker
 
 FAST = [
@@ -139,3 +139,15 @@ def test_warm_judged_marks_the_labelled_queries_of_users_with_history() -> None:
     # Query 5 has no labelled candidate, so ndcg() has no value for it.
     assert part.ndcg(np.zeros(6), 2).shape == (2,)
     assert part.warm_judged(frozenset({8})).tolist() == [True, False]
+
+
+def test_a_tie_keeps_the_baseline_unless_a_loss_is_allowed() -> None:
+    """NDCG 0 against 0 (positives that neither order reaches) is no evidence of a gain."""
+    config = load_config()
+    zeros = np.zeros(3)
+    rng = np.random.default_rng(0)
+    assert not judge("rank", "merge order", "ndcg@10", zeros, zeros, -0.01, config, rng).kept
+    assert not judge("fusion", "uniform", "ndcg@10", zeros, zeros, 0.0, config, rng).kept
+    assert judge("rerank", "ranked order", "ndcg@10", zeros, zeros, 0.05, config, rng).kept
+    better = np.array([0.2, 0.1, 0.3])
+    assert judge("rank", "merge order", "ndcg@10", better, zeros, -0.01, config, rng).kept
