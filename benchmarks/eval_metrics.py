@@ -5,7 +5,10 @@ against the sort-based forms they replaced, side by side in one run (values must
   of every entry with the truth (which sorts them all together);
 * ``catalogue_coverage``: items counted with ``bincount``, against ``np.unique`` of the lists;
 * ranked-candidate NDCG at every K for two orders (``grouped_ndcg_at``: one sort per order),
-  against one ``grouped_ndcg`` per K and order (two sorts and an ``np.unique`` each).
+  against one ``grouped_ndcg`` per K and order (two sorts and an ``np.unique`` each);
+* the distinct ``(user, item)`` pair codes of the ranked candidates, which labelling them
+  starts with (``rank.label_match.index_exposures``): ``funnelrec.arrays.unique_sorted``, a
+  sort, against ``np.unique``, which in NumPy >= 2.3 goes through a hash table first.
 
 The lists and candidates are random (seeded), so the values mean nothing; the shapes are those
 of ``benchmarks/scaling.py`` at 10M rows (41,087 evaluated queries, 200-wide lists over 235,077
@@ -25,6 +28,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from _common import render, write_json
+from funnelrec.arrays import unique_sorted
 from funnelrec.metrics.rank import grouped_ndcg, grouped_ndcg_at
 from funnelrec.metrics.topn import catalogue_coverage, hit_matrix
 
@@ -88,6 +92,9 @@ def main() -> None:
         -rng.permutation(n).astype(np.float64),
         -np.tile(np.arange(args.candidates), args.ndcg_queries).astype(np.float64),
     ]
+    # Each query is one user; its candidates are distinct items (a few repeats across users).
+    users = rng.integers(0, args.queries * 5, args.ndcg_queries)
+    pair_codes = (np.repeat(users, args.candidates) << 32) | rng.integers(0, args.items, n)
 
     cases = {
         "hit_matrix": (
@@ -104,6 +111,11 @@ def main() -> None:
             lambda: [grouped_ndcg_at(value, order, group, KS) for order in orders],
             lambda: per_k_ndcg(value, orders, group),
             lambda a, b: a == b,
+        ),
+        "distinct pair codes": (
+            lambda: unique_sorted(pair_codes),
+            lambda: np.unique(pair_codes),
+            np.array_equal,
         ),
     }
     rows, out = [], {}

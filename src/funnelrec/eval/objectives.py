@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.data.simulator.retention import expected_return
 from funnelrec.data.simulator.watch import WatchTruth
 from funnelrec.metrics.rank import grouped_ndcg, query_positions
@@ -155,7 +156,7 @@ def objective_tradeoff(
         rows.append(row)
     return {
         "k": k,
-        "queries": int(np.unique(outcomes.group).shape[0]),
+        "queries": int(unique_sorted(outcomes.group).shape[0]),
         "simulated": truth is not None,
         "weightings": rows,
     }

@@ -13,6 +13,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import ArrayLike
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.features.scenario import SCENARIO_COLUMN
 from funnelrec.metrics.rank import rank_report
 
@@ -61,6 +62,6 @@ def by_scenario(
                 None if w is None else w[rows],
             ),
             "n_samples": int(rows.shape[0]),
-            "n_queries": int(np.unique(group[rows]).shape[0]),
+            "n_queries": int(unique_sorted(group[rows]).shape[0]),
         }
     return out

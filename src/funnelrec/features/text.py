@@ -36,6 +36,7 @@ from numpy.typing import NDArray
 from polars.datatypes import DataTypeClass
 from pydantic import BaseModel, ConfigDict, Field
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -222,7 +223,7 @@ class TextEncoder:
         from sklearn.decomposition import TruncatedSVD
 
         counts = _vectorizer(self.config).transform(list(texts)).tocsr()
-        features = np.unique(counts.indices).astype(np.int64)
+        features = unique_sorted(counts.indices).astype(np.int64)
         counts = counts[:, features]
         n_docs = counts.shape[0]
         df = np.bincount(counts.indices, minlength=features.shape[0])

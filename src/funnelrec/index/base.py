@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol, Self, get_args
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.errors import ConfigError
 from funnelrec.index.config import IndexConfigBase
 
@@ -133,7 +134,7 @@ def check_ids(ids: NDArray[np.integer], n: int, existing: NDArray[np.int64]) -> 
     arr = arr.astype(np.int64)
     if n and arr.min() < 0:
         raise ValueError("ids must be >= 0 (-1 marks padding in search results)")
-    uniq = np.unique(arr)
+    uniq = unique_sorted(arr)
     if uniq.shape[0] != n:
         raise ValueError("ids must be unique")
     clash = existing[np.isin(existing, uniq)]

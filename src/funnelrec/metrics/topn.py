@@ -13,6 +13,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
+
 PerQueryValues = dict[str, NDArray[np.float64]]
 """``{metric@k: [B] per-row values}`` (what :func:`per_query_metrics` returns)."""
 
@@ -277,7 +279,7 @@ def category_diversity(
     rows = pairs > 0
     ild = float(np.mean(differ[rows] / pairs[rows])) if rows.any() else 0.0
     distinct = (run_start & (sorted_cat != pad)).sum(axis=1)
-    n_categories = max(int(np.unique(cats[cats >= 0]).shape[0]), 1)
+    n_categories = max(int(unique_sorted(cats[cats >= 0]).shape[0]), 1)
     has = n > 0
     cover = distinct[has] / np.minimum(n[has], n_categories)
     return ild, float(np.mean(cover)) if has.any() else 0.0

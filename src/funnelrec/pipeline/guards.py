@@ -40,6 +40,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.metrics.intervals import paired_difference
 from funnelrec.metrics.rank import auc, auc_interval, gauc, ndcg_per_group, query_positions
@@ -175,7 +176,7 @@ class _Slice:
 
     def warm_judged(self, cold: frozenset[int]) -> NDArray[np.bool_]:
         """Which of :meth:`ndcg`'s queries are warm (their users have history)."""
-        judged = np.unique(self.group[self.value > 0])
+        judged = unique_sorted(self.group[self.value > 0])
         return ~np.isin(judged, np.fromiter(cold, dtype=np.int64))
 
 

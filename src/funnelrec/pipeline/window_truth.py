@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.config.experiment import ExperimentConfig
 from funnelrec.data.events import positive_expr
 from funnelrec.metrics.topn import hit_matrix, ndcg_rows, recall_rows
@@ -61,7 +62,7 @@ def window_parts(
         .join(positives.select("user_id", "item_idx").unique(), on="user_id", how="inner")
         .sort("query_id", "item_idx")
     )
-    ids = np.unique(per_query["query_id"].to_numpy())
+    ids = unique_sorted(per_query["query_id"].to_numpy())
     if ids.shape[0] < MIN_QUERIES:
         return None
     n_guard = round(ids.shape[0] * config.rank.samples.guard_fraction)

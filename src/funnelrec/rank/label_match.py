@@ -17,6 +17,8 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
+
 logger = logging.getLogger(__name__)
 
 TS_SPAN = (1 << 32) - 1  # times are stored relative to the earliest one in 32 bits
@@ -68,7 +70,7 @@ def index_exposures(
         )
     if not valid.any():
         return None
-    pairs = np.unique(pair_codes(s_user[valid], s_item[valid]))
+    pairs = unique_sorted(pair_codes(s_user[valid], s_item[valid]))
     s_rank = np.full(exposures.height, -1, dtype=np.int64)
     s_rank[valid] = np.searchsorted(pairs, pair_codes(s_user[valid], s_item[valid]))
     t0 = int(s_ts[valid].min())

@@ -23,6 +23,7 @@ import scipy.sparse as sp
 from numpy.typing import NDArray
 from pydantic import Field
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.data.dataset import Dataset
 from funnelrec.errors import ConfigError, MissingInputError
 from funnelrec.recall.base import ChannelResult, Queries, RetrieverBase, RetrieverConfig
@@ -419,7 +420,7 @@ class Onboarding(RetrieverBase):
         tags = queries.tags_idx.astype(np.int64)
         valid = (tags >= 0) & (tags < self.n_categories)
         # Each distinct tag weighs 1 / (the row's distinct tags), as diags(1 / n) @ pref did.
-        key = np.unique(rows[valid] * max(self.n_categories, 1) + tags[valid])
+        key = unique_sorted(rows[valid] * max(self.n_categories, 1) + tags[valid])
         rows, tags = np.divmod(key, max(self.n_categories, 1))
         ptr = row_ptr(rows, b)
         n_tags = np.diff(ptr)

@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.features.pit.config import LOG_COLUMNS
 from funnelrec.features.pit.log import EventRules, LogArrays, require_columns, rule_flags
 from funnelrec.features.sequence import TIME_BITS, TIME_MASK, KeyedEvents, Query, RowIndex
@@ -144,13 +145,13 @@ class PreparedLog:
 
     def rows_of_users(self, users: NDArray[np.int64]) -> pl.DataFrame:
         """The log rows of ``users`` then the extra events, each in their original order."""
-        rows = np.sort(self.user_rows.rows(np.unique(users)))
+        rows = np.sort(self.user_rows.rows(unique_sorted(users)))
         return self._append_extra(self.log[rows].select(LOG_COLUMNS))
 
     def user_arrays(self, users: NDArray[np.int64], rules: EventRules) -> LogArrays:
         """:meth:`rows_of_users` as :class:`LogArrays` under ``rules``, gathered from arrays
         of the whole log made once (a polars gather + select + flags cost ~0.5 ms a request)."""
-        rows = np.sort(self.user_rows.rows(np.unique(users)))
+        rows = np.sort(self.user_rows.rows(unique_sorted(users)))
         user, item, timestamp = self._columns()
         flags = self._flags(rules)
         out = LogArrays(

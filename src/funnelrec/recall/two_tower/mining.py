@@ -17,6 +17,7 @@ import numpy as np
 from numpy.typing import NDArray
 from torch import nn
 
+from funnelrec.arrays import unique_sorted
 from funnelrec.index import Metric, assert_metric, build_index
 from funnelrec.recall.two_tower.config import HardNegativeConfig, TwoTowerConfig
 from funnelrec.recall.two_tower.data import BatchInputs, exclusion_csr, last_items
@@ -105,7 +106,7 @@ class HardNegatives:
         inputs = self.inputs
         examples = inputs.examples
         if self._exclusion is None:
-            users = np.unique(examples.user)
+            users = unique_sorted(examples.user)
             self._exclusion = (users, *exclusion_csr(examples, users))
             self._window_row = np.full(inputs.user_attr.shape[0], -1, dtype=np.int64)
             self._window_row[users] = np.arange(users.shape[0])
