@@ -14,10 +14,12 @@ the user's events in the window), so NDCG@k of any order of them is defined:
 * **rerank**: the re-ranked list against the list before it, allowed to give up at most
   ``guards.rerank_max_loss`` of its NDCG for diversity.
 
-A stage allowed no loss (the ranker, with its required gain; the tuned fusion) is kept when it
-beats its target beyond noise: the whole paired interval above zero. A stage allowed a loss
-(pre-ranker, re-ranker) is kept when its mean is at least the baseline less that loss. A
-learned stage must earn its place; the simpler stage before it is the default. The ranker,
+The ranker, a stage that adds work to every request, is kept when it beats its target (the
+merge order plus its required gain) beyond noise: the whole paired interval above zero. The
+tuned fusion (and the tuned merge, ``pipeline/merge_tuning.py``) is kept when its mean is
+above its baseline's, a tie keeping the baseline; a stage allowed a loss (pre-ranker,
+re-ranker), when its mean is at least the baseline less that loss. A learned stage must earn
+its place; the simpler stage before it is the default. The ranker,
 fusion and pre-ranker are judged on the *warm* queries (users with history) only: cold users
 keep the merge order (``Funnel._rank``), so on their queries every order ties. The re-ranker
 acts on every list and is judged on all of them.
@@ -114,22 +116,27 @@ def judge(
     config: ExperimentConfig,
     rng: np.random.Generator,
     population: str = "queries",
+    *,
+    beyond_noise: bool = False,
 ) -> GuardDecision:
     """Keep ``stage`` when its mean reaches ``(1 - allowed_loss) x baseline``; with no loss
-    allowed (``allowed_loss <= 0``; a negative one is a required gain), when the whole
-    interval of its difference from that target lies above zero. With no query to judge on,
-    the stage is kept and the decision says so. ``population`` names the queries judged, in
-    the reason."""
+    allowed (``allowed_loss <= 0``; a negative one is a required gain), when it exceeds it,
+    and with ``beyond_noise``, when the whole interval of the difference lies above zero.
+    With no query to judge on, the stage is kept and the decision says so. ``population``
+    names the queries judged, in the reason."""
     if values.size == 0:
         return _skip(stage, f"no guard {population} with a labelled positive")
     target = (1.0 - allowed_loss) * base_values
     interval = paired_difference(
         values, target, rng, n_boot=config.guards.n_boot, level=config.guards.level
     )
-    # A stage allowed no loss must beat its target beyond noise: a tie (NDCG 0 against 0 on
-    # a few queries whose positives neither order reaches) or a mean gain whose interval
-    # reaches below zero is no evidence it helps, and the simpler stage before it serves.
-    kept = bool(interval.low > 0) if allowed_loss <= 0 else bool(interval.mean >= 0)
+    # A stage allowed no loss must beat its target: a tie (NDCG 0 against 0 on a few queries
+    # whose positives neither order reaches) is no evidence it helps. A stage that adds work
+    # (the ranker) must beat it beyond noise: the simpler stage before it serves otherwise.
+    if beyond_noise:
+        kept = bool(interval.low > 0)
+    else:
+        kept = bool(interval.mean > 0) if allowed_loss <= 0 else bool(interval.mean >= 0)
     verdict = "kept" if kept else "bypassed"
     if interval.high < 0:
         verdict += " (worse beyond noise)"
@@ -218,7 +225,16 @@ def apply_guards(
         rank_ndcg = part.ndcg(scores, k)
         gain, warm = -config.guards.rank_min_gain, part.warm_judged(data.cold_queries)
         decision = judge(
-            "rank", before_name, metric, rank_ndcg[warm], before[warm], gain, config, rng, WARM
+            "rank",
+            before_name,
+            metric,
+            rank_ndcg[warm],
+            before[warm],
+            gain,
+            config,
+            rng,
+            WARM,
+            beyond_noise=True,
         )
         detail = {**_separation(part, fused, data.cold_queries), "cold_queries": int((~warm).sum())}
         decision = dataclasses.replace(decision, detail=detail)

@@ -161,8 +161,15 @@ def test_a_ranker_must_beat_the_merge_order_beyond_noise() -> None:
     rng = np.random.default_rng(0)
     base = np.full(200, 0.5)
     noisy = base + np.where(np.arange(200) % 2 == 0, 0.3, -0.25)  # mean +0.025, spread 0.28
-    decision = judge("rank", "merge order", "ndcg@10", noisy, base, -0.01, config, rng)
-    assert decision.value > 1.01 * decision.baseline_value
-    assert decision.diff_low < 0 < decision.diff_high and not decision.kept
+    ranker = judge(
+        "rank", "merge order", "ndcg@10", noisy, base, -0.01, config, rng, beyond_noise=True
+    )
+    assert ranker.value > 1.01 * ranker.baseline_value
+    assert ranker.diff_low < 0 < ranker.diff_high and not ranker.kept
     steady = base + 0.02
-    assert judge("rank", "merge order", "ndcg@10", steady, base, -0.01, config, rng).kept
+    kept = judge(
+        "rank", "merge order", "ndcg@10", steady, base, -0.01, config, rng, beyond_noise=True
+    )
+    assert kept.kept
+    # Tuned weights (fusion, merge) cost nothing more than their baseline: the mean decides.
+    assert judge("fusion", "uniform", "ndcg@10", noisy, base, 0.0, config, rng).kept
