@@ -6,6 +6,9 @@ against the sort-based forms they replaced, side by side in one run (values must
 * ``catalogue_coverage``: items counted with ``bincount``, against ``np.unique`` of the lists;
 * ranked-candidate NDCG at every K for two orders (``grouped_ndcg_at``: one sort per order),
   against one ``grouped_ndcg`` per K and order (two sorts and an ``np.unique`` each);
+* the ranked candidates sorted by score within their query, which GAUC and NDCG start with:
+  ``funnelrec.arrays.grouped_lexsort`` (blocks of whole queries, each cache-sized) against one
+  ``np.lexsort`` of every row (with a cache miss per step once the rows outgrow the caches);
 * the distinct ``(user, item)`` pair codes of the ranked candidates, which labelling them
   starts with (``rank.label_match.index_exposures``): ``funnelrec.arrays.unique_sorted``, a
   sort, against ``np.unique``, which in NumPy >= 2.3 goes through a hash table first.
@@ -28,7 +31,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from _common import render, write_json
-from funnelrec.arrays import unique_sorted
+from funnelrec.arrays import grouped_lexsort, unique_sorted
 from funnelrec.metrics.rank import grouped_ndcg, grouped_ndcg_at
 from funnelrec.metrics.topn import catalogue_coverage, hit_matrix
 
@@ -111,6 +114,11 @@ def main() -> None:
             lambda: [grouped_ndcg_at(value, order, group, KS) for order in orders],
             lambda: per_k_ndcg(value, orders, group),
             lambda a, b: a == b,
+        ),
+        "sort within queries": (
+            lambda: grouped_lexsort((orders[0],), group),
+            lambda: np.lexsort((orders[0], group)),
+            np.array_equal,
         ),
         "distinct pair codes": (
             lambda: unique_sorted(pair_codes),

@@ -31,6 +31,8 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from funnelrec.arrays import group_blocks, group_order, grouped_lexsort
+
 __all__ = [
     "GAUCResult",
     "auc",
@@ -127,7 +129,7 @@ def query_positions(group: ArrayLike, score: ArrayLike) -> NDArray[np.int64]:
     """
     g = np.asarray(group)
     n = g.shape[0]
-    order = np.lexsort((np.arange(n), -np.asarray(score, dtype=np.float64), g))
+    order = grouped_lexsort((np.arange(n), -np.asarray(score, dtype=np.float64)), g)
     codes, starts = sorted_runs(g[order])
     position = np.empty(n, dtype=np.int64)
     position[order] = np.arange(n) - starts[codes]
@@ -192,6 +194,8 @@ def auc(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) 
     if w_pos == 0 or w_neg == 0:
         n_pos = int(y.sum())
         raise ValueError(f"AUC needs both classes, got {n_pos} positives and {n - n_pos} negatives")
+    if w.shape[0] and (w == w[0]).all():
+        return _unweighted_auc(y, s)
     order = np.argsort(s, kind="stable")
     s_sorted = s[order]
     new_run = np.empty(n, dtype=bool)
@@ -202,6 +206,21 @@ def auc(labels: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = None) 
     neg_w = np.bincount(run, weights=np.where(y[order], 0.0, w[order]))
     below = np.cumsum(neg_w) - neg_w  # negative weight strictly below each run
     return float(np.dot(pos_w, below + 0.5 * neg_w) / (w_pos * w_neg))
+
+
+def _unweighted_auc(y: NDArray[np.bool_], s: NDArray[np.float64]) -> float:
+    """:func:`auc` with equal weights, by counting, for each positive, the negatives below
+    and tied with it in the sorted negative scores.
+
+    A sort of the values (vectorised) and a binary search per positive: ~10x cheaper than the
+    indirect sort the weighted form needs on 20M candidate rows, where positives are few.
+    """
+    negatives = np.sort(s[~y])
+    positives = s[y]
+    below = np.searchsorted(negatives, positives, side="left")
+    tied = np.searchsorted(negatives, positives, side="right") - below
+    total = float(below.sum()) + 0.5 * float(tied.sum())
+    return total / (float(positives.shape[0]) * float(negatives.shape[0]))
 
 
 def gauc(
@@ -239,6 +258,24 @@ def gauc(
     w = _weights(weights, n)
     if n == 0:
         return GAUCResult(float("nan"), 0, 0)
+    y, s, w, g = _in_group_order(y, s, w, g)
+    parts = [_group_aucs(y[a:b], s[a:b], g[a:b], w[a:b]) for a, b in group_blocks(g)]
+    group_auc = np.concatenate([auc_of for auc_of, _, _ in parts])
+    wu = np.concatenate([weight for _, weight, _ in parts])
+    n_used = group_auc.shape[0]
+    n_skipped = sum(skipped for _, _, skipped in parts)
+    if n_used == 0:
+        return GAUCResult(float("nan"), 0, n_skipped)
+    total = wu.sum()
+    value = float(np.dot(group_auc, wu) / total) if total > 0 else float("nan")
+    return GAUCResult(value, n_used, n_skipped)
+
+
+def _group_aucs(
+    y: NDArray[np.bool_], s: NDArray[np.float64], g: NDArray[np.int64], w: NDArray[np.float64]
+) -> tuple[NDArray[np.float64], NDArray[np.float64], int]:
+    """``(AUC [U], weight [U], skipped)`` of the two-class groups of rows whose groups are
+    whole, and the number of single-class groups."""
     order, ranks, codes = _within_group_ranks(g, s)
     y_sorted = y[order]
     n_groups = int(codes[-1]) + 1
@@ -248,16 +285,10 @@ def gauc(
     rank_sum = np.bincount(codes, weights=np.where(y_sorted, ranks, 0.0), minlength=n_groups)
     group_w = np.bincount(codes, weights=w[order], minlength=n_groups)
     usable = (n_pos > 0) & (n_neg > 0)
-    n_used = int(usable.sum())
-    n_skipped = n_groups - n_used
-    if n_used == 0:
-        return GAUCResult(float("nan"), 0, n_skipped)
     p, q = n_pos[usable], n_neg[usable]
     group_auc = (rank_sum[usable] - p * (p + 1) / 2.0) / (p * q)
-    wu = group_w[usable]
-    total = wu.sum()
-    value = float(np.dot(group_auc, wu) / total) if total > 0 else float("nan")
-    return GAUCResult(value, n_used, n_skipped)
+    weight = group_w[usable].astype(np.float64, copy=False)
+    return group_auc, weight, n_groups - int(usable.sum())
 
 
 def logloss(
@@ -373,9 +404,22 @@ def ndcg_per_group_at(
     g = _group_codes(group, n)
     if n == 0:
         return np.zeros(0, dtype=np.int64), np.zeros((len(ks), 0), dtype=np.float64)
+    v, s, g = _in_group_order(v, s, g)
+    parts = [_ndcg_block(v[a:b], s[a:b], g[a:b], ks) for a, b in group_blocks(g)]
+    return (
+        np.concatenate([ids for ids, _ in parts]),
+        np.concatenate([ndcg for _, ndcg in parts], axis=1),
+    )
+
+
+def _ndcg_block(
+    v: NDArray[np.float64], s: NDArray[np.float64], g: NDArray[np.int64], ks: tuple[int, ...]
+) -> tuple[NDArray[np.int64], NDArray[np.float64]]:
+    """:func:`ndcg_per_group_at` of rows whose groups are whole and in order."""
+    n = v.shape[0]
     deepest = max(ks)
 
-    def _dcg(order: NDArray[np.int64]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
+    def _dcg(order: NDArray[np.intp]) -> tuple[NDArray[np.float64], NDArray[np.int64]]:
         """``[len(ks), G]`` DCG of each group in ``order`` (sorted by group first), and the
         groups' ids."""
         gs = g[order]
@@ -391,11 +435,18 @@ def ndcg_per_group_at(
             sums[j] = np.bincount(codes[top], weights=gain[top], minlength=n_groups)
         return sums, gs[starts]
 
-    # lexsort: last key is primary. Ranked: group, score desc, value asc (pessimistic ties).
+    # Ranked: group, score desc, value asc (pessimistic ties).
     dcg, _ = _dcg(np.lexsort((v, -s, g)))
     ideal, ids = _dcg(np.lexsort((-v, g)))
     usable = ideal[0] > 0  # the best item's value: > 0 at every k alike
     return ids[usable], dcg[:, usable] / ideal[:, usable]
+
+
+def _in_group_order(*columns: NDArray) -> tuple[NDArray, ...]:
+    """``columns`` (the group column last) with their rows in group order
+    (:func:`~funnelrec.arrays.group_order`), for work done in blocks of whole groups."""
+    order = group_order(columns[-1])
+    return columns if order is None else tuple(c[order] for c in columns)
 
 
 def grouped_ndcg_at(

@@ -50,7 +50,9 @@ import polars as pl
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from funnelrec.arrays import grouped_lexsort
 from funnelrec.data.dataset import Dataset
+from funnelrec.data.frames import rows_at
 from funnelrec.data.vocab import Vocabulary
 from funnelrec.rank.duration import weight_column
 from funnelrec.rank.labels import (
@@ -355,6 +357,25 @@ def impression_samples(
     return _finish(imp, targets, passthrough, config, rng)
 
 
+def _first_of_each_pair(samples: pl.DataFrame) -> pl.DataFrame:
+    """``samples`` in (``query_id``, ``_row``) order, each (query, item) pair's first row only.
+
+    Sorted within blocks of whole queries (:func:`~funnelrec.arrays.grouped_lexsort`): polars'
+    order-keeping ``unique`` hashed every row of an evaluation's 20M candidates, and its cost
+    per row grew with their number (3.9x the CPU time for 3.3x the rows).
+    """
+    query = samples["query_id"].to_numpy()
+    item = samples["item_idx"].to_numpy()
+    row = samples["_row"].to_numpy()
+    order = grouped_lexsort((row, item), query)  # by query, item, then row
+    q, i = query[order], item[order]
+    first = np.empty(samples.height, dtype=np.bool_)
+    first[order[:1]] = True
+    first[order[1:]] = (q[1:] != q[:-1]) | (i[1:] != i[:-1])
+    kept = np.flatnonzero(first)
+    return rows_at(samples, kept[grouped_lexsort((row[kept],), query[kept])])
+
+
 def candidate_samples(
     queries: pl.DataFrame,
     candidates: pl.DataFrame,
@@ -406,9 +427,7 @@ def candidate_samples(
     if orphan.any():
         qid = samples.filter(orphan)["query_id"][0]
         raise ValueError(f"candidates: query_id {qid} is not in queries")
-    samples = samples.sort("query_id", "_row").unique(
-        ["query_id", "item_idx"], keep="first", maintain_order=True
-    )
+    samples = _first_of_each_pair(samples)
     passthrough = [c for c in cand.columns if c not in (*KEY_COLUMNS, "_row")]
     targets = label_and_weigh_exposures(samples, future, config.tasks, config.attribution)
     return _finish(samples, targets, passthrough, config, rng)

@@ -44,6 +44,18 @@ def test_auc_matches_sklearn_with_ties() -> None:
     assert auc(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
 
 
+def test_auc_equal_and_unequal_weights_match_sklearn() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 400)
+    s = rng.integers(0, 9, 400).astype(float)
+    equal = np.full(400, 3.0)  # counted, not sorted with weights
+    assert auc(y, s, equal) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    unequal = rng.random(400) + 0.1
+    assert auc(y, s, unequal) == pytest.approx(
+        roc_auc_score(y, s, sample_weight=unequal), abs=1e-12
+    )
+
+
 def test_auc_single_class_raises() -> None:
     with pytest.raises(ValueError, match="both classes"):
         auc(np.array([1, 1, 1]), np.array([0.1, 0.2, 0.3]))
@@ -350,3 +362,24 @@ def test_neg_weight_reveals_probabilities_inflated_by_subsampling() -> None:
     assert calibration(y[keep], inflated[keep], w) > 3.0
     assert calibration(y[keep], p_true[keep], w) == pytest.approx(1.0, abs=0.05)
     assert ece(y[keep], p_true[keep], weights=w) < 0.01 < ece(y[keep], p_true[keep])
+
+
+def test_grouped_metrics_do_not_depend_on_the_block_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """NDCG and GAUC go through blocks of whole queries; blocks of ~7 rows (queries cut at
+    every block, shuffled rows put back in query order first) give the one-block values."""
+    rng = np.random.default_rng(3)
+    group = rng.permutation(np.repeat(np.arange(40), rng.integers(1, 20, 40)))
+    n = group.shape[0]
+    value = rng.integers(0, 3, n).astype(float)
+    score = rng.integers(0, 6, n).astype(float)  # ties within queries
+    weight = rng.random(n)
+    whole_ndcg = ndcg_per_group_at(value, score, group, (1, 3, 10))
+    whole_gauc = gauc(value > 0, score, group, weight)
+    monkeypatch.setattr("funnelrec.arrays.BLOCK_ROWS", 7)
+    ids, ndcg = ndcg_per_group_at(value, score, group, (1, 3, 10))
+    np.testing.assert_array_equal(ids, whole_ndcg[0])
+    np.testing.assert_allclose(ndcg, whole_ndcg[1], rtol=1e-12)
+    blocked = gauc(value > 0, score, group, weight)
+    assert blocked.n_groups_used == whole_gauc.n_groups_used
+    assert blocked.n_groups_skipped == whole_gauc.n_groups_skipped
+    assert blocked.value == pytest.approx(whole_gauc.value, rel=1e-12)

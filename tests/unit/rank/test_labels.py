@@ -172,3 +172,66 @@ def test_after_chains_self_reference_and_cycles(caplog: pytest.LogCaptureFixture
     cycle = {"a": TaskLabel(events=("x",), after="b"), "b": TaskLabel(events=("y",), after="a")}
     with pytest.raises(ValueError, match="cycle: a -> b -> a"):
         label_exposures(exp, ev, cycle)
+
+
+def _brute_force_labels(
+    exp: list[tuple[int, int, int]],
+    ev: list[tuple[int, int, int]],
+    window_s: int | None,
+    attribution: str,
+) -> list[float]:
+    """The window and attribution rules, exposure by exposure, without any indexing."""
+    out = []
+    for row, (user, item, ts) in enumerate(exp):
+        if user < 0 or item < 0:
+            out.append(0.0)
+            continue
+        bound = float("inf")
+        if attribution == "last":  # the next exposure of the pair (ties: by row) minus 1
+            later = [
+                t
+                for r, (u, i, t) in enumerate(exp)
+                if (u, i) == (user, item) and (t, r) > (ts, row)
+            ]
+            bound = min(later, default=float("inf")) - 1
+        end = min(bound, ts + window_s if window_s is not None else float("inf"))
+        hit = any((u, i) == (user, item) and ts <= t <= end for u, i, t in ev)
+        out.append(float(hit))
+    return out
+
+
+@pytest.mark.parametrize("attribution", ["last", "all"])
+@pytest.mark.parametrize("window_s", [None, 30])
+def test_labels_equal_the_rules_applied_one_exposure_at_a_time(
+    attribution: str, window_s: int | None
+) -> None:
+    """Random exposures with repeated pairs, equal times and invalid ids; most pairs have no
+    event, as in an evaluation's candidates (the labeller indexes only the pairs with one)."""
+    rng = np.random.default_rng(7)
+    exp = [
+        (int(u), int(i), T + int(t))
+        for u, i, t in zip(
+            rng.integers(-1, 6, 300),
+            rng.integers(-1, 25, 300),
+            rng.integers(0, 100, 300),
+            strict=True,
+        )
+    ]
+    ev = [
+        (int(u), int(i), T + int(t))
+        for u, i, t in zip(
+            rng.integers(0, 6, 40),
+            rng.integers(0, 25, 40),
+            rng.integers(-20, 140, 40),
+            strict=True,
+        )
+    ]
+    labels = label_exposures(
+        _exposures(exp),
+        _events([(*e, "click") for e in ev]),
+        {"click": TaskLabel(events=("click",), window_s=window_s)},
+        attribution,  # type: ignore[arg-type]
+    )["click"]
+    expected = _brute_force_labels(exp, ev, window_s, attribution)
+    assert 0 < sum(expected) < len(exp) / 2
+    assert labels.tolist() == expected

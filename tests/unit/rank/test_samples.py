@@ -193,6 +193,34 @@ def test_candidate_samples_labels_and_passthrough() -> None:
     assert "source" in s.columns
 
 
+def test_candidate_samples_keep_each_pairs_first_row_in_query_order() -> None:
+    """Queries out of order and items repeated (two channels, one item): one sample per
+    (query, item), from its first row, in query order then candidate order."""
+    rng = np.random.default_rng(11)
+    n = 400
+    candidates = pl.DataFrame(
+        {
+            "query_id": rng.integers(0, 30, n),
+            "item_idx": rng.integers(0, 25, n).astype(np.int32),
+            "source_rank": np.arange(n),
+        }
+    )
+    queries = pl.DataFrame(
+        {"query_id": np.arange(30), "user_idx": np.arange(30) % 4, "timestamp": [T] * 30}
+    )
+    s = candidate_samples(queries, candidates, _log([(0, 1, T, "click")]), SampleConfig())
+    expected = (
+        candidates.with_row_index("_row")
+        .sort("query_id", "_row")
+        .unique(["query_id", "item_idx"], keep="first", maintain_order=True)
+    )
+    assert (
+        s.select("query_id", "item_idx", "source_rank").rows()
+        == expected.select("query_id", "item_idx", "source_rank").rows()
+    )
+    assert s.height < n
+
+
 def test_candidate_samples_bad_input() -> None:
     queries, candidates, future = _candidates()
     with pytest.raises(ValueError, match="query_id 12 is not in queries"):
