@@ -22,6 +22,7 @@ from funnelrec.rank.samples import (
     SampleConfig,
     TaskLabel,
     candidate_samples,
+    extended_vocabulary,
     impression_samples,
     index_log,
 )
@@ -120,19 +121,23 @@ def rank_metrics(
     ranker = recommender.ranker
     assert ranker is not None
     rank_data = training.data
-    full = index_log(interactions, train)
-    future = _test_period_log(full, split, recommender)
-    users = full.select("user_id", "user_idx").unique("user_id")
-    request = (
-        pl.DataFrame(
-            {
-                "query_id": eval_queries.queries.query_id,
-                "user_id": eval_queries.user_ids,
-                "timestamp": eval_queries.queries.timestamp,
-            }
-        )
-        .join(users, on="user_id", how="left", maintain_order="left")
-        .select("query_id", "user_idx", "timestamp")
+    future = _test_period_log(interactions, split)
+    # Labels only match a query's user with its events, so the test period and the queries
+    # are indexed alone (new users numbered among themselves), not the whole log.
+    assert eval_queries.user_ids is not None  # build_eval_queries records them
+    query_users = eval_queries.user_ids.cast(future["user_id"].dtype, strict=False)
+    users = extended_vocabulary(train.user_vocab, pl.concat([future["user_id"], query_users]))
+    future = future.with_columns(
+        pl.Series("user_idx", users.encode(future["user_id"])),
+        # Candidates carry the recommender's catalogue ids (training items + ingested ones).
+        pl.Series("item_idx", recommender.item_vocab.encode(future["item_id"])),
+    )
+    request = pl.DataFrame(
+        {
+            "query_id": eval_queries.queries.query_id,
+            "user_idx": users.encode(query_users),
+            "timestamp": eval_queries.queries.timestamp,
+        }
     )
     on_candidates = candidate_rank_metrics(
         ranker,
@@ -145,7 +150,12 @@ def rank_metrics(
     rng = np.random.default_rng(config.seed)
     on_impressions = (
         impression_rank_metrics(
-            ranker, rank_data, full, split.as_of, config.eval.rank_test_samples, rng
+            ranker,
+            rank_data,
+            index_log(interactions, train),
+            split.as_of,
+            config.eval.rank_test_samples,
+            rng,
         )
         if rank_data.source == "impressions"
         else {}
@@ -168,20 +178,15 @@ def rank_metrics(
     return out
 
 
-def _test_period_log(full: pl.DataFrame, split: Split, recommender: Funnel) -> pl.DataFrame:
-    """The events that label test candidates, with the recommender's item indices."""
+def _test_period_log(interactions: pl.DataFrame, split: Split) -> pl.DataFrame:
+    """The events that label test candidates (ids only, not indexed)."""
     if split.info.get("kind") == "temporal":
-        future = full.filter(pl.col("timestamp") >= split.as_of)
-    else:
-        # Leave-last-out and random splits hold out events from inside the training span:
-        # the future is those events, dated at their query's time (labels need event >= query).
-        held = split.test.select("user_id", "item_id", "timestamp", "query_ts")
-        future = (
-            full.join(held, on=["user_id", "item_id", "timestamp"], how="inner")
-            .with_columns(pl.col("query_ts").alias("timestamp"))
-            .drop("query_ts")
-        )
-    # Candidates carry the recommender's catalogue ids (training items + ingested ones).
-    return future.with_columns(
-        pl.Series("item_idx", recommender.item_vocab.encode(future["item_id"]))
+        return interactions.filter(pl.col("timestamp") >= split.as_of)
+    # Leave-last-out and random splits hold out events from inside the training span: the
+    # future is those events, dated at their query's time (labels need event >= query).
+    held = split.test.select("user_id", "item_id", "timestamp", "query_ts")
+    return (
+        interactions.join(held, on=["user_id", "item_id", "timestamp"], how="inner")
+        .with_columns(pl.col("query_ts").alias("timestamp"))
+        .drop("query_ts")
     )
