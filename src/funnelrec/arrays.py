@@ -8,8 +8,9 @@ ranked-candidate shape.
 
 An indirect sort (``np.lexsort``, ``np.argsort``) of tens of millions of rows reads its keys
 in random order, so past the CPU caches its cost per row grows with the array: on this
-project's 2-core box a 20M-row ``lexsort`` took 4x the time of a 6M-row one for 3.3x the rows.
-Evaluation works on candidate rows within their query, so it goes through blocks of whole
+project's 2-core box a 20M-row ``lexsort`` took 4x the time of a 6M-row one for 3.3x the rows
+(``benchmarks/eval_metrics.py``, "sort within queries", with ``--ndcg-queries`` 12000 and
+40000). Evaluation works on candidate rows within their query, so it goes through blocks of whole
 queries (:func:`group_blocks`), each small enough to stay in cache: its cost then grows with
 the rows.
 """
