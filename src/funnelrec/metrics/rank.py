@@ -212,7 +212,7 @@ def _unweighted_auc(y: NDArray[np.bool_], s: NDArray[np.float64]) -> float:
     """:func:`auc` with equal weights, by counting, for each positive, the negatives below
     and tied with it in the sorted negative scores.
 
-    A sort of the values (vectorised) and a binary search per positive: ~10x cheaper than the
+    A sort of the values (vectorised) and a binary search per positive: much cheaper than the
     indirect sort the weighted form needs on 20M candidate rows, where positives are few.
     """
     negatives = np.sort(s[~y])

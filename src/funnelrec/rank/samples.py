@@ -372,7 +372,7 @@ def _query_rows(queries: pl.DataFrame, candidates: pl.DataFrame) -> NDArray[np.i
     """``[C]`` the row of ``queries`` (distinct ``query_id``) of each candidate's query.
 
     A binary search among the queries' sorted ids, which fit in cache: polars' hash join of
-    20M candidate rows cost 4.1x the time of 6M.
+    20M candidate rows cost 4.1x the time of 6M (a one-off timing).
 
     Raises:
         ValueError: a candidate names a query that is not in ``queries``.
@@ -393,7 +393,7 @@ def _first_of_each_pair(samples: pl.DataFrame) -> pl.DataFrame:
 
     Sorted within blocks of whole queries (:func:`~funnelrec.arrays.grouped_lexsort`): polars'
     order-keeping ``unique`` hashed every row of an evaluation's 20M candidates, and its cost
-    per row grew with their number (3.9x the CPU time for 3.3x the rows).
+    per row grew with their number (3.9x the CPU time for 3.3x the rows, a one-off timing).
     """
     query = samples["query_id"].to_numpy()
     item = samples["item_idx"].to_numpy()
