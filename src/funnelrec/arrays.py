@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-__all__ = ["group_blocks", "group_order", "grouped_lexsort", "unique_sorted"]
+__all__ = ["group_blocks", "group_order", "grouped_lexsort", "positions_of", "unique_sorted"]
 
 BLOCK_ROWS = 1 << 17
 """Rows one block of :func:`grouped_lexsort` aims at: a few MB of keys, cache-sized."""
@@ -51,6 +51,24 @@ def unique_sorted(values: ArrayLike) -> NDArray:
     keep[0] = True
     np.not_equal(ordered[1:], ordered[:-1], out=keep[1:])
     return ordered[keep]
+
+
+def positions_of(keys: ArrayLike, wanted: ArrayLike) -> tuple[NDArray[np.intp], NDArray[np.bool_]]:
+    """``(position [W], found [W])``: where each of ``wanted`` is in ``keys`` (distinct values,
+    any order), by binary search, and whether it is there (``position`` is meaningful only
+    where ``found``).
+
+    Example:
+        >>> at, found = positions_of(np.array([7, 3]), np.array([3, 5, 7]))
+        >>> at[found].tolist(), found.tolist()
+        ([1, 0], [True, False, True])
+    """
+    k, w = np.asarray(keys), np.asarray(wanted)
+    if k.shape[0] == 0:
+        return np.zeros(w.shape[0], dtype=np.intp), np.zeros(w.shape[0], dtype=np.bool_)
+    sorter = np.argsort(k, kind="stable")
+    at = sorter[np.minimum(np.searchsorted(k, w, sorter=sorter), k.shape[0] - 1)]
+    return at, k[at] == w
 
 
 def group_order(group: ArrayLike) -> NDArray[np.intp] | None:

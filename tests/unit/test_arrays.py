@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from funnelrec.arrays import grouped_lexsort, unique_sorted
+from funnelrec.arrays import grouped_lexsort, positions_of, unique_sorted
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,12 @@ def test_grouped_lexsort_of_no_rows_and_no_keys() -> None:
     np.testing.assert_array_equal(
         grouped_lexsort((), np.array([2, 1, 2, 0]), block_rows=1), [3, 1, 0, 2]
     )
+
+
+def test_positions_of_finds_present_keys_and_flags_absent_ones() -> None:
+    keys = np.array([40, 10, 30, 20])
+    at, found = positions_of(keys, np.array([20, 25, 40, 5, 50, 10]))
+    assert found.tolist() == [True, False, True, False, False, True]
+    assert keys[at[found]].tolist() == [20, 40, 10]
+    empty_at, empty_found = positions_of(np.array([], dtype=np.int64), np.array([1, 2]))
+    assert empty_at.shape == (2,) and not empty_found.any()

@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
+from funnelrec.arrays import positions_of
 from funnelrec.data.frames import masked_float32_column, masked_float32_columns, rows_at
 from funnelrec.rank.prerank import PRERANK_COLUMN
 
@@ -23,8 +24,7 @@ def query_rows(query_id: NDArray[np.integer], row_query: NDArray[np.integer]) ->
         >>> query_rows(np.array([7, 3]), np.array([3, 3, 7])).tolist()
         [1, 1, 0]
     """
-    sorter = np.argsort(query_id, kind="stable")
-    return sorter[np.searchsorted(query_id, row_query, sorter=sorter)]
+    return positions_of(query_id, row_query)[0]
 
 
 def slot_order(

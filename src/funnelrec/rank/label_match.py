@@ -17,7 +17,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from funnelrec.arrays import unique_sorted
+from funnelrec.arrays import positions_of, unique_sorted
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ def index_exposures(
     e_code = pair_codes(e_user, e_item)
     e_valid = (e_user >= 0) & (e_item >= 0)
     s_code = pair_codes(s_user, s_item)
-    rows = np.flatnonzero(valid & _among(s_code, unique_sorted(e_code[e_valid])))
+    rows = np.flatnonzero(valid & positions_of(unique_sorted(e_code[e_valid]), s_code)[1])
     t0 = int(s_ts[valid].min())
     if rows.shape[0] == 0:
         return None
@@ -128,14 +128,6 @@ def window_ranges(
     stop[ix.rows] = np.where(hit_m, hi_i, lo_i)
     hit[ix.rows] = hit_m
     return chosen, lo, stop, hit
-
-
-def _among(codes: NDArray[np.int64], sorted_set: NDArray[np.int64]) -> NDArray[np.bool_]:
-    """``[N]`` whether each of ``codes`` is in ``sorted_set`` (ascending, distinct)."""
-    if sorted_set.shape[0] == 0:
-        return np.zeros(codes.shape[0], dtype=np.bool_)
-    at = np.minimum(np.searchsorted(sorted_set, codes), sorted_set.shape[0] - 1)
-    return sorted_set[at] == codes
 
 
 def pair_codes(user: NDArray[np.integer], item: NDArray[np.integer]) -> NDArray[np.int64]:

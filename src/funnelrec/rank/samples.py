@@ -50,7 +50,7 @@ import polars as pl
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from funnelrec.arrays import grouped_lexsort
+from funnelrec.arrays import grouped_lexsort, positions_of
 from funnelrec.data.dataset import Dataset
 from funnelrec.data.frames import rows_at
 from funnelrec.data.vocab import Vocabulary
@@ -368,7 +368,7 @@ def impression_samples(
     return _finish(imp, targets, passthrough, config, rng)
 
 
-def _query_rows(queries: pl.DataFrame, candidates: pl.DataFrame) -> NDArray[np.int64]:
+def _query_rows(queries: pl.DataFrame, candidates: pl.DataFrame) -> NDArray[np.intp]:
     """``[C]`` the row of ``queries`` (distinct ``query_id``) of each candidate's query.
 
     A binary search among the queries' sorted ids, which fit in cache: polars' hash join of
@@ -377,15 +377,11 @@ def _query_rows(queries: pl.DataFrame, candidates: pl.DataFrame) -> NDArray[np.i
     Raises:
         ValueError: a candidate names a query that is not in ``queries``.
     """
-    query_ids = queries["query_id"].to_numpy()
     wanted = candidates["query_id"].to_numpy()
-    order = np.argsort(query_ids, kind="stable")
-    ids = query_ids[order]
-    at = np.minimum(np.searchsorted(ids, wanted), max(ids.shape[0] - 1, 0))
-    found = ids[at] == wanted if ids.shape[0] else np.zeros(wanted.shape[0], dtype=np.bool_)
+    at, found = positions_of(queries["query_id"].to_numpy(), wanted)
     if not found.all():
         raise ValueError(f"candidates: query_id {wanted[~found][0]} is not in queries")
-    return order[at]
+    return at
 
 
 def _first_of_each_pair(samples: pl.DataFrame) -> pl.DataFrame:
