@@ -59,13 +59,15 @@ def slot_order(
     if pre_score is not None:
         within = np.where(judged & ~is_scored, -pre_score, within)
     at = np.flatnonzero(judged)
-    by_score = at[np.lexsort((merged[at], within[at], ~is_scored[at], query[at]))]
-    by_slot = at[np.lexsort((merged[at], query[at]))]
+    # A served request is one query: its key would only add a sort pass to each lexsort.
+    keys = () if n == 0 or (query == query[0]).all() else (query,)
+    by_score = at[np.lexsort((merged[at], within[at], ~is_scored[at], *(k[at] for k in keys)))]
+    by_slot = at[np.lexsort((merged[at], *(k[at] for k in keys)))]
     rank = merged.astype(np.int32)  # a copy: held rows keep their merged rank
     # Both orders list the queries' judged rows in the same query order with the same
     # counts, so the j-th row of one takes the j-th smallest merged rank of the same query.
     rank[by_score] = merged[by_slot]
-    final = np.lexsort((rank, query))
+    final = np.lexsort((rank, *keys))
     # The added columns are gathered in NumPy together and built once each, in final order,
     # from Arrow buffers: on a served request each NumPy or polars call costs ~10-20 us.
     added = []

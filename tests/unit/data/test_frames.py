@@ -45,6 +45,29 @@ def test_rows_at_gathers_as_numpy_indexing_does() -> None:
     assert rows_at(frame, np.array([-1, 0]))["a"].to_list() == frame["a"][[-1, 0]].to_list()
 
 
+def test_rows_at_keeps_nulls_lists_and_multi_chunk_columns() -> None:
+    """The column-by-column gather equals polars' own on every column kind it meets."""
+    rng = np.random.default_rng(1)
+    part = pl.DataFrame(
+        {
+            "f": pl.Series([1.5, None, float("nan"), 2.0], dtype=pl.Float32),
+            "s": ["x", None, "y", "z"],
+            "l": [["a"], [], None, ["b", "c"]],
+            "i": pl.Series([1, 2, None, 4], dtype=pl.Int64),
+        }
+    )
+    frame = pl.concat([part, part.reverse()], rechunk=False)  # two chunks per column
+    rows = rng.integers(0, frame.height, 20)
+    assert rows_at(frame, rows).equals(frame[rows])
+    assert rows_at(frame, rows).schema == frame.schema
+    assert rows_at(pl.DataFrame(), np.array([], dtype=np.int64)).shape == (0, 0)
+
+
+def test_rows_at_out_of_bounds_is_polars_error() -> None:
+    with pytest.raises((IndexError, pl.exceptions.OutOfBoundsError)):
+        rows_at(pl.DataFrame({"a": [1, 2]}), np.array([0, 2]))
+
+
 def test_string_columns_equal_polars_strings() -> None:
     labels = ["itemcf", "a_channel_name_longer_than_twelve_bytes", "é", ""]
     rng = np.random.default_rng(0)

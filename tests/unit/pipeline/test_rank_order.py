@@ -64,3 +64,25 @@ def test_a_nan_score_counts_as_the_best_and_ties_go_to_the_merge_order() -> None
 
 def test_query_rows_maps_each_row_to_its_query_position() -> None:
     assert query_rows(np.array([7, 3, 9]), np.array([9, 3, 3, 7])).tolist() == [2, 1, 1, 0]
+
+
+def test_one_query_alone_is_ordered_as_within_a_batch() -> None:
+    """The one-query path (no query key in the sorts) orders a query's rows as the batch does."""
+    rng = np.random.default_rng(3)
+    pool = pl.concat([_pool(), _pool().with_columns(query_id=pl.lit(9, pl.Int64))])
+    judged = rng.random(pool.height) < 0.8
+    pre_score = rng.random(pool.height).astype(np.float32)
+    kept_at = np.flatnonzero(judged)[::2]
+    scored = _scored(pool, kept_at, rng.random(kept_at.shape[0]).round(1).tolist())
+    batch = slot_order(pool, judged, kept_at, scored, pre_score)
+    for query in (2, 5, 9):
+        rows = np.flatnonzero(pool["query_id"].to_numpy() == query)
+        kept = np.flatnonzero(np.isin(rows, kept_at))
+        alone = slot_order(
+            pool[rows],
+            judged[rows],
+            kept,
+            scored[np.flatnonzero(np.isin(kept_at, rows))],
+            pre_score[rows],
+        )
+        assert alone.equals(batch.filter(pl.col("query_id") == query))
