@@ -120,6 +120,21 @@ def _gather(frame: pl.DataFrame, rows: NDArray[np.integer]) -> pl.DataFrame:
     return pl.DataFrame._from_pydf(_PyDataFrame(columns))
 
 
+def column_arrays(frame: pl.DataFrame, names: Sequence[str]) -> list[NDArray[Any]]:
+    """``[frame[name].to_numpy() for name in names]``: the same arrays (views where polars
+    can give one; nulls as NaN), without the Python wrappers of ``get_column`` and
+    ``to_numpy`` (~1 us a column, which a served request pays for ~60 evidence columns).
+
+    Example:
+        >>> column_arrays(pl.DataFrame({"a": [1, 2], "b": [0.5, None]}), ["b"])[0].tolist()
+        [0.5, nan]
+    """
+    if _PyDataFrame is None:  # pragma: no cover - depends on the polars build
+        return [frame.get_column(name).to_numpy() for name in names]
+    native = frame._df
+    return [native.get_column(name).to_numpy(False, True) for name in names]
+
+
 def gather_series(series: pl.Series, rows: NDArray[np.integer]) -> pl.Series:
     """``series[rows]`` for ``rows`` in ``[0, len(series))``, on the calling thread.
 

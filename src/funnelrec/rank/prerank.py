@@ -181,6 +181,8 @@ class PreRanker:
         table with a zero row appended."""
         table = self._padded_popularity
         rows = table.shape[0] - 1
+        if item.size and item.min() >= 0 and item.max() < rows:  # the usual case: all known
+            return table[item]
         return table[np.where((item >= 0) & (item < rows), item, rows)]
 
     @cached_property

@@ -32,6 +32,7 @@ import polars as pl
 import torch
 from numpy.typing import NDArray
 
+from funnelrec.data.frames import float32_series
 from funnelrec.data.state import prefixed
 from funnelrec.errors import ConfigError
 from funnelrec.features.pit import PointInTimeFeatures, PreparedLog
@@ -447,8 +448,8 @@ class Ranker:
         probs = self.predict(samples, log)
         fused = fuse(probs, self.fusion_config) if len(samples) else np.zeros(0)
         added = [
-            *[pl.Series(f"p_{t}", probs[t].astype(np.float32)) for t in self.tasks],
-            pl.Series("score", fused.astype(np.float32)),
+            *[float32_series(f"p_{t}", probs[t].astype(np.float32)) for t in self.tasks],
+            float32_series("score", fused.astype(np.float32)),
         ]
         # hstack (eager) unless a column is replaced: with_columns plans a lazy query.
         replaced = {s.name for s in added} & set(samples.columns)

@@ -110,6 +110,11 @@ class Queries:
         known = log_item >= 0
         log_user = positives["user_idx"].to_numpy()[known].astype(np.int64)
         log_time = positives["timestamp"].to_numpy()[known].astype(np.int64)
+        if users.shape[0] == 1:  # a served request: its user's rows up to its time, by time
+            picked = np.flatnonzero((log_user == users[0]) & (log_time <= times[0]))
+            picked = picked[np.argsort(log_time[picked], kind="stable")]
+            ptr = np.array([0, picked.shape[0]], dtype=np.int64)
+            return cls._of_rows(query_id, users, times, ptr, log_item[known], log_time, picked)
         # NumPy, not a join: this runs once per served request on a few hundred rows, where
         # a polars join + sort costs ~1 ms of fixed overhead. Each (user, time) pair becomes
         # one sortable int64 key (times replaced by their dense rank, so no overflow); a
@@ -122,14 +127,27 @@ class Queries:
         lo = np.searchsorted(sorted_key, users * span, side="left")
         hi = np.searchsorted(sorted_key, users * span + ranks[log_time.shape[0] :], side="right")
         ptr, gather = gather_ranges(lo, np.maximum(hi - lo, 0))
-        picked = order[gather]
+        return cls._of_rows(query_id, users, times, ptr, log_item[known], log_time, order[gather])
+
+    @classmethod
+    def _of_rows(
+        cls,
+        query_id: NDArray[np.integer],
+        users: NDArray[np.int64],
+        times: NDArray[np.int64],
+        ptr: NDArray[np.int64],
+        item: NDArray[np.integer],
+        time: NDArray[np.int64],
+        picked: NDArray[np.integer],
+    ) -> Queries:
+        """The queries with the history rows ``picked`` of ``item`` / ``time``."""
         return cls(
             np.asarray(query_id, dtype=np.int64),
             users.astype(np.int32),
             times,
             ptr,
-            log_item[known][picked].astype(np.int32),
-            log_time[picked],
+            item[picked].astype(np.int32),
+            time[picked],
         )
 
 

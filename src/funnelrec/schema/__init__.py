@@ -9,6 +9,7 @@ from funnelrec.schema.tables import (
     ColumnSpec,
     TableSpec,
     check_schema,
+    column_types,
 )
 
 __all__ = [
@@ -20,4 +21,5 @@ __all__ = [
     "ColumnSpec",
     "TableSpec",
     "check_schema",
+    "column_types",
 ]

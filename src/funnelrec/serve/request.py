@@ -25,6 +25,7 @@ from funnelrec.data.events import is_positive
 from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
+from funnelrec.schema import column_types
 from funnelrec.serve.errors import RequestError
 from funnelrec.serve.settings import Budgets
 from funnelrec.serve.store import Event
@@ -314,7 +315,7 @@ def response_columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list
     """
     data = frame.to_dict(as_series=False)  # one call for every column
     out: dict[str, list] = {"item_id": [item_ids[i] for i in data.pop("item_idx")]}
-    schema = frame.schema
+    schema = column_types(frame)
     for name, values in data.items():
         if schema[name].is_float():
             # isfinite inline, not a helper per value: ~0.5 us a value on a 50-row pool.

@@ -185,3 +185,14 @@ def test_mismatched_weights_are_refused() -> None:
     params = {"mean": np.zeros(3), "scale": np.ones(3), "w1": np.zeros((3, 1)), "b1": np.zeros(1)}
     with pytest.raises(ValueError, match="expected"):
         PreRanker(PreRankConfig(), NAMES, np.zeros((0, N_POPULARITY), np.float32), params)
+
+
+def test_items_beyond_the_popularity_table_read_zeros() -> None:
+    """Known items read their row (the all-known fast path); ingested ones read 0."""
+    pre, _ = _fitted(np.random.default_rng(6))
+    known = np.array([3, 0, 39])
+    np.testing.assert_array_equal(pre._lookup(known), pre.popularity[known])
+    mixed = pre._lookup(np.array([3, 40, -1, 39]))
+    np.testing.assert_array_equal(mixed[[0, 3]], pre.popularity[[3, 39]])
+    assert not mixed[[1, 2]].any()
+    assert pre._lookup(np.zeros(0, dtype=np.int64)).shape == (0, N_POPULARITY)

@@ -46,6 +46,11 @@ def test_history_matches_a_per_query_scan_with_ties_and_repeats() -> None:
         lo, hi = q.history_ptr[r], q.history_ptr[r + 1]
         assert q.history_item[lo:hi].tolist() == mine["item_idx"].to_list()
         assert q.history_time[lo:hi].tolist() == mine["timestamp"].to_list()
+        # One query alone (a served request's path) gets the same rows.
+        one = Queries.from_history(np.array([r]), users[r : r + 1], times[r : r + 1], log)
+        assert one.history_ptr.tolist() == [0, hi - lo]
+        for got, want in ((one.history_item, q.history_item), (one.history_time, q.history_time)):
+            assert got.dtype == want.dtype and got.tolist() == want[lo:hi].tolist()
 
 
 def test_take_reorders_rows() -> None:
