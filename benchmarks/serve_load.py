@@ -51,6 +51,31 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by process ``root`` and every process below
+    it (the server's supervisor and its workers), read from ``/proc``; 0 where there is no
+    ``/proc`` (the column then reads 0)."""
+    parents: dict[int, int] = {}
+    ticks: dict[int, int] = {}
+    for entry in Path("/proc").iterdir() if Path("/proc/self").exists() else ():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # the process ended meanwhile
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after the command name
+        parents[int(entry.name)] = int(fields[1])
+        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+    tree, frontier = {root}, [root]
+    while frontier:
+        parent = frontier.pop()
+        children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+        tree.update(children)
+        frontier += children
+    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+
+
 class Connection:
     """A keep-alive HTTP/1.1 connection with TCP_NODELAY, reconnecting after errors."""
 
@@ -98,8 +123,12 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 300) -> Non
     raise SystemExit(f"server not ready after {timeout_s} s")
 
 
-def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) -> dict[str, Any]:
-    """Closed loop: ``concurrency`` threads, each one request in flight, for ``seconds``."""
+def run_level(
+    port: int, users: list, concurrency: int, k: int, seconds: float, server_pid: int
+) -> dict[str, Any]:
+    """Closed loop: ``concurrency`` threads, each one request in flight, for ``seconds``.
+    Also the CPU per request of the server's processes (compute, HTTP, JSON, logging) and
+    of this process (the clients), which share the machine's cores."""
     stop = threading.Event()
     measuring = threading.Event()
     results: list[tuple[float, float | None, bool, float]] = []  # latency s, server ms,
@@ -142,11 +171,13 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
         t.start()
     time.sleep(min(3.0, seconds / 4))  # warm-up: connections open, caches warm
     load_before = load_average()
+    server_cpu, client_cpu = tree_cpu_s(server_pid), time.process_time()
     measuring.set()
     start = time.perf_counter()
     time.sleep(seconds)
     measuring.clear()
     wall = time.perf_counter() - start
+    server_cpu, client_cpu = tree_cpu_s(server_pid) - server_cpu, time.process_time() - client_cpu
     stop.set()
     for t in threads:
         t.join()
@@ -166,6 +197,8 @@ def run_level(port: int, users: list, concurrency: int, k: int, seconds: float) 
         "server_compute_p99_ms": pct(server, 99),
         "rank_stage_p50_ms": pct(rank, 50),
         "rank_stage_p99_ms": pct(rank, 99),
+        "server_cpu_ms_per_request": round(server_cpu * 1e3 / max(len(results), 1), 2),
+        "client_cpu_ms_per_request": round(client_cpu * 1e3 / max(len(results), 1), 2),
         "errors": len(errors),
         "error_examples": errors[:3],
         "degraded": sum(r[2] for r in results),
@@ -209,7 +242,7 @@ def main() -> None:
         startup_s = time.perf_counter() - started
         console.print(f"ready after {startup_s:.1f} s")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            level = run_level(port, users, concurrency, args.k, args.seconds)
+            level = run_level(port, users, concurrency, args.k, args.seconds, proc.pid)
             console.print(
                 f"c={concurrency}: {level['throughput_rps']} req/s, p50 {level['p50_ms']} ms, "
                 f"p99 {level['p99_ms']} ms, errors {level['errors']}, load {level['load_after']}"
@@ -241,6 +274,8 @@ def main() -> None:
             "max ms",
             "compute p50",
             "compute p99",
+            "server cpu/req",
+            "client cpu/req",
             "rank p50",
             "rank p99",
             "errors",
@@ -257,6 +292,8 @@ def main() -> None:
                 lv["max_ms"],
                 lv["server_compute_p50_ms"],
                 lv["server_compute_p99_ms"],
+                lv["server_cpu_ms_per_request"],
+                lv["client_cpu_ms_per_request"],
                 lv["rank_stage_p50_ms"],
                 lv["rank_stage_p99_ms"],
                 lv["errors"],

@@ -10,6 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from funnelrec.serve.app import create_app
+from funnelrec.serve.schemas import RecommendedItem, RecommendResponse
 
 
 @pytest.fixture(scope="module")
@@ -120,6 +121,25 @@ def test_unknown_user_is_not_an_error(api) -> None:
     client, _ = api
     r = client.post("/v1/recommend", json={"user_id": 123456789, "k": 3})
     assert r.status_code == 200 and r.json()["known_user"] is False
+
+
+def test_the_recommend_body_is_the_service_answer_in_the_declared_model(api) -> None:
+    """The route writes its JSON itself (no FastAPI response_model pass): the body must be
+    the service's answer, every field of RecommendResponse, and the schema still published."""
+    client, service = api
+    user, _ = _known(service)
+    r = client.post("/v1/recommend", json={"user_id": user, "k": 5, "timestamp": 10**9})
+    assert r.status_code == 200 and r.headers["content-type"] == "application/json"
+    direct = service.recommend(user, 5, timestamp=10**9, request_id=r.json()["request_id"])
+    body, expected = (
+        r.json(),
+        json.loads(RecommendResponse.model_validate(direct).model_dump_json()),
+    )
+    body.pop("timings_ms"), expected.pop("timings_ms")  # wall times differ between the calls
+    assert body == expected and set(body["items"][0]) == set(RecommendedItem.model_fields)
+    schema = client.get("/openapi.json").json()
+    ok = schema["paths"]["/v1/recommend"]["post"]["responses"]["200"]["content"]
+    assert ok["application/json"]["schema"] == {"$ref": "#/components/schemas/RecommendResponse"}
 
 
 def test_bad_events_store_nothing(api) -> None:
