@@ -7,7 +7,9 @@ threads, each sending ``POST /v1/recommend`` (k = ``--k``, a random known user) 
 request as soon as the answer arrives, for ``--seconds`` after a short warm-up. Reported per
 level: throughput, client-side latency p50/p95/p99/max, the server's compute time p50/p99
 (``timings_ms.total`` less ``queue``, the wait for a worker's compute slot), the rank stage's
-p50/p99 (``timings_ms.rank``), errors (non-200 or transport) and degraded responses.
+p50/p99 (``timings_ms.rank``), the CPU per request of the server's processes (supervisor and
+workers, from ``/proc``: compute plus HTTP, JSON and logging) and of the clients, errors
+(non-200 or transport) and degraded responses.
 
 Client: one ``http.client`` keep-alive connection per thread with ``TCP_NODELAY`` (no
 Nagle / delayed-ACK 40 ms stalls on loopback). Client threads run on the same 2 cores as the
