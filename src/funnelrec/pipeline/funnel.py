@@ -21,7 +21,7 @@ import polars as pl
 from numpy.typing import NDArray
 
 from funnelrec.config.experiment import ExperimentConfig
-from funnelrec.data.frames import rows_at, rows_where
+from funnelrec.data.frames import rows_at, rows_where, select_columns
 from funnelrec.data.vocab import Vocabulary, id_series
 from funnelrec.errors import MissingInputError
 from funnelrec.features.pit.evidence import without_evidence
@@ -457,7 +457,7 @@ class Funnel:
         pool = pool.hstack(request_columns)
         # What the pre-ranker and the ranker read: without the channel names, whose string
         # and list-of-string columns cost more to gather than the ~35 float columns together.
-        scoring = pool[[c for c in pool.columns if c not in CHANNEL_NAME_COLUMNS]]
+        scoring = select_columns(pool, [c for c in pool.columns if c not in CHANNEL_NAME_COLUMNS])
         judged_at = np.flatnonzero(judged)
         kept_at, pre_score = judged_at, None
         if self.preranker is not None:

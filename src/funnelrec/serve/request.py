@@ -22,6 +22,7 @@ import numpy as np
 import polars as pl
 
 from funnelrec.data.events import is_positive
+from funnelrec.data.frames import select_columns
 from funnelrec.pipeline.context import RequestContext
 from funnelrec.pipeline.funnel import Funnel
 from funnelrec.recall.base import ChannelResult, Queries, Retriever
@@ -255,7 +256,7 @@ def run_request(
     if ordered.height == 0:
         top = fallback_items(popularity, queries.history_item, spec.k)
         return Served(top, top, dict(result.timings_s), known, history_len, True), queries
-    pool = ordered[stage_columns(ordered)]
+    pool = select_columns(ordered, stage_columns(ordered))
     top = pool.head(int(np.searchsorted(pool["rank"].to_numpy(), spec.k, side="right")))
     return Served(top, pool, dict(result.timings_s), known, history_len), queries
 

@@ -11,6 +11,7 @@ from funnelrec.data.frames import (
     masked_float32_columns,
     rows_at,
     rows_where,
+    select_columns,
     string_column,
     string_list_column,
 )
@@ -60,7 +61,18 @@ def test_rows_at_keeps_nulls_lists_and_multi_chunk_columns() -> None:
     rows = rng.integers(0, frame.height, 20)
     assert rows_at(frame, rows).equals(frame[rows])
     assert rows_at(frame, rows).schema == frame.schema
+    strided = np.arange(frame.height)[::-2]  # a view with a negative stride
+    assert rows_at(frame, strided).equals(frame[strided])
+    assert rows_at(frame, rows.astype(np.int32)).equals(frame[rows])
     assert rows_at(pl.DataFrame(), np.array([], dtype=np.int64)).shape == (0, 0)
+
+
+def test_select_columns_equals_polars_selection_in_the_given_order() -> None:
+    frame = pl.DataFrame({"a": [1, None], "b": [["x"], []], "c": ["s", "t"]})
+    assert select_columns(frame, ["c", "a"]).equals(frame[["c", "a"]])
+    assert select_columns(frame, []).shape == (0, 0)
+    with pytest.raises(pl.exceptions.ColumnNotFoundError):
+        select_columns(frame, ["nope"])
 
 
 def test_rows_at_out_of_bounds_is_polars_error() -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from numpy.typing import NDArray
 
-from funnelrec.data.frames import column_arrays
+from funnelrec.data.frames import column_arrays, select_columns
 
 EVIDENCE_PREFIX = "ev_"
 
@@ -39,7 +39,7 @@ def without_evidence(frame: pl.DataFrame) -> pl.DataFrame:
         >>> without_evidence(pl.DataFrame({"ev_a": [1.0], "x": [1]})).columns
         ['x']
     """
-    return frame[[c for c in frame.columns if not c.startswith(EVIDENCE_PREFIX)]]
+    return select_columns(frame, [c for c in frame.columns if not c.startswith(EVIDENCE_PREFIX)])
 
 
 def read_evidence(samples: pl.DataFrame, names: tuple[str, ...]) -> NDArray[np.float64]:
