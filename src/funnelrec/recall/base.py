@@ -114,41 +114,40 @@ class Queries:
             picked = np.flatnonzero((log_user == users[0]) & (log_time <= times[0]))
             picked = picked[np.argsort(log_time[picked], kind="stable")]
             ptr = np.array([0, picked.shape[0]], dtype=np.int64)
-            return cls._of_rows(query_id, users, times, ptr, log_item[known], log_time, picked)
-        # NumPy, not a join: this runs once per served request on a few hundred rows, where
-        # a polars join + sort costs ~1 ms of fixed overhead. Each (user, time) pair becomes
-        # one sortable int64 key (times replaced by their dense rank, so no overflow); a
-        # query's history is then the key range [user's first, (user, query time)].
-        ranks = np.unique(np.concatenate([log_time, times]), return_inverse=True)[1]
-        span = np.int64(ranks.max(initial=0)) + 1
-        log_key = log_user * span + ranks[: log_time.shape[0]]
-        order = np.argsort(log_key, kind="stable")
-        sorted_key = log_key[order]
-        lo = np.searchsorted(sorted_key, users * span, side="left")
-        hi = np.searchsorted(sorted_key, users * span + ranks[log_time.shape[0] :], side="right")
-        ptr, gather = gather_ranges(lo, np.maximum(hi - lo, 0))
-        return cls._of_rows(query_id, users, times, ptr, log_item[known], log_time, order[gather])
-
-    @classmethod
-    def _of_rows(
-        cls,
-        query_id: NDArray[np.integer],
-        users: NDArray[np.int64],
-        times: NDArray[np.int64],
-        ptr: NDArray[np.int64],
-        item: NDArray[np.integer],
-        time: NDArray[np.int64],
-        picked: NDArray[np.integer],
-    ) -> Queries:
-        """The queries with the history rows ``picked`` of ``item`` / ``time``."""
+        else:
+            ptr, picked = _history_rows(users, times, log_user, log_time)
         return cls(
             np.asarray(query_id, dtype=np.int64),
             users.astype(np.int32),
             times,
             ptr,
-            item[picked].astype(np.int32),
-            time[picked],
+            log_item[known][picked].astype(np.int32),
+            log_time[picked],
         )
+
+
+def _history_rows(
+    users: NDArray[np.int64],
+    times: NDArray[np.int64],
+    log_user: NDArray[np.int64],
+    log_time: NDArray[np.int64],
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``(ptr [B + 1], rows)``: each query's log rows of its user up to its time, by time
+    then log order.
+
+    NumPy, not a join: on the small batches of evaluation and the guards a polars join +
+    sort costs ~1 ms of fixed overhead. Each (user, time) pair becomes one
+    sortable int64 key (times replaced by their dense rank, so no overflow); a query's
+    history is then the key range [user's first, (user, query time)]."""
+    ranks = np.unique(np.concatenate([log_time, times]), return_inverse=True)[1]
+    span = np.int64(ranks.max(initial=0)) + 1
+    log_key = log_user * span + ranks[: log_time.shape[0]]
+    order = np.argsort(log_key, kind="stable")
+    sorted_key = log_key[order]
+    lo = np.searchsorted(sorted_key, users * span, side="left")
+    hi = np.searchsorted(sorted_key, users * span + ranks[log_time.shape[0] :], side="right")
+    ptr, gather = gather_ranges(lo, np.maximum(hi - lo, 0))
+    return ptr, order[gather]
 
 
 @dataclass(frozen=True, slots=True)
