@@ -2,8 +2,8 @@
 list's recall@K and NDCG@K, and of the final list's paired difference against every other list.
 
 All lists of a run are judged on the same queries, so one set of query resamples serves every
-interval (:func:`~funnelrec.metrics.intervals.bootstrap_means`), and a difference of two lists'
-resampled means is their paired bootstrap (per-query difficulty cancels out).
+interval (:func:`~funnelrec.metrics.intervals.bootstrap_means`); the paired bootstrap of two
+lists is the resampled mean of their per-query differences (per-query difficulty cancels out).
 """
 
 from __future__ import annotations
@@ -56,27 +56,30 @@ def list_intervals(
     if not columns:
         return {"level": level, "n_boot": n_boot, "n_queries": 0, "final": None}
     values = np.column_stack([per_query[name][metric] for name, metric in columns])
-    draws = bootstrap_means(values, rng, n_boot=n_boot)
+    index = {column: i for i, column in enumerate(columns)}
+    final = final_list(per_query)
+    pairs: list[tuple[str, str]] = []
+    if final is not None:
+        metrics = paired_metrics(per_query[final])
+        pairs = [(o, m) for o in per_query if o != final for m in metrics if (o, m) in index]
+    # Each pair's per-query difference is a column of its own, resampled with the others:
+    # a difference of two columns' resampled means is the same bootstrap mathematically, but
+    # BLAS may sum two equal columns of one product in different orders (on some CPUs a list
+    # against itself gave +-3e-16), and a list equal to another must read exactly 0.
+    diffs = [values[:, index[str(final), m]] - values[:, index[o, m]] for o, m in pairs]
+    draws = bootstrap_means(np.column_stack([values, *diffs]), rng, n_boot=n_boot)
     low, high = percentile_bounds(draws, level)
     lists: dict[str, dict[str, list[float]]] = {}
     for i, (name, metric) in enumerate(columns):
         lists.setdefault(name, {})[metric] = [float(low[i]), float(high[i])]
-    final = final_list(per_query)
     paired: dict[str, dict[str, dict[str, float]]] = {}
-    index = {column: i for i, column in enumerate(columns)}
-    for other in per_query:
-        if final is None or other == final:
-            continue
-        for metric in paired_metrics(per_query[final]):
-            if (other, metric) not in index:
-                continue
-            a, b = index[final, metric], index[other, metric]
-            d_low, d_high = percentile_bounds(draws[:, a] - draws[:, b], level)
-            paired.setdefault(other, {})[metric] = {
-                "mean": float(np.mean(values[:, a] - values[:, b])),
-                "low": float(d_low),
-                "high": float(d_high),
-            }
+    for j, ((other, metric), diff) in enumerate(zip(pairs, diffs, strict=True)):
+        at = len(columns) + j
+        paired.setdefault(other, {})[metric] = {
+            "mean": float(np.mean(diff)),
+            "low": float(low[at]),
+            "high": float(high[at]),
+        }
     return {
         "level": level,
         "n_boot": n_boot,

@@ -75,8 +75,9 @@ def bootstrap_means(
     """``[n_boot, m]`` column means of ``columns`` ``[n, m]`` (one row per query) under
     ``n_boot`` resamples of its rows with replacement.
 
-    Every column sees the same resamples, so ``draws[:, i] - draws[:, j]`` is the paired
-    bootstrap of ``mean(col i - col j)`` and one call serves every list and metric of a run.
+    Every column sees the same resamples, so one call serves every list and metric of a run
+    (and a column of per-query differences, the paired bootstrap; ``draws[:, i] - draws[:,
+    j]`` is the same mathematically, but BLAS may sum two columns in different orders).
     Each resample is a row of draw counts, so all columns cost one matrix product.
 
     Example:
