@@ -58,23 +58,24 @@ def list_intervals(
     values = np.column_stack([per_query[name][metric] for name, metric in columns])
     index = {column: i for i, column in enumerate(columns)}
     final = final_list(per_query)
-    pairs: list[tuple[str, str]] = []
-    if final is not None:
-        metrics = paired_metrics(per_query[final])
-        pairs = [(o, m) for o in per_query if o != final for m in metrics if (o, m) in index]
     # Each pair's per-query difference is a column of its own, resampled with the others:
     # a difference of two columns' resampled means is the same bootstrap mathematically, but
     # BLAS may sum two equal columns of one product in different orders (on some CPUs a list
     # against itself gave +-3e-16), and a list equal to another must read exactly 0.
-    diffs = [values[:, index[str(final), m]] - values[:, index[o, m]] for o, m in pairs]
-    draws = bootstrap_means(np.column_stack([values, *diffs]), rng, n_boot=n_boot)
+    diffs: dict[tuple[str, str], np.ndarray] = {}
+    if final is not None:
+        for metric in paired_metrics(per_query[final]):
+            for other in (o for o in per_query if o != final and (o, metric) in index):
+                diffs[other, metric] = (
+                    values[:, index[final, metric]] - values[:, index[other, metric]]
+                )
+    draws = bootstrap_means(np.column_stack([values, *diffs.values()]), rng, n_boot=n_boot)
     low, high = percentile_bounds(draws, level)
     lists: dict[str, dict[str, list[float]]] = {}
     for i, (name, metric) in enumerate(columns):
         lists.setdefault(name, {})[metric] = [float(low[i]), float(high[i])]
     paired: dict[str, dict[str, dict[str, float]]] = {}
-    for j, ((other, metric), diff) in enumerate(zip(pairs, diffs, strict=True)):
-        at = len(columns) + j
+    for at, ((other, metric), diff) in enumerate(diffs.items(), start=len(columns)):
         paired.setdefault(other, {})[metric] = {
             "mean": float(np.mean(diff)),
             "low": float(low[at]),
