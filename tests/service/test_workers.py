@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from funnelrec.serve.startup import arrived
+
 STARTS = int(os.environ.get("FUNNELREC_WORKER_STARTS", "3"))
 
 
@@ -71,6 +73,8 @@ def test_two_workers_start_every_time_and_a_killed_one_is_replaced(
         victim = None
         try:
             assert _wait_for(lambda p=parent: len(_workers(p)) == 2)
+            # Both loaded before either answered: /readyz answered, so both markers are there.
+            assert arrived(tmp_path / f"serve{attempt}" / "workers-ready") == 2
             if attempt == 0:
                 victim = _kill_one_and_wait_for_its_replacement(parent, running.base, running.log)
         finally:

@@ -11,6 +11,7 @@ large, 422 invalid values or unknown ids/attributes/events, 429 over the rate li
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -50,6 +51,7 @@ from funnelrec.serve.security import (
 )
 from funnelrec.serve.service import RecommendService
 from funnelrec.serve.settings import ServeSettings
+from funnelrec.serve.startup import start_together
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +165,8 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
         except BaseException:
             svc.close()  # a refused artifact: release the store and the log writer
             raise
+        if settings.workers > 1:
+            await start_together(settings.ready_dir, settings.workers, settings.start_timeout_s)
         holder["service"] = svc
         try:
             yield
@@ -284,28 +288,25 @@ def _add_routes(
     readiness, Prometheus metrics."""
     needs_key = [Depends(_api_key_guard(settings.api_key))]
 
+    # inflight=1 (the default): each request is computed on the event loop itself. Handed to
+    # the thread pool, it cost a thread hop and a GIL tug-of-war with the loop's thread on
+    # every request: 7.0 -> 5.3 ms of a worker's CPU per request, measured with
+    # benchmarks/serve_load.py. And a worker busy computing accepts no new connection, so an
+    # idle sibling takes it. Requests wait in the socket instead of on the compute slot, so
+    # timings_ms.queue reads ~0 then.
+    inline = settings.inflight == 1
+
     @app.post(
         "/v1/recommend", response_model=RecommendResponse, responses=ERRORS, dependencies=needs_key
     )
-    def recommend(body: RecommendRequest, request: Request) -> Response:
+    async def recommend(body: RecommendRequest, request: Request) -> Response:
         """Top-k items for one user through recall -> merge -> rank -> re-rank. Unknown users
         take the cold-start path (attributes and onboarding tags help); events posted earlier
         for the user are part of their history."""
-        # The body is built here, not by FastAPI from the returned dict: its response_model
-        # path validates in a second thread-pool hop and encodes in Python (~0.2-0.4 ms of
-        # a worker's CPU per request, measured); pydantic validates and writes the same
-        # model in one call. response_model still declares the schema.
-        answer = svc().recommend(
-            body.user_id,
-            body.k,
-            timestamp=body.timestamp,
-            attributes=body.attributes,
-            tags=body.tags,
-            context=body.context,
-            request_id=request.headers.get("x-request-id"),
-            scenario=body.scenario,
+        answer = functools.partial(
+            _recommend_json, svc(), body, request.headers.get("x-request-id")
         )
-        body_json = RecommendResponse.model_validate(answer).model_dump_json()
+        body_json = answer() if inline else await run_in_threadpool(answer)
         return Response(body_json, media_type="application/json")
 
     @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS, dependencies=needs_key)
@@ -331,6 +332,29 @@ def _add_routes(
         degraded stages, events, reloads."""
         data = exposition(metrics, settings.metrics_dir)
         return Response(data, media_type=CONTENT_TYPE_LATEST)
+
+
+def _recommend_json(
+    service: RecommendService, body: RecommendRequest, request_id: str | None
+) -> str:
+    """The response body of one recommend request.
+
+    Written here, not by FastAPI from a returned dict: its response_model path validates in
+    a second thread-pool hop and encodes in Python (~0.2-0.4 ms of a worker's CPU per
+    request, measured); pydantic validates and writes the same model in one call.
+    response_model still declares the schema.
+    """
+    answer = service.recommend(
+        body.user_id,
+        body.k,
+        timestamp=body.timestamp,
+        attributes=body.attributes,
+        tags=body.tags,
+        context=body.context,
+        request_id=request_id,
+        scenario=body.scenario,
+    )
+    return RecommendResponse.model_validate(answer).model_dump_json()
 
 
 def _add_admin_routes(app: FastAPI, svc: Callable[[], RecommendService], token: str) -> None:

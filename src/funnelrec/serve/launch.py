@@ -132,7 +132,10 @@ def serve(
     threads = str(settings.torch_threads)
     for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ.setdefault(name, threads)  # read by the workers' imports
-    worker_settings = settings.model_copy(update={"metrics_dir": metrics_dir})
+    shutil.rmtree(settings.ready_dir, ignore_errors=True)  # markers of an earlier start
+    worker_settings = settings.model_copy(
+        update={"metrics_dir": metrics_dir, "workers": workers, "start_timeout_s": WORKER_START_S}
+    )
     os.environ[SETTINGS_ENV] = worker_settings.model_dump_json()
     _notice_dead_workers_at_once()
     uvicorn.run(

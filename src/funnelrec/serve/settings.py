@@ -111,6 +111,15 @@ class ServeSettings(BaseModel):
     metrics_dir: Path | None = Field(
         None, description="prometheus_client multiprocess folder (set with several workers)."
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        description="Worker processes of the server (set by the launcher): with several, "
+        "each starts answering only once all have loaded (funnelrec.serve.startup).",
+    )
+    start_timeout_s: float = Field(
+        120.0, gt=0, description="How long a worker waits for its siblings to load."
+    )
 
     @property
     def store_url(self) -> str:
@@ -123,6 +132,11 @@ class ServeSettings(BaseModel):
     @property
     def control_file(self) -> Path:
         return self.state_dir / "active_artifacts.json"
+
+    @property
+    def ready_dir(self) -> Path:
+        """Where the workers of one start leave their loaded markers."""
+        return self.state_dir / "workers-ready"
 
     @property
     def root(self) -> Path:
