@@ -11,13 +11,19 @@ from row 0, as in a served request); reported: CPU ms per forward (``process_tim
 ``--rounds`` rounds of ``--reps`` calls, alternating), the ratios, and the largest logit
 difference to eager.
 
-    .venv/bin/python benchmarks/ranker_inference.py --artifacts ART [--reps 200]
+``--ops N`` also profiles the served ONNX form (the request-shared one when there is one) on
+the 100-candidate batch with ONNX Runtime's own profiler and prints its N costliest nodes in
+microseconds per forward: where the forward's time goes, operator by operator.
+
+    .venv/bin/python benchmarks/ranker_inference.py --artifacts ART [--reps 200] [--ops 10]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
+import tempfile
 import time
 import warnings
 from collections.abc import Callable
@@ -56,11 +62,38 @@ def _cpu_ms(forward: Callable[[Batch], object], batch: Batch, reps: int) -> floa
     return (time.process_time() - start) / reps * 1e3
 
 
+def _op_profile(model: bytes, batch: Batch, runs: int) -> list[list[Any]]:
+    """``[node, operator, us per forward, share]`` of ONNX Runtime's profile of ``runs``
+    forwards of ``batch`` (one thread, the serving session's options), costliest first."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = options.inter_op_num_threads = 1
+    options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.enable_profiling = True
+    options.profile_file_prefix = str(Path(tempfile.mkdtemp()) / "ort")
+    session = onnxruntime.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+    feed = {"sparse": batch["sparse"].numpy(), "dense": batch["dense"].numpy()}
+    outputs = [o.name for o in session.get_outputs()]
+    for _ in range(runs):
+        session.run(outputs, feed)
+    events = json.loads(Path(session.end_profiling()).read_text())
+    per_node: dict[tuple[str, str], float] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            key = (event["name"].removesuffix("_kernel_time"), event["args"]["op_name"])
+            per_node[key] = per_node.get(key, 0.0) + event["dur"] / runs
+    total = sum(per_node.values())
+    ranked = sorted(per_node.items(), key=lambda kv: -kv[1])
+    return [[node, op, us, us / total] for (node, op), us in ranked] + [["all", "", total, 1.0]]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--artifacts", type=Path, required=True)
     parser.add_argument("--reps", type=int, default=200)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--ops", type=int, default=0, help="also profile N costliest nodes")
     args = parser.parse_args()
     limit_threads(1)
     ranker = load_recommender(args.artifacts).ranker
@@ -123,7 +156,21 @@ def main() -> None:
     columns += ["TS / eager", "ORT / eager", "shared / ORT"]
     columns += ["TS max |diff|", "ORT max |diff|", "shared max |diff|"]
     render(title, columns, rows)
-    write_json("ranker_inference", {"artifacts": str(args.artifacts), "results": results})
+    report: dict[str, Any] = {"artifacts": str(args.artifacts), "results": results}
+    if args.ops:
+        served = shared.model if shared is not None else model
+        columns_at = shared.columns if shared is not None else None
+        ops = _op_profile(served, _batch(spec, 100, columns_at), args.reps)
+        form = "request-shared" if shared is not None else "full"
+        render(
+            f"ONNX Runtime nodes of the {form} form, 100 candidates, us per forward",
+            ["node", "operator", "us", "share"],
+            [*ops[: args.ops], ops[-1]],
+        )
+        report["ops"] = [
+            dict(zip(["node", "operator", "us", "share"], op, strict=True)) for op in ops
+        ]
+    write_json("ranker_inference", report)
 
 
 if __name__ == "__main__":
