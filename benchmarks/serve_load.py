@@ -8,8 +8,9 @@ request as soon as the answer arrives, for ``--seconds`` after a short warm-up. 
 level: throughput, client-side latency p50/p95/p99/max, the server's compute time p50/p99
 (``timings_ms.total`` less ``queue``, the wait for a worker's compute slot), the rank stage's
 p50/p99 (``timings_ms.rank``), the CPU per request of the server's processes (supervisor and
-workers, from ``/proc``: compute plus HTTP, JSON and logging) and of the clients, errors
-(non-200 or transport) and degraded responses.
+workers, from ``/proc``: compute plus HTTP, JSON and logging) and of the clients, how the
+clients' connections are split between the workers (``/proc/net/tcp``), errors (non-200 or
+transport) and degraded responses.
 
 Client: one ``http.client`` keep-alive connection per thread with ``TCP_NODELAY`` (no
 Nagle / delayed-ACK 40 ms stalls on loopback). Client threads run on the same 2 cores as the
@@ -53,29 +54,71 @@ def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def tree_cpu_s(root: int) -> float:
-    """CPU seconds (user + system) used so far by process ``root`` and every process below
-    it (the server's supervisor and its workers), read from ``/proc``; 0 where there is no
-    ``/proc`` (the column then reads 0)."""
+def process_tree(root: int) -> set[int]:
+    """``root`` and every process below it (the server's supervisor and its workers), from
+    ``/proc``; just ``{root}`` where there is no ``/proc``."""
     parents: dict[int, int] = {}
-    ticks: dict[int, int] = {}
     for entry in Path("/proc").iterdir() if Path("/proc/self").exists() else ():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:  # the process ended meanwhile
-            continue
-        fields = stat[stat.rfind(")") + 2 :].split()  # after the command name
-        parents[int(entry.name)] = int(fields[1])
-        ticks[int(entry.name)] = int(fields[11]) + int(fields[12])
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:  # the process ended meanwhile
+                continue
+            parents[int(entry.name)] = int(stat[stat.rfind(")") + 2 :].split()[1])
     tree, frontier = {root}, [root]
     while frontier:
         parent = frontier.pop()
         children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
         tree.update(children)
         frontier += children
-    return sum(ticks.get(pid, 0) for pid in tree) / os.sysconf("SC_CLK_TCK")
+    return tree
+
+
+def tree_cpu_s(root: int) -> float:
+    """CPU seconds (user + system) used so far by :func:`process_tree` of ``root``; 0 where
+    there is no ``/proc`` (the column then reads 0)."""
+    ticks = 0
+    for pid in process_tree(root):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2 :].split()  # after the command name
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def connections_per_process(root: int, port: int) -> list[int]:
+    """How many established connections to ``port`` each server process holds, most first
+    (processes holding none left out): keep-alive connections stay with the worker that
+    accepted them, so an uneven split caps throughput for the whole run. [] without /proc."""
+    established: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            local_port = int(fields[1].rsplit(":", 1)[1], 16)
+            if local_port == port and fields[3] == "01":  # 01: ESTABLISHED
+                established.add(fields[9])  # the socket's inode
+    counts = []
+    for pid in process_tree(root):
+        try:
+            fds = list(Path(f"/proc/{pid}/fd").iterdir())
+        except OSError:
+            continue
+        held = 0
+        for fd in fds:
+            try:
+                target = str(fd.readlink())
+            except OSError:
+                continue
+            held += target.startswith("socket:[") and target[8:-1] in established
+        if held:
+            counts.append(held)
+    return sorted(counts, reverse=True)
 
 
 class Connection:
@@ -173,6 +216,7 @@ def run_level(
         t.start()
     time.sleep(min(3.0, seconds / 4))  # warm-up: connections open, caches warm
     load_before = load_average()
+    split = connections_per_process(server_pid, port)
     server_cpu, client_cpu = tree_cpu_s(server_pid), time.process_time()
     measuring.set()
     start = time.perf_counter()
@@ -201,6 +245,7 @@ def run_level(
         "rank_stage_p99_ms": pct(rank, 99),
         "server_cpu_ms_per_request": round(server_cpu * 1e3 / max(len(results), 1), 2),
         "client_cpu_ms_per_request": round(client_cpu * 1e3 / max(len(results), 1), 2),
+        "connections_per_worker": split,
         "errors": len(errors),
         "error_examples": errors[:3],
         "degraded": sum(r[2] for r in results),
@@ -280,6 +325,7 @@ def main() -> None:
             "client cpu/req",
             "rank p50",
             "rank p99",
+            "conns/worker",
             "errors",
             "degraded",
             "load",
@@ -298,6 +344,7 @@ def main() -> None:
                 lv["client_cpu_ms_per_request"],
                 lv["rank_stage_p50_ms"],
                 lv["rank_stage_p99_ms"],
+                "/".join(map(str, lv["connections_per_worker"])),
                 lv["errors"],
                 lv["degraded"],
                 f"{lv['load_before'][0]} -> {lv['load_after'][0]}",
