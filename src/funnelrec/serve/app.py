@@ -11,7 +11,6 @@ large, 422 invalid values or unknown ids/attributes/events, 429 over the rate li
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from contextlib import asynccontextmanager
@@ -166,7 +165,7 @@ def create_app(settings: ServeSettings, service: RecommendService | None = None)
             svc.close()  # a refused artifact: release the store and the log writer
             raise
         if settings.workers > 1:
-            await start_together(settings.ready_dir, settings.workers, settings.start_timeout_s)
+            await start_together(settings.ready_dir, settings.workers)
         holder["service"] = svc
         try:
             yield
@@ -303,10 +302,11 @@ def _add_routes(
         """Top-k items for one user through recall -> merge -> rank -> re-rank. Unknown users
         take the cold-start path (attributes and onboarding tags help); events posted earlier
         for the user are part of their history."""
-        answer = functools.partial(
-            _recommend_json, svc(), body, request.headers.get("x-request-id")
-        )
-        body_json = answer() if inline else await run_in_threadpool(answer)
+        service, request_id = svc(), request.headers.get("x-request-id")
+        if inline:
+            body_json = _recommend_json(service, body, request_id)
+        else:
+            body_json = await run_in_threadpool(_recommend_json, service, body, request_id)
         return Response(body_json, media_type="application/json")
 
     @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS, dependencies=needs_key)

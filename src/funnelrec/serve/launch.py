@@ -25,9 +25,9 @@ from pydantic import ValidationError
 
 from funnelrec.errors import ConfigError
 from funnelrec.serve.settings import ServeSettings
+from funnelrec.serve.startup import WORKER_START_S
 
 SETTINGS_ENV = "FUNNELREC_SERVE_SETTINGS"
-WORKER_START_S = 120  # how long a worker may take to import and load before it is replaced
 logger = logging.getLogger(__name__)
 
 
@@ -133,9 +133,7 @@ def serve(
     for name in ("POLARS_MAX_THREADS", "OMP_NUM_THREADS", "NUMBA_NUM_THREADS"):
         os.environ.setdefault(name, threads)  # read by the workers' imports
     shutil.rmtree(settings.ready_dir, ignore_errors=True)  # markers of an earlier start
-    worker_settings = settings.model_copy(
-        update={"metrics_dir": metrics_dir, "workers": workers, "start_timeout_s": WORKER_START_S}
-    )
+    worker_settings = settings.model_copy(update={"metrics_dir": metrics_dir, "workers": workers})
     os.environ[SETTINGS_ENV] = worker_settings.model_dump_json()
     _notice_dead_workers_at_once()
     uvicorn.run(

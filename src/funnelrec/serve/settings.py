@@ -117,9 +117,6 @@ class ServeSettings(BaseModel):
         description="Worker processes of the server (set by the launcher): with several, "
         "each starts answering only once all have loaded (funnelrec.serve.startup).",
     )
-    start_timeout_s: float = Field(
-        120.0, gt=0, description="How long a worker waits for its siblings to load."
-    )
 
     @property
     def store_url(self) -> str:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 POLL_S = 0.05
+WORKER_START_S = 120  # how long a worker may take to import and load before it is replaced
 
 
 def arrived(folder: Path) -> int:
@@ -30,7 +31,7 @@ def arrived(folder: Path) -> int:
     return sum(1 for _ in folder.glob("*.ready"))
 
 
-async def start_together(folder: Path, workers: int, timeout_s: float) -> bool:
+async def start_together(folder: Path, workers: int, timeout_s: float = WORKER_START_S) -> bool:
     """Leave this process's marker in ``folder``, then wait until ``workers`` markers are
     there; ``False`` when ``timeout_s`` passed first (logged; the worker serves anyway)."""
     folder.mkdir(parents=True, exist_ok=True)
