@@ -35,9 +35,17 @@ from _common import ROOT, render, run_child, write_json
 
 
 def measure(
-    artifacts: Path, n_requests: int, k: int, profile: int = 0, sort: str = "tottime"
+    artifacts: Path,
+    n_requests: int,
+    k: int,
+    profile: int = 0,
+    sort: str = "tottime",
+    batch: int = 1,
 ) -> dict:
-    """Median CPU ms per request and per-stage wall ms medians, in this process."""
+    """Median CPU ms per request and per-stage wall ms medians, in this process; with
+    ``batch`` > 1 the requests are answered ``batch`` at a time (``recommend_many``, what a
+    served worker does with the requests that wait together) and a request's CPU is its
+    batch's divided by ``batch``."""
     import polars as pl
 
     from funnelrec.serve.service import RecommendService
@@ -55,23 +63,29 @@ def measure(
     users = pl.read_parquet(artifacts / "vocab" / "users.parquet")["id"].to_list()
     rng = random.Random(0)
     as_of = service.model.cutoff + 1  # the artifact's clock: its time windows are populated
-    for _ in range(20):  # warm-up: numba, caches
-        service.recommend(rng.choice(users), k, timestamp=as_of)
+
+    def answer() -> list[dict]:
+        if batch == 1:
+            return [service.recommend(rng.choice(users), k, timestamp=as_of)]
+        from funnelrec.serve.service import RecommendCall
+
+        drawn = rng.sample(users, batch)  # one request per user, as a batch holds
+        return service.recommend_many([RecommendCall(u, k, timestamp=as_of) for u in drawn])
+
+    for _ in range(max(1, 20 // batch)):  # warm-up: numba, caches
+        answer()
     cpu_ms: list[float] = []
     stages: dict[str, list[float]] = {}
-    for _ in range(n_requests):
+    for _ in range(max(1, n_requests // batch)):
         start = time.process_time()
-        out = service.recommend(rng.choice(users), k, timestamp=as_of)
-        cpu_ms.append((time.process_time() - start) * 1e3)
-        for stage, ms in out["timings_ms"].items():
-            stages.setdefault(stage, []).append(ms)
+        answers = answer()
+        cpu_ms.append((time.process_time() - start) * 1e3 / batch)
+        for out in answers:
+            for stage, ms in out["timings_ms"].items():
+                stages.setdefault(stage, []).append(ms)
     if profile:  # where one request's time goes, function by function (self or cumulative)
         profiler = cProfile.Profile()
-        profiler.runcall(
-            lambda: [
-                service.recommend(rng.choice(users), k, timestamp=as_of) for _ in range(n_requests)
-            ]
-        )
+        profiler.runcall(lambda: [answer() for _ in range(max(1, n_requests // batch))])
         pstats.Stats(profiler).sort_stats(sort).print_stats(profile)
     service.close()
     return {
@@ -93,6 +107,7 @@ def _quantile(values: list[float], q: float) -> float:
 def measure_in_subprocess(src: Path, args: argparse.Namespace, artifacts: Path) -> dict:
     """:func:`measure` in a fresh interpreter that imports ``funnelrec`` from ``src``."""
     child = ["--artifacts", str(artifacts), "--requests", str(args.requests), "--k", str(args.k)]
+    child += ["--batch", str(args.batch)]
     result: dict = run_child(src, __file__, child, "measuring")
     return result
 
@@ -167,21 +182,33 @@ def main() -> None:
         default="tottime",
         help="order of --profile: own time, or time including the calls made",
     )
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=1,
+        help="answer requests this many at a time (recommend_many), as a served worker "
+        "answers the requests that wait together; CPU per request = batch CPU / batch",
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.artifacts, args.requests, args.k)))
+        print(json.dumps(measure(args.artifacts, args.requests, args.k, batch=args.batch)))
         return
     if args.reference is not None:
         compare(args)
         return
-    result = measure(args.artifacts, args.requests, args.k, args.profile, args.profile_sort)
+    if args.batch < 1:
+        raise SystemExit(f"--batch must be >= 1, got {args.batch}")
+    result = measure(
+        args.artifacts, args.requests, args.k, args.profile, args.profile_sort, args.batch
+    )
     cpu = result["cpu_ms"]
     rows = [["cpu per request", cpu["p50"], cpu["p90"], result["cpu_p99_ms"]]]
     stages = sorted(result["stages"].items(), key=lambda item: _stage_order(item[0]))
     rows += [[stage, ms, "", result["stages_p99"][stage]] for stage, ms in stages]
     render(
-        f"request CPU ({args.requests} requests, 1 thread; stages: wall time)",
+        f"request CPU ({args.requests} requests, {args.batch} at a time, 1 thread; "
+        "stages: wall time)",
         ["what", "p50 ms", "p90 ms", "p99 ms"],
         rows,
     )

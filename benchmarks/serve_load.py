@@ -168,6 +168,18 @@ def wait_ready(port: int, proc: subprocess.Popen, timeout_s: float = 300) -> Non
     raise SystemExit(f"server not ready after {timeout_s} s")
 
 
+def batch_totals(port: int) -> tuple[float, float]:
+    """``(requests, funnel runs)`` the workers answered so far, from ``/metrics``: the sum and
+    count of ``funnelrec_batch_size`` (requests answered together by one run)."""
+    _, text = Connection(port).request("GET", "/metrics")
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in text.decode().splitlines():
+        for part in totals:
+            if line.startswith(f"funnelrec_batch_size_{part} "):
+                totals[part] += float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
 def run_level(
     port: int, users: list, concurrency: int, k: int, seconds: float, server_pid: int
 ) -> dict[str, Any]:
@@ -217,6 +229,7 @@ def run_level(
     time.sleep(min(3.0, seconds / 4))  # warm-up: connections open, caches warm
     load_before = load_average()
     split = connections_per_process(server_pid, port)
+    batched_before = batch_totals(port)
     server_cpu, client_cpu = tree_cpu_s(server_pid), time.process_time()
     measuring.set()
     start = time.perf_counter()
@@ -224,6 +237,8 @@ def run_level(
     measuring.clear()
     wall = time.perf_counter() - start
     server_cpu, client_cpu = tree_cpu_s(server_pid) - server_cpu, time.process_time() - client_cpu
+    batched_after = batch_totals(port)
+    batched = [after - before for after, before in zip(batched_after, batched_before, strict=True)]
     stop.set()
     for t in threads:
         t.join()
@@ -246,6 +261,7 @@ def run_level(
         "server_cpu_ms_per_request": round(server_cpu * 1e3 / max(len(results), 1), 2),
         "client_cpu_ms_per_request": round(client_cpu * 1e3 / max(len(results), 1), 2),
         "connections_per_worker": split,
+        "mean_batch": round(batched[0] / batched[1], 2) if batched[1] else None,
         "errors": len(errors),
         "error_examples": errors[:3],
         "degraded": sum(r[2] for r in results),
@@ -326,6 +342,7 @@ def main() -> None:
             "rank p50",
             "rank p99",
             "conns/worker",
+            "batch",
             "errors",
             "degraded",
             "load",
@@ -345,6 +362,7 @@ def main() -> None:
                 lv["rank_stage_p50_ms"],
                 lv["rank_stage_p99_ms"],
                 "/".join(map(str, lv["connections_per_worker"])),
+                lv["mean_batch"],
                 lv["errors"],
                 lv["degraded"],
                 f"{lv['load_before'][0]} -> {lv['load_after'][0]}",

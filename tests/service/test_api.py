@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -193,13 +194,13 @@ def test_recommend_is_computed_on_the_event_loop_unless_several_may_run_at_once(
     cost ~1.7 ms of CPU per request. With ``inflight`` > 1 the pool runs them side by side."""
     service = make_service(inflight=inflight)
     threads: list[str] = []
-    recommend = service.recommend
+    recommend_many = service.recommend_many
 
-    def recording(*args: object, **kwargs: object) -> dict:
+    def recording(*args: Any, **kwargs: Any) -> list:
         threads.append(threading.current_thread().name)
-        return recommend(*args, **kwargs)
+        return recommend_many(*args, **kwargs)
 
-    service.recommend = recording
+    service.recommend_many = recording  # type: ignore[method-assign]
     with TestClient(create_app(service.settings, service)) as client:
         r = client.post("/v1/recommend", json={"user_id": _known(service)[0], "k": 3})
     assert r.status_code == 200 and len(r.json()["items"]) == 3

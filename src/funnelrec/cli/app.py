@@ -20,9 +20,11 @@ from funnelrec.cli.serve_options import (
     AdminTokenOpt,
     ApiKeyOpt,
     ArtifactsRootOpt,
+    BatchWaitOpt,
     DocsOpt,
     LogBackupsOpt,
     LogMaxMbOpt,
+    MaxBatchOpt,
     MaxUserEventsOpt,
     RateBurstOpt,
     RateLimitOpt,
@@ -353,6 +355,8 @@ def serve(
     feature_log_max_mb: LogMaxMbOpt = 100.0,
     feature_log_backups: LogBackupsOpt = 1,
     docs: DocsOpt = False,
+    max_batch: MaxBatchOpt = 8,
+    batch_wait: BatchWaitOpt = 0.5,
     experiments: Annotated[
         Path | None,
         typer.Option(help="Experiments file (TOML): assign every request's user, log the arm."),
@@ -383,6 +387,8 @@ def serve(
             feature_log_max_bytes=int(feature_log_max_mb * 2**20),
             feature_log_backups=feature_log_backups,
             docs=docs,
+            max_batch=max_batch,
+            batch_wait=batch_wait,
             experiments=experiments,
         )
     )

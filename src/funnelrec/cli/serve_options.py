@@ -1,4 +1,4 @@
-"""The ``serve`` command's security and limits options, as aliases that keep its signature
+"""The ``serve`` command's security, limits and batching options, as aliases that keep its signature
 readable (docs/serving.md)."""
 
 from __future__ import annotations
@@ -39,3 +39,21 @@ LogMaxMbOpt = Annotated[
 ]
 LogBackupsOpt = Annotated[int, typer.Option(min=1, help="Rotated feature logs kept.")]
 DocsOpt = Annotated[bool, typer.Option(help="Serve /docs (Swagger UI loads from a public CDN).")]
+MaxBatchOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=256,
+        help="Most requests a worker answers with one funnel run: those that waited together "
+        "(1: one at a time).",
+    ),
+]
+BatchWaitOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0,
+        max=10.0,
+        help="How long a batch may wait for keep-alive clients that come back quickly, as a "
+        "share of the last batch's compute time (0: never wait).",
+    ),
+]

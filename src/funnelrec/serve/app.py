@@ -12,7 +12,8 @@ large, 422 invalid values or unknown ids/attributes/events, 429 over the rate li
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -26,6 +27,7 @@ from starlette.exceptions import HTTPException
 
 from funnelrec import __version__
 from funnelrec.errors import shortened
+from funnelrec.serve.batching import MicroBatcher, keep_alive_client
 from funnelrec.serve.errors import RequestError
 from funnelrec.serve.inspector import InspectorSource, default_items_table
 from funnelrec.serve.inspector_app import add_inspector_routes
@@ -48,7 +50,7 @@ from funnelrec.serve.security import (
     send_json,
     token_matches,
 )
-from funnelrec.serve.service import RecommendService
+from funnelrec.serve.service import RecommendCall, RecommendService
 from funnelrec.serve.settings import ServeSettings
 from funnelrec.serve.startup import start_together
 
@@ -287,13 +289,19 @@ def _add_routes(
     readiness, Prometheus metrics."""
     needs_key = [Depends(_api_key_guard(settings.api_key))]
 
-    # inflight=1 (the default): each request is computed on the event loop itself. Handed to
-    # the thread pool, it cost a thread hop and a GIL tug-of-war with the loop's thread on
-    # every request: 7.0 -> 5.3 ms of a worker's CPU per request, measured with
-    # benchmarks/serve_load.py. And a worker busy computing accepts no new connection, so an
-    # idle sibling takes it. Requests wait in the socket instead of on the compute slot, so
-    # timings_ms.queue reads ~0 then.
-    inline = settings.inflight == 1
+    # inflight=1 (the default): requests are computed on the event loop itself. Handed to
+    # the thread pool, each cost a thread hop and a GIL tug-of-war with the loop's thread:
+    # 7.0 -> 5.3 ms of a worker's CPU per request, measured with benchmarks/serve_load.py.
+    # A worker busy computing accepts no new connection, so an idle sibling takes it.
+    # Requests wait in the socket instead of on the compute slot (timings_ms.queue reads
+    # ~0), and those that queued are answered together (funnelrec.serve.batching).
+    batcher: MicroBatcher[RecommendCall, str] | None = None
+    if settings.inflight == 1:
+        batcher = MicroBatcher(
+            lambda calls: _recommend_jsons(svc(), calls),
+            settings.max_batch,
+            wait_ratio=settings.batch_wait,
+        )
 
     @app.post(
         "/v1/recommend", response_model=RecommendResponse, responses=ERRORS, dependencies=needs_key
@@ -302,11 +310,22 @@ def _add_routes(
         """Top-k items for one user through recall -> merge -> rank -> re-rank. Unknown users
         take the cold-start path (attributes and onboarding tags help); events posted earlier
         for the user are part of their history."""
-        service, request_id = svc(), request.headers.get("x-request-id")
-        if inline:
-            body_json = _recommend_json(service, body, request_id)
+        call = RecommendCall(
+            body.user_id,
+            body.k,
+            timestamp=body.timestamp,
+            attributes=body.attributes,
+            tags=body.tags,
+            context=body.context,
+            request_id=request.headers.get("x-request-id"),
+            scenario=body.scenario,
+            arrived=time.perf_counter(),
+        )
+        if batcher is not None:
+            body_json = await batcher.submit(call, keep_alive_client(request.scope))
         else:
-            body_json = await run_in_threadpool(_recommend_json, service, body, request_id)
+            answer = await run_in_threadpool(_recommend_jsons, svc(), [call])
+            body_json = _raised(answer[0])
         return Response(body_json, media_type="application/json")
 
     @app.post("/v1/events", response_model=EventsResponse, responses=ERRORS, dependencies=needs_key)
@@ -334,27 +353,28 @@ def _add_routes(
         return Response(data, media_type=CONTENT_TYPE_LATEST)
 
 
-def _recommend_json(
-    service: RecommendService, body: RecommendRequest, request_id: str | None
-) -> str:
-    """The response body of one recommend request.
+def _recommend_jsons(
+    service: RecommendService, calls: Sequence[RecommendCall]
+) -> list[str | RequestError]:
+    """The response body of each recommend request, or the error that refused it.
 
     Written here, not by FastAPI from a returned dict: its response_model path validates in
     a second thread-pool hop and encodes in Python (~0.2-0.4 ms of a worker's CPU per
     request, measured); pydantic validates and writes the same model in one call.
     response_model still declares the schema.
     """
-    answer = service.recommend(
-        body.user_id,
-        body.k,
-        timestamp=body.timestamp,
-        attributes=body.attributes,
-        tags=body.tags,
-        context=body.context,
-        request_id=request_id,
-        scenario=body.scenario,
-    )
-    return RecommendResponse.model_validate(answer).model_dump_json()
+    return [
+        answer
+        if isinstance(answer, RequestError)
+        else RecommendResponse.model_validate(answer).model_dump_json()
+        for answer in service.recommend_many(calls)
+    ]
+
+
+def _raised(answer: str | RequestError) -> str:
+    if isinstance(answer, RequestError):
+        raise answer
+    return answer
 
 
 def _add_admin_routes(app: FastAPI, svc: Callable[[], RecommendService], token: str) -> None:

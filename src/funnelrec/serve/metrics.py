@@ -56,6 +56,13 @@ class ServeMetrics:
             buckets=LATENCY_BUCKETS,
             registry=r,
         )
+        self.batch_size = Histogram(
+            "funnelrec_batch_size",
+            "Requests answered by one run of the funnel (requests that queued while a worker "
+            "computed are answered together; settings.max_batch caps it).",
+            buckets=(1, 2, 3, 4, 6, 8, 12, 16, 32, 64),
+            registry=r,
+        )
         self.degraded = Counter(
             "funnelrec_degraded",
             "Stages left out of a request (a recall channel that failed or ran over budget, a "

@@ -250,15 +250,110 @@ def run_request(
         context=context,
     )
     result = recommender.run(queries, k=spec.k, context=context)
-    ordered = result.final  # one query, so sorted by rank
-    known = bool(queries.user_idx[0] >= 0)
-    history_len = int(queries.history_len[0])
+    # One query, so ``final`` is sorted by rank.
+    return _served(result.final, queries, 0, spec.k, popularity, result.timings_s), queries
+
+
+def batchable(spec: RequestSpec, known: bool) -> bool:
+    """Whether a request can share a :func:`run_batch` with others: a known user without
+    attributes or onboarding tags (those build per-request frames whose columns may differ;
+    an unknown user's store events would be attached to the shared unknown index -1)."""
+    return known and not spec.attributes and not spec.tags
+
+
+def batch_groups(
+    specs: Mapping[int, RequestSpec], known: Mapping[int, bool], max_batch: int
+) -> list[list[int]]:
+    """The keys of ``specs`` in batches :func:`run_batch` can answer, in arrival order: the
+    :func:`batchable` requests by ``(k, scenario)``, one per user, at most ``max_batch``
+    each; every other request alone.
+
+    Example:
+        >>> s = {n: RequestSpec(u, 10, 0) for n, u in enumerate(["a", "b", "a", "c"])}
+        >>> batch_groups(s, {n: True for n in s}, 2)
+        [[0, 1], [2, 3]]
+    """
+    groups: list[list[int]] = []
+    open_groups: dict[tuple[int, str | None], list[tuple[list[int], set[str]]]] = {}
+    for n, spec in specs.items():
+        if not batchable(spec, known[n]):
+            groups.append([n])
+            continue
+        candidates = open_groups.setdefault((spec.k, spec.scenario), [])
+        for members, users in candidates:
+            if len(members) < max_batch and spec.user_id not in users:
+                members.append(n)
+                users.add(spec.user_id)
+                break
+        else:
+            group = [n]
+            candidates.append((group, {spec.user_id}))
+            groups.append(group)
+    return groups
+
+
+def run_batch(
+    recommender: Funnel,
+    specs: Sequence[RequestSpec],
+    popularity: np.ndarray,
+    context: RequestContext,
+) -> list[Served]:
+    """Several requests through one ``recommender.run``, one :class:`Served` each, as
+    :func:`run_request` answers them one at a time: the funnel treats each query on its own
+    (what ``served_lists_equal.py`` checks between offline batches and served requests), so
+    only float rounding can differ (the ranker's matrix products see more rows).
+
+    The requests must be :func:`batchable`, of distinct users, with the same ``k`` and
+    scenario; ``context.history`` holds every user's rows.
+    """
+    first = specs[0]
+    if len({s.user_id for s in specs}) < len(specs):
+        raise ValueError("a batch holds one request per user (their rows are shared)")
+    if any(s.k != first.k or s.scenario != first.scenario for s in specs):
+        raise ValueError("a batch's requests share k and scenario")
+    if first.scenario is not None:
+        context = dataclasses.replace(context, scenario=first.scenario)
+    user_ids = pl.Series("user_id", [s.user_id for s in specs], dtype=pl.String)
+    times = np.array([s.timestamp for s in specs], dtype=np.int64)
+    queries = recommender.queries(user_ids, times, context=context)
+    result = recommender.run(queries, k=first.k, context=context)
+    final = result.final  # sorted by query_id, then rank
+    bounds = np.searchsorted(
+        final["query_id"].to_numpy(), np.arange(len(specs) + 1, dtype=np.int64)
+    )
+    return [
+        _served(
+            final.slice(int(bounds[i]), int(bounds[i + 1] - bounds[i])),
+            queries,
+            i,
+            first.k,
+            popularity,
+            result.timings_s,
+        )
+        for i in range(len(specs))
+    ]
+
+
+def _served(
+    ordered: pl.DataFrame,
+    queries: Queries,
+    row: int,
+    k: int,
+    popularity: np.ndarray,
+    timings_s: Mapping[str, float],
+) -> Served:
+    """Query ``row``'s answer from its rows of ``Recommendation.final`` (by rank): the top
+    ``k`` and the ranked pool, or the most popular unseen items when nothing was retrieved."""
+    known = bool(queries.user_idx[row] >= 0)
+    history_len = int(queries.history_len[row])
     if ordered.height == 0:
-        top = fallback_items(popularity, queries.history_item, spec.k)
-        return Served(top, top, dict(result.timings_s), known, history_len, True), queries
+        ptr = queries.history_ptr
+        seen = queries.history_item[int(ptr[row]) : int(ptr[row + 1])]
+        top = fallback_items(popularity, seen, k)
+        return Served(top, top, dict(timings_s), known, history_len, True)
     pool = select_columns(ordered, stage_columns(ordered))
-    top = pool.head(int(np.searchsorted(pool["rank"].to_numpy(), spec.k, side="right")))
-    return Served(top, pool, dict(result.timings_s), known, history_len), queries
+    top = pool.head(int(np.searchsorted(pool["rank"].to_numpy(), k, side="right")))
+    return Served(top, pool, dict(timings_s), known, history_len)
 
 
 def k_limit(recommender: Funnel, service_max: int) -> tuple[int, str]:
@@ -323,3 +418,50 @@ def response_columns(frame: pl.DataFrame, item_ids: list[Any]) -> dict[str, list
             values = [v if v is not None and isfinite(v) else None for v in values]
         out[name] = values
     return out
+
+
+def response_items(cols: Mapping[str, list]) -> list[dict[str, Any]]:
+    """One dict per returned item (the response's ``items``) from :func:`response_columns`;
+    a stage column the request did not produce reads None."""
+    n = len(cols["item_id"])
+    absent = [None] * n
+    tasks = [c for c in cols if c.startswith("p_")]
+    names = [t.removeprefix("p_") for t in tasks]
+    per_item = zip(*(cols[t] for t in tasks), strict=True)
+    probabilities = [dict(zip(names, p, strict=True)) for p in per_item]
+    rows = zip(
+        cols["item_id"],
+        cols["rank"],
+        cols["score"],
+        cols["source"],
+        cols["merged_rank"],
+        cols.get("source_rank", absent),
+        cols.get("recall_score", absent),
+        cols.get("pre_rerank_rank", absent),
+        probabilities if tasks else [{} for _ in range(n)],
+        strict=True,
+    )
+    return [
+        {
+            "item_id": item_id,
+            "rank": rank,
+            "score": score,
+            "source": source,
+            "merged_rank": merged_rank,
+            "source_rank": source_rank,
+            "recall_score": recall_score,
+            "pre_rerank_rank": pre_rerank_rank,
+            "probabilities": probs,
+        }
+        for (
+            item_id,
+            rank,
+            score,
+            source,
+            merged_rank,
+            source_rank,
+            recall_score,
+            pre_rerank_rank,
+            probs,
+        ) in rows
+    ]

@@ -77,6 +77,22 @@ class ServeSettings(BaseModel):
     inflight: int = Field(
         1, ge=1, description="Requests computed at once per worker (more only adds GIL churn)."
     )
+    max_batch: int = Field(
+        8,
+        ge=1,
+        le=256,
+        description="Most requests a worker answers with one run of the funnel: those that "
+        "queued while it computed (1: one at a time). A batch's requests all wait for its "
+        "end, so this also caps the latency batching adds.",
+    )
+    batch_wait: float = Field(
+        0.5,
+        ge=0,
+        le=10,
+        description="How long a batch may wait for keep-alive clients it just answered that "
+        "came back as quickly the last time, as a share of the last batch's compute time "
+        "(0: never wait; funnelrec.serve.batching).",
+    )
     admin_token: str | None = Field(
         None,
         min_length=16,
