@@ -4,8 +4,8 @@ by one call.
 A worker computes on its event loop (``inflight = 1``), so while it answers one batch the
 next requests wait in their sockets. Answering them one at a time pays the funnel's fixed
 costs (a few hundred small NumPy, polars and ONNX calls) for each; answered together they pay
-them once (four requests in one funnel run cost ~3.3 ms of CPU each against ~4.9 ms alone,
-``benchmarks/request_cpu.py --batch``).
+them once (four requests in one funnel run: 3.4 ms of CPU each against 6.4 ms alone,
+``benchmarks/request_cpu.py --batch``; docs/serving.md, "Sixth round").
 
 When a batch starts:
 

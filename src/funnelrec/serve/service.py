@@ -164,10 +164,10 @@ class RecommendService:
         Requests that :func:`~funnelrec.serve.request.batchable` allows (known users, same
         ``k`` and scenario, one per user) run through one ``Recommender.run`` of up to
         ``settings.max_batch`` queries: a worker answering the requests that queued while it
-        computed pays the funnel's fixed costs once for them all (measured: four requests
-        together cost 3.3 ms of CPU each, against 5.4 ms one at a time). A batch that does not
-        run cleanly (an exception, a recall channel dropped) is answered again one request at a
-        time, with the single request's degradation rules.
+        computed pays the funnel's fixed costs once for them all (four requests together:
+        3.4 ms of CPU each against 6.4 ms alone, docs/serving.md "Sixth round"). A batch that
+        does not run cleanly (an exception, a recall channel dropped) is answered again one
+        request at a time, with the single request's degradation rules.
         """
         start = time.perf_counter()
         model = self.model  # one artifact for the whole call, even across a reload
