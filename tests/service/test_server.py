@@ -125,6 +125,41 @@ def test_metrics_exposition(client: httpx.Client) -> None:
     assert 'funnelrec_events_total{event="click"}' in text
 
 
+def _batch_totals(client: httpx.Client) -> tuple[float, float]:
+    """``(requests, funnel runs)`` answered so far (``funnelrec_batch_size`` sum and count)."""
+    totals = {"sum": 0.0, "count": 0.0}
+    for line in client.get("/metrics").text.splitlines():
+        for part in totals:
+            if line.startswith(f"funnelrec_batch_size_{part} "):
+                totals[part] += float(line.split()[-1])
+    return totals["sum"], totals["count"]
+
+
+def test_concurrent_keep_alive_clients_are_answered_in_batches(
+    server: tuple[str, Path], client: httpx.Client, users: list
+) -> None:
+    """Four clients in a loop on their own connections: their requests meet on the worker
+    and share funnel runs (the replay test below replays them too)."""
+    before = _batch_totals(client)
+    failures: list[str] = []
+
+    def loop(user: str) -> None:
+        with httpx.Client(base_url=server[0], timeout=30) as own:
+            for _ in range(8):
+                r = own.post("/v1/recommend", json={"user_id": user, "k": 5})
+                if r.status_code != 200 or len(r.json()["items"]) != 5:
+                    failures.append(r.text)
+
+    threads = [threading.Thread(target=loop, args=(user,)) for user in users[:4]]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not failures, failures[:2]
+    answered, runs = (after - b for after, b in zip(_batch_totals(client), before, strict=True))
+    assert answered == 32 and runs < 32, (answered, runs)
+
+
 def test_bad_input_over_http(client: httpx.Client) -> None:
     r = client.post(
         "/v1/recommend", content=b"{not json", headers={"content-type": "application/json"}
