@@ -12,6 +12,11 @@ workers, from ``/proc``: compute plus HTTP, JSON and logging) and of the clients
 clients' connections are split between the workers (``/proc/net/tcp``), errors (non-200 or
 transport) and degraded responses.
 
+Open loop (``--rate R``): the threads send R requests per second in all at Poisson times, and
+latency counts from each request's scheduled time, so a slow server is not hidden by clients
+that wait for it. ``--serve-args '--max-batch 1'`` passes options to the server (e.g. to
+compare with micro-batching off).
+
 Client: one ``http.client`` keep-alive connection per thread with ``TCP_NODELAY`` (no
 Nagle / delayed-ACK 40 ms stalls on loopback). Client threads run on the same 2 cores as the
 server, so the numbers include the client's CPU share. ``uptime`` load is recorded before and
@@ -23,6 +28,7 @@ the ranker's time-window features look like they did in evaluation.
 Issue target: p99 under 30 ms at 8 concurrent clients on a 2-core machine, 500 candidates.
 
     .venv/bin/python benchmarks/serve_load.py [--artifacts DIR] [--workers 2] [--seconds 20]
+        [--rate R] [--serve-args '...']
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import http.client
 import json
 import os
 import random
+import shlex
 import shutil
 import socket
 import subprocess
@@ -181,9 +188,18 @@ def batch_totals(port: int) -> tuple[float, float]:
 
 
 def run_level(
-    port: int, users: list, concurrency: int, k: int, seconds: float, server_pid: int
+    port: int,
+    users: list,
+    concurrency: int,
+    k: int,
+    seconds: float,
+    server_pid: int,
+    rate: float | None = None,
 ) -> dict[str, Any]:
     """Closed loop: ``concurrency`` threads, each one request in flight, for ``seconds``.
+    Open loop with ``rate``: the threads send ``rate`` requests per second in all, at Poisson
+    times, and a request's latency counts from its scheduled time (a thread still waiting for
+    its previous answer sends late, and the delay counts: no coordinated omission).
     Also the CPU per request of the server's processes (compute, HTTP, JSON, logging) and
     of this process (the clients), which share the machine's cores."""
     stop = threading.Event()
@@ -198,9 +214,15 @@ def run_level(
         conn = Connection(port)
         local: list[tuple[float, float | None, bool, float]] = []
         local_errors: list[str] = []
+        scheduled = time.perf_counter()
         while not stop.is_set():
             body = json.dumps({"user_id": rng.choice(users), "k": k}).encode()
             start = time.perf_counter()
+            if rate is not None:  # this thread's share of a Poisson stream
+                scheduled += rng.expovariate(rate / concurrency)
+                if stop.wait(max(0.0, scheduled - start)):
+                    break
+                start = scheduled
             try:
                 status, payload = conn.request("POST", "/v1/recommend", body)
             except OSError as e:
@@ -248,6 +270,7 @@ def run_level(
     pct = lambda a, q: round(float(np.percentile(a, q)), 2) if a.size else None  # noqa: E731
     return {
         "concurrency": concurrency,
+        "offered_rps": rate,
         "requests": len(results),
         "throughput_rps": round(len(results) / wall, 1),
         "p50_ms": pct(lat, 50),
@@ -279,7 +302,20 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--users", type=int, default=2000, help="Distinct known users drawn.")
     parser.add_argument("--name", default="serve_load", help="Results file name.")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        help="open loop: requests per second in all, at Poisson times over the level's "
+        "connections (default: closed loop, each connection sends when answered)",
+    )
+    parser.add_argument(
+        "--serve-args",
+        default="",
+        help="more options for funnelrec serve, e.g. '--max-batch 1'",
+    )
     args = parser.parse_args()
+    if args.rate is not None and args.rate <= 0:
+        parser.error(f"--rate must be positive, got {args.rate}")
 
     artifacts = args.artifacts.resolve()
     if not (artifacts / "manifest.json").is_file():
@@ -293,6 +329,7 @@ def main() -> None:
     state = Path(tempfile.mkdtemp(prefix="serve_load_"))
     port = free_port()
     cmd = serve_command(artifacts, port, state, "--workers", str(args.workers))
+    cmd += shlex.split(args.serve_args)
     if not has_golden:
         console.print("[yellow]artifact has no golden set: serving with --no-self-check[/]")
         cmd.append("--no-self-check")
@@ -305,7 +342,7 @@ def main() -> None:
         startup_s = time.perf_counter() - started
         console.print(f"ready after {startup_s:.1f} s")
         for concurrency in (int(c) for c in args.concurrency.split(",")):
-            level = run_level(port, users, concurrency, args.k, args.seconds, proc.pid)
+            level = run_level(port, users, concurrency, args.k, args.seconds, proc.pid, args.rate)
             console.print(
                 f"c={concurrency}: {level['throughput_rps']} req/s, p50 {level['p50_ms']} ms, "
                 f"p99 {level['p99_ms']} ms, errors {level['errors']}, load {level['load_after']}"
@@ -326,7 +363,8 @@ def main() -> None:
         shutil.rmtree(state, ignore_errors=True)
 
     render(
-        f"serve load: {args.workers} workers, k={args.k}, {args.seconds:.0f} s per level "
+        f"serve load: {args.workers} workers, k={args.k}, {args.seconds:.0f} s per level, "
+        f"{'closed loop' if args.rate is None else f'open loop at {args.rate:g} req/s'} "
         f"(uptime load before -> after)",
         [
             "clients",
@@ -380,6 +418,8 @@ def main() -> None:
             "workers": args.workers,
             "k": args.k,
             "seconds_per_level": args.seconds,
+            "open_loop_rps": args.rate,
+            "serve_args": args.serve_args,
             "merged_candidates": merge_k,
             "ranked_candidates": score_k,
             "cores": os.cpu_count(),
